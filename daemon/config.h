@@ -1,0 +1,88 @@
+// kvd's configuration: the [server] [storage] [snapshot] [durability] [log]
+// tables of kvd.toml, validated. Every key is documented in conf/kvd.toml.
+//
+// Keys are described once, in a table in config.cc (name, type, default,
+// range, whether SIGHUP / CONFIG SET may change it at run time), like Redis's
+// static_configs[]. Errors name the key, the file and the line.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kvd/engine.h"
+#include "kvd/status.h"
+#include "kvd/types.h"
+
+namespace kvd::daemon {
+
+enum class LogTarget { kAuto, kStderr, kJournald };
+
+struct Config {
+  std::string source_path;  // the file it was read from
+
+  // [server]
+  std::string socket = "/run/kvd/kvd.sock";
+  uint32_t socket_mode = 0660;
+  uint32_t max_connections = 1024;
+  uint32_t max_frame_bytes = 32 * 1024 * 1024;
+  std::chrono::milliseconds idle_timeout{0};  // 0 = never
+  // Stop reading from a client whose unsent replies exceed this.
+  uint64_t max_pending_reply_bytes = 8 * 1024 * 1024;
+
+  // [storage]
+  std::string wal_path = "/var/lib/kvd/wal";
+  std::string snapshot_path = "/var/lib/kvd/snapshots";
+  uint64_t segment_size = 64ull * 1024 * 1024;
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateTail;
+  uint32_t max_key_bytes = kMaxKeyBytes;
+  uint32_t max_value_bytes = kMaxValueBytes;
+
+  // [snapshot]
+  std::chrono::milliseconds snapshot_interval{0};  // 0 = off
+  uint64_t snapshot_wal_bytes = 0;                  // 0 = off
+
+  // [durability]
+  DurabilityOptions durability;
+  std::chrono::milliseconds slow_sync_warning{100};  // log fdatasyncs slower than this
+
+  // [log]
+  std::string log_level = "info";  // trace debug info warn error critical off
+  LogTarget log_target = LogTarget::kAuto;
+};
+
+// Reads and validates a TOML file. Unknown keys, wrong types and
+// out-of-range values are kInvalidArgument: "<file>:<line>: <table.key>: why".
+Result<Config> LoadConfig(const std::string& path);
+// Same, from text (for tests and the fuzzer); `name` stands in for the path.
+Result<Config> ParseConfig(const std::string& text, const std::string& name);
+
+// The effective configuration as TOML text (kvd --check-config, start-up log).
+std::string RenderConfig(const Config& c);
+
+// One key, by dotted name ("durability.batch_size"): value as text, or
+// nullopt if there is no such key.
+std::optional<std::string> GetConfigValue(const Config& c, std::string_view name);
+// Names and values of every key, in table order.
+std::vector<std::pair<std::string, std::string>> ListConfigValues(const Config& c);
+// Whether a key may change at run time (SIGHUP, CONFIG SET).
+bool IsRuntimeKey(std::string_view name);
+// Applies one runtime key from text (CONFIG SET). kInvalidArgument for an
+// unknown key, a restart-only key or a bad value; c is unchanged then.
+Status SetConfigValue(Config* c, std::string_view name, std::string_view value);
+
+// What changed between two configs, for SIGHUP: the runtime keys to apply
+// and the restart-only keys that differ (applied only after a restart).
+struct ConfigDiff {
+  std::vector<std::string> runtime_changed;   // "durability.batch_size: 64 -> 5"
+  std::vector<std::string> restart_required;  // "server.socket: a -> b (needs a restart)"
+};
+ConfigDiff DiffConfig(const Config& old_config, const Config& new_config);
+
+// Unit parsing, exposed for tests: "10ms" "5m" "1h" "0" / "64MiB" "1GiB" "4096".
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+Result<uint64_t> ParseSize(std::string_view text);
+
+}  // namespace kvd::daemon

@@ -1,0 +1,83 @@
+// A blocking client for kvd's Unix-socket protocol. Used by kvctl, the bench
+// tool and the tests. Not thread-safe: one Client per thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvd/fd.h"
+#include "kvd/protocol.h"
+#include "kvd/status.h"
+
+namespace kvd {
+
+struct Reply {
+  proto::ReplyHeader header;
+  std::string payload;
+  bool ok() const { return header.status == Code::kOk; }
+  // The reply as a Status: OK, or the code with the payload as message.
+  Status status() const;
+};
+
+struct WriteAck {
+  Lsn lsn = 0;          // the write's LSN
+  Lsn durable_lsn = 0;  // durable LSN at reply time
+  bool existed = true;  // DEL: whether the key was present
+};
+
+class Client {
+ public:
+  // Connects to a Unix socket. timeout bounds connect and every later call
+  // (0 = no timeout). Errors: kIOError naming the path and errno.
+  static Result<std::unique_ptr<Client>> Connect(const std::string& socket_path,
+                                                 std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+
+  // --- raw, pipelined use ---------------------------------------------------
+  // Queues one request (not sent until Flush or a blocking call). Returns its id.
+  uint64_t Queue(proto::Opcode op, uint16_t flags, std::initializer_list<std::string_view> payload_parts = {});
+  // Sends everything queued.
+  Status Flush();
+  // Reads the next reply (blocks).
+  Result<Reply> Receive();
+  // Queue + Flush + Receive; checks that the reply id matches.
+  Result<Reply> Call(proto::Opcode op, uint16_t flags = 0,
+                     std::initializer_list<std::string_view> payload_parts = {});
+
+  // --- convenience ------------------------------------------------------------
+  Status Ping();
+  // nullopt when the key is absent.
+  Result<std::optional<std::string>> Get(std::string_view key);
+  Result<WriteAck> Put(std::string_view key, std::string_view value, bool durable = false);
+  Result<WriteAck> Del(std::string_view key, bool durable = false);
+  Result<WriteAck> Batch(std::span<const BatchOp> ops, bool durable = false);
+  Result<proto::ScanReply> Scan(const proto::ScanArgs& args);
+  Result<uint64_t> Count(std::string_view prefix = {});
+  // Returns the durable LSN.
+  Result<Lsn> FlushWal();
+  // Returns the snapshot's LSN.
+  Result<Lsn> Snapshot();
+  // The STATUS JSON text.
+  Result<std::string> StatusJson();
+  Result<std::string> ConfigGet(std::string_view name = {});
+  Status ConfigSet(std::string_view name, std::string_view value);
+
+  int fd() const { return fd_.get(); }
+
+ private:
+  explicit Client(Fd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
+  Status ReadSome();
+
+  Fd fd_;
+  std::chrono::milliseconds timeout_;
+  uint64_t next_id_ = 1;
+  std::string out_;
+  std::string in_;
+  size_t in_pos_ = 0;
+};
+
+}  // namespace kvd

@@ -1,0 +1,167 @@
+// Engine: recovery, the WAL, group commit and the State, as one object.
+//
+// The write path, in the order data flows:
+//   Put/Del/Batch (owner thread) -> record appended to the pending buffer,
+//   LSN assigned -> the committer thread writes the group and fdatasyncs
+//   -> options.notify() -> the owner calls Poll() -> the group is applied to
+//   the State (sync mode) and every write now durable is reported to the sink.
+//
+// Threading: every method is called from one owner thread (the daemon's loop
+// thread), except that options.notify is invoked on the committer thread.
+// Only one commit (write + fdatasync) runs at a time; writes that arrive
+// while it runs form the next group.
+//
+// Visibility (docs/durability.md): in sync mode a write is applied to the
+// State only after the fdatasync covering it returned, so reads never see
+// data that a crash could still take away. In batch and none mode writes are
+// applied (and normally acknowledged) at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "kvd/env.h"
+#include "kvd/snapshot.h"
+#include "kvd/state.h"
+#include "kvd/status.h"
+#include "kvd/types.h"
+#include "kvd/wal.h"
+
+namespace kvd {
+
+using Clock = std::chrono::steady_clock;
+
+struct DurabilityOptions {
+  DurabilityMode mode = DurabilityMode::kSync;
+  // sync: the most records in one group. batch: fewer than batch_size
+  // acknowledged records are ever not yet durable (1 = every write is synced
+  // before it is acknowledged, as the original engine's SETBATCH 1).
+  uint32_t batch_size = 1024;
+  // batch: no acknowledged record stays not-durable longer than this.
+  // none: buffered records are written (not synced) at least this often.
+  std::chrono::microseconds flush_interval{10'000};
+};
+
+struct EngineOptions {
+  Env* env = nullptr;  // nullptr = Env::Default()
+  std::string wal_dir;
+  std::string snapshot_dir;
+  uint64_t segment_size = kDefaultSegmentSize;
+  bool preallocate = true;
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateTail;
+  DurabilityOptions durability;
+  uint32_t max_key_bytes = kMaxKeyBytes;
+  uint32_t max_value_bytes = kMaxValueBytes;
+  // Invoked on the committer thread after each commit finishes; the owner
+  // must then call Poll() on its own thread (the daemon: uv_async_send).
+  // If empty, callers use WaitDurable/Poll themselves.
+  std::function<void()> notify;
+  // Progress of recovery (segment done), for sd_notify.
+  std::function<void(const SegmentReport&)> recovery_progress;
+  // Non-fatal oddities worth a log line (fallocate unsupported, ...).
+  std::function<void(std::string_view)> on_warning;
+};
+
+struct RecoveryReport {
+  std::string snapshot_path;     // empty: none used
+  Lsn snapshot_lsn = 0;
+  uint64_t snapshot_entries = 0;
+  std::vector<std::string> snapshot_failures;  // newer snapshots rejected, with why
+  WalRecoveryReport wal;
+  Lsn last_lsn = 0;              // next write gets last_lsn + 1
+  uint64_t keys = 0;
+  uint64_t digest = 0;
+  std::chrono::microseconds duration{0};
+};
+
+// The result of submitting a write.
+struct WriteTicket {
+  Lsn lsn = 0;
+  // true: acknowledge now (batch/none mode within the bound); the write is
+  // applied and `existed` is valid. false: wait for the sink's OnWriteDone.
+  bool done = false;
+  bool existed = false;
+};
+
+// Receives completions from Poll(), in LSN order.
+class CompletionSink {
+ public:
+  virtual ~CompletionSink() = default;
+  // A write whose ticket was not done has finished: durable and applied
+  // (status OK, existed valid) or failed (status says why; never applied).
+  virtual void OnWriteDone(Lsn lsn, const Status& status, bool existed) = 0;
+  // A RequestFlush finished: everything up to durable_lsn is durable.
+  virtual void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) = 0;
+};
+
+struct EngineStats {
+  Lsn last_lsn = 0, durable_lsn = 0, applied_lsn = 0;
+  uint64_t groups = 0;            // commits that fdatasynced
+  uint64_t grouped_records = 0;   // records they covered (mean group = grouped_records / groups)
+  uint64_t sync_p50_us = 0, sync_p99_us = 0, sync_max_us = 0;
+  uint64_t last_sync_us = 0;
+  uint64_t pending_records = 0;   // appended, not yet durable
+  WalStats wal;
+  std::string write_refusal;      // empty while writes are accepted
+  std::string no_space;           // last ENOSPC message while out of space, else empty
+};
+
+class Engine {
+ public:
+  // Locks nothing (the daemon locks the data directory), recovers
+  // (newest valid snapshot, then WAL replay per recovery_mode), opens the WAL
+  // writer and starts the committer thread. *report is filled even on failure
+  // as far as recovery got.
+  static Result<std::unique_ptr<Engine>> Open(EngineOptions options, RecoveryReport* report);
+  virtual ~Engine() = default;
+
+  // ---- writes -------------------------------------------------------------
+  // Sizes are checked (kTooLarge). kWritesRefused after a failed fdatasync,
+  // kNoSpace while the disk is full. `durable` demands an acknowledgement
+  // only after fdatasync, whatever the mode.
+  virtual Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) = 0;
+  virtual Result<WriteTicket> Del(std::string_view key, bool durable) = 0;
+  virtual Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) = 0;
+  // Everything appended so far becomes durable; sink.OnFlushDone(token) then.
+  virtual void RequestFlush(uint64_t token) = 0;
+
+  // ---- driving --------------------------------------------------------------
+  // Collects finished commits, applies, reports to sink, starts the next group.
+  virtual void Poll(CompletionSink* sink) = 0;
+  // Time-based policy (flush_interval); call at least every flush_interval/2.
+  virtual void Tick(Clock::time_point now, CompletionSink* sink) = 0;
+  // Blocks until durable_lsn() >= lsn or writes fail (for library users and
+  // tests without an event loop); reports completions to sink (may be null).
+  virtual Status WaitDurable(Lsn lsn, CompletionSink* sink) = 0;
+
+  // ---- reads and state ------------------------------------------------------
+  virtual const State& state() const = 0;
+  virtual Lsn last_lsn() const = 0;     // last assigned
+  virtual Lsn durable_lsn() const = 0;  // last covered by a successful fdatasync
+  virtual Lsn applied_lsn() const = 0;  // last applied to state()
+  // OK while writes are accepted; the sticky reason after a failed fdatasync.
+  virtual Status write_refusal() const = 0;
+  virtual EngineStats stats() const = 0;
+
+  // ---- runtime configuration -----------------------------------------------
+  virtual Status SetDurability(const DurabilityOptions& d) = 0;
+  virtual DurabilityOptions durability() const = 0;
+
+  // ---- snapshots -------------------------------------------------------------
+  // The LSN a snapshot of state() taken now covers (= applied_lsn()).
+  virtual Lsn SnapshotLsn() const = 0;
+  // Called after a snapshot at lsn became durable (e.g. written by a forked
+  // child): prunes older snapshots and deletes WAL segments it covers.
+  virtual Status SnapshotInstalled(Lsn lsn) = 0;
+
+  // Writes and fdatasyncs everything pending, stops the committer, closes the
+  // WAL. Pending writes are reported to sink. Idempotent.
+  virtual Status Close(CompletionSink* sink) = 0;
+};
+
+}  // namespace kvd

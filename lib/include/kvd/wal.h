@@ -1,0 +1,165 @@
+// The write-ahead log: record framing, the segment writer and recovery.
+// docs/wal_format.md is the normative description of the bytes on disk.
+//
+// Record (all little-endian):
+//   u32 masked_crc32c   of type, lsn and payload (LevelDB's mask)
+//   u32 payload_length
+//   u8  type            1 PUT, 2 DEL, 3 BATCH
+//   u64 lsn
+//   payload
+// A segment file wal-<20-digit first LSN>.log starts with a 32-byte header
+// (magic, version, first LSN, header CRC) and is preallocated; the zeroed,
+// never-written rest reads as its end.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvd/env.h"
+#include "kvd/state.h"
+#include "kvd/status.h"
+#include "kvd/types.h"
+
+namespace kvd {
+
+enum class RecordType : uint8_t { kPut = 1, kDel = 2, kBatch = 3 };
+
+inline constexpr size_t kRecordHeaderBytes = 17;
+inline constexpr size_t kSegmentHeaderBytes = 32;
+inline constexpr uint64_t kDefaultSegmentSize = 64ull * 1024 * 1024;
+
+struct WalRecord {
+  RecordType type;
+  Lsn lsn;
+  std::string_view payload;
+};
+
+// Appends one framed record to *buf. Callers validate sizes first.
+void AppendPutRecord(std::string* buf, Lsn lsn, std::string_view key, std::string_view value);
+void AppendDelRecord(std::string* buf, Lsn lsn, std::string_view key);
+void AppendBatchRecord(std::string* buf, Lsn lsn, std::span<const BatchOp> ops);
+
+// Walks a buffer of whole framed records (as produced by Append*Record)
+// without verifying CRCs: for the live path, which made the buffer itself.
+// fn returns false to stop.
+void ForEachRecord(std::string_view buf, const std::function<bool(const WalRecord&)>& fn);
+
+// Applies one record to state, deterministically. For PUT/DEL, *existed tells
+// whether the key was present before (BATCH: whether its first op's key was).
+// kCorruption if the payload does not decode (never from our own buffers).
+Status ApplyRecord(State* state, const WalRecord& rec, bool* existed = nullptr);
+
+std::string SegmentFileName(Lsn first_lsn);
+std::optional<Lsn> ParseSegmentFileName(std::string_view name);
+
+// ---- recovery --------------------------------------------------------------
+
+enum class DamageKind : uint8_t {
+  kNone,
+  kTornTail,    // bad bytes at the end of the last segment, nothing valid after
+  kCorruption,  // a bad record followed by valid ones, a bad segment header
+                // before the last segment, or a gap / reordering of LSNs
+};
+std::string_view ToString(DamageKind k);
+
+struct SegmentReport {
+  std::string path;
+  Lsn first_lsn = 0;        // from the header (or the name if the header is bad)
+  Lsn last_good_lsn = 0;    // 0 if no good record
+  uint64_t good_records = 0;
+  uint64_t good_bytes = 0;  // offset just past the last good record
+  uint64_t file_bytes = 0;
+  DamageKind damage = DamageKind::kNone;
+  uint64_t damage_offset = 0;
+  std::string damage_reason;    // "crc mismatch", "length past end", "lsn gap 41 -> 43", ...
+  uint64_t dropped_bytes = 0;   // non-zero bytes from damage_offset to the end of data
+  uint64_t dropped_records = 0; // valid-looking records found after the damage
+};
+
+struct WalRecoveryReport {
+  std::vector<SegmentReport> segments;
+  Lsn last_lsn = 0;              // last record replayed (or skipped as covered)
+  uint64_t records_replayed = 0; // records with LSN > the start LSN that were applied
+  uint64_t bytes_replayed = 0;
+  bool truncated = false;        // a torn tail was cut (not in a dry run)
+  std::string truncated_segment;
+  uint64_t truncated_offset = 0;
+  uint64_t dropped_bytes = 0;
+  std::string broken_file;       // where the dropped bytes were kept
+  std::vector<std::string> set_aside;  // point_in_time: later segments renamed *.broken
+  bool data_lost() const { return dropped_bytes > 0 || !set_aside.empty(); }
+};
+
+struct WalRecoveryOptions {
+  std::string dir;
+  RecoveryMode mode = RecoveryMode::kTolerateTail;
+  // Records with LSN <= start_lsn are covered by the snapshot: checked, not applied.
+  Lsn start_lsn = 0;
+  // Examine only: change nothing on disk (kvd --check-data).
+  bool dry_run = false;
+  // Called for each good record with LSN > start_lsn, in LSN order.
+  std::function<Status(const WalRecord&)> apply;
+  // Progress, called after each segment (for sd_notify STATUS/EXTEND_TIMEOUT).
+  std::function<void(const SegmentReport&)> progress;
+};
+
+// Scans every segment in order and replays it. Damage handling per mode:
+// tolerate_tail cuts a torn tail (the bad bytes are copied to
+// <segment>.broken, the segment truncated and fsynced) and refuses
+// corruption; absolute refuses both; point_in_time stops at the first damage,
+// cuts there and renames every later segment to *.broken.
+// A refusal is kCorruption whose message names file, offset, reason and the
+// recovery_mode that would accept it; the report is still filled.
+Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report);
+
+// ---- the writer --------------------------------------------------------------
+
+struct WalWriterOptions {
+  std::string dir;
+  uint64_t segment_size = kDefaultSegmentSize;
+  // fallocate each new segment (falls back to growing the file on
+  // kUnsupported, logged once through on_warning).
+  bool preallocate = true;
+  std::function<void(std::string_view)> on_warning;
+};
+
+struct WalStats {
+  uint64_t segments = 0;
+  uint64_t bytes = 0;  // bytes of records in all live segments
+  std::string active_segment;
+};
+
+// Appends framed records to segments. Owned by one thread at a time (the
+// committer's). Invariants: the bytes on disk in the active segment are whole
+// records followed by zeros; a failed Write leaves the file as it was before
+// the call (a partial write is cut back).
+class WalWriter {
+ public:
+  // Opens for appending after RecoverWal: continues the last segment at its
+  // good end if it has room, else creates a segment starting at next_lsn.
+  static Result<std::unique_ptr<WalWriter>> Open(Env* env, WalWriterOptions options,
+                                                 const WalRecoveryReport& recovered, Lsn next_lsn);
+  virtual ~WalWriter() = default;
+
+  // Writes whole records (first..last, consecutive LSNs) and rolls to a new
+  // segment when the next record does not fit. Rolling fdatasyncs the old
+  // segment first, and creating a segment fsyncs it and its directory, so a
+  // torn tail can only ever be in the last segment.
+  // Errors: kNoSpace (nothing of this call remains; retrying later is safe),
+  // kIOError (the file may be damaged: callers stop writing).
+  virtual Status Write(std::string_view records, Lsn first, Lsn last) = 0;
+  // fdatasync of the active segment. A failure is final (never retry).
+  virtual Status Sync() = 0;
+  // Deletes segments whose records all have LSN <= lsn; never the active one.
+  virtual Status DropSegmentsUpTo(Lsn lsn, int* dropped) = 0;
+  virtual WalStats stats() const = 0;
+  // Syncs and closes; the active segment is trimmed to its data.
+  virtual Status Close() = 0;
+};
+
+}  // namespace kvd
