@@ -2,7 +2,8 @@
 # Builds kvd three ways and runs the whole suite on each:
 #   build/asan   ASan+UBSan, fault-injection enabled: every test
 #   build/tsan   TSan: the tests where threads meet (label "threads")
-#   build/rel    release-like build: every test; its ctest summary closes the output
+#   build/rel    the release build (scripts/build.sh) that the systemd test installs
+#   build/test   optimised build with test options: every test; its ctest summary closes the output
 # Long soaks stay off unless KVD_SOAK=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,9 @@ configure_build build/tsan -DCMAKE_BUILD_TYPE=Debug -DKVD_SANITIZE=thread
 
 if [ -x scripts/fuzz.sh ]; then scripts/fuzz.sh; fi
 
-configure_build build/rel -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON
-cd build/rel && ctest --output-on-failure -j"$JOBS"
+# The release tree the service test installs and packages (prefix /usr, no test options).
+./scripts/build.sh
+export KVD_PKG_BUILD="$PWD/build/rel"
+
+configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON
+cd build/test && ctest --output-on-failure -j"$JOBS"

@@ -78,6 +78,7 @@ class Client {
   std::string out_;
   std::string in_;
   size_t in_pos_ = 0;
+  std::string path_;  // the socket path, for error messages
 };
 
 }  // namespace kvd

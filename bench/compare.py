@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""kvd vs Redis, side by side in one run on this machine.
+
+Starts kvd and redis-server on Unix sockets in temp dirs and alternates them
+on identical workloads (100-byte values, 1 M key space, clients 1/16/64,
+pipeline 1/16, PUT-only and 90:10 GET:PUT), three repetitions per row, the
+median reported. Pairs: kvd sync vs Redis appendfsync always, kvd batch
+(flush_interval 1s) vs Redis everysec, kvd none vs Redis without AOF.
+kvctl bench drives kvd; redis-benchmark drives Redis with the same clients,
+requests, pipeline, value size and key space. For 90:10 Redis gets two
+redis-benchmark processes at once (GET and SET clients split 90:10), since
+redis-benchmark cannot mix commands in one run.
+
+Both servers are pinned to the CPU that takes the disk's completion
+interrupts; the load generators to the other CPU.
+
+Also measured: the fdatasync-per-write floor, start-to-ready with 1 M keys
+(kvd from WAL only and from a snapshot; Redis from AOF and from RDB), and RSS
+with 1 M keys. Writes bench/results/compare-<date>.md, .json and a PNG chart.
+
+Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR]
+  --quick  a smoke run of seconds (CI): tiny request counts, one repetition.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+# ---- machine facts --------------------------------------------------------------
+def disk_irq_cpu():
+    """The CPU that takes most of the block device's completion interrupts."""
+    best, best_cpu = -1, 0
+    try:
+        with open("/proc/interrupts") as f:
+            header = f.readline().split()
+            for line in f:
+                if not re.search(r"virtio\d+-req|nvme|blk", line):
+                    continue
+                cols = line.split()[1:1 + len(header)]
+                counts = [int(c) for c in cols if c.isdigit()]
+                for cpu, n in enumerate(counts):
+                    if n > best:
+                        best, best_cpu = n, cpu
+    except OSError:
+        pass
+    return best_cpu
+
+
+def fs_type(path):
+    r = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
+def fdatasync_floor(dirpath, seconds=2.0, size=128):
+    """Appends of `size` bytes each followed by fdatasync into a preallocated,
+    zero-filled file: the best a one-sync-per-request server can do."""
+    path = os.path.join(dirpath, "floor.dat")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"\0" * (64 << 20))
+        os.fsync(fd)
+        buf = b"x" * size
+        n, off, lat = 0, 0, []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.perf_counter()
+            os.pwrite(fd, buf, off)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+            off += size
+            n += 1
+        lat.sort()
+        return {"ops_per_sec": n / sum(lat), "p50_us": lat[len(lat) // 2] * 1e6}
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+# ---- servers ------------------------------------------------------------------
+def wait_for_socket(path, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            time.sleep(0.01)
+        finally:
+            s.close()
+    raise RuntimeError("server did not start listening on " + path)
+
+
+class Kvd:
+    def __init__(self, build, workdir, cpu, mode, flush_interval="10ms", batch_size=1024):
+        self.bin = os.path.join(build, "daemon", "kvd")
+        self.kvctl = os.path.join(build, "ctl", "kvctl")
+        self.dir = workdir
+        self.sock = os.path.join(workdir, "kvd.sock")
+        self.cpu = cpu
+        self.conf = os.path.join(workdir, "kvd.toml")
+        with open(self.conf, "w") as f:
+            f.write(f"""[server]
+socket = "{self.sock}"
+max_connections = 4096
+[storage]
+wal_path = "{workdir}/wal"
+snapshot_path = "{workdir}/snapshots"
+[snapshot]
+interval = "0"
+wal_bytes = "0"
+[durability]
+mode = "{mode}"
+batch_size = {batch_size}
+flush_interval = "{flush_interval}"
+[log]
+level = "warn"
+target = "stderr"
+""")
+        self.proc = None
+
+    def start(self):
+        t = time.monotonic()
+        self.log = open(os.path.join(self.dir, "kvd.log"), "ab")
+        self.proc = subprocess.Popen(["taskset", "-c", str(self.cpu), self.bin, "--config", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        wait_for_socket(self.sock, self.proc)
+        return time.monotonic() - t
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+        self.proc = None
+
+    def rss_kib(self):
+        return rss_kib(self.proc.pid)
+
+    def ctl(self, *args):
+        return subprocess.run([self.kvctl, "--socket", self.sock, *args], capture_output=True, text=True,
+                              check=True).stdout
+
+    def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space):
+        out = subprocess.run(
+            ["taskset", "-c", str(cpu), self.kvctl, "--socket", self.sock, "bench", "--clients", str(clients),
+             "--requests", str(requests), "--pipeline", str(pipeline), "--value-size", str(value_size),
+             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress"],
+            capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        return {"ops": r["ops_per_sec"], "p99_us": r["p99_us"], "errors": r["errors"]}
+
+
+class Redis:
+    def __init__(self, workdir, cpu, aof):
+        self.dir = workdir
+        self.sock = os.path.join(workdir, "redis.sock")
+        self.cpu = cpu
+        self.aof = aof  # None, "always", "everysec"
+        self.proc = None
+
+    def start(self, load_rdb=False):
+        args = ["taskset", "-c", str(self.cpu), "redis-server", "--port", "0", "--unixsocket", self.sock,
+                "--unixsocketperm", "700", "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--enable-debug-command", "local", "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.aof:
+            args += ["--appendonly", "yes", "--appendfsync", self.aof, "--aof-use-rdb-preamble", "no"]
+        else:
+            args += ["--appendonly", "no"]
+        if load_rdb:
+            args += ["--dbfilename", "dump.rdb"]
+        t = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_socket(self.sock, self.proc)
+        # Listening is not ready: Redis answers LOADING while it loads.
+        while self.cli("PING").strip() != "PONG":
+            time.sleep(0.005)
+        return time.monotonic() - t
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-s", self.sock, *args], capture_output=True, text=True).stdout
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+        self.proc = None
+
+    def rss_kib(self):
+        return rss_kib(self.proc.pid)
+
+    def _rb(self, cpu, clients, requests, pipeline, value_size, key_space, cmd):
+        return subprocess.Popen(
+            ["taskset", "-c", str(cpu), "redis-benchmark", "-s", self.sock, "-c", str(clients), "-n",
+             str(requests), "-P", str(pipeline), "-d", str(value_size), "-r", str(key_space), "-t", cmd,
+             "--csv", "--precision", "3"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    @staticmethod
+    def _parse(out):
+        # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+        rows = [l for l in out.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+        f = [x.strip('"') for x in rows[-1].split(",")]
+        return float(f[1]), float(f[6]) * 1000.0
+
+    def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space):
+        puts, gets = (int(x) for x in ratio.split(":"))
+        if gets == 0:
+            ops, p99 = self._parse(self._rb(cpu, clients, requests, pipeline, value_size, key_space,
+                                            "set").communicate()[0])
+            return {"ops": ops, "p99_us": p99, "errors": 0}
+        set_clients = max(1, round(clients * puts / (puts + gets)))
+        get_clients = max(1, clients - set_clients)
+        set_n = max(1, requests * puts // (puts + gets))
+        get_n = max(1, requests - set_n)
+        ps = self._rb(cpu, set_clients, set_n, pipeline, value_size, key_space, "set")
+        pg = self._rb(cpu, get_clients, get_n, pipeline, value_size, key_space, "get")
+        (sops, sp99), (gops, gp99) = self._parse(ps.communicate()[0]), self._parse(pg.communicate()[0])
+        return {"ops": sops + gops, "p99_us": max(sp99, gp99), "errors": 0}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---- the run ------------------------------------------------------------------------
+PAIRS = [("sync", "always"), ("batch", "everysec"), ("none", None)]
+
+
+def requests_for(mode, clients, pipeline, quick):
+    if quick:
+        return 200 * max(1, clients // 8)
+    per_sec = {"sync": {1: 5000, 16: 40000, 64: 100000}}.get(mode, {1: 40000, 16: 150000, 64: 200000})
+    rate = per_sec[clients] * (3 if pipeline > 1 else 1)
+    return int(rate * 1.5)  # ~1.5 s a run
+
+
+def run(args):
+    cpus = os.cpu_count() or 1
+    server_cpu = disk_irq_cpu() % cpus
+    load_cpu = (server_cpu + 1) % cpus
+    tmp = tempfile.mkdtemp(prefix="kvd-compare-", dir=args.tmp)
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": {"cores": cpus, "fs": fs_type(tmp), "kernel": platform.release(),
+                           "server_cpu": server_cpu, "load_cpu": load_cpu},
+               "floor": fdatasync_floor(tmp, seconds=0.3 if args.quick else 2.0), "rows": []}
+    print(f"fdatasync floor: {results['floor']['ops_per_sec']:.0f}/s", flush=True)
+    clients_list = [1, 16] if args.quick else [1, 16, 64]
+    for kvd_mode, redis_aof in PAIRS:
+        kdir = tempfile.mkdtemp(dir=tmp)
+        rdir = tempfile.mkdtemp(dir=tmp)
+        kvd = Kvd(args.build, kdir, server_cpu, kvd_mode,
+                  flush_interval="1s" if kvd_mode == "batch" else "10ms",
+                  batch_size=100000 if kvd_mode == "batch" else 1024)
+        redis = Redis(rdir, server_cpu, redis_aof)
+        kvd.start()
+        redis.start()
+        try:
+            for ratio in ("1:0", "1:9"):
+                for clients in clients_list:
+                    for pipeline in (1, 16):
+                        n = requests_for(kvd_mode, clients, pipeline, args.quick)
+                        k_runs, r_runs = [], []
+                        for _ in range(args.reps):  # alternate the two systems
+                            k_runs.append(kvd.bench(load_cpu, clients, n, pipeline, ratio, 100, 1000000))
+                            r_runs.append(redis.bench(load_cpu, clients, n, pipeline, ratio, 100, 1000000))
+                        row = {"kvd_mode": kvd_mode, "redis": redis_aof or "no AOF", "ratio": ratio,
+                               "clients": clients, "pipeline": pipeline, "requests": n,
+                               "kvd_ops": statistics.median(r["ops"] for r in k_runs),
+                               "kvd_p99_us": statistics.median(r["p99_us"] for r in k_runs),
+                               "kvd_errors": sum(r["errors"] for r in k_runs),
+                               "redis_ops": statistics.median(r["ops"] for r in r_runs),
+                               "redis_p99_us": statistics.median(r["p99_us"] for r in r_runs)}
+                        row["ratio_x"] = row["kvd_ops"] / row["redis_ops"] if row["redis_ops"] else 0
+                        results["rows"].append(row)
+                        print(f"{kvd_mode:5} vs {row['redis']:8} {ratio:>4} c={clients:<3} P={pipeline:<3}"
+                              f" kvd {row['kvd_ops']:>9.0f}/s p99 {row['kvd_p99_us']:>7.0f}us  redis"
+                              f" {row['redis_ops']:>9.0f}/s p99 {row['redis_p99_us']:>7.0f}us  x{row['ratio_x']:.2f}",
+                              flush=True)
+        finally:
+            kvd.stop()
+            redis.stop()
+    if not args.quick or args.recovery:
+        results["recovery"] = recovery_and_memory(args, tmp, server_cpu, 1000 if args.quick else 1000000)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def recovery_and_memory(args, tmp, cpu, keys):
+    out = {"keys": keys}
+    kdir = tempfile.mkdtemp(dir=tmp)
+    kvd = Kvd(args.build, kdir, cpu, "none")
+    kvd.start()
+    subprocess.run([kvd.kvctl, "--socket", kvd.sock, "bench", "--clients", "4", "--pipeline", "64",
+                    "--requests", "1", "--key-space", str(keys), "--value-size", "100", "--prefill",
+                    "--ratio", "1:0", "--json", "--no-progress"], capture_output=True, check=True)
+    kvd.ctl("flush")
+    out["kvd_keys"] = int(kvd.ctl("size").strip())
+    out["kvd_rss_mib"] = kvd.rss_kib() / 1024
+    kvd.stop()
+    out["kvd_ready_from_wal_s"] = kvd.start()
+    kvd.ctl("snapshot")
+    kvd.stop()
+    out["kvd_ready_from_snapshot_s"] = kvd.start()
+    kvd.stop()
+
+    rdir = tempfile.mkdtemp(dir=tmp)
+    redis = Redis(rdir, cpu, "everysec")
+    redis.start()
+    redis.cli("DEBUG", "POPULATE", str(keys), "key:00000000", "100")
+    out["redis_rss_mib"] = redis.rss_kib() / 1024
+    redis.cli("BGREWRITEAOF")
+    while "aof_rewrite_in_progress:1" in redis.cli("INFO", "persistence") or \
+            "aof_rewrite_scheduled:1" in redis.cli("INFO", "persistence"):
+        time.sleep(0.05)
+    redis.cli("SAVE")
+    redis.stop()
+    out["redis_ready_from_aof_s"] = redis.start()
+    redis.stop()
+    redis.aof = None
+    out["redis_ready_from_rdb_s"] = redis.start(load_rdb=True)
+    out["redis_keys_rdb"] = int(redis.cli("DBSIZE").strip() or 0)
+    redis.stop()
+    return out
+
+
+def write_reports(results, outdir):
+    os.makedirs(outdir, exist_ok=True)
+    stamp = results["date"][:10]
+    base = os.path.join(outdir, f"compare-{stamp}")
+    with open(base + ".json", "w") as f:
+        json.dump(results, f, indent=2)
+    m = results["machine"]
+    lines = [f"# kvd vs Redis — {results['date']}", "",
+             f"Machine: {m['cores']} cores, data on {m['fs']}, Linux {m['kernel']}. Servers pinned to CPU "
+             f"{m['server_cpu']} (the disk's interrupt CPU), load generators to CPU {m['load_cpu']}. "
+             "Unix sockets, 100-byte values, 1 M key space, median of the repetitions.", "",
+             f"fdatasync-per-write floor (128-byte writes into preallocated blocks): "
+             f"{results['floor']['ops_per_sec']:.0f}/s (p50 {results['floor']['p50_us']:.0f} µs)", "",
+             "| kvd mode | Redis | PUT:GET | clients | pipeline | kvd ops/s | Redis ops/s | ratio | kvd p99 µs | Redis p99 µs |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        lines.append(f"| {r['kvd_mode']} | {r['redis']} | {r['ratio']} | {r['clients']} | {r['pipeline']} | "
+                     f"{r['kvd_ops']:.0f} | {r['redis_ops']:.0f} | {r['ratio_x']:.2f}× | {r['kvd_p99_us']:.0f} | "
+                     f"{r['redis_p99_us']:.0f} |")
+    rec = results.get("recovery")
+    if rec:
+        lines += ["", f"Start to ready with {rec['keys']} keys:", "",
+                  "| | kvd | Redis |", "|---|---:|---:|",
+                  f"| from log (kvd WAL / Redis AOF) | {rec['kvd_ready_from_wal_s']:.2f} s | {rec['redis_ready_from_aof_s']:.2f} s |",
+                  f"| from snapshot (kvd snapshot / Redis RDB) | {rec['kvd_ready_from_snapshot_s']:.2f} s | {rec['redis_ready_from_rdb_s']:.2f} s |",
+                  f"| RSS with the keys loaded | {rec['kvd_rss_mib']:.0f} MiB | {rec['redis_rss_mib']:.0f} MiB |"]
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    chart = plot(results, base)
+    return base + ".md", chart
+
+
+def plot(results, base):
+    if shutil.which("gnuplot") is None:
+        return None
+    data = base + ".dat"
+    with open(data, "w") as f:
+        for mode, aof in PAIRS:
+            rows = [r for r in results["rows"] if r["kvd_mode"] == mode and r["ratio"] == "1:0" and r["pipeline"] == 1]
+            f.write(f"# {mode}\n")
+            for r in rows:
+                f.write(f"{r['clients']} {r['kvd_ops']} {r['redis_ops']} {r['kvd_p99_us']} {r['redis_p99_us']}\n")
+            f.write("\n\n")
+    png = base + ".png"
+    script = f"""
+set terminal pngcairo size 1200,500 font ",10"
+set output "{png}"
+set multiplot layout 1,2 title "kvd vs Redis, PUT, pipeline 1 ({results['date'][:10]})"
+set logscale x 2
+set xlabel "clients"
+set key left top
+set ylabel "ops/s"
+plot for [i=0:2] "{data}" index i using 1:2 with linespoints title "kvd ".word("sync batch none", i+1), \\
+     for [i=0:2] "{data}" index i using 1:3 with linespoints dashtype 2 title "redis ".word("always everysec no-aof", i+1)
+set ylabel "p99 latency (µs)"
+set logscale y
+plot for [i=0:2] "{data}" index i using 1:4 with linespoints title "kvd ".word("sync batch none", i+1), \\
+     for [i=0:2] "{data}" index i using 1:5 with linespoints dashtype 2 title "redis ".word("always everysec no-aof", i+1)
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        print("gnuplot failed: " + r.stderr, file=sys.stderr)
+        return None
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--recovery", action="store_true", help="with --quick: also the recovery/RSS part")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--build", default=os.path.join(REPO, "build", "rel"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--tmp", default=None, help="where the servers keep their data (default: $TMPDIR)")
+    args = ap.parse_args()
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    for tool in ("redis-server", "redis-benchmark", "redis-cli", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"compare: {tool} not found (run scripts/install-deps.sh)")
+    results = run(args)
+    md, png = write_reports(results, args.out)
+    print(f"table: {md}" + (f"\nchart: {png}" if png else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+#include "commands.h"
+
+#include <algorithm>
+#include <memory>
+#include <ostream>
+
+#include "connect.h"
+#include "exit_codes.h"
+#include "format.h"
+#include "status_print.h"
+
+namespace kvctl {
+namespace {
+
+int Fail(const CommandContext& c, const kvd::Status& s) {
+  std::string msg = s.message().empty() ? std::string(kvd::CodeName(s.code())) : s.message();
+  std::replace(msg.begin(), msg.end(), '\n', ' ');
+  c.err << "kvctl: " << msg << "\n";
+  return ExitCodeFor(s);
+}
+
+int NotFound(const CommandContext& c, const std::string& key) {
+  c.err << "kvctl: not found: " << EscapeForLine(key) << "\n";
+  return kExitNotFound;
+}
+
+// Connects and runs op(client) -> exit code; connection errors exit 3.
+template <typename Fn>
+int WithClient(const CommandContext& c, Fn&& op) {
+  auto client = ConnectTo(c.socket);
+  if (!client.has_value()) return Fail(c, client.error());
+  return op(**client);
+}
+
+}  // namespace
+
+int CmdPut(const CommandContext& c, const std::string& key, const std::string& value, bool durable) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Put(key, value, durable);
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << "OK\n";
+    return kExitOk;
+  });
+}
+
+int CmdGet(const CommandContext& c, const std::string& key) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Get(key);
+    if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
+    if (!r->has_value()) return NotFound(c, key);
+    // Raw bytes, so `kvctl get k > file` round-trips any value.
+    c.out.write((*r)->data(), static_cast<std::streamsize>((*r)->size()));
+    if (c.out_is_tty) c.out << "\n";
+    c.out.flush();
+    return kExitOk;
+  });
+}
+
+int CmdDel(const CommandContext& c, const std::string& key, bool durable) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Del(key, durable);
+    if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
+    if (!r->existed) return NotFound(c, key);
+    c.out << "OK\n";
+    return kExitOk;
+  });
+}
+
+int CmdCount(const CommandContext& c, const std::string& prefix) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Count(prefix);
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << *r << "\n";
+    return kExitOk;
+  });
+}
+
+int CmdSize(const CommandContext& c) { return CmdCount(c, ""); }
+
+int CmdScan(const CommandContext& c, const ScanOptions& o) {
+  if (o.prefix && (o.start || o.end)) {
+    c.err << "kvctl: --prefix excludes --start/--end\n";
+    return kExitUsage;
+  }
+  return WithClient(c, [&](kvd::Client& cl) {
+    kvd::proto::ScanArgs args;
+    if (o.start || o.end) {
+      args.kind = kvd::proto::ScanArgs::kRange;
+      if (o.start) args.a = *o.start;
+      if (o.end) args.b = *o.end;
+    } else if (o.prefix) {
+      args.a = *o.prefix;
+    }
+    std::string after;
+    uint64_t printed = 0;
+    while (o.limit == 0 || printed < o.limit) {
+      const uint64_t want = o.limit == 0 ? 0 : o.limit - printed;
+      args.limit = static_cast<uint32_t>(std::min<uint64_t>(want, kvd::proto::kMaxScanLimit));
+      args.after = after;
+      auto r = cl.Scan(args);
+      if (!r.has_value()) return Fail(c, r.error());
+      for (const auto& [k, v] : r->items) {
+        if (o.limit != 0 && printed == o.limit) break;
+        c.out << EscapeForLine(k) << '\t' << EscapeForLine(v) << '\n';
+        ++printed;
+      }
+      if (!r->more || r->items.empty()) break;
+      after = r->items.back().first;  // continuation: keys strictly after it
+    }
+    c.out.flush();
+    return kExitOk;
+  });
+}
+
+int CmdFlush(const CommandContext& c) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.FlushWal();
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << *r << "\n";
+    return kExitOk;
+  });
+}
+
+int CmdSnapshot(const CommandContext& c) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Snapshot();
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << *r << "\n";
+    return kExitOk;
+  });
+}
+
+int CmdStatus(const CommandContext& c, bool json) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.StatusJson();
+    if (!r.has_value()) return Fail(c, r.error());
+    auto text = json ? CompactJson(*r) : RenderStatusText(*r);
+    if (!text.has_value()) return Fail(c, kvd::Status::Internal(text.error().message()));
+    c.out << *text << (json ? "\n" : "");
+    return kExitOk;
+  });
+}
+
+int CmdPing(const CommandContext& c) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    if (kvd::Status s = cl.Ping(); !s.ok()) return Fail(c, s);
+    c.out << "PONG\n";
+    return kExitOk;
+  });
+}
+
+int CmdConfigGet(const CommandContext& c, const std::string& name) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.ConfigGet(name);
+    if (!r.has_value()) return Fail(c, r.error());
+    auto text = name.empty() ? RenderConfigText(*r) : ConfigValueText(*r, name);
+    if (!text.has_value()) return Fail(c, kvd::Status::Internal(text.error().message()));
+    c.out << *text << (name.empty() ? "" : "\n");
+    return kExitOk;
+  });
+}
+
+int CmdConfigSet(const CommandContext& c, const std::string& name, const std::string& value) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    if (kvd::Status s = cl.ConfigSet(name, value); !s.ok()) return Fail(c, s);
+    c.out << "OK\n";
+    return kExitOk;
+  });
+}
+
+}  // namespace kvctl

@@ -1,0 +1,112 @@
+#include "format.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace kvctl {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void AppendHexEscape(std::string* out, unsigned char c) {
+  out->push_back('\\');
+  out->push_back('x');
+  out->push_back(kHex[c >> 4]);
+  out->push_back(kHex[c & 15]);
+}
+
+}  // namespace
+
+bool NeedsQuoting(std::string_view s) {
+  if (s.empty() || s.front() == '(') return true;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') return true;
+  }
+  return false;
+}
+
+std::string Quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c >= 0x20 && c <= 0x7e) {
+          out.push_back(ch);
+        } else {
+          AppendHexEscape(&out, c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string FormatToken(std::string_view s) { return NeedsQuoting(s) ? Quote(s) : std::string(s); }
+
+std::string EscapeForLine(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c >= 0x20 && c <= 0x7e) {
+          out.push_back(ch);
+        } else {
+          AppendHexEscape(&out, c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double v = static_cast<double>(bytes) / 1024.0;
+  size_t unit = 0;
+  while (v >= 1024.0 && unit + 1 < std::size(kUnits)) {
+    v /= 1024.0;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[unit]);
+  return buf;
+}
+
+std::string HumanSeconds(double seconds) {
+  char buf[48];
+  if (seconds < 0) seconds = 0;
+  if (seconds < 1e-3) {
+    std::snprintf(buf, sizeof(buf), "%.0f us", seconds * 1e6);
+  } else if (seconds < 1.0) {
+    std::snprintf(buf, sizeof(buf), "%.1f ms", seconds * 1e3);
+  } else if (seconds < 60.0) {
+    std::snprintf(buf, sizeof(buf), "%.2f s", seconds);
+  } else {
+    const auto total = static_cast<uint64_t>(seconds);
+    if (total < 3600) {
+      std::snprintf(buf, sizeof(buf), "%" PRIu64 "m%02" PRIu64 "s", total / 60, total % 60);
+    } else if (total < 86400) {
+      std::snprintf(buf, sizeof(buf), "%" PRIu64 "h%02" PRIu64 "m", total / 3600, (total / 60) % 60);
+    } else {
+      std::snprintf(buf, sizeof(buf), "%" PRIu64 "d%02" PRIu64 "h", total / 86400, (total / 3600) % 24);
+    }
+  }
+  return buf;
+}
+
+}  // namespace kvctl

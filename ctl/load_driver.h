@@ -1,0 +1,70 @@
+// The load generator behind `kvctl bench`: many pipelined connections
+// driven by a few epoll threads.
+//
+// Threading: RunLoad() connects every client on the calling thread, then
+// starts `threads` workers; worker t owns clients t, t+T, t+2T, ... with
+// their sockets, buffers and histogram (nothing shared but a few relaxed
+// atomics for the progress line and the stop flag). The histograms are
+// merged after the workers are joined.
+//
+// Per connection, no heap allocation per request: requests are encoded into a
+// reused output buffer, replies are read in chunks of up to 64 KiB into a
+// reused input buffer, and the send times of the requests in flight live in
+// a fixed ring (replies come back in request order).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "histogram.h"
+#include "kvd/status.h"
+
+namespace kvctl {
+
+struct LoadSpec {
+  uint32_t clients = 1;
+  uint32_t threads = 1;
+  uint32_t pipeline = 1;
+  uint32_t value_size = 100;
+  uint64_t key_space = 1'000'000;
+  uint32_t put_weight = 1;  // PUT:GET ratio
+  uint32_t get_weight = 0;
+  // Exactly one of: a total request count, or a duration.
+  uint64_t requests = 0;
+  std::chrono::nanoseconds duration{0};
+  uint64_t seed = 1;
+  bool durable_flag = false;  // set kFlagDurable on PUTs
+  // Prefill: PUT every key of the key space once (keys split across the
+  // clients); requests/duration/ratio are ignored.
+  bool prefill = false;
+};
+
+struct LoadResult {
+  uint64_t requests = 0;  // replies received
+  uint64_t errors = 0;    // error replies, plus requests lost with a connection
+  uint64_t puts = 0;
+  uint64_t gets = 0;
+  uint64_t get_misses = 0;
+  double seconds = 0;     // first request sent to last reply received
+  Histogram latency_us;   // send -> reply, per request
+  std::string first_error;
+};
+
+struct LoadProgress {
+  uint64_t completed = 0;
+  uint64_t errors = 0;
+  double elapsed_s = 0;
+};
+
+// Runs the load. Fails only when a client cannot connect; everything after
+// that is counted in the result. `stop` (may be null) ends the run early;
+// `on_progress` (may be empty) is called about once a second from the
+// calling thread.
+kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& spec,
+                                const std::atomic<bool>* stop,
+                                const std::function<void(const LoadProgress&)>& on_progress);
+
+}  // namespace kvctl

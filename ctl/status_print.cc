@@ -1,0 +1,104 @@
+#include "status_print.h"
+
+#include <nlohmann/json.hpp>
+
+#include "format.h"
+
+namespace kvctl {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+kvd::Result<Json> ParseObject(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return kvd::Status::InvalidArgument("server sent malformed JSON");
+  }
+  return j;
+}
+
+std::string ScalarText(const std::string& key, const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& item : v) {
+      if (!out.empty()) out += ", ";
+      out += item.is_string() ? item.get<std::string>() : item.dump();
+    }
+    return out.empty() ? "(none)" : out;
+  }
+  if (!v.is_number()) return v.dump();
+  std::string raw = v.dump();
+  const double d = v.get<double>();
+  if (EndsWith(key, "_bytes") && v.is_number_unsigned() && d >= 1024) {
+    return raw + " (" + HumanBytes(v.get<uint64_t>()) + ")";
+  }
+  if (EndsWith(key, "_seconds") || EndsWith(key, "_s")) return raw + " (" + HumanSeconds(d) + ")";
+  if (EndsWith(key, "_ms") && d >= 1000) return raw + " (" + HumanSeconds(d / 1e3) + ")";
+  if (EndsWith(key, "_us") && d >= 1000) return raw + " (" + HumanSeconds(d / 1e6) + ")";
+  return raw;
+}
+
+void Flatten(const std::string& prefix, const Json& obj, std::string* out) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object()) {
+      Flatten(key, *it, out);
+    } else {
+      *out += "  " + key + ": " + ScalarText(it.key(), *it) + "\n";
+    }
+  }
+}
+
+}  // namespace
+
+kvd::Result<std::string> RenderStatusText(std::string_view json_text) {
+  KVD_ASSIGN_OR_RETURN(Json root, ParseObject(json_text));
+  std::string out;
+  std::string general;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (!it->is_object()) general += "  " + it.key() + ": " + ScalarText(it.key(), *it) + "\n";
+  }
+  if (!general.empty()) out += "server\n" + general;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (!it->is_object()) continue;
+    if (!out.empty()) out += "\n";
+    out += it.key() + "\n";
+    std::string body;
+    Flatten("", *it, &body);
+    out += body.empty() ? "  (empty)\n" : body;
+  }
+  return out;
+}
+
+kvd::Result<std::string> CompactJson(std::string_view json_text) {
+  KVD_ASSIGN_OR_RETURN(Json root, ParseObject(json_text));
+  return root.dump();
+}
+
+kvd::Result<std::string> RenderConfigText(std::string_view json_text) {
+  KVD_ASSIGN_OR_RETURN(Json root, ParseObject(json_text));
+  std::string out;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    out += it.key() + " = " + (it->is_string() ? it->get<std::string>() : it->dump()) + "\n";
+  }
+  return out;
+}
+
+kvd::Result<std::string> ConfigValueText(std::string_view json_text, std::string_view name) {
+  KVD_ASSIGN_OR_RETURN(Json root, ParseObject(json_text));
+  auto it = root.find(std::string(name));
+  if (it == root.end()) {
+    // A server may answer a single-key GET with a flat object of one entry.
+    if (root.size() != 1) return kvd::Status::NotFound("no config key " + std::string(name));
+    it = root.begin();
+  }
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+}  // namespace kvctl

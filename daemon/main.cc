@@ -1,0 +1,99 @@
+// kvd's command line. Exit codes: 0 ok; 1 start-up failed or --check-data
+// found data that recovery would drop; 2 usage or configuration error;
+// 3 fatal runtime error (RunDaemon).
+//
+// Exceptions from CLI11, toml11 and spdlog are caught here and nowhere else
+// in the daemon (config.cc turns toml11's into a Status itself).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "check_data.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#ifdef KVD_FAULT_INJECTION
+#include "kvd/fault_env.h"
+#endif
+
+namespace {
+
+constexpr int kUsageError = 2;
+constexpr int kFatal = 3;
+// Set once RunDaemon runs: an exception after that is a fatal runtime error.
+bool g_serving = false;
+
+int Run(int argc, char** argv) {
+  CLI::App app{"kvd: a crash-consistent key-value daemon"};
+  std::string config_path = "/etc/kvd/kvd.toml";
+  bool check_config = false, check_data = false, json = false;
+  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  app.add_flag("--check-config", check_config, "validate the configuration, print the effective values, exit");
+  auto* check_data_flag =
+      app.add_flag("--check-data", check_data,
+                   "examine the WAL and snapshots offline (changing nothing) and report what recovery would do; "
+                   "exit 0 if nothing would be lost, 1 if data would be dropped or start-up refused");
+  app.add_flag("--json", json, "with --check-data: print one JSON object")->needs(check_data_flag);
+  app.set_version_flag("--version", std::string("kvd ") + KVD_VERSION);
+#ifdef KVD_FAULT_INJECTION
+  std::string fault_env;
+  app.add_option("--fault-env", fault_env,
+                 "TEST BUILDS ONLY: run on the fault-injecting Env. power-loss: file data reaches the disk only "
+                 "on fdatasync, so SIGKILL loses exactly what a power cut would")
+      ->check(CLI::IsMember({"power-loss"}));
+#endif
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0.
+    return app.exit(e) == 0 ? 0 : kUsageError;
+  }
+  if (check_config && check_data) {
+    std::cerr << "kvd: --check-config and --check-data are exclusive\n";
+    return kUsageError;
+  }
+
+  kvd::Result<kvd::daemon::Config> config = kvd::daemon::LoadConfig(config_path);
+  if (!config) {
+    std::cerr << "kvd: " << config.error().message() << "\n";
+    return kUsageError;
+  }
+  if (check_config) {
+    std::cout << kvd::daemon::RenderConfig(*config);
+    return 0;
+  }
+  if (check_data) return kvd::daemon::CheckData(*config, json, std::cout);
+
+  kvd::daemon::InitLogging(*config);
+  kvd::Env* env = kvd::Env::Default();
+#ifdef KVD_FAULT_INJECTION
+  // Outlives RunDaemon: the engine's files belong to it until exit.
+  std::unique_ptr<kvd::FaultEnv> faulty;
+  if (!fault_env.empty()) {
+    kvd::FaultEnv::Options options;
+    options.write_through_on_sync = true;
+    faulty = std::make_unique<kvd::FaultEnv>(env, options);
+    env = faulty.get();
+    spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
+  }
+#endif
+  g_serving = true;
+  return kvd::daemon::RunDaemon(*config, env);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // The serving path reports errors as Status; anything thrown is from
+    // start-up (CLI11, spdlog set-up) or a bug.
+    std::fprintf(stderr, "kvd: %s\n", e.what());
+    return g_serving ? kFatal : kUsageError;
+  }
+}

@@ -1,0 +1,50 @@
+// ReplyQueue: one connection's replies, in request order.
+//
+// Every request that cannot be answered at once (a write waiting for its
+// fdatasync, FLUSH, SNAPSHOT, an error queued behind pending writes) takes a
+// slot. Slots complete in any order; Drain() encodes only the completed
+// prefix, so replies leave strictly in request order. Sequence numbers are
+// never reused, so a late completion for a slot that is gone is detected.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "kvd/protocol.h"
+#include "kvd/status.h"
+#include "kvd/types.h"
+
+namespace kvd::daemon {
+
+class ReplyQueue {
+ public:
+  // Appends a pending slot; returns its sequence number.
+  uint64_t Push(uint64_t request_id, proto::Opcode opcode);
+  // Completes a pending slot. `message` is the error text for a failure (or
+  // the payload of a success, rarely used). False if seq is unknown or done.
+  bool Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn, std::string_view message = {});
+  // Encodes the completed slots at the front into *out and removes them.
+  // Returns the number of replies encoded.
+  size_t Drain(std::string* out);
+
+  bool empty() const { return slots_.empty(); }
+  size_t size() const { return slots_.size(); }
+  uint64_t next_seq() const { return base_seq_ + slots_.size(); }
+
+ private:
+  struct Slot {
+    uint64_t request_id = 0;
+    proto::Opcode opcode = proto::Opcode::kPing;
+    bool done = false;
+    Code status = Code::kOk;
+    Lsn durable_lsn = 0;
+    Lsn lsn = 0;
+    std::string message;
+  };
+  std::deque<Slot> slots_;
+  uint64_t base_seq_ = 0;  // seq of slots_.front()
+};
+
+}  // namespace kvd::daemon

@@ -1,0 +1,51 @@
+// The forked snapshot child and the result it reports to the parent.
+//
+// The child writes the snapshot from its copy-on-write image of the State,
+// then writes one fixed-size result record to a pipe and _exits. It must not
+// touch libuv, spdlog or any lock another thread may have held at fork time:
+// only WriteSnapshot (documented fork-safe), write(2) and _exit.
+//
+// Result record (little-endian, kChildResultBytes):
+//   u32 magic 'KVSR'  u32 ok  u64 lsn  u64 entries  u64 bytes  u64 duration_us
+//   char error[200] (NUL-padded)
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "kvd/env.h"
+#include "kvd/state.h"
+#include "kvd/status.h"
+#include "kvd/types.h"
+
+namespace kvd::daemon {
+
+inline constexpr uint32_t kChildResultMagic = 0x5253564B;  // "KVSR"
+inline constexpr size_t kChildErrorBytes = 200;
+inline constexpr size_t kChildResultBytes = 4 + 4 + 8 * 4 + kChildErrorBytes;
+
+struct ChildResult {
+  bool ok = false;
+  Lsn lsn = 0;
+  uint64_t entries = 0;
+  uint64_t bytes = 0;
+  std::chrono::microseconds duration{0};
+  std::string error;
+};
+
+// Fixed-size encoding: no allocation, so the child may call it.
+void EncodeChildResult(bool ok, Lsn lsn, uint64_t entries, uint64_t bytes, uint64_t duration_us,
+                       std::string_view error, std::array<std::byte, kChildResultBytes>* out);
+// kCorruption when the record is short, long or has the wrong magic (a child
+// that died mid-way).
+Result<ChildResult> ParseChildResult(std::span<const std::byte> data);
+
+// In the child: writes the snapshot, reports on result_fd, exits. Never returns.
+[[noreturn]] void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn,
+                                   int result_fd);
+
+}  // namespace kvd::daemon

@@ -1,0 +1,457 @@
+// The engine's write path: append -> group -> committer -> apply -> report.
+// Engine::Open (recovery) is in engine_open.cc.
+#include <algorithm>
+
+#include "storage/engine_impl.h"
+
+namespace kvd {
+
+EngineImpl::EngineImpl(EngineOptions options, Env* env)
+    : opts_(std::move(options)), env_(env), dur_(opts_.durability) {}
+
+EngineImpl::~EngineImpl() { (void)Close(nullptr); }
+
+void EngineImpl::Start(Lsn last_lsn) {
+  last_lsn_ = written_lsn_ = durable_lsn_ = applied_lsn_ = sync_cover_started_ = last_lsn;
+  wal_stats_ = wal_->stats();
+  committer_ = std::make_unique<Committer>(wal_.get(), opts_.notify);
+}
+
+void EngineImpl::Warn(std::string_view msg) const {
+  if (opts_.on_warning) opts_.on_warning(msg);
+}
+
+// ---- writes ------------------------------------------------------------------------
+
+Status EngineImpl::CheckWritable() const {
+  if (closed_) return Status::ShuttingDown("the engine is closed");
+  if (!refusal_.ok()) return refusal_;
+  if (no_space_hold_) return Status::NoSpace(no_space_);
+  return Status::Ok();
+}
+
+EngineImpl::Group& EngineImpl::GroupForAppend() {
+  if (pending_.empty() || pending_.back().closed) pending_.emplace_back();
+  return pending_.back();
+}
+
+template <typename Encode, typename ApplyNow>
+Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow apply_now) {
+  KVD_RETURN_IF_ERROR(CheckWritable());
+  const Lsn lsn = last_lsn_ + 1;
+  Group& g = GroupForAppend();
+  const size_t before = g.buf.size();
+  encode(&g.buf, lsn);
+  const bool first_in_group = g.count == 0;
+  if (first_in_group) g.first = lsn;
+  g.last = lsn;
+  g.count++;
+  pending_records_++;
+  pending_bytes_ += g.buf.size() - before;
+  if (g.count >= GroupRecordCap(dur_) || g.buf.size() >= kGroupBytes) g.closed = true;
+  last_lsn_ = lsn;
+
+  // Clock reads cost; none mode only needs the time a group was started.
+  const bool need_time = dur_.mode == DurabilityMode::kBatch || first_in_group;
+  const Clock::time_point now = need_time ? Clock::now() : Clock::time_point{};
+  if (first_in_group) g.oldest = now;
+
+  const bool can_apply = dur_.mode != DurabilityMode::kSync && applied_lsn_ + 1 == lsn;
+  WriteTicket t{lsn, false, false};
+  if (AckAtOnce(dur_, durable, can_apply, acked_, now)) {
+    t.done = true;
+    t.existed = apply_now();
+    applied_lsn_ = lsn;
+    max_acked_lsn_ = lsn;
+    acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
+  } else {
+    const bool needs_durable = durable || dur_.mode != DurabilityMode::kNone;
+    waiters_.push_back({lsn, needs_durable});
+    if (needs_durable) g.has_waiter = true;
+  }
+  MaybeStartCommit(now);
+  return t;
+}
+
+Result<WriteTicket> EngineImpl::Put(std::string_view key, std::string_view value, bool durable) {
+  if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
+  if (value.size() > opts_.max_value_bytes) return Status::TooLarge("value of " + std::to_string(value.size()) + " bytes is over the limit");
+  return Append(
+      durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, key, value); },
+      [&] { return state_.Put(key, value); });
+}
+
+Result<WriteTicket> EngineImpl::Del(std::string_view key, bool durable) {
+  if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
+  return Append(
+      durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, key); },
+      [&] { return state_.Del(key); });
+}
+
+Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable) {
+  if (ops.empty()) return Status::InvalidArgument("empty batch");
+  uint64_t payload = 0;
+  for (const BatchOp& op : ops) {
+    if (op.key.size() > opts_.max_key_bytes) return Status::TooLarge("a batch key is over the limit");
+    if (op.value.size() > opts_.max_value_bytes) return Status::TooLarge("a batch value is over the limit");
+    payload += op.key.size() + op.value.size() + 16;
+  }
+  if (payload > kMaxRecordPayload) return Status::TooLarge("batch over the record size limit");
+  return Append(
+      durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, ops); },
+      [&] {
+        // As ApplyRecord: existed is about the first op's key.
+        bool existed = false;
+        for (size_t i = 0; i < ops.size(); ++i) {
+          bool e = ops[i].type == OpType::kPut ? state_.Put(ops[i].key, ops[i].value) : state_.Del(ops[i].key);
+          if (i == 0) existed = e;
+        }
+        return existed;
+      });
+}
+
+void EngineImpl::RequestFlush(uint64_t token) {
+  Status s = closed_ ? Status::ShuttingDown("the engine is closed") : refusal_;
+  if (!s.ok()) {
+    failed_flushes_.emplace_back(token, s);
+    if (committer_) {
+      CommitJob noop;
+      noop.kind = CommitJob::Kind::kNoop;
+      committer_->Submit(std::move(noop));  // only to wake the owner through notify
+    }
+    return;
+  }
+  flushes_.push_back({token, last_lsn_, syncs_started_});
+  want_sync_upto_ = std::max(want_sync_upto_, last_lsn_);
+  want_fresh_sync_ = true;
+  MaybeStartCommit(Clock::now());
+}
+
+// ---- commits --------------------------------------------------------------------------
+
+bool EngineImpl::SyncWanted() const {
+  if (want_fresh_sync_ || want_sync_upto_ > sync_cover_started_) return true;
+  for (const Group& g : pending_) {
+    if (g.has_waiter) return true;
+  }
+  return false;
+}
+
+void EngineImpl::MaybeStartCommit(Clock::time_point now) {
+  if (commit_running_ || !refusal_.ok() || no_space_hold_ || closed_) return;
+  GroupInputs in;
+  in.now = now;
+  in.pending_records = pending_records_;
+  in.pending_bytes = pending_bytes_;
+  if (!pending_.empty()) {
+    in.front_group_full = pending_.front().closed;
+    in.oldest_pending = pending_.front().oldest;
+  }
+  in.sync_wanted = SyncWanted();
+  in.acked = &acked_;
+  CommitPlan plan = Decide(dur_, in);
+  if (plan.start) StartCommit(plan.sync);
+}
+
+void EngineImpl::StartCommit(bool sync) {
+  CommitJob job;
+  job.kind = CommitJob::Kind::kCommit;
+  if (!pending_.empty()) {
+    Group g = std::move(pending_.front());
+    pending_.pop_front();
+    pending_records_ -= g.count;
+    pending_bytes_ -= g.buf.size();
+    job.records = std::move(g.buf);
+    job.first = g.first;
+    job.last = g.last;
+    job.count = g.count;
+  }
+  job.sync = sync;
+  inflight_sync_seq_ = 0;
+  if (sync) {
+    inflight_sync_seq_ = ++syncs_started_;
+    sync_cover_started_ = std::max(written_lsn_, job.last);
+    want_fresh_sync_ = false;
+  }
+  commit_running_ = true;
+  committer_->Submit(std::move(job));
+}
+
+void EngineImpl::CollectResults(CompletionSink* sink) {
+  if (!committer_) return;
+  while (auto r = committer_->TakeResult()) {
+    switch (r->job.kind) {
+      case CommitJob::Kind::kCommit:
+        HandleCommit(std::move(*r), sink);
+        break;
+      case CommitJob::Kind::kDropSegments:
+        wal_stats_ = r->wal;
+        if (!r->write_status.ok()) Warn("deleting WAL segments after a snapshot: " + r->write_status.ToString());
+        break;
+      case CommitJob::Kind::kNoop:
+        break;
+    }
+  }
+  Report(sink);
+}
+
+void EngineImpl::HandleCommit(CommitResult r, CompletionSink* sink) {
+  commit_running_ = false;
+  wal_stats_ = r.wal;
+  CommitJob& job = r.job;
+  if (!r.write_status.ok()) {
+    if (r.write_status.IsNoSpace()) {
+      HandleNoSpace(std::move(job), r.write_status, sink);
+    } else {
+      Refuse(r.write_status, "a WAL write failed", sink);
+    }
+    return;
+  }
+  if (job.count > 0) {
+    written_lsn_ = job.last;
+    no_space_.clear();
+  }
+  if (job.sync) {
+    if (!r.sync_status.ok()) {
+      Refuse(r.sync_status, "fdatasync failed", sink);
+      return;
+    }
+    if (written_lsn_ > durable_lsn_) {
+      groups_++;
+      grouped_records_ += written_lsn_ - durable_lsn_;
+    }
+    durable_lsn_ = written_lsn_;
+    syncs_done_ = inflight_sync_seq_;
+    acked_.OnDurable(durable_lsn_);
+  }
+  ApplyGroup(job.records);
+}
+
+void EngineImpl::ApplyGroup(std::string_view records) {
+  auto w = waiters_.begin();
+  while (w != waiters_.end() && w->lsn <= applied_lsn_) ++w;
+  ForEachRecord(records, [&](const WalRecord& rec) {
+    if (rec.lsn <= applied_lsn_) return true;
+    bool existed = false;
+    Status s = ApplyRecord(&state_, rec, &existed);
+    if (!s.ok()) Warn("applying our own record failed (a bug): " + s.ToString());
+    applied_lsn_ = rec.lsn;
+    while (w != waiters_.end() && w->lsn < rec.lsn) ++w;
+    if (w != waiters_.end() && w->lsn == rec.lsn) w->existed = existed;
+    return true;
+  });
+}
+
+void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSink* sink) {
+  no_space_ = "disk full: " + status.message();
+  // No sync runs now; if the failed commit was to sync for a FLUSH, another must.
+  sync_cover_started_ = durable_lsn_;
+  if (!flushes_.empty()) want_fresh_sync_ = true;
+  if (max_acked_lsn_ >= job.first) {
+    // Acknowledged records are in it (or after it): they must reach the log.
+    // Keep the group first in line; Tick retries it; new writes get kNoSpace.
+    Group g;
+    g.first = job.first;
+    g.last = job.last;
+    g.count = job.count;
+    g.buf = std::move(job.records);
+    g.closed = true;
+    pending_records_ += g.count;
+    pending_bytes_ += g.buf.size();
+    pending_.push_front(std::move(g));
+    no_space_hold_ = true;
+    return;
+  }
+  // Nothing in or after this group was acknowledged or applied: drop it all,
+  // fail its writers, and hand the same LSNs to the next writes.
+  pending_.clear();
+  pending_records_ = pending_bytes_ = 0;
+  last_lsn_ = job.first - 1;
+  Report(sink);
+  const Status failed = Status::NoSpace(no_space_);
+  auto first_failed = std::find_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) { return w.lsn > last_lsn_; });
+  for (auto it = first_failed; it != waiters_.end(); ++it) {
+    if (sink) sink->OnWriteDone(it->lsn, failed, false);
+  }
+  waiters_.erase(first_failed, waiters_.end());
+  for (Flush& f : flushes_) f.target = std::min(f.target, last_lsn_);
+  want_sync_upto_ = std::min(want_sync_upto_, last_lsn_);
+}
+
+void EngineImpl::Refuse(const Status& cause, std::string_view what, CompletionSink* sink) {
+  refusal_ = Status::WritesRefused(std::string(what) + " (" + cause.ToString() +
+                                   "); writes are refused until kvd restarts and recovers");
+  Report(sink);
+  for (const Waiter& w : waiters_) {
+    if (sink) sink->OnWriteDone(w.lsn, refusal_, false);
+  }
+  waiters_.clear();
+  for (const Flush& f : flushes_) {
+    if (sink) sink->OnFlushDone(f.token, refusal_, durable_lsn_);
+  }
+  flushes_.clear();
+  pending_.clear();
+  pending_records_ = pending_bytes_ = 0;
+  no_space_hold_ = false;
+}
+
+void EngineImpl::Report(CompletionSink* sink) {
+  while (!waiters_.empty()) {
+    const Waiter& w = waiters_.front();
+    if (w.lsn > applied_lsn_ || (w.needs_durable && w.lsn > durable_lsn_)) break;
+    if (sink) sink->OnWriteDone(w.lsn, Status::Ok(), w.existed);
+    waiters_.pop_front();
+  }
+  while (!flushes_.empty()) {
+    const Flush& f = flushes_.front();
+    if (syncs_done_ <= f.after_syncs || durable_lsn_ < f.target) break;
+    if (sink) sink->OnFlushDone(f.token, Status::Ok(), durable_lsn_);
+    flushes_.pop_front();
+  }
+  while (!failed_flushes_.empty()) {
+    if (sink) sink->OnFlushDone(failed_flushes_.front().first, failed_flushes_.front().second, durable_lsn_);
+    failed_flushes_.pop_front();
+  }
+}
+
+// ---- driving ---------------------------------------------------------------------------
+
+void EngineImpl::Poll(CompletionSink* sink) {
+  CollectResults(sink);
+  MaybeStartCommit(Clock::now());
+}
+
+void EngineImpl::Tick(Clock::time_point now, CompletionSink* sink) {
+  CollectResults(sink);
+  if (no_space_hold_ && !commit_running_ && refusal_.ok() && !closed_) {
+    no_space_hold_ = false;  // retry the kept group; HandleNoSpace holds again if it fails
+    StartCommit(/*sync=*/dur_.mode != DurabilityMode::kNone || SyncWanted());
+    return;
+  }
+  MaybeStartCommit(now);
+}
+
+template <typename Pred>
+Status EngineImpl::DriveUntil(Pred pred, CompletionSink* sink) {
+  bool retried = false;
+  for (;;) {
+    CollectResults(sink);
+    if (pred()) return Status::Ok();
+    if (!refusal_.ok()) return refusal_;
+    if (!commit_running_) {
+      if (no_space_hold_) {
+        if (retried) return Status::NoSpace(no_space_);
+        retried = true;
+        no_space_hold_ = false;
+        StartCommit(true);
+      } else {
+        MaybeStartCommit(Clock::now());
+      }
+    }
+    if (!commit_running_ && committer_->outstanding() == 0) {
+      if (!no_space_.empty()) return Status::NoSpace(no_space_);
+      return Status::Internal("the engine is idle but the wait is not satisfied");
+    }
+    committer_->WaitResult();
+  }
+}
+
+Status EngineImpl::WaitDurable(Lsn lsn, CompletionSink* sink) {
+  if (closed_) return lsn <= durable_lsn_ ? Status::Ok() : Status::ShuttingDown("the engine is closed");
+  if (lsn > last_lsn_) {
+    if (!no_space_.empty()) return Status::NoSpace(no_space_);
+    return Status::InvalidArgument("LSN " + std::to_string(lsn) + " was never assigned");
+  }
+  want_sync_upto_ = std::max(want_sync_upto_, lsn);
+  KVD_RETURN_IF_ERROR(DriveUntil([&] { return durable_lsn_ >= lsn || lsn > last_lsn_; }, sink));
+  // lsn > last_lsn_: its group hit ENOSPC and was dropped.
+  return lsn > last_lsn_ ? Status::NoSpace(no_space_) : Status::Ok();
+}
+
+// ---- configuration, snapshots, stats, close ------------------------------------------------
+
+Status EngineImpl::SetDurability(const DurabilityOptions& d) {
+  if (d.batch_size == 0) return Status::InvalidArgument("batch_size must be at least 1");
+  if (d.flush_interval.count() <= 0) return Status::InvalidArgument("flush_interval must be positive");
+  dur_ = d;
+  if (!pending_.empty()) pending_.back().closed = true;  // new groups get the new cap
+  MaybeStartCommit(Clock::now());
+  return Status::Ok();
+}
+
+Status EngineImpl::SnapshotInstalled(Lsn lsn) {
+  Status s = PruneSnapshots(env_, opts_.snapshot_dir, lsn);
+  if (committer_ && !closed_) {
+    CommitJob job;
+    job.kind = CommitJob::Kind::kDropSegments;
+    job.drop_upto = lsn;
+    committer_->Submit(std::move(job));
+  }
+  return s;
+}
+
+EngineStats EngineImpl::stats() const {
+  EngineStats st;
+  st.last_lsn = last_lsn_;
+  st.durable_lsn = durable_lsn_;
+  st.applied_lsn = applied_lsn_;
+  st.groups = groups_;
+  st.grouped_records = grouped_records_;
+  if (committer_) {
+    SyncLatency l = committer_->sync_latency();
+    st.sync_p50_us = l.p50_us;
+    st.sync_p99_us = l.p99_us;
+    st.sync_max_us = l.max_us;
+    st.last_sync_us = l.last_us;
+  }
+  st.pending_records = last_lsn_ - durable_lsn_;
+  st.wal = wal_stats_;
+  if (!refusal_.ok()) st.write_refusal = refusal_.message();
+  st.no_space = no_space_;
+  return st;
+}
+
+Status EngineImpl::Close(CompletionSink* sink) {
+  if (closed_) return close_status_;
+  Status s;
+  if (committer_) {
+    if (refusal_.ok()) {
+      // Everything appended becomes durable, as after a FLUSH.
+      const Lsn target = last_lsn_;
+      const uint64_t after = syncs_started_;
+      want_sync_upto_ = std::max(want_sync_upto_, target);
+      want_fresh_sync_ = true;
+      s = DriveUntil([&] { return (syncs_done_ > after && durable_lsn_ >= last_lsn_) || target > last_lsn_; }, sink);
+    }
+    closed_ = true;
+    // Whatever could not be made durable fails (ENOSPC while closing).
+    const Status failed = !refusal_.ok() ? refusal_ : Status::ShuttingDown("closed before it was durable: " + s.ToString());
+    for (const Waiter& w : waiters_) {
+      if (sink) sink->OnWriteDone(w.lsn, failed, false);
+    }
+    waiters_.clear();
+    for (const Flush& f : flushes_) {
+      if (sink) sink->OnFlushDone(f.token, failed, durable_lsn_);
+    }
+    flushes_.clear();
+    committer_->Stop();
+    while (committer_->TakeResult()) {
+    }
+    Report(sink);
+    committer_.reset();
+  }
+  closed_ = true;
+  if (wal_) {
+    // After a failed fdatasync nothing may be synced again: just drop the writer.
+    if (refusal_.ok()) {
+      Status c = wal_->Close();
+      if (s.ok()) s = c;
+    }
+    wal_.reset();
+  }
+  if (s.ok() && !refusal_.ok()) s = refusal_;
+  close_status_ = s;
+  return s;
+}
+
+}  // namespace kvd

@@ -1,0 +1,141 @@
+// EngineImpl: the Engine behind kvd/engine.h. Internal.
+//
+// Bookkeeping, all on the owner thread (the committer thread only sees
+// CommitJobs and hands back CommitResults):
+//
+//   LSNs:   applied_lsn_ <= last_lsn_, durable_lsn_ <= written_lsn_ <= last_lsn_.
+//           applied and durable are independent: sync mode applies a group
+//           only once it is durable; batch/none apply at append time.
+//   pending_  groups of framed records appended and not yet handed to the
+//             committer, oldest first (LSN-contiguous). At most one commit
+//             group is in flight (commit_running_); the next one gathers
+//             while it runs.
+//   waiters_  writes whose ticket was not done, in LSN order: reported
+//             through the CompletionSink once applied (and durable when
+//             needs_durable).
+//   flushes_  RequestFlush tokens: done when a sync started after the
+//             request completed and durable_lsn_ >= target.
+//
+// Apply rule: a write is applied at append time iff the mode is not sync and
+// every older write is applied; otherwise when its group's commit completes
+// (records with lsn > applied_lsn_ of that group's buffer).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "kvd/engine.h"
+#include "storage/committer.h"
+#include "storage/group_commit.h"
+
+namespace kvd {
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(EngineOptions options, Env* env);
+  ~EngineImpl() override;
+
+  // Called by Engine::Open once recovery found `last_lsn` and wal_ is open.
+  void Start(Lsn last_lsn);
+  State* mutable_state() { return &state_; }
+  void set_wal(std::unique_ptr<WalWriter> wal) { wal_ = std::move(wal); }
+
+  Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) override;
+  Result<WriteTicket> Del(std::string_view key, bool durable) override;
+  Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) override;
+  void RequestFlush(uint64_t token) override;
+
+  void Poll(CompletionSink* sink) override;
+  void Tick(Clock::time_point now, CompletionSink* sink) override;
+  Status WaitDurable(Lsn lsn, CompletionSink* sink) override;
+
+  const State& state() const override { return state_; }
+  Lsn last_lsn() const override { return last_lsn_; }
+  Lsn durable_lsn() const override { return durable_lsn_; }
+  Lsn applied_lsn() const override { return applied_lsn_; }
+  Status write_refusal() const override { return refusal_; }
+  EngineStats stats() const override;
+
+  Status SetDurability(const DurabilityOptions& d) override;
+  DurabilityOptions durability() const override { return dur_; }
+
+  Lsn SnapshotLsn() const override { return applied_lsn_; }
+  Status SnapshotInstalled(Lsn lsn) override;
+
+  Status Close(CompletionSink* sink) override;
+
+ private:
+  struct Group {
+    std::string buf;
+    Lsn first = 0, last = 0;
+    uint64_t count = 0;
+    bool has_waiter = false;  // a record in it waits for an fdatasync
+    bool closed = false;      // no more appends (cap reached or options changed)
+    Clock::time_point oldest{};
+  };
+  struct Waiter {
+    Lsn lsn;
+    bool needs_durable;
+    bool existed = false;
+  };
+  struct Flush {
+    uint64_t token;
+    Lsn target;
+    uint64_t after_syncs;  // syncs_started_ when requested
+  };
+
+  Status CheckWritable() const;
+  Group& GroupForAppend();
+  template <typename Encode, typename ApplyNow>
+  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now);
+
+  bool SyncWanted() const;
+  void MaybeStartCommit(Clock::time_point now);
+  void StartCommit(bool sync);
+  void CollectResults(CompletionSink* sink);
+  void HandleCommit(CommitResult r, CompletionSink* sink);
+  void HandleNoSpace(CommitJob job, const Status& status, CompletionSink* sink);
+  void Refuse(const Status& cause, std::string_view what, CompletionSink* sink);
+  void ApplyGroup(std::string_view records);
+  void Report(CompletionSink* sink);
+  // Drives commits until pred() holds, writes are refused, or (ENOSPC) a
+  // retry failed; returns why it stopped early.
+  template <typename Pred>
+  Status DriveUntil(Pred pred, CompletionSink* sink);
+  void Warn(std::string_view msg) const;
+
+  EngineOptions opts_;
+  Env* const env_;
+  DurabilityOptions dur_;
+  State state_;
+  std::unique_ptr<WalWriter> wal_;
+  std::unique_ptr<Committer> committer_;  // owns the thread using wal_
+
+  std::deque<Group> pending_;
+  uint64_t pending_records_ = 0, pending_bytes_ = 0;
+  bool commit_running_ = false;
+  uint64_t inflight_sync_seq_ = 0;  // of the running commit, 0 if it does not sync
+
+  Lsn last_lsn_ = 0, written_lsn_ = 0, durable_lsn_ = 0, applied_lsn_ = 0;
+  Lsn max_acked_lsn_ = 0;            // newest write acknowledged at append time
+  AckWindow acked_;                  // acknowledged at append time, not yet durable
+  std::deque<Waiter> waiters_;
+  std::deque<Flush> flushes_;
+  std::deque<std::pair<uint64_t, Status>> failed_flushes_;  // reported at the next Poll
+  uint64_t syncs_started_ = 0, syncs_done_ = 0;  // sequence numbers of sync commits
+  Lsn sync_cover_started_ = 0;       // written_lsn covered by the last sync started
+  Lsn want_sync_upto_ = 0;           // someone waits for durability up to here
+  bool want_fresh_sync_ = false;     // a FLUSH asked for an fdatasync not yet started
+
+  Status refusal_;                   // sticky kWritesRefused
+  std::string no_space_;             // last ENOSPC, until a write succeeds
+  bool no_space_hold_ = false;       // an acknowledged group waits for a retry (Tick)
+
+  uint64_t groups_ = 0, grouped_records_ = 0;
+  WalStats wal_stats_;
+  bool closed_ = false;
+  Status close_status_;
+};
+
+}  // namespace kvd

@@ -1,0 +1,90 @@
+#include "storage/group_commit.h"
+
+#include <algorithm>
+
+namespace kvd {
+namespace {
+
+// Elapsed time, zero when `now` is unknown (default) or earlier than `t`.
+Clock::duration Since(Clock::time_point t, Clock::time_point now) {
+  return now > t ? now - t : Clock::duration::zero();
+}
+
+}  // namespace
+
+void AckWindow::Push(Lsn lsn, Clock::time_point now, bool coalesce) {
+  if (coalesce && !runs_.empty()) {
+    runs_.back().last = lsn;
+    runs_.back().count++;
+  } else {
+    runs_.push_back({lsn, 1, now});
+  }
+  count_++;
+}
+
+void AckWindow::OnDurable(Lsn lsn) {
+  while (!runs_.empty() && runs_.front().last <= lsn) {
+    count_ -= runs_.front().count;
+    runs_.pop_front();
+  }
+}
+
+void AckWindow::Clear() {
+  runs_.clear();
+  count_ = 0;
+}
+
+bool AckAtOnce(const DurabilityOptions& opts, bool durable, bool can_apply,
+               const AckWindow& window, Clock::time_point now) {
+  if (durable || !can_apply) return false;
+  switch (opts.mode) {
+    case DurabilityMode::kSync:
+      return false;
+    case DurabilityMode::kNone:
+      return true;
+    case DurabilityMode::kBatch:
+      // After this write: window.count() + 1 acknowledged, not durable.
+      if (window.count() + 1 >= opts.batch_size) return false;
+      return window.empty() || Since(window.oldest(), now) < opts.flush_interval;
+  }
+  return false;
+}
+
+uint64_t GroupRecordCap(const DurabilityOptions& opts) {
+  if (opts.mode == DurabilityMode::kNone) return UINT64_MAX;
+  return std::max<uint64_t>(1, opts.batch_size);
+}
+
+CommitPlan Decide(const DurabilityOptions& opts, const GroupInputs& in) {
+  if (in.commit_running) return {};
+  if (in.pending_records == 0) {
+    // Nothing to write, but a FLUSH wants an fdatasync (perhaps of records
+    // written earlier without one).
+    return in.sync_wanted ? CommitPlan{true, true} : CommitPlan{};
+  }
+  switch (opts.mode) {
+    case DurabilityMode::kSync:
+      return {true, true};
+    case DurabilityMode::kBatch: {
+      // Start early: at half the count bound or half the interval, so the
+      // sync usually returns before a writer reaches the bound.
+      const AckWindow* w = in.acked;
+      bool start = in.sync_wanted || in.front_group_full;
+      if (w != nullptr && !w->empty()) {
+        start = start || w->count() * 2 >= opts.batch_size ||
+                Since(w->oldest(), in.now) * 2 >= opts.flush_interval;
+      }
+      return start ? CommitPlan{true, true} : CommitPlan{};
+    }
+    case DurabilityMode::kNone:
+      if (in.sync_wanted) return {true, true};
+      if (in.front_group_full || in.pending_bytes >= kGroupBytes ||
+          Since(in.oldest_pending, in.now) >= opts.flush_interval) {
+        return {true, false};
+      }
+      return {};
+  }
+  return {};
+}
+
+}  // namespace kvd

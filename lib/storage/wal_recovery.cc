@@ -1,0 +1,135 @@
+// RecoverWal: replays every segment in LSN order and applies the recovery
+// mode to damage (docs/wal_format.md §6).
+#include <algorithm>
+
+#include "kvd/wal.h"
+#include "storage/wal_reader.h"
+
+namespace kvd {
+namespace {
+
+struct SegmentFile {
+  Lsn lsn;
+  std::string name;
+};
+
+Result<std::vector<SegmentFile>> ListSegments(Env* env, const std::string& dir) {
+  auto names = env->ListDir(dir);
+  if (!names) {
+    if (names.error().IsNotFound()) return std::vector<SegmentFile>{};
+    return names.error();
+  }
+  std::vector<SegmentFile> out;
+  for (std::string& n : *names) {
+    if (auto lsn = ParseSegmentFileName(n)) out.push_back({*lsn, std::move(n)});
+  }
+  std::sort(out.begin(), out.end(), [](const SegmentFile& a, const SegmentFile& b) { return a.lsn < b.lsn; });
+  return out;
+}
+
+// A name for set-aside bytes that does not overwrite earlier evidence.
+std::string FreeBrokenName(Env* env, const std::string& path) {
+  std::string name = path + ".broken";
+  for (int i = 1; env->FileExists(name); ++i) name = path + ".broken." + std::to_string(i);
+  return name;
+}
+
+// Copies the dropped bytes aside, then truncates the segment to the damage.
+Status CutSegment(Env* env, const std::string& dir, const SegmentReport& seg, std::string_view data,
+                  WalRecoveryReport* report) {
+  uint64_t end = seg.damage_offset + seg.dropped_bytes;
+  std::string broken = FreeBrokenName(env, seg.path);
+  {
+    KVD_ASSIGN_OR_RETURN(auto f, env->NewWritableFile(broken, OpenMode::kCreateExclusive));
+    KVD_RETURN_IF_ERROR(f->WriteAt(0, AsBytes(data.substr(seg.damage_offset, end - seg.damage_offset))));
+    KVD_RETURN_IF_ERROR(f->SyncAll());
+    KVD_RETURN_IF_ERROR(f->Close());
+  }
+  KVD_RETURN_IF_ERROR(env->SyncDir(dir));  // the evidence is durable before the cut
+  {
+    KVD_ASSIGN_OR_RETURN(auto f, env->NewWritableFile(seg.path, OpenMode::kExisting));
+    KVD_RETURN_IF_ERROR(f->Truncate(seg.damage_offset));
+    KVD_RETURN_IF_ERROR(f->SyncAll());
+    KVD_RETURN_IF_ERROR(f->Close());
+  }
+  report->broken_file = broken;
+  return Status::Ok();
+}
+
+Status SetAside(Env* env, const std::string& path, WalRecoveryReport* report) {
+  std::string to = FreeBrokenName(env, path);
+  KVD_RETURN_IF_ERROR(env->RenameFile(path, to));
+  report->set_aside.push_back(to);
+  return Status::Ok();
+}
+
+Status Refuse(const SegmentReport& seg, RecoveryMode mode) {
+  bool torn = seg.damage == DamageKind::kTornTail;
+  std::string msg = std::string(torn ? "WAL torn tail in " : "WAL corruption in ") + seg.path + " at offset " +
+                    std::to_string(seg.damage_offset) + ": " + seg.damage_reason + " (recovery_mode=" +
+                    std::string(ToString(mode)) + " refuses it; ";
+  msg += torn ? "recovery_mode=tolerate_tail would cut the " + std::to_string(seg.dropped_bytes) + " bytes there)"
+              : "recovery_mode=point_in_time would drop everything from there on)";
+  return Status::Corruption(std::move(msg));
+}
+
+}  // namespace
+
+Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report) {
+  *report = WalRecoveryReport{};
+  KVD_ASSIGN_OR_RETURN(std::vector<SegmentFile> files, ListSegments(env, options.dir));
+  Lsn prev = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    bool last = i + 1 == files.size();
+    SegmentReport seg;
+    seg.path = JoinPath(options.dir, files[i].name);
+    KVD_ASSIGN_OR_RETURN(std::string data, env->ReadFileToString(seg.path));
+
+    wal::SegmentScanOptions scan{.name_lsn = files[i].lsn, .start_lsn = options.start_lsn, .prev_lsn = prev,
+                                 .last_segment = last};
+    Status s = wal::ScanSegment(
+        data, scan,
+        [&](const WalRecord& rec) -> Status {
+          report->last_lsn = rec.lsn;
+          if (rec.lsn <= options.start_lsn) return Status::Ok();
+          ++report->records_replayed;
+          report->bytes_replayed += kRecordHeaderBytes + rec.payload.size();
+          return options.apply ? options.apply(rec) : Status::Ok();
+        },
+        &seg);
+    report->segments.push_back(seg);
+    if (!s.ok()) return s.Annotate(seg.path);
+    if (seg.last_good_lsn != 0) prev = seg.last_good_lsn;
+    if (options.progress) options.progress(seg);
+    if (seg.damage == DamageKind::kNone) continue;
+
+    bool torn = seg.damage == DamageKind::kTornTail;
+    if (options.mode == RecoveryMode::kAbsolute || (!torn && options.mode == RecoveryMode::kTolerateTail)) {
+      return Refuse(seg, options.mode);
+    }
+    // Cut here (tolerate_tail: a torn tail of the last segment; point_in_time:
+    // the first damage anywhere) and set every later segment aside.
+    report->truncated_segment = seg.path;
+    report->truncated_offset = seg.damage_offset;
+    report->dropped_bytes = seg.dropped_bytes;
+    for (size_t j = i + 1; j < files.size(); ++j) {
+      KVD_ASSIGN_OR_RETURN(uint64_t size, env->FileSize(JoinPath(options.dir, files[j].name)));
+      report->dropped_bytes += size;
+    }
+    if (options.dry_run) return Status::Ok();
+
+    bool header_bad = seg.good_bytes == 0;  // nothing of this segment is usable
+    Status cut = header_bad ? SetAside(env, seg.path, report) : CutSegment(env, options.dir, seg, data, report);
+    if (header_bad && cut.ok()) report->broken_file = report->set_aside.back();
+    for (size_t j = i + 1; j < files.size() && cut.ok(); ++j) {
+      cut = SetAside(env, JoinPath(options.dir, files[j].name), report);
+    }
+    if (cut.ok()) cut = env->SyncDir(options.dir);
+    if (!cut.ok()) return cut.Annotate("cutting the damaged WAL tail");
+    report->truncated = true;
+    return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+}  // namespace kvd

@@ -1,0 +1,223 @@
+// FaultEnv's own model of a power cut, injected errors and a full disk.
+#include "kvd/fault_env.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <filesystem>
+
+namespace kvd {
+namespace {
+
+using Op = FaultEnv::Op;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/kvd-faultenv-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string Sub(const std::string& n) const { return path_ + "/" + n; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string Read(Env* env, const std::string& path) {
+  auto r = env->ReadFileToString(path);
+  REQUIRE_MESSAGE(r.has_value(), r.error().ToString());
+  return *r;
+}
+
+std::unique_ptr<WritableFile> Create(Env* env, const std::string& path) {
+  auto f = env->NewWritableFile(path, OpenMode::kCreateTruncate);
+  REQUIRE_MESSAGE(f.has_value(), f.error().ToString());
+  return std::move(f).value();
+}
+
+TEST_CASE("power loss keeps synced bytes and drops the rest") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  const std::string p = d.Sub("f");
+  auto f = Create(&env, p);
+  REQUIRE(f->WriteAt(0, AsBytes("hello ")).ok());
+  REQUIRE(f->Sync().ok());
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(f->WriteAt(6, AsBytes("world")).ok());
+  REQUIRE(f->WriteAt(0, AsBytes("HELLO")).ok());  // overwrites synced bytes
+  CHECK(Read(&env, p) == "HELLO world");
+  CHECK(env.unsynced_files() == 1);
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, p) == "hello ");
+  // Handles from before the power cut are dead.
+  CHECK(f->WriteAt(0, AsBytes("x")).code() == Code::kIOError);
+}
+
+TEST_CASE("preallocated space and truncation are undone too") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  const std::string p = d.Sub("f");
+  auto f = Create(&env, p);
+  REQUIRE(f->WriteAt(0, AsBytes("abcdef")).ok());
+  REQUIRE(f->Sync().ok());
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(f->Allocate(0, 1 << 16).ok());
+  REQUIRE(f->Truncate(3).ok());
+  CHECK(Read(&env, p) == "abc");
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, p) == "abcdef");
+}
+
+TEST_CASE("creations, renames and removals need a directory fsync") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  // Created and synced, but the directory was not: gone after power loss.
+  auto f = Create(&env, d.Sub("new"));
+  REQUIRE(f->WriteAt(0, AsBytes("data")).ok());
+  REQUIRE(f->Sync().ok());
+  // Atomic replace: old content comes back if the rename was not made durable.
+  auto g = Create(&env, d.Sub("target"));
+  REQUIRE(g->WriteAt(0, AsBytes("old")).ok());
+  REQUIRE(g->Sync().ok());
+  auto gone = Create(&env, d.Sub("gone"));
+  REQUIRE(gone->Sync().ok());
+  REQUIRE(env.SyncDir(d.path()).ok());
+  CHECK(env.unsynced_dir_ops() == 0);
+  auto f2 = Create(&env, d.Sub("target.tmp"));
+  REQUIRE(f2->WriteAt(0, AsBytes("new")).ok());
+  REQUIRE(f2->Sync().ok());
+  REQUIRE(env.RenameFile(d.Sub("target.tmp"), d.Sub("target")).ok());
+  REQUIRE(env.RemoveFile(d.Sub("gone")).ok());
+  auto unsynced_new = Create(&env, d.Sub("new2"));
+  CHECK(Read(&env, d.Sub("target")) == "new");
+  CHECK_FALSE(env.FileExists(d.Sub("gone")));
+  auto names = env.ListDir(d.path());
+  REQUIRE(names.has_value());
+  CHECK(names->size() == 3);  // new, target, new2: the hidden removed file is not listed
+  CHECK(env.unsynced_dir_ops() == 4);  // create tmp, rename, remove, create new2
+
+  env.SimulatePowerLoss();
+  CHECK(env.FileExists(d.Sub("new")));  // its creation was synced with the directory
+  CHECK(Read(&env, d.Sub("target")) == "old");
+  CHECK_FALSE(env.FileExists(d.Sub("target.tmp")));  // the tmp file's creation was never synced
+  CHECK(env.FileExists(d.Sub("gone")));
+  CHECK_FALSE(env.FileExists(d.Sub("new2")));
+
+  // With the directory synced, the same operations stick.
+  auto f3 = Create(&env, d.Sub("target.tmp"));
+  REQUIRE(f3->WriteAt(0, AsBytes("newer")).ok());
+  REQUIRE(f3->Sync().ok());
+  REQUIRE(env.RenameFile(d.Sub("target.tmp"), d.Sub("target")).ok());
+  REQUIRE(env.RemoveFile(d.Sub("gone")).ok());
+  REQUIRE(env.SyncDir(d.path()).ok());
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, d.Sub("target")) == "newer");
+  CHECK_FALSE(env.FileExists(d.Sub("gone")));
+  CHECK(Env::Default()->ListDir(d.path())->size() == 2);  // no trash left behind
+}
+
+TEST_CASE("torn writes keep a prefix of the unsynced data") {
+  TempDir d;
+  bool saw_partial = false, saw_none = false;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    FaultEnv::Options o;
+    o.seed = seed;
+    o.torn_writes = true;
+    FaultEnv env(Env::Default(), o);
+    const std::string p = d.Sub("torn" + std::to_string(seed));
+    auto f = Create(&env, p);
+    REQUIRE(f->Sync().ok());
+    REQUIRE(env.SyncDir(d.path()).ok());
+    REQUIRE(f->WriteAt(0, AsBytes("0123456789")).ok());
+    REQUIRE(f->WriteAt(10, AsBytes("abcdefghij")).ok());
+    env.SimulatePowerLoss();
+    std::string got = Read(&env, p);
+    CHECK(std::string("0123456789abcdefghij").starts_with(got));
+    saw_partial |= !got.empty() && got.size() < 20 && got.size() != 10;
+    saw_none |= got.empty();
+  }
+  CHECK(saw_partial);
+  CHECK(saw_none);
+}
+
+TEST_CASE("injected failures: FailNext, FailAfter, path filters, CutPowerAfter") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  auto f = Create(&env, d.Sub("a"));
+  env.FailNext(Op::kSync, EIO);
+  Status s = f->Sync();
+  CHECK(s.code() == Code::kIOError);
+  CHECK(s.message().find("injected") != std::string::npos);
+  CHECK(f->Sync().ok());  // count 1: only once
+
+  env.FailAfter(Op::kWrite, 2, ENOSPC, 1, "only-this");
+  auto g = Create(&env, d.Sub("only-this"));
+  CHECK(f->WriteAt(0, AsBytes("x")).ok());  // other path: not counted
+  CHECK(g->WriteAt(0, AsBytes("1")).ok());
+  CHECK(g->WriteAt(1, AsBytes("2")).ok());
+  CHECK(g->WriteAt(2, AsBytes("3")).code() == Code::kNoSpace);
+  CHECK(g->WriteAt(2, AsBytes("3")).ok());
+
+  env.FailNext(Op::kAllocate, EOPNOTSUPP);
+  CHECK(f->Allocate(0, 100).code() == Code::kUnsupported);
+  env.FailNext(Op::kRename, EIO);
+  CHECK_FALSE(env.RenameFile(d.Sub("a"), d.Sub("b")).ok());
+  CHECK(env.FileExists(d.Sub("a")));
+
+  const uint64_t writes = env.count(Op::kWrite);
+  env.CutPowerAfter(1);
+  CHECK(f->WriteAt(0, AsBytes("y")).ok());
+  CHECK_FALSE(f->WriteAt(0, AsBytes("z")).ok());
+  CHECK(env.power_off());
+  CHECK_FALSE(env.NewWritableFile(d.Sub("c"), OpenMode::kCreateTruncate).has_value());
+  CHECK(env.count(Op::kWrite) == writes + 1);
+  env.PowerOn();
+  CHECK(env.NewWritableFile(d.Sub("c"), OpenMode::kCreateTruncate).has_value());
+}
+
+TEST_CASE("a space limit fails writes with ENOSPC; deleting files frees space") {
+  TempDir d;
+  FaultEnv::Options o;
+  o.partial_write_on_error = false;
+  FaultEnv env(Env::Default(), o);
+  auto f = Create(&env, d.Sub("big"));
+  REQUIRE(f->WriteAt(0, AsBytes(std::string(1000, 'a'))).ok());
+  env.SetSpaceLimit(1500);
+  CHECK(env.space_used() == 1000);
+  CHECK(f->Allocate(0, 2000).code() == Code::kNoSpace);
+  auto g = Create(&env, d.Sub("small"));
+  CHECK(g->WriteAt(0, AsBytes(std::string(400, 'b'))).ok());
+  CHECK(g->WriteAt(400, AsBytes(std::string(400, 'b'))).code() == Code::kNoSpace);
+  CHECK(*g->Size() == 500);  // the part that fitted, as a real write() may leave
+  REQUIRE(env.RemoveFile(d.Sub("big")).ok());
+  CHECK(g->WriteAt(500, AsBytes(std::string(400, 'b'))).ok());
+}
+
+TEST_CASE("write-through-on-sync: unsynced bytes stay in memory until Sync") {
+  TempDir d;
+  FaultEnv::Options o;
+  o.write_through_on_sync = true;
+  FaultEnv env(Env::Default(), o);
+  const std::string p = d.Sub("w");
+  auto f = Create(&env, p);
+  REQUIRE(f->WriteAt(0, AsBytes("durable")).ok());
+  CHECK(Env::Default()->FileSize(p).value() == 0);  // a SIGKILL now would lose it
+  CHECK(*f->Size() == 7);
+  REQUIRE(f->Sync().ok());
+  CHECK(Read(Env::Default(), p) == "durable");
+  REQUIRE(f->WriteAt(7, AsBytes(" lost")).ok());
+  REQUIRE(f->Truncate(3).ok());
+  CHECK(Read(Env::Default(), p) == "durable");
+  env.SimulatePowerLoss();
+  CHECK(Read(Env::Default(), p) == "durable");
+}
+
+}  // namespace
+}  // namespace kvd

@@ -1,0 +1,192 @@
+// The load generator and `kvctl bench` against the fake kvd.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "bench.h"
+#include "ctl/fake_kvd.h"
+#include "exit_codes.h"
+#include "keyspace.h"
+#include "load_driver.h"
+
+using namespace kvctl;
+using kvctl::testing::FakeKvd;
+using kvctl::testing::TempSocketPath;
+
+TEST_CASE("bench keys are 16 bytes and ordered like their numbers") {
+  CHECK(BenchKey(0) == "key:000000000000");
+  CHECK(BenchKey(123456789012) == "key:123456789012");
+  CHECK(BenchKey(42).size() == kBenchKeyBytes);
+  CHECK(BenchValue(100).size() == 100);
+  CHECK(BenchValue(7) == BenchValue(7));
+}
+
+TEST_CASE("option parsing") {
+  CHECK(*ParseBenchDuration("10s") == std::chrono::seconds(10));
+  CHECK(*ParseBenchDuration("10") == std::chrono::seconds(10));
+  CHECK(*ParseBenchDuration("1.5s") == std::chrono::milliseconds(1500));
+  CHECK(*ParseBenchDuration("250ms") == std::chrono::milliseconds(250));
+  CHECK(*ParseBenchDuration("2m") == std::chrono::minutes(2));
+  for (const char* bad : {"", "s", "-1s", "0", "10x", "1..2s"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseBenchDuration(bad).has_value());
+  }
+  CHECK(*ParseRatio("1:0") == std::make_pair(1u, 0u));
+  CHECK(*ParseRatio("10:90") == std::make_pair(10u, 90u));
+  for (const char* bad : {"", "1", "0:0", "a:b", "1:-1", "1:2:3", ":1"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseRatio(bad).has_value());
+  }
+}
+
+TEST_CASE("a counted run: every request answered, latencies recorded, work split over threads") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  LoadSpec spec;
+  spec.clients = 5;
+  spec.threads = 2;
+  spec.pipeline = 8;
+  spec.requests = 2003;  // not a multiple of the clients
+  spec.key_space = 100000;
+  spec.value_size = 32;
+  auto r = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE_MESSAGE(r.has_value(), r.error().ToString());
+  CHECK(r->requests == 2003);
+  CHECK(r->puts == 2003);
+  CHECK(r->errors == 0);
+  CHECK(r->latency_us.count() == 2003);
+  CHECK(r->seconds > 0);
+  CHECK(kvd.Size() > 1900);  // a few keys repeat by chance
+  CHECK(kvd.Value(BenchKey(0)).value_or(BenchValue(32)).size() == 32);
+}
+
+TEST_CASE("prefill writes every key exactly once; the mix then reads them") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  LoadSpec spec;
+  spec.clients = 3;
+  spec.pipeline = 16;
+  spec.key_space = 1000;
+  spec.prefill = true;
+  auto pre = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(pre.has_value());
+  CHECK(pre->requests == 1000);
+  CHECK(kvd.Size() == 1000);
+  CHECK(kvd.Value(BenchKey(999)).has_value());
+
+  spec.prefill = false;
+  spec.requests = 3000;
+  spec.put_weight = 1;
+  spec.get_weight = 3;
+  auto mix = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(mix.has_value());
+  CHECK(mix->requests == 3000);
+  CHECK(mix->errors == 0);
+  CHECK(mix->get_misses == 0);  // every key exists
+  CHECK(mix->gets > 1800);      // ~2250 expected
+  CHECK(mix->gets < 2700);
+  CHECK(mix->gets + mix->puts == 3000);
+}
+
+TEST_CASE("a timed run stops, and a stop request ends it early") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  LoadSpec spec;
+  spec.clients = 2;
+  spec.duration = std::chrono::milliseconds(200);
+  auto r = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(r.has_value());
+  CHECK(r->requests > 0);
+  CHECK(r->seconds >= 0.15);
+  CHECK(r->seconds < 5.0);
+
+  std::atomic<bool> stop{true};
+  spec.duration = std::chrono::hours(1);
+  auto stopped = RunLoad(kvd.path(), spec, &stop, {});
+  REQUIRE(stopped.has_value());
+  CHECK(stopped->errors == 0);
+}
+
+TEST_CASE("error replies are counted, not fatal") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  kvd.FailPuts(kvd::Code::kWritesRefused);
+  LoadSpec spec;
+  spec.clients = 2;
+  spec.pipeline = 4;
+  spec.requests = 100;
+  auto r = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(r.has_value());
+  CHECK(r->requests == 100);
+  CHECK(r->errors == 100);
+  CHECK(r->first_error == "WritesRefused: injected failure");
+}
+
+TEST_CASE("connect failure is an error") {
+  LoadSpec spec;
+  spec.requests = 1;
+  CHECK_FALSE(RunLoad(TempSocketPath("none"), spec, nullptr, {}).has_value());
+}
+
+TEST_CASE("kvctl bench --json: one object, durability set for the run and restored") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  BenchOptions o;
+  o.clients = 4;
+  o.pipeline = 2;
+  o.requests = 500;
+  o.key_space = 200;
+  o.ratio = "1:1";
+  o.durability = "none";
+  o.prefill = true;
+  o.json = true;
+  o.progress = false;
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitOk);
+  CHECK(kvd.Config("durability.mode") == "sync");  // restored
+  CHECK(kvd.config_sets() >= 2);
+  CHECK(kvd.Size() == 200);
+  const std::string text = out.str();
+  CHECK(text.find('\n') == text.size() - 1);
+  auto j = nlohmann::json::parse(text);
+  for (const char* key : {"ops_per_sec", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "errors", "requests",
+                          "clients", "pipeline", "value_size", "key_space", "ratio", "durability", "duration_s",
+                          "cpu_user_s", "cpu_sys_s"}) {
+    CAPTURE(key);
+    CHECK(j.contains(key));
+  }
+  CHECK(j["requests"] == 500);
+  CHECK(j["errors"] == 0);
+  CHECK(j["clients"] == 4);
+  CHECK(j["durability"] == "none");
+  CHECK(j["ratio"] == "1:1");
+  CHECK(j["p50_us"].get<uint64_t>() <= j["p99_us"].get<uint64_t>());
+  CHECK(j["p99_us"].get<uint64_t>() <= j["max_us"].get<uint64_t>());
+  CHECK(j["ops_per_sec"].get<double>() > 0);
+}
+
+TEST_CASE("kvctl bench text report and usage errors") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  BenchOptions o;
+  o.clients = 2;
+  o.requests = 50;
+  o.progress = false;
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitOk);
+  CHECK(out.str().find("throughput") != std::string::npos);
+  CHECK(out.str().find("durability sync") != std::string::npos);
+  CHECK(out.str().find("p99.9") != std::string::npos);
+
+  o.ratio = "x";
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitUsage);
+  o.ratio = "1:0";
+  o.duration = "5s";  // with --requests
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitUsage);
+  o.duration.clear();
+  o.durability = "fast";
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitUsage);
+  o.durability.clear();
+  kvd.FailPuts(kvd::Code::kNoSpace);
+  std::ostringstream err2;
+  CHECK(RunBench(kvd.path(), o, out, err2) == kExitServer);
+  CHECK(err2.str().find("requests failed") != std::string::npos);
+}

@@ -1,0 +1,312 @@
+// Session + Dispatcher without a socket: request order, pipelined reads
+// behind pending writes, bad frames, and clients that leave with writes in
+// flight. A fake engine models sync mode: writes are applied and reported
+// only when the test calls Poll (the "fdatasync returned").
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "daemon/dispatcher.h"
+#include "daemon/session.h"
+#include "kvd/protocol.h"
+
+namespace kvd::daemon {
+namespace {
+
+using proto::Opcode;
+
+class FakeEngine : public Engine {
+ public:
+  Result<WriteTicket> Put(std::string_view k, std::string_view v, bool) override {
+    if (!refusal_.ok()) return refusal_;
+    pending_.push_back({++last_, OpType::kPut, std::string(k), std::string(v)});
+    return WriteTicket{last_, false, false};
+  }
+  Result<WriteTicket> Del(std::string_view k, bool) override {
+    pending_.push_back({++last_, OpType::kDel, std::string(k), {}});
+    return WriteTicket{last_, false, false};
+  }
+  Result<WriteTicket> Batch(std::span<const BatchOp>, bool) override { return Status::Unsupported("fake"); }
+  void RequestFlush(uint64_t token) override { flushes_.push_back(token); }
+  // Completes everything pending, in LSN order ("the fdatasync returned").
+  void Poll(CompletionSink* sink) override {
+    auto p = std::move(pending_);
+    pending_.clear();
+    for (auto& w : p) {
+      bool existed = w.type == OpType::kPut ? state_.Put(w.key, w.value) : state_.Del(w.key);
+      durable_ = applied_ = w.lsn;
+      sink->OnWriteDone(w.lsn, Status::Ok(), existed);
+    }
+    auto f = std::move(flushes_);
+    flushes_.clear();
+    for (uint64_t t : f) sink->OnFlushDone(t, Status::Ok(), durable_);
+  }
+  void Tick(Clock::time_point, CompletionSink* sink) override { Poll(sink); }
+  Status WaitDurable(Lsn, CompletionSink* sink) override {
+    Poll(sink);
+    return Status::Ok();
+  }
+  const State& state() const override { return state_; }
+  Lsn last_lsn() const override { return last_; }
+  Lsn durable_lsn() const override { return durable_; }
+  Lsn applied_lsn() const override { return applied_; }
+  Status write_refusal() const override { return refusal_; }
+  EngineStats stats() const override { return {}; }
+  Status SetDurability(const DurabilityOptions&) override { return Status::Ok(); }
+  DurabilityOptions durability() const override { return {}; }
+  Lsn SnapshotLsn() const override { return applied_; }
+  Status SnapshotInstalled(Lsn) override { return Status::Ok(); }
+  Status Close(CompletionSink* sink) override {
+    Poll(sink);
+    return Status::Ok();
+  }
+
+  Status refusal_;
+
+ private:
+  struct W {
+    Lsn lsn;
+    OpType type;
+    std::string key, value;
+  };
+  State state_;
+  std::vector<W> pending_;
+  std::vector<uint64_t> flushes_;
+  Lsn last_ = 0, durable_ = 0, applied_ = 0;
+};
+
+class FakeHost : public DispatchHost {
+ public:
+  Session* FindSession(uint64_t id) override {
+    auto it = sessions.find(id);
+    return it == sessions.end() ? nullptr : it->second;
+  }
+  void SessionReady(Session* s) override { ready.push_back(s->id()); }
+  std::string StatusJson() override { return "{}"; }
+  Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
+  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  void RequestSnapshot() override { ++snapshot_requests; }
+  void OnWriteError(const Status&) override { ++write_errors; }
+
+  std::map<uint64_t, Session*> sessions;
+  std::vector<uint64_t> ready;
+  int snapshot_requests = 0;
+  int write_errors = 0;
+};
+
+struct Fixture {
+  FakeEngine engine;
+  FakeHost host;
+  ServerCounters counters;
+  Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
+  Session session{7, &dispatcher, Session::Limits{}};
+  uint64_t next_id = 1;
+
+  Fixture() { host.sessions[7] = &session; }
+
+  void Feed(std::string_view bytes) {
+    auto space = session.input().Space(bytes.size());
+    std::copy(bytes.begin(), bytes.end(), space.begin());
+    session.input().Commit(bytes.size());
+    session.Process();
+  }
+  std::string Req(Opcode op, std::initializer_list<std::string_view> parts = {}) {
+    std::string out;
+    proto::RequestHeader h;
+    h.opcode = op;
+    h.request_id = next_id++;
+    proto::EncodeRequest(&out, h, parts);
+    return out;
+  }
+  std::string Put(std::string_view k, std::string_view v) { return Req(Opcode::kPut, {proto::EncodePutPayload(k, v)}); }
+  // Everything sent so far, decoded.
+  std::vector<std::pair<proto::ReplyHeader, std::string>> Replies() {
+    session.Process();
+    std::string bytes(session.BeginSend());
+    session.SendDone();
+    std::vector<std::pair<proto::ReplyHeader, std::string>> out;
+    auto data = AsBytes(bytes);
+    while (!data.empty()) {
+      auto n = proto::SplitFrame(data, 1 << 30, proto::kReplyHeaderBytes);
+      REQUIRE(n.has_value());
+      REQUIRE(n->has_value());
+      auto frame = data.first(**n);
+      auto h = proto::DecodeReplyHeader(frame);
+      REQUIRE(h.has_value());
+      out.emplace_back(*h, std::string(AsStringView(proto::ReplyPayload(frame))));
+      data = data.subspan(**n);
+    }
+    return out;
+  }
+};
+
+TEST_CASE("a GET pipelined behind a PUT waits for it, and never sees a later PUT") {
+  Fixture f;
+  // Built one statement at a time: request ids follow the order.
+  std::string in = f.Put("z", "1");
+  in += f.Req(Opcode::kGet, {"z"});
+  in += f.Put("z", "2");
+  in += f.Req(Opcode::kGet, {"z"});
+  f.Feed(in);
+  // Nothing is durable yet: no reply may leave, and the GET is blocked.
+  CHECK(f.Replies().empty());
+  CHECK(f.session.blocked());
+  f.engine.Poll(&f.dispatcher);  // first PUT durable
+  auto r1 = f.Replies();
+  REQUIRE(r1.size() == 2);
+  CHECK(r1[0].first.opcode == Opcode::kPut);
+  CHECK(r1[0].first.lsn == 1);
+  CHECK(r1[1].first.opcode == Opcode::kGet);
+  CHECK(r1[1].second == "1");  // not "2": the second PUT was not submitted yet
+  f.engine.Poll(&f.dispatcher);
+  auto r2 = f.Replies();
+  REQUIRE(r2.size() == 2);
+  CHECK(r2[0].first.lsn == 2);
+  CHECK(r2[1].second == "2");
+  CHECK(r2[1].first.request_id == 4);
+}
+
+TEST_CASE("consecutive writes are all submitted at once (one group) and answered in order") {
+  Fixture f;
+  std::string in;
+  for (int i = 0; i < 64; ++i) in += f.Put("k" + std::to_string(i), "v");
+  in += f.Req(Opcode::kFlush);
+  f.Feed(in);
+  CHECK(f.dispatcher.pending_writes() == 64);
+  CHECK(f.dispatcher.pending_flushes() == 1);
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 65);
+  for (int i = 0; i < 64; ++i) {
+    CHECK(r[i].first.request_id == static_cast<uint64_t>(i + 1));
+    CHECK(r[i].first.lsn == static_cast<Lsn>(i + 1));
+  }
+  CHECK(r[64].first.opcode == Opcode::kFlush);
+  CHECK(r[64].first.lsn == 64);
+}
+
+TEST_CASE("DEL of an absent key answers NotFound with its LSN") {
+  Fixture f;
+  f.Feed(f.Req(Opcode::kDel, {"nope"}));
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.status == Code::kNotFound);
+  CHECK(r[0].first.lsn == 1);
+}
+
+TEST_CASE("a bad frame is answered after the pending replies, then the session closes") {
+  Fixture f;
+  std::string in = f.Put("a", "1");
+  std::string bad = f.Req(Opcode::kPing);
+  bad[4] = 'X';  // magic
+  in += bad;
+  in += f.Req(Opcode::kPing);
+  f.Feed(in);
+  CHECK(f.session.close_requested());
+  CHECK_FALSE(f.session.WantsRead());
+  CHECK(f.Replies().empty());  // the error waits behind the PUT
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 2);  // the PING after the bad frame is never run
+  CHECK(r[0].first.status == Code::kOk);
+  CHECK(r[1].first.status == Code::kUnsupported);
+  CHECK(r[1].first.request_id == 2);
+  CHECK(f.session.Quiescent());
+}
+
+TEST_CASE("an oversized length prefix is refused before anything is buffered for it") {
+  Fixture f;
+  std::string frame = f.Req(Opcode::kPing);
+  frame[0] = frame[1] = frame[2] = frame[3] = '\xff';
+  f.Feed(frame);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.status == Code::kTooLarge);
+  CHECK(r[0].first.request_id == 1);  // read from the header that did arrive
+  CHECK(f.session.close_requested());
+  CHECK(f.session.input().capacity() < 1024 * 1024);
+}
+
+TEST_CASE("a client that left with writes in flight: the writes complete, replies are dropped") {
+  Fixture f;
+  std::string in = f.Put("a", "1");
+  in += f.Put("b", "2");
+  f.Feed(in);
+  f.host.sessions.clear();  // disconnected
+  f.engine.Poll(&f.dispatcher);
+  CHECK(f.dispatcher.pending_writes() == 0);
+  CHECK(f.host.ready.empty());
+  CHECK(f.engine.state().Get("b").value_or("") == "2");
+}
+
+TEST_CASE("refused writes get the engine's error and the host hears of it") {
+  Fixture f;
+  f.engine.refusal_ = Status::WritesRefused("fdatasync failed");
+  std::string in = f.Put("a", "1");
+  in += f.Req(Opcode::kGet, {"a"});
+  f.Feed(in);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].first.status == Code::kWritesRefused);
+  CHECK(r[1].first.status == Code::kNotFound);  // reads keep working
+  CHECK(f.host.write_errors == 1);
+}
+
+TEST_CASE("SNAPSHOT waits for the running snapshot if it covers the request, else for a fresh one") {
+  Fixture f;
+  f.Feed(f.Put("a", "1"));
+  f.engine.Poll(&f.dispatcher);
+  f.Feed(f.Req(Opcode::kSnapshot));
+  CHECK(f.host.snapshot_requests == 1);
+  f.dispatcher.OnSnapshotDone(Status::Ok(), 0);  // an older snapshot finishing
+  CHECK(f.host.snapshot_requests == 2);           // not enough: another one
+  auto r0 = f.Replies();
+  REQUIRE(r0.size() == 1);  // only the PUT
+  f.dispatcher.OnSnapshotDone(Status::Ok(), 1);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.opcode == Opcode::kSnapshot);
+  CHECK(r[0].first.lsn == 1);
+}
+
+TEST_CASE("backpressure: processing and reading pause while unsent replies exceed the limit") {
+  FakeEngine engine;
+  FakeHost host;
+  ServerCounters counters;
+  Dispatcher d(&engine, &host, Dispatcher::Limits{}, &counters);
+  Session::Limits lim;
+  lim.max_pending_reply_bytes = 4096;
+  Session s(1, &d, lim);
+  host.sessions[1] = &s;
+  State* st = const_cast<State*>(&engine.state());
+  st->Put("big", std::string(1000, 'x'));
+  std::string in;
+  for (int i = 0; i < 50; ++i) {
+    proto::RequestHeader h;
+    h.opcode = Opcode::kGet;
+    h.request_id = i + 1;
+    proto::EncodeRequest(&in, h, {"big"});
+  }
+  auto space = s.input().Space(in.size());
+  std::copy(in.begin(), in.end(), space.begin());
+  s.input().Commit(in.size());
+  s.Process();
+  CHECK_FALSE(s.WantsRead());
+  CHECK(s.unsent_bytes() <= 4096 + 1100);
+  CHECK(s.unsent_bytes() > 4096);
+  size_t total = 0;
+  int rounds = 0;
+  while (s.HasOutput() && rounds++ < 100) {
+    total += s.BeginSend().size();
+    s.SendDone();
+    s.Process();
+  }
+  CHECK(total == 50 * (4 + 32 + 1000));
+  CHECK(s.WantsRead());
+}
+
+}  // namespace
+}  // namespace kvd::daemon

@@ -1,0 +1,326 @@
+#include "kvd/protocol.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+namespace kvd::proto {
+namespace {
+
+std::span<const std::byte> B(std::string_view s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+std::string_view S(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+std::string Frame(Opcode op, uint16_t flags, uint64_t id, std::string_view payload) {
+  std::string out;
+  EncodeRequest(&out, RequestHeader{op, flags, id}, {payload});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("request frame round trip, with the payload in parts") {
+  std::string out;
+  EncodeRequest(&out, RequestHeader{Opcode::kPut, kFlagDurable, 0x0102030405060708ull}, {"ab", "", "cde"});
+  REQUIRE(out.size() == kLengthBytes + kRequestHeaderBytes + 5);
+  // Little-endian length and magic bytes 'K' 'V'.
+  CHECK(out.substr(0, 4) == std::string("\x15\0\0\0", 4));
+  CHECK(out.substr(4, 2) == "KV");
+  auto split = SplitFrame(B(out), kDefaultMaxFrameBytes);
+  REQUIRE(split);
+  REQUIRE(split->has_value());
+  CHECK(**split == out.size());
+  auto req = DecodeRequest(B(out));
+  REQUIRE(req);
+  CHECK(req->header.opcode == Opcode::kPut);
+  CHECK(req->header.flags == kFlagDurable);
+  CHECK(req->header.request_id == 0x0102030405060708ull);
+  CHECK(S(req->payload) == "abcde");
+}
+
+TEST_CASE("reply frame round trip") {
+  std::string out;
+  ReplyHeader h{Opcode::kDel, Code::kNotFound, 77, 1000, 1001};
+  EncodeReply(&out, h, {"msg"});
+  auto split = SplitFrame(B(out), kDefaultMaxFrameBytes, kReplyHeaderBytes);
+  REQUIRE(split);
+  REQUIRE(split->value_or(0) == out.size());
+  auto d = DecodeReplyHeader(B(out));
+  REQUIRE(d);
+  CHECK(d->opcode == Opcode::kDel);
+  CHECK(d->status == Code::kNotFound);
+  CHECK(d->request_id == 77);
+  CHECK(d->durable_lsn == 1000);
+  CHECK(d->lsn == 1001);
+  CHECK(S(ReplyPayload(B(out))) == "msg");
+}
+
+TEST_CASE("SplitFrame byte by byte over a stream of frames") {
+  std::string stream;
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 5; i++) {
+    size_t before = stream.size();
+    EncodeRequest(&stream, RequestHeader{Opcode::kGet, 0, static_cast<uint64_t>(i)},
+                  {std::string(static_cast<size_t>(i * 3), 'k')});
+    sizes.push_back(stream.size() - before);
+  }
+  // Feed one byte at a time: a frame is reported exactly when its last byte arrived.
+  std::string buf;
+  size_t frames = 0;
+  for (char c : stream) {
+    buf.push_back(c);
+    auto r = SplitFrame(B(buf), kDefaultMaxFrameBytes);
+    REQUIRE(r);
+    if (!r->has_value()) {
+      CHECK(buf.size() < sizes[frames]);
+      continue;
+    }
+    CHECK(**r == sizes[frames]);
+    auto req = DecodeRequest(B(buf).first(**r));
+    REQUIRE(req);
+    CHECK(req->header.request_id == frames);
+    buf.erase(0, **r);
+    frames++;
+  }
+  CHECK(frames == 5);
+  CHECK(buf.empty());
+}
+
+TEST_CASE("an oversized length is rejected from the 4-byte prefix alone") {
+  // Only the length field has arrived: nothing about the frame is buffered yet.
+  const std::string four_gib("\xff\xff\xff\xff", 4);
+  auto r = SplitFrame(B(four_gib), kDefaultMaxFrameBytes);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Code::kTooLarge);
+  const std::string just_over = Frame(Opcode::kGet, 0, 1, std::string(100, 'x'));
+  auto r2 = SplitFrame(B(just_over).first(4), kRequestHeaderBytes + 99);
+  REQUIRE_FALSE(r2);
+  CHECK(r2.error().code() == Code::kTooLarge);
+  auto r3 = SplitFrame(B(just_over).first(4), kRequestHeaderBytes + 100);
+  REQUIRE(r3);
+  CHECK_FALSE(r3->has_value());  // exactly at the limit: fine, wait for the rest
+}
+
+TEST_CASE("a length too small for a header is invalid; fewer than 4 bytes need more") {
+  const std::string small("\x0f\0\0\0", 4);
+  auto r = SplitFrame(B(small), kDefaultMaxFrameBytes);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Code::kInvalidArgument);
+  auto r2 = SplitFrame(B(std::string_view("\x10\0\0", 3)), kDefaultMaxFrameBytes);
+  REQUIRE(r2);
+  CHECK_FALSE(r2->has_value());
+  // A reply needs 32 header bytes.
+  const std::string req_len("\x10\0\0\0", 4);
+  CHECK_FALSE(SplitFrame(B(req_len), kDefaultMaxFrameBytes, kReplyHeaderBytes));
+}
+
+TEST_CASE("bad magic, version, opcode, flags and reserved bits") {
+  std::string good = Frame(Opcode::kPing, 0, 99, "");
+  REQUIRE(DecodeRequest(B(good)));
+
+  std::string bad = good;
+  bad[4] = 'X';
+  RequestHeader partial;
+  auto r = DecodeRequest(B(bad), &partial);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Code::kUnsupported);
+  CHECK(partial.request_id == 99);  // so the error reply can carry it
+
+  bad = good;
+  bad[6] = 2;
+  r = DecodeRequest(B(bad));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Code::kUnsupported);
+
+  for (uint8_t op : {0, 13, 99, 255}) {
+    bad = good;
+    bad[7] = static_cast<char>(op);
+    partial = {};
+    r = DecodeRequest(B(bad), &partial);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Code::kUnsupported);
+    CHECK(static_cast<uint8_t>(partial.opcode) == op);
+    CHECK(partial.request_id == 99);
+    CHECK_FALSE(IsKnownOpcode(op));
+  }
+
+  bad = good;
+  bad[8] = 2;  // unknown flag bit
+  CHECK(DecodeRequest(B(bad)).error().code() == Code::kUnsupported);
+  bad = good;
+  bad[10] = 1;  // reserved
+  CHECK(DecodeRequest(B(bad)).error().code() == Code::kInvalidArgument);
+
+  // A frame whose length field disagrees with its size.
+  bad = good + "x";
+  CHECK(DecodeRequest(B(bad)).error().code() == Code::kInvalidArgument);
+  // Shorter than a header.
+  CHECK_FALSE(DecodeRequest(B(good).first(10)));
+  // A reply with a bad magic.
+  std::string rep;
+  EncodeReply(&rep, ReplyHeader{}, {});
+  rep[5] = 0;
+  CHECK(DecodeReplyHeader(B(rep)).error().code() == Code::kUnsupported);
+}
+
+TEST_CASE("opcode names and classes") {
+  for (uint8_t op = 1; op <= 12; op++) {
+    CHECK(IsKnownOpcode(op));
+    CHECK(OpcodeName(static_cast<Opcode>(op)) != "UNKNOWN");
+  }
+  CHECK(IsWriteOpcode(Opcode::kPut));
+  CHECK(IsWriteOpcode(Opcode::kDel));
+  CHECK(IsWriteOpcode(Opcode::kBatch));
+  CHECK_FALSE(IsWriteOpcode(Opcode::kGet));
+  CHECK_FALSE(IsWriteOpcode(Opcode::kFlush));
+}
+
+TEST_CASE("PUT payload: round trip, limits, truncation") {
+  std::string p = EncodePutPayload("key", std::string("v\0lue", 5));
+  auto d = DecodePut(B(p), kMaxKeyBytes, kMaxValueBytes);
+  REQUIRE(d);
+  CHECK(d->key == "key");
+  CHECK(d->value == std::string_view("v\0lue", 5));
+  // Empty key and empty value are legal at the protocol level.
+  p = EncodePutPayload("", "");
+  REQUIRE(DecodePut(B(p), 1, 1));
+
+  p = EncodePutPayload("key", "value");
+  CHECK(DecodePut(B(p), 2, 100).error().code() == Code::kTooLarge);
+  CHECK(DecodePut(B(p), 3, 4).error().code() == Code::kTooLarge);
+  CHECK(DecodePut(B(p), 3, 5));
+  // key_len pointing past the end, and a payload shorter than the length field.
+  std::string bad = p;
+  bad[0] = 50;
+  CHECK(DecodePut(B(bad), kMaxKeyBytes, kMaxValueBytes).error().code() == Code::kInvalidArgument);
+  CHECK(DecodePut(B(p).first(3), kMaxKeyBytes, kMaxValueBytes).error().code() == Code::kInvalidArgument);
+  bad = std::string("\xff\xff\xff\xff", 4) + "k";
+  CHECK_FALSE(DecodePut(B(bad), UINT32_MAX, UINT32_MAX));
+}
+
+TEST_CASE("key payload (GET, DEL)") {
+  auto k = DecodeKey(B("hello"), 5);
+  REQUIRE(k);
+  CHECK(*k == "hello");
+  CHECK(DecodeKey(B("hello"), 4).error().code() == Code::kTooLarge);
+}
+
+TEST_CASE("BATCH payload: round trip, truncation at every byte, trailing garbage") {
+  const std::string big(300, 'z');
+  const BatchOp ops[] = {{OpType::kPut, "a", "1"}, {OpType::kDel, "bb", ""}, {OpType::kPut, "c", big},
+                         {OpType::kPut, "", ""}};
+  const std::string p = EncodeBatchPayload(ops);
+  std::vector<BatchOp> out;
+  REQUIRE(DecodeBatch(B(p), kMaxKeyBytes, kMaxValueBytes, &out).ok());
+  REQUIRE(out.size() == 4);
+  for (size_t i = 0; i < 4; i++) {
+    CHECK(out[i].type == ops[i].type);
+    CHECK(out[i].key == ops[i].key);
+    CHECK(out[i].value == ops[i].value);
+  }
+  for (size_t n = 0; n < p.size(); n++) {
+    CAPTURE(n);
+    Status s = DecodeBatch(B(p).first(n), kMaxKeyBytes, kMaxValueBytes, &out);
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK(out.empty());
+  }
+  CHECK(DecodeBatch(B(p + "x"), kMaxKeyBytes, kMaxValueBytes, &out).code() == Code::kInvalidArgument);
+  CHECK(DecodeBatch(B(p), kMaxKeyBytes, 299, &out).code() == Code::kTooLarge);
+  CHECK(DecodeBatch(B(p), 1, kMaxValueBytes, &out).code() == Code::kTooLarge);
+  // Unknown op type.
+  std::string bad = p;
+  bad[4] = 3;
+  CHECK(DecodeBatch(B(bad), kMaxKeyBytes, kMaxValueBytes, &out).code() == Code::kInvalidArgument);
+  // A huge count with no bytes behind it is rejected without reserving for it.
+  bad = std::string("\xff\xff\xff\x7f", 4);
+  CHECK(DecodeBatch(B(bad), kMaxKeyBytes, kMaxValueBytes, &out).code() == Code::kInvalidArgument);
+  // Empty batch.
+  REQUIRE(DecodeBatch(B(EncodeBatchPayload({})), 1, 1, &out).ok());
+  CHECK(out.empty());
+}
+
+TEST_CASE("SCAN payload: round trip, limit clamp, errors") {
+  ScanArgs a{ScanArgs::kRange, 17, "a", "m", "c"};
+  std::string p = EncodeScanPayload(a);
+  auto d = DecodeScan(B(p));
+  REQUIRE(d);
+  CHECK(d->kind == ScanArgs::kRange);
+  CHECK(d->limit == 17);
+  CHECK(d->a == "a");
+  CHECK(d->b == "m");
+  CHECK(d->after == "c");
+
+  a = {ScanArgs::kPrefix, kMaxScanLimit + 5, "pre", "", ""};
+  p = EncodeScanPayload(a);  // the decoded views point into p
+  d = DecodeScan(B(p));
+  REQUIRE(d);
+  CHECK(d->kind == ScanArgs::kPrefix);
+  CHECK(d->limit == kMaxScanLimit);
+  CHECK(d->a == "pre");
+  CHECK(d->b.empty());
+
+  a.b = "x";  // a prefix scan has no end
+  CHECK(DecodeScan(B(EncodeScanPayload(a))).error().code() == Code::kInvalidArgument);
+  p = EncodeScanPayload({ScanArgs::kRange, 0, "a", "b", ""});
+  for (size_t n = 0; n < p.size(); n++) CHECK_FALSE(DecodeScan(B(p).first(n)));
+  CHECK_FALSE(DecodeScan(B(p + "!")));
+  p[0] = 2;
+  CHECK(DecodeScan(B(p)).error().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("CONFIG_SET payload") {
+  std::string p = EncodeConfigSetPayload("durability.batch_size", "64");
+  auto d = DecodeConfigSet(B(p));
+  REQUIRE(d);
+  CHECK(d->name == "durability.batch_size");
+  CHECK(d->value == "64");
+  CHECK_FALSE(DecodeConfigSet(B(EncodeConfigSetPayload("", "64"))));
+  CHECK_FALSE(DecodeConfigSet(B(p).first(10)));
+  CHECK_FALSE(DecodeConfigSet(B(p).first(3)));
+}
+
+TEST_CASE("scan reply builder and decoder") {
+  ScanReplyBuilder b;
+  CHECK(b.count() == 0);
+  b.Add("k1", "v1");
+  b.Add("", std::string(1000, 'v'));
+  b.Add(std::string("\0\1", 2), "");
+  CHECK(b.count() == 3);
+  CHECK(b.bytes() > 1000);
+  std::string p = b.Finish(true);
+  auto d = DecodeScanReply(B(p));
+  REQUIRE(d);
+  REQUIRE(d->items.size() == 3);
+  CHECK(d->items[0] == std::pair<std::string, std::string>("k1", "v1"));
+  CHECK(d->items[1].second.size() == 1000);
+  CHECK(d->items[2].first == std::string("\0\1", 2));
+  CHECK(d->more);
+  // The builder is reusable after Finish; an empty reply is 5 bytes.
+  std::string empty = b.Finish(false);
+  CHECK(empty == std::string("\0\0\0\0\0", 5));
+  d = DecodeScanReply(B(empty));
+  REQUIRE(d);
+  CHECK(d->items.empty());
+  CHECK_FALSE(d->more);
+
+  for (size_t n = 0; n < p.size(); n++) CHECK_FALSE(DecodeScanReply(B(p).first(n)));
+  CHECK_FALSE(DecodeScanReply(B(p + "x")));
+  std::string bad = p;
+  bad.back() = 2;
+  CHECK_FALSE(DecodeScanReply(B(bad)));
+  CHECK_FALSE(DecodeScanReply(B(std::string("\xff\xff\xff\xff\0", 5))));
+}
+
+TEST_CASE("u64 payload") {
+  std::string p = EncodeU64(0x1122334455667788ull);
+  CHECK(p[0] == '\x88');
+  auto d = DecodeU64(B(p));
+  REQUIRE(d);
+  CHECK(*d == 0x1122334455667788ull);
+  CHECK_FALSE(DecodeU64(B(p).first(7)));
+  CHECK_FALSE(DecodeU64(B(p + "x")));
+}
+
+}  // namespace kvd::proto

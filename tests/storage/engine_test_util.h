@@ -1,0 +1,115 @@
+// Helpers shared by the engine tests: a temp directory, a recording sink, a
+// notify counter, a model of the expected map.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kvd/engine.h"
+
+namespace kvd::testing {
+
+// A fresh directory, removed on destruction. On tmpfs when available: the
+// fault-injecting Env models durability, real fsyncs would only cost time.
+class TempDir {
+ public:
+  TempDir() {
+    std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
+    std::string tmpl = base + "/kvd-engine-XXXXXX";
+    char* p = ::mkdtemp(tmpl.data());
+    REQUIRE(p != nullptr);
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RecordingSink : CompletionSink {
+  struct Done {
+    Lsn lsn;
+    Status status;
+    bool existed;
+  };
+  std::vector<Done> writes;
+  std::vector<std::pair<uint64_t, Status>> flushes;
+  Lsn last_flush_durable = 0;
+
+  void OnWriteDone(Lsn lsn, const Status& status, bool existed) override {
+    // LSN order; an LSN whose write failed with ENOSPC is handed out again.
+    if (!writes.empty()) CHECK((lsn > writes.back().lsn || writes.back().status.IsNoSpace()));
+    writes.push_back({lsn, status, existed});
+  }
+  void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) override {
+    flushes.emplace_back(token, status);
+    last_flush_durable = durable_lsn;
+  }
+  const Done* Find(Lsn lsn) const {
+    for (const Done& d : writes) {
+      if (d.lsn == lsn) return &d;
+    }
+    return nullptr;
+  }
+};
+
+// Counts options.notify calls so a test can wait for the committer.
+class NotifyCounter {
+ public:
+  std::function<void()> Hook() {
+    return [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      n_++;
+      cv_.notify_all();
+    };
+  }
+  uint64_t count() {
+    std::lock_guard<std::mutex> l(mu_);
+    return n_;
+  }
+  // Waits until more than `seen` notifications happened.
+  void WaitPast(uint64_t seen) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return n_ > seen; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t n_ = 0;
+};
+
+inline std::map<std::string, std::string> Contents(const State& s) {
+  std::map<std::string, std::string> m;
+  for (State::Cursor c = s.Begin(); c.Valid(); c.Next()) m.emplace(std::string(c.key()), std::string(c.value()));
+  return m;
+}
+
+inline EngineOptions BasicOptions(Env* env, const TempDir& dir, DurabilityMode mode) {
+  EngineOptions o;
+  o.env = env;
+  o.wal_dir = dir.Sub("wal");
+  o.snapshot_dir = dir.Sub("snap");
+  o.durability.mode = mode;
+  return o;
+}
+
+inline std::unique_ptr<Engine> MustOpen(const EngineOptions& o, RecoveryReport* report = nullptr) {
+  auto r = Engine::Open(o, report);
+  REQUIRE_MESSAGE(r.has_value(), r.error().ToString());
+  return std::move(r).value();
+}
+
+}  // namespace kvd::testing
