@@ -17,6 +17,7 @@
 #include "keyspace.h"
 #include "kvd/fd.h"
 #include "kvd/protocol.h"
+#include "request_template.h"
 
 namespace kvctl {
 namespace {
@@ -91,7 +92,11 @@ kvd::Result<kvd::Fd> ConnectNonBlocking(const std::string& path) {
 class Worker {
  public:
   Worker(const LoadSpec& spec, std::string_view value, const std::atomic<bool>* stop, uint64_t deadline_ns)
-      : spec_(spec), value_(value), stop_(stop), deadline_ns_(deadline_ns) {}
+      : spec_(spec),
+        stop_(stop),
+        deadline_ns_(deadline_ns),
+        put_(RequestTemplate::Put(BenchKey(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
+        get_(RequestTemplate::Get(BenchKey(0))) {}
 
   void Add(std::unique_ptr<Conn> c) { conns_.push_back(std::move(c)); }
   void Run();
@@ -112,9 +117,10 @@ class Worker {
   void Watch(Conn& c, bool want_out);
 
   const LoadSpec& spec_;
-  const std::string_view value_;
   const std::atomic<bool>* stop_;
   const uint64_t deadline_ns_;
+  const RequestTemplate put_;
+  const RequestTemplate get_;
   std::vector<std::unique_ptr<Conn>> conns_;
   kvd::Fd epoll_;
   bool stopping_ = false;
@@ -143,8 +149,6 @@ void Worker::Watch(Conn& c, bool want_out) {
 }
 
 void Worker::Fill(Conn& c, uint64_t now) {
-  static constexpr char kKeyLenLe[4] = {static_cast<char>(kBenchKeyBytes), 0, 0, 0};
-  const auto key = std::string_view(c.key, sizeof(c.key));
   while (c.in_flight < c.ring.size() && CanIssue(c)) {
     bool is_get = false;
     if (spec_.prefill) {
@@ -154,16 +158,7 @@ void Worker::Fill(Conn& c, uint64_t now) {
       FormatBenchKey(c.rng.Below(spec_.key_space), c.key);
       is_get = spec_.get_weight > 0 && c.rng.Below(uint64_t{spec_.put_weight} + spec_.get_weight) >= spec_.put_weight;
     }
-    proto::RequestHeader h;
-    h.request_id = c.next_id++;
-    if (is_get) {
-      h.opcode = proto::Opcode::kGet;
-      proto::EncodeRequest(&c.out, h, {key});
-    } else {
-      h.opcode = proto::Opcode::kPut;
-      h.flags = spec_.durable_flag ? proto::kFlagDurable : 0;
-      proto::EncodeRequest(&c.out, h, {std::string_view(kKeyLenLe, 4), key, value_});
-    }
+    (is_get ? get_ : put_).AppendTo(&c.out, c.next_id++, c.key);
     c.ring[(c.ring_head + c.in_flight) % c.ring.size()] = InFlight{now, is_get};
     ++c.in_flight;
     if (!by_duration()) --c.remaining;

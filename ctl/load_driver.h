@@ -7,10 +7,11 @@
 // atomics for the progress line and the stop flag). The histograms are
 // merged after the workers are joined.
 //
-// Per connection, no heap allocation per request: requests are encoded into a
-// reused output buffer, replies are read in chunks of up to 64 KiB into a
-// reused input buffer, and the send times of the requests in flight live in
-// a fixed ring (replies come back in request order).
+// Per connection, no heap allocation per request: requests are appended
+// from pre-encoded templates (request_template.h) to a reused output
+// buffer, replies are read in chunks of up to 64 KiB into a reused input
+// buffer, and the send times of the requests in flight live in a fixed ring
+// (replies come back in request order).
 #pragma once
 
 #include <atomic>

@@ -271,9 +271,10 @@ int RunRepl(const std::string& socket_path, std::istream& in, std::ostream& out,
   ReplSession session(socket_path, interactive);
   if (interactive) {
     if (kvd::Status s = session.EnsureConnected(); !s.ok()) {
-      out << "warning: " << s.message() << "\n";
+      out << "kvctl " << KVD_VERSION << ": not connected: " << s.message() << "\n";
+    } else {
+      out << "kvctl " << KVD_VERSION << " connected to " << socket_path << "; HELP for commands, EXIT to leave\n";
     }
-    out << "kvctl " << KVD_VERSION << " connected to " << socket_path << "; HELP for commands, EXIT to leave\n";
   }
   std::string line;
   while (true) {

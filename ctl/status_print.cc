@@ -1,6 +1,9 @@
 #include "status_print.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "format.h"
 
@@ -21,8 +24,44 @@ kvd::Result<Json> ParseObject(std::string_view text) {
   return j;
 }
 
+// Humans read these first, in this order; anything else follows in the
+// server's order (kvd may add fields without kvctl changing).
+constexpr std::string_view kScalarOrder[] = {"version", "pid", "state", "uptime_s", "keys", "last_lsn",
+                                             "durable_lsn", "applied_lsn", "pending_records", "writes_refused",
+                                             "write_refusal"};
+constexpr std::string_view kGroupOrder[] = {"durability", "group_commit", "wal", "snapshot", "recovery",
+                                            "memory", "connections", "ops"};
+
+template <size_t N>
+size_t Rank(std::string_view key, const std::string_view (&order)[N]) {
+  for (size_t i = 0; i < N; ++i) {
+    if (order[i] == key) return i;
+  }
+  return N;
+}
+
+// Keys of obj in display order: the known ones first, then the rest as sent.
+template <size_t N>
+std::vector<std::string> OrderedKeys(const Json& obj, const std::string_view (&order)[N]) {
+  std::vector<std::string> keys;
+  for (auto it = obj.begin(); it != obj.end(); ++it) keys.push_back(it.key());
+  std::stable_sort(keys.begin(), keys.end(),
+                   [&](const std::string& a, const std::string& b) { return Rank(a, order) < Rank(b, order); });
+  return keys;
+}
+
+std::string NumberText(const Json& v) {
+  if (!v.is_number_float()) return v.dump();
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.3f", v.get<double>());
+  std::string out = buf;
+  while (out.back() == '0') out.pop_back();
+  if (out.back() == '.') out.pop_back();
+  return out;
+}
+
 std::string ScalarText(const std::string& key, const Json& v) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
   if (v.is_null()) return "-";
   if (v.is_array()) {
     std::string out;
@@ -33,7 +72,7 @@ std::string ScalarText(const std::string& key, const Json& v) {
     return out.empty() ? "(none)" : out;
   }
   if (!v.is_number()) return v.dump();
-  std::string raw = v.dump();
+  std::string raw = NumberText(v);
   const double d = v.get<double>();
   if (EndsWith(key, "_bytes") && v.is_number_unsigned() && d >= 1024) {
     return raw + " (" + HumanBytes(v.get<uint64_t>()) + ")";
@@ -61,16 +100,18 @@ kvd::Result<std::string> RenderStatusText(std::string_view json_text) {
   KVD_ASSIGN_OR_RETURN(Json root, ParseObject(json_text));
   std::string out;
   std::string general;
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    if (!it->is_object()) general += "  " + it.key() + ": " + ScalarText(it.key(), *it) + "\n";
+  for (const std::string& key : OrderedKeys(root, kScalarOrder)) {
+    const Json& v = root[key];
+    if (!v.is_object()) general += "  " + key + ": " + ScalarText(key, v) + "\n";
   }
   if (!general.empty()) out += "server\n" + general;
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    if (!it->is_object()) continue;
+  for (const std::string& key : OrderedKeys(root, kGroupOrder)) {
+    const Json& v = root[key];
+    if (!v.is_object()) continue;
     if (!out.empty()) out += "\n";
-    out += it.key() + "\n";
+    out += key + "\n";
     std::string body;
-    Flatten("", *it, &body);
+    Flatten("", v, &body);
     out += body.empty() ? "  (empty)\n" : body;
   }
   return out;

@@ -12,13 +12,17 @@
 // Status "<file>:<line>: <table.key>: <why>".
 #include <toml.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
 #include <map>
 #include <sstream>
 
 #include "config.h"
 #include "config_keys.h"
+#include "kvd/fd.h"
 
 namespace kvd::daemon {
 namespace {
@@ -280,13 +284,17 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
 }
 
 Result<Config> LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::FromErrno(errno, path);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno(errno, path);
   std::string text;
-  text.resize(kMaxConfigBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return Status::FromErrno(errno, path);
-  text.resize(static_cast<size_t>(in.gcount()));
+  char buf[16384];
+  while (text.size() <= kMaxConfigBytes) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, path);
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
   return ParseConfig(text, path);
 }
 

@@ -6,6 +6,13 @@
 // writes in flight is simply not found when its completion arrives, and the
 // reply is dropped (the write itself still completes in the engine).
 //
+// SNAPSHOT semantics: the reply's LSN always covers every write the client
+// saw acknowledged before sending SNAPSHOT (it is a barrier on its own
+// connection; the waiter records the engine's applied LSN). A request that
+// arrives while a snapshot runs waits for it; if that snapshot covers the
+// waiter it is answered with its LSN, otherwise a fresh snapshot starts as
+// soon as the running one finishes. A failed snapshot fails every waiter.
+//
 // Threading: the loop thread only (Poll/Tick call the sink there).
 #pragma once
 

@@ -7,6 +7,9 @@
 
 #include <sys/stat.h>
 #include <sys/uio.h>
+// Without this, sd_journal_sendv adds CODE_FILE/LINE of the sink itself,
+// which would point every entry at this file.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include <unistd.h>

@@ -43,7 +43,7 @@ void EncodeChildResult(bool ok, Lsn lsn, uint64_t entries, uint64_t bytes, uint6
   PutU64(p + 24, bytes);
   PutU64(p + 32, duration_us);
   const size_t n = std::min(error.size(), kChildErrorBytes - 1);
-  std::memcpy(p + 40, error.data(), n);
+  if (n > 0) std::memcpy(p + 40, error.data(), n);
 }
 
 Result<ChildResult> ParseChildResult(std::span<const std::byte> data) {

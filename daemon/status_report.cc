@@ -29,6 +29,7 @@ json RecoveryJson(const RecoveryReport& r) {
   j["segments"] = r.wal.segments.size();
   j["last_lsn"] = r.last_lsn;
   j["keys"] = r.keys;
+  j["digest"] = r.digest;
   j["duration_ms"] = Millis(r.duration);
   j["truncated"] = r.wal.truncated;
   j["truncated_segment"] = r.wal.truncated_segment;
@@ -59,6 +60,8 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["uptime_s"] = Seconds(now - in.started);
   j["state"] = in.stopping ? "stopping" : "serving";
   j["keys"] = e.state().size();
+  // Order-independent hash of every (key, value): equal after two recoveries of the same files.
+  j["digest"] = e.state().Digest();
   j["memory"] = {{"state_bytes", e.state().MemoryBytes()},
                  {"data_bytes", e.state().DataBytes()},
                  {"rss_bytes", ProcessRssBytes()}};

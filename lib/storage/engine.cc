@@ -31,7 +31,11 @@ Status EngineImpl::CheckWritable() const {
 }
 
 EngineImpl::Group& EngineImpl::GroupForAppend() {
-  if (pending_.empty() || pending_.back().closed) pending_.emplace_back();
+  if (pending_.empty() || pending_.back().closed) {
+    pending_.emplace_back();
+    pending_.back().buf = std::move(spare_buf_);  // reuse a finished group's capacity
+    spare_buf_ = std::string();
+  }
   return pending_.back();
 }
 
@@ -56,17 +60,21 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
   const Clock::time_point now = need_time ? Clock::now() : Clock::time_point{};
   if (first_in_group) g.oldest = now;
 
+  // The apply rule (engine_impl.h): visible at once unless sync mode or an
+  // older write still waits to be applied.
   const bool can_apply = dur_.mode != DurabilityMode::kSync && applied_lsn_ + 1 == lsn;
-  WriteTicket t{lsn, false, false};
+  bool existed = false;
+  if (can_apply) {
+    existed = apply_now();
+    applied_lsn_ = lsn;
+  }
+  WriteTicket t{lsn, false, existed};
   if (AckAtOnce(dur_, durable, can_apply, acked_, now)) {
     t.done = true;
-    t.existed = apply_now();
-    applied_lsn_ = lsn;
-    max_acked_lsn_ = lsn;
     acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
   } else {
     const bool needs_durable = durable || dur_.mode != DurabilityMode::kNone;
-    waiters_.push_back({lsn, needs_durable});
+    waiters_.push_back({lsn, needs_durable, existed});
     if (needs_durable) g.has_waiter = true;
   }
   MaybeStartCommit(now);
@@ -224,7 +232,11 @@ void EngineImpl::HandleCommit(CommitResult r, CompletionSink* sink) {
     syncs_done_ = inflight_sync_seq_;
     acked_.OnDurable(durable_lsn_);
   }
-  ApplyGroup(job.records);
+  if (job.last > applied_lsn_) ApplyGroup(job.records);
+  if (job.records.capacity() <= 2 * kGroupBytes && job.records.capacity() > spare_buf_.capacity()) {
+    job.records.clear();
+    spare_buf_ = std::move(job.records);
+  }
 }
 
 void EngineImpl::ApplyGroup(std::string_view records) {
@@ -247,8 +259,9 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
   // No sync runs now; if the failed commit was to sync for a FLUSH, another must.
   sync_cover_started_ = durable_lsn_;
   if (!flushes_.empty()) want_fresh_sync_ = true;
-  if (max_acked_lsn_ >= job.first) {
-    // Acknowledged records are in it (or after it): they must reach the log.
+  if (applied_lsn_ >= job.first) {
+    // Acknowledged or visible records are in it (or after it): they must
+    // reach the log, and nothing after them may take their LSNs.
     // Keep the group first in line; Tick retries it; new writes get kNoSpace.
     Group g;
     g.first = job.first;
@@ -262,7 +275,8 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
     no_space_hold_ = true;
     return;
   }
-  // Nothing in or after this group was acknowledged or applied: drop it all,
+  // Nothing in or after this group was acknowledged or applied (so none was
+  // acknowledged: acknowledged implies applied): drop it all,
   // fail its writers, and hand the same LSNs to the next writes.
   pending_.clear();
   pending_records_ = pending_bytes_ = 0;

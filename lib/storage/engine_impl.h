@@ -113,12 +113,12 @@ class EngineImpl final : public Engine {
   std::unique_ptr<Committer> committer_;  // owns the thread using wal_
 
   std::deque<Group> pending_;
+  std::string spare_buf_;  // an emptied group buffer, kept for its capacity
   uint64_t pending_records_ = 0, pending_bytes_ = 0;
   bool commit_running_ = false;
   uint64_t inflight_sync_seq_ = 0;  // of the running commit, 0 if it does not sync
 
   Lsn last_lsn_ = 0, written_lsn_ = 0, durable_lsn_ = 0, applied_lsn_ = 0;
-  Lsn max_acked_lsn_ = 0;            // newest write acknowledged at append time
   AckWindow acked_;                  // acknowledged at append time, not yet durable
   std::deque<Waiter> waiters_;
   std::deque<Flush> flushes_;

@@ -190,9 +190,17 @@ Status WalWriterImpl::Init(const WalRecoveryReport& recovered, Lsn next_lsn) {
 
 Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*/) {
   KVD_RETURN_IF_ERROR(Usable());
+  for (size_t p = 0; p < records.size();) {  // whole records only: the roll-over walks their headers
+    if (records.size() - p < kRecordHeaderBytes ||
+        wal::GetFixed32(records.data() + p + 4) > records.size() - p - kRecordHeaderBytes) {
+      return Status::InvalidArgument("WalWriter::Write: not a buffer of whole records");
+    }
+    p += kRecordHeaderBytes + wal::GetFixed32(records.data() + p + 4);
+  }
   const size_t orig_segments = segments_.size();
   const uint64_t orig_pos = pos_, orig_limit = limit_, orig_zeroed = zeroed_end_;
-  uint64_t orig_end = pos_;  // how far this call wrote into the original segment
+  uint64_t orig_end = pos_;       // how far this call wrote into the original segment
+  uint64_t attempted_end = pos_;  // ... or tried to
   std::unique_ptr<WritableFile> orig_file;
   size_t off = 0;
   Status s;
@@ -226,6 +234,7 @@ Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*
       }
       continue;
     }
+    if (segments_.size() == orig_segments) attempted_end = pos_ + (end - off);
     s = file_->WriteAt(pos_, AsBytes(records.substr(off, end - off)));
     if (!s.ok()) break;
     pos_ += end - off;
@@ -235,10 +244,7 @@ Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*
     off = end;
   }
   if (s.ok()) return s;
-  if (segments_.size() == orig_segments && !orig_file) {
-    // The failed WriteAt may have left a prefix in the original segment.
-    orig_end = std::max(orig_end, std::min(limit_, pos_ + (records.size() - off)));
-  }
+  orig_end = std::max(orig_end, attempted_end);  // a failed WriteAt may have left a prefix
   Status r = Rollback(std::move(orig_file), orig_segments, orig_pos, orig_end, orig_limit, orig_zeroed);
   if (!r.ok()) return Fail(Status::IOError("cutting back a failed WAL write: " + r.message() + " (after " +
                                            s.ToString() + ")"));
@@ -265,10 +271,19 @@ Status WalWriterImpl::Rollback(std::unique_ptr<WritableFile> orig_file, size_t o
   zeroed_end_ = std::max(orig_zeroed, orig_end);
   segments_.back().bytes -= std::min(segments_.back().bytes, orig_end - orig_pos);
   if (orig_end > orig_pos) {
-    // Zero what this call wrote and make that durable: a write reported as
-    // failed must not come back after a crash.
-    Status z = WriteZeros(file_.get(), orig_pos, orig_end);
-    if (z.ok()) z = file_->Sync();
+    // Undo what this call wrote and make that durable: a write reported as
+    // failed must not come back after a crash. Overwriting preallocated
+    // blocks needs no space; without preallocation cut the file instead (the
+    // failed write may have been ENOSPC).
+    Status z;
+    if (prealloc_) {
+      z = WriteZeros(file_.get(), orig_pos, orig_end);
+      if (z.ok()) z = file_->Sync();
+    } else {
+      z = file_->Truncate(orig_pos);
+      if (z.ok()) z = file_->SyncAll();
+      zeroed_end_ = orig_pos;
+    }
     if (s.ok()) s = z;
   }
   return s;

@@ -10,6 +10,7 @@
 #include "exit_codes.h"
 #include "keyspace.h"
 #include "load_driver.h"
+#include "request_template.h"
 
 using namespace kvctl;
 using kvctl::testing::FakeKvd;
@@ -189,4 +190,26 @@ TEST_CASE("kvctl bench text report and usage errors") {
   std::ostringstream err2;
   CHECK(RunBench(kvd.path(), o, out, err2) == kExitServer);
   CHECK(err2.str().find("requests failed") != std::string::npos);
+}
+
+TEST_CASE("request templates produce exactly the codec's frames") {
+  const std::string value = BenchValue(37);
+  const auto put = RequestTemplate::Put(BenchKey(0), value, kvd::proto::kFlagDurable);
+  const auto get = RequestTemplate::Get(BenchKey(0));
+  std::string out;
+  std::string want;
+  for (uint64_t id : {1ull, 255ull, 0x0102030405060708ull, ~0ull}) {
+    const std::string key = BenchKey(id % kMaxKeySpace);
+    out.clear();
+    want.clear();
+    put.AppendTo(&out, id, key.data());
+    kvd::proto::EncodeRequest(&want, {kvd::proto::Opcode::kPut, kvd::proto::kFlagDurable, id},
+                              {kvd::proto::EncodePutPayload(key, value)});
+    CHECK(out == want);
+    out.clear();
+    want.clear();
+    get.AppendTo(&out, id, key.data());
+    kvd::proto::EncodeRequest(&want, {kvd::proto::Opcode::kGet, 0, id}, {key});
+    CHECK(out == want);
+  }
 }

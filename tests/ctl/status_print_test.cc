@@ -55,3 +55,13 @@ TEST_CASE("config rendering") {
   CHECK(*num == "64");
   CHECK_FALSE(ConfigValueText(R"({"a":1,"b":2})", "c").has_value());
 }
+
+TEST_CASE("known fields come first in a fixed order, whatever the server's order") {
+  auto text = RenderStatusText(
+      R"({"a_extra":1,"keys":5,"ops":{"get":1},"uptime_s":1.26279403,"version":"x","wal":{"bytes":3},)"
+      R"("write_refusal":"","durability":{"mode":"batch"}})");
+  REQUIRE(text.has_value());
+  CHECK(*text ==
+        "server\n  version: x\n  uptime_s: 1.263 (1.26 s)\n  keys: 5\n  write_refusal: -\n  a_extra: 1\n"
+        "\ndurability\n  mode: batch\n\nwal\n  bytes: 3\n\nops\n  get: 1\n");
+}

@@ -287,6 +287,47 @@ class KvctlStdinMode(KvdTestCase):
             p.stderr.close()
 
 
+class KvctlRepl(KvdTestCase):
+    def test_repl_on_a_terminal(self):
+        kvd = self.server()
+        master, slave = os.openpty()
+        p = subprocess.Popen([kvdtest.binary("KVCTL_BIN"), "--socket", kvd.socket_path],
+                             stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        seen = bytearray()
+
+        def read_until(needle):
+            deadline = time.monotonic() + TIMEOUT
+            while needle not in seen:
+                left = deadline - time.monotonic()
+                self.assertGreater(left, 0, "REPL never printed %r; got %r" % (needle, bytes(seen)))
+                if select.select([master], [], [], left)[0]:
+                    try:
+                        seen.extend(os.read(master, 4096))
+                    except OSError:  # EIO: the child closed the terminal
+                        self.fail("REPL closed the terminal; got %r" % bytes(seen))
+            i = seen.index(needle) + len(needle)
+            out = bytes(seen[:i])
+            del seen[:i]
+            return out
+
+        try:
+            read_until(b"kvd> ")
+            os.write(master, b"PUT a 1\n")
+            self.assertIn(b"OK", read_until(b"kvd> "))
+            os.write(master, b"get A\n")  # keys are case-sensitive, commands are not
+            self.assertIn(b"(nil)", read_until(b"kvd> "))
+            os.write(master, b"GET a\n")
+            self.assertIn(b"1", read_until(b"kvd> "))
+            os.write(master, b"EXIT\n")
+            self.assertEqual(p.wait(TIMEOUT), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+
+
 class CrashDemo(KvdTestCase):
     """The original engine's demo, with kvd in place of its in-process engine."""
 
@@ -310,7 +351,7 @@ class CrashDemo(KvdTestCase):
 
     def test_crash_demo_batch_mode(self):
         # Nothing becomes durable on its own here: only FLUSH saves x and y.
-        self.demo(self.server(durability={"mode": "batch", "batch_size": 100000, "flush_interval": "1h"}))
+        self.demo(self.server(durability={"mode": "batch", "batch_size": 100000, "flush_interval": "1m"}))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class CrashRecovery(KvdTestCase):
 
         def writer(w):
             try:
-                c = kvd.raw()
+                c = kvd.client()  # kvd_proto.KvdClient
             except OSError as e:
                 errors.append(e)
                 return
@@ -42,8 +42,8 @@ class CrashRecovery(KvdTestCase):
                     # unique keys, plus an overwritten per-writer key in the same BATCH
                     ops = [("put", key, value), ("put", b"last-%d" % w, b"%d" % i)]
                     try:
-                        r = c.call(Op.BATCH, kvdtest.batch_payload(ops))
-                    except (kvdtest.ConnectionClosed, OSError):
+                        r = c.batch(ops)
+                    except OSError:  # kvd_proto.KvdConnectionClosed included
                         return
                     if r.status != Code.OK:
                         errors.append("writer %d: %r" % (w, r))
@@ -94,7 +94,7 @@ class Signals(KvdTestCase):
             c.send(frames)
             for i in range(500):
                 r = c.recv_reply()
-                self.assertEqual((r.req_id, r.status), (i + 1, Code.OK))
+                self.assertEqual((r.request_id, r.status), (i + 1, Code.OK))
         mark = len(kvd.notifications)
         self.assertEqual(kvd.terminate_and_wait(signal.SIGTERM), 0, kvd.log_tail())
         self.assertIn("STOPPING=1", kvd.notifications[mark:])
@@ -115,8 +115,8 @@ class Signals(KvdTestCase):
             except socket.timeout:
                 self.fail("kvd kept the connection open while shutting down")
         self.assertEqual(kvd.wait_exit(), 0, kvd.log_tail())
-        self.assertEqual([r.req_id for r in replies], list(range(1, len(replies) + 1)), "replies in order")
-        oks = [r.req_id - 1 for r in replies if r.status == Code.OK]
+        self.assertEqual([r.request_id for r in replies], list(range(1, len(replies) + 1)), "replies in order")
+        oks = [r.request_id - 1 for r in replies if r.status == Code.OK]
         self.assertTrue(all(r.status in (Code.OK, Code.SHUTTING_DOWN) for r in replies), replies[:5])
         kvd.start()
         with kvd.raw() as c:

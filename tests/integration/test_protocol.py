@@ -31,7 +31,7 @@ class Pipelining(KvdTestCase):
             last_lsn = 0
             for req_id, op, value in expected:
                 r = c.recv_reply()
-                self.assertEqual((r.req_id, r.opcode), (req_id, op), "replies out of order: %r" % r)
+                self.assertEqual((r.request_id, r.opcode), (req_id, op), "replies out of order: %r" % r)
                 self.assertEqual(r.status, Code.OK, r)
                 if op == Op.PUT:
                     self.assertGreater(r.lsn, last_lsn, "LSNs must grow in request order")
@@ -56,7 +56,7 @@ class Pipelining(KvdTestCase):
             ]
             c.send(b"".join(encode_frame(op, p, 100 + i) for i, (op, p) in enumerate(reqs)))
             replies = [c.recv_reply() for _ in reqs]
-        self.assertEqual([r.req_id for r in replies], list(range(100, 100 + len(reqs))))
+        self.assertEqual([r.request_id for r in replies], list(range(100, 100 + len(reqs))))
         self.assertEqual([r.status for r in replies],
                          [Code.OK, Code.OK, Code.NOT_FOUND, Code.OK, Code.OK, Code.OK, Code.OK, Code.OK])
         self.assertEqual(struct.unpack("<Q", replies[4].payload)[0], 1)  # only c is left
@@ -68,7 +68,7 @@ class ManyConnections(KvdTestCase):
     def test_200_concurrent_connections(self):
         kvd = self.server()
         n, per = 200, 5
-        conns = [kvd.raw() for _ in range(n)]  # all open at once
+        conns = [kvd.client() for _ in range(n)]  # kvd_proto clients, all open at once
         errors = []
         start = threading.Barrier(n)
 
@@ -76,10 +76,10 @@ class ManyConnections(KvdTestCase):
             try:
                 start.wait(TIMEOUT)
                 for j in range(per):
-                    c.put(b"c%03d-%d" % (i, j), b"v%d-%d" % (i, j))
+                    c.put(b"c%03d-%d" % (i, j), b"v%d-%d" % (i, j)).check()
                 for j in range(per):
                     got = c.get(b"c%03d-%d" % (i, j))
-                    if got != b"v%d-%d" % (i, j):
+                    if (got.status, got.payload) != (Code.OK, b"v%d-%d" % (i, j)):
                         errors.append("conn %d key %d: got %r" % (i, j, got))
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append("conn %d: %r" % (i, e))
@@ -146,12 +146,12 @@ class BadFrames(KvdTestCase):
     def test_bad_version(self):
         replies = self.send_bad(encode_frame(Op.PING, b"", 8, version=99))
         if replies:
-            self.assertEqual((replies[0].req_id, replies[0].status), (8, Code.UNSUPPORTED))
+            self.assertEqual((replies[0].request_id, replies[0].status), (8, Code.UNSUPPORTED))
 
     def test_unknown_opcode_gets_error_reply(self):
         replies = self.send_bad(encode_frame(0xEE, b"xyz", 42))
         self.assertEqual(len(replies), 1, "an unknown opcode can be answered: %r" % replies)
-        self.assertEqual((replies[0].req_id, replies[0].status), (42, Code.UNSUPPORTED))
+        self.assertEqual((replies[0].request_id, replies[0].status), (42, Code.UNSUPPORTED))
         self.assertTrue(replies[0].payload, "error replies carry a message")
 
     def test_truncated_frame_then_close(self):
@@ -178,7 +178,7 @@ class BadFrames(KvdTestCase):
         with self.kvd.raw() as bad:
             bad.send(encode_frame(Op.PUT, payload, 11))
             r = bad.recv_reply()
-            self.assertEqual((r.req_id, r.status), (11, Code.INVALID_ARGUMENT), r)
+            self.assertEqual((r.request_id, r.status), (11, Code.INVALID_ARGUMENT), r)
         self.good_client_works()
         with self.kvd.raw() as c:
             self.assertEqual(c.count(), self.n, "the malformed PUT must not be applied")
@@ -201,12 +201,13 @@ class BadFrames(KvdTestCase):
 
     def test_pending_good_requests_survive_a_bad_neighbour(self):
         # Pipelined good requests on the good connection while bad ones come and go.
-        frames = b"".join(encode_frame(Op.PUT, put_payload(b"n%d" % i, b"x"), 1000 + i) for i in range(32))
-        self.good.send(frames)
-        self.send_bad(encode_frame(0xEE, b"", 1))
-        for i in range(32):
-            r = self.good.recv_reply()
-            self.assertEqual((r.req_id, r.status), (1000 + i, Code.OK))
+        with self.kvd.raw() as piped:
+            frames = b"".join(encode_frame(Op.PUT, put_payload(b"n%d" % i, b"x"), 1000 + i) for i in range(32))
+            piped.send(frames)
+            self.send_bad(encode_frame(0xEE, b"", 1))
+            for i in range(32):
+                r = piped.recv_reply()
+                self.assertEqual((r.request_id, r.status), (1000 + i, Code.OK))
 
 
 class ConnectionLimits(KvdTestCase):
@@ -232,8 +233,9 @@ class ConnectionLimits(KvdTestCase):
             def fits():
                 try:
                     with kvd.raw(timeout=5) as c:
-                        c.ping()
-                        return True
+                        c.send(encode_frame(Op.PING, b"", 77))
+                        r = c.recv_reply()  # a refused client gets id 0, Busy
+                        return (r.request_id, r.status) == (77, Code.OK)
                 except (kvdtest.ConnectionClosed, OSError):
                     return False
             kvdtest.wait_until(fits, what="a free connection slot")

@@ -113,8 +113,20 @@ TEST_CASE("batch mode: acknowledged at once within the bound; batch_size 1 waits
   CHECK(e->state().Get("k0").has_value());
   CHECK(std::count(done.begin(), done.end(), true) <= 3);
   CHECK_FALSE(done[3]);
+  CHECK(e->state().Get("k3").has_value());  // batch mode: visible before it is acknowledged
   REQUIRE(e->WaitDurable(e->last_lsn(), &sink).ok());
   CHECK(sink.Find(4) != nullptr);
+
+  // A durable write waits for its sync; the writes after it need not.
+  auto td = e->Put("durable", "d", true);
+  REQUIRE(td.has_value());
+  CHECK_FALSE(td->done);
+  auto tn = e->Put("next", "n", false);
+  REQUIRE(tn.has_value());
+  CHECK(tn->done);
+  REQUIRE(e->WaitDurable(td->lsn, &sink).ok());
+  REQUIRE(sink.Find(td->lsn) != nullptr);
+  CHECK(sink.Find(td->lsn)->status.ok());
 
   DurabilityOptions d = e->durability();
   d.batch_size = 1;

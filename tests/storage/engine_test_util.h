@@ -103,6 +103,7 @@ inline EngineOptions BasicOptions(Env* env, const TempDir& dir, DurabilityMode m
   o.wal_dir = dir.Sub("wal");
   o.snapshot_dir = dir.Sub("snap");
   o.durability.mode = mode;
+  o.segment_size = 1 << 20;  // small preallocation: the fault env saves what it overwrites
   return o;
 }
 

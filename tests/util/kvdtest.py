@@ -28,36 +28,30 @@ import threading
 import time
 import unittest
 
+import kvd_proto
+
 TIMEOUT = float(os.environ.get("KVD_TEST_TIMEOUT", "30"))
 
-# ---- wire protocol constants (lib/include/kvd/protocol.h, status.h) ---------
-MAGIC = 0x564B
-VERSION = 1
-FLAG_DURABLE = 1
+# ---- wire protocol: the codec is kvd_proto's (tests/util/kvd_proto.py) ---------
+MAGIC, VERSION, FLAG_DURABLE = kvd_proto.MAGIC, kvd_proto.VERSION, kvd_proto.FLAG_DURABLE
+Reply = kvd_proto.Reply
+put_payload = kvd_proto.put_payload
+batch_payload = kvd_proto.batch_payload
+scan_payload = kvd_proto.scan_payload
+decode_scan_reply = kvd_proto.decode_scan_reply
+config_set_payload = kvd_proto.config_set_payload
 
 
 class Op:
     PING, GET, PUT, DEL, BATCH, SCAN, COUNT, FLUSH, SNAPSHOT, STATUS, CONFIG_GET, CONFIG_SET = range(1, 13)
 
 
-class Code:
-    OK = 0
-    NOT_FOUND = 1
-    INVALID_ARGUMENT = 2
-    TOO_LARGE = 3
-    WRITES_REFUSED = 4
-    NO_SPACE = 5
-    IO_ERROR = 6
-    CORRUPTION = 7
-    BUSY = 8
-    SHUTTING_DOWN = 9
-    UNSUPPORTED = 10
-    INTERNAL = 11
+class Code:  # kvd::Code
+    OK, NOT_FOUND, INVALID_ARGUMENT, TOO_LARGE, WRITES_REFUSED, NO_SPACE = 0, 1, 2, 3, 4, 5
+    IO_ERROR, CORRUPTION, BUSY, SHUTTING_DOWN, UNSUPPORTED, INTERNAL = 6, 7, 8, 9, 10, 11
 
 
-REQ_HDR = struct.Struct("<HBBHHQ")        # magic, version, opcode, flags, reserved, id
-REPLY_HDR = struct.Struct("<HBBHHQQQ")    # magic, version, opcode, status, flags, id, durable, lsn
-assert REQ_HDR.size == 16 and REPLY_HDR.size == 32
+assert (Op.CONFIG_SET, Code.INTERNAL) == (kvd_proto.OP_CONFIG_SET, kvd_proto.INTERNAL)
 
 
 def _b(x):
@@ -65,73 +59,9 @@ def _b(x):
 
 
 def encode_frame(opcode, payload=b"", req_id=0, flags=0, magic=MAGIC, version=VERSION, length=None):
-    """One request frame. `length`, `magic`, `version` may be forged."""
-    payload = _b(payload)
-    body = REQ_HDR.pack(magic, version, opcode, flags, 0, req_id) + payload
-    return struct.pack("<I", len(body) if length is None else length) + body
-
-
-def put_payload(key, value):
-    key, value = _b(key), _b(value)
-    return struct.pack("<I", len(key)) + key + value
-
-
-def batch_payload(ops):
-    """ops: [("put", k, v) | ("del", k)]"""
-    out = [struct.pack("<I", len(ops))]
-    for op in ops:
-        key = _b(op[1])
-        if op[0] == "put":
-            value = _b(op[2])
-            out.append(struct.pack("<BI", 1, len(key)) + key + struct.pack("<I", len(value)) + value)
-        else:
-            out.append(struct.pack("<BI", 2, len(key)) + key)
-    return b"".join(out)
-
-
-def scan_payload(prefix=b"", start=None, end=b"", limit=0, after=b""):
-    kind, a = (1, _b(start)) if start is not None else (0, _b(prefix))
-    end, after = _b(end), _b(after)
-    return (struct.pack("<BI", kind, limit) + struct.pack("<I", len(a)) + a + struct.pack("<I", len(end)) + end
-            + struct.pack("<I", len(after)) + after)
-
-
-def decode_scan_reply(payload):
-    (count,) = struct.unpack_from("<I", payload, 0)
-    pos, items = 4, []
-    for _ in range(count):
-        (kl,) = struct.unpack_from("<I", payload, pos)
-        key = payload[pos + 4:pos + 4 + kl]
-        pos += 4 + kl
-        (vl,) = struct.unpack_from("<I", payload, pos)
-        items.append((key, payload[pos + 4:pos + 4 + vl]))
-        pos += 4 + vl
-    more = payload[pos] == 1
-    if pos + 1 != len(payload):
-        raise ValueError("scan reply has %d trailing bytes" % (len(payload) - pos - 1))
-    return items, more
-
-
-def config_set_payload(name, value):
-    name = _b(name)
-    return struct.pack("<I", len(name)) + name + _b(value)
-
-
-class Reply:
-    __slots__ = ("opcode", "status", "flags", "req_id", "durable_lsn", "lsn", "payload", "magic", "version")
-
-    def __init__(self, frame):
-        (self.magic, self.version, self.opcode, self.status, self.flags, self.req_id, self.durable_lsn,
-         self.lsn) = REPLY_HDR.unpack_from(frame, 0)
-        self.payload = bytes(frame[REPLY_HDR.size:])
-
-    @property
-    def ok(self):
-        return self.status == Code.OK
-
-    def __repr__(self):
-        return "Reply(op=%d status=%d id=%d durable=%d lsn=%d payload=%r)" % (
-            self.opcode, self.status, self.req_id, self.durable_lsn, self.lsn, self.payload[:80])
+    """One request frame; `magic`, `version` and the length field may be forged."""
+    frame = kvd_proto.encode_request(opcode, payload, req_id, flags, magic, version)
+    return frame if length is None else struct.pack("<I", length) + frame[4:]
 
 
 class ConnectionClosed(Exception):
@@ -139,9 +69,11 @@ class ConnectionClosed(Exception):
 
 
 class RawConn:
-    """A minimal, byte-exact protocol connection for tests that need to forge
-    frames, pipeline with chosen ids, or watch a connection get closed.
-    Every receive has a timeout (socket.timeout on a hang)."""
+    """A protocol connection for tests: convenience calls that return plain
+    values and raise KvdError on an unexpected status (get -> bytes | None,
+    count -> int, status -> dict), frames with chosen ids or forged fields,
+    and wait_closed() to watch kvd drop the connection. Every receive has a
+    timeout (socket.timeout on a hang). Codec: kvd_proto."""
 
     def __init__(self, path, timeout=TIMEOUT):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -178,16 +110,14 @@ class RawConn:
         self.buf += chunk
 
     def recv_reply(self):
-        while len(self.buf) < 4:
+        """The next reply (kvd_proto.Reply); ConnectionClosed at EOF."""
+        while True:
+            n = kvd_proto.split_frame(self.buf)
+            if n is not None:
+                reply = kvd_proto.decode_reply(bytes(self.buf[:n]))
+                del self.buf[:n]
+                return reply
             self._fill()
-        (length,) = struct.unpack_from("<I", self.buf, 0)
-        if length < REPLY_HDR.size or length > (1 << 30):
-            raise ValueError("bad reply length %d" % length)
-        while len(self.buf) < 4 + length:
-            self._fill()
-        frame = bytes(self.buf[4:4 + length])
-        del self.buf[:4 + length]
-        return Reply(frame)
 
     def wait_closed(self, timeout=TIMEOUT):
         """Reads until kvd closes the connection. Returns the replies received
@@ -208,8 +138,8 @@ class RawConn:
         frame, req_id = self.queue(opcode, payload, flags)
         self.send(frame)
         reply = self.recv_reply()
-        if reply.req_id != req_id:
-            raise AssertionError("reply id %d != request id %d" % (reply.req_id, req_id))
+        if reply.request_id != req_id:
+            raise AssertionError("reply id %d != request id %d" % (reply.request_id, req_id))
         if reply.opcode != opcode:
             raise AssertionError("reply opcode %d != request opcode %d" % (reply.opcode, opcode))
         return reply
@@ -237,8 +167,8 @@ class RawConn:
     def batch(self, ops, durable=False):
         return self.check(Op.BATCH, batch_payload(ops), FLAG_DURABLE if durable else 0)
 
-    def scan(self, **kw):
-        return decode_scan_reply(self.check(Op.SCAN, scan_payload(**kw)).payload)
+    def scan(self, prefix=None, start=None, end=b"", after=b"", limit=0):
+        return decode_scan_reply(self.check(Op.SCAN, scan_payload(prefix, start, end, after, limit)).payload)
 
     def count(self, prefix=b""):
         return struct.unpack("<Q", self.check(Op.COUNT, _b(prefix)).payload)[0]
@@ -365,7 +295,7 @@ class KvdServer:
     file accumulates every run (log_offset() marks a point to read from).
     """
 
-    def __init__(self, tmpdir=None, start=True, env=None, extra_toml="", **overrides):
+    def __init__(self, tmpdir=None, start=True, env=None, extra_toml="", extra_args=(), **overrides):
         self._own_tmp = tmpdir is None
         self.dir = tempfile.mkdtemp(prefix="kvdt-") if tmpdir is None else tmpdir
         os.makedirs(self.dir, exist_ok=True)
@@ -375,6 +305,7 @@ class KvdServer:
         self.config_path = os.path.join(self.dir, "kvd.toml")
         self.log_path = os.path.join(self.dir, "kvd.log")
         self.env = env or {}
+        self.extra_args = list(extra_args)  # e.g. ["--fault-env", "power-loss"] (test builds)
         self.proc = None
         self.starts = 0
         self.notifications = []  # every sd_notify datagram, in order (text)
@@ -471,7 +402,7 @@ class KvdServer:
         env.update(self.env)
         log = open(self.log_path, "ab")
         try:
-            proc = subprocess.Popen([binary("KVD_BIN"), "--config", self.config_path], stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([binary("KVD_BIN"), "--config", self.config_path] + self.extra_args, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=log, env=env, cwd=self.dir)
         finally:
             log.close()
@@ -496,6 +427,14 @@ class KvdServer:
         self._spawn()
         self.wait_notification(lambda n: n == "READY=1", since=self._start_mark, timeout=timeout)
         return self
+
+    def spawn_and_kill(self, delay):
+        """Starts kvd and SIGKILLs it `delay` seconds later, ready or not (a
+        crash during start-up and recovery). Returns the exit code."""
+        proc = self._spawn()
+        time.sleep(delay)  # a random moment on purpose: nothing is awaited
+        proc.kill()
+        return self.wait_exit()
 
     def start_expect_failure(self, timeout=TIMEOUT):
         """Starts kvd expecting it to refuse: returns (exit code, log of this run).
@@ -616,8 +555,11 @@ class KvdServer:
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def wait_for_log(self, pred, since=0, timeout=TIMEOUT, what="log line"):
-        """Waits until pred(text of the log since `since`) is true."""
-        return wait_until(lambda: pred(self.log_text(since)), timeout, 0.02, what)
+        """Waits until pred(text of the log since `since`) is true; returns that text."""
+        def check():
+            text = self.log_text(since)
+            return text if pred(text) else None
+        return wait_until(check, timeout, 0.02, what)
 
     # -- clients --
     def client(self, **kw):

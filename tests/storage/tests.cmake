@@ -1,0 +1,7 @@
+# Storage tests where the engine's committer thread meets the owner thread:
+# the TSan build runs everything labelled "threads".
+foreach(t engine_test power_loss_test committer_test)
+  if(TEST ${t})
+    set_tests_properties(${t} PROPERTIES LABELS "unit;storage;threads")
+  endif()
+endforeach()
