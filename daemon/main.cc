@@ -10,13 +10,17 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "check_data.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #ifdef KVD_FAULT_INJECTION
+#include <cerrno>
+
 #include "kvd/fault_env.h"
 #endif
 
@@ -26,6 +30,20 @@ constexpr int kUsageError = 2;
 constexpr int kFatal = 3;
 // Set once RunDaemon runs: an exception after that is a fatal runtime error.
 bool g_serving = false;
+
+#ifdef KVD_FAULT_INJECTION
+// --fault-env fail-sync-after=N (tests/integration/test_disk_faults.py): N, or nullopt.
+std::optional<int> FailSyncAfter(const std::string& mode) {
+  constexpr std::string_view kPrefix = "fail-sync-after=";
+  if (mode.rfind(kPrefix, 0) != 0 || mode.size() == kPrefix.size() || mode.size() > kPrefix.size() + 9) return {};
+  int n = 0;
+  for (char c : mode.substr(kPrefix.size())) {
+    if (c < '0' || c > '9') return {};
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+#endif
 
 int Run(int argc, char** argv) {
   CLI::App app{"kvd: a crash-consistent key-value daemon"};
@@ -43,8 +61,10 @@ int Run(int argc, char** argv) {
   std::string fault_env;
   app.add_option("--fault-env", fault_env,
                  "TEST BUILDS ONLY: run on the fault-injecting Env. power-loss: file data reaches the disk only "
-                 "on fdatasync, so SIGKILL loses exactly what a power cut would")
-      ->check(CLI::IsMember({"power-loss"}));
+                 "on fdatasync, so SIGKILL loses exactly what a power cut would; fail-sync-after=N: the "
+                 "fdatasync/fsync after N successful ones fails once with EIO")
+      ->check(CLI::IsMember({"power-loss"}) | CLI::Validator(
+                  [](std::string& m) { return FailSyncAfter(m) ? std::string() : "not fail-sync-after=N"; }, ""));
 #endif
   try {
     app.parse(argc, argv);
@@ -75,8 +95,10 @@ int Run(int argc, char** argv) {
   std::unique_ptr<kvd::FaultEnv> faulty;
   if (!fault_env.empty()) {
     kvd::FaultEnv::Options options;
-    options.write_through_on_sync = true;
+    const std::optional<int> fail_sync_after = FailSyncAfter(fault_env);
+    options.write_through_on_sync = !fail_sync_after;
     faulty = std::make_unique<kvd::FaultEnv>(env, options);
+    if (fail_sync_after) faulty->FailAfter(kvd::FaultEnv::Op::kSync, *fail_sync_after, EIO);
     env = faulty.get();
     spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
   }

@@ -255,43 +255,44 @@ std::span<const std::byte> ReplyPayload(std::span<const std::byte> frame) {
 }
 
 namespace {
-void EncodeFrame(std::string* out, size_t header_bytes, std::initializer_list<std::string_view> parts,
-                 const std::string& header) {
+// Appends the length prefix (header + payload) and reserves room for the whole
+// frame, so the header fields and payload that follow never reallocate.
+// Writes straight into *out: the reply path must not allocate per request.
+void BeginFrame(std::string* out, size_t header_bytes, std::initializer_list<std::string_view> parts) {
   size_t payload = 0;
   for (std::string_view p : parts) payload += p.size();
   out->reserve(out->size() + kLengthBytes + header_bytes + payload);
   PutFixed<uint32_t>(out, static_cast<uint32_t>(header_bytes + payload));
-  out->append(header);
+}
+void AppendParts(std::string* out, std::initializer_list<std::string_view> parts) {
   for (std::string_view p : parts) out->append(p);
 }
 }  // namespace
 
 void EncodeRequest(std::string* out, const RequestHeader& h,
                    std::initializer_list<std::string_view> payload_parts) {
-  std::string hdr;
-  hdr.reserve(kRequestHeaderBytes);
-  PutFixed<uint16_t>(&hdr, kMagic);
-  PutFixed<uint8_t>(&hdr, kVersion);
-  PutFixed<uint8_t>(&hdr, static_cast<uint8_t>(h.opcode));
-  PutFixed<uint16_t>(&hdr, h.flags);
-  PutFixed<uint16_t>(&hdr, 0);
-  PutFixed<uint64_t>(&hdr, h.request_id);
-  EncodeFrame(out, kRequestHeaderBytes, payload_parts, hdr);
+  BeginFrame(out, kRequestHeaderBytes, payload_parts);
+  PutFixed<uint16_t>(out, kMagic);
+  PutFixed<uint8_t>(out, kVersion);
+  PutFixed<uint8_t>(out, static_cast<uint8_t>(h.opcode));
+  PutFixed<uint16_t>(out, h.flags);
+  PutFixed<uint16_t>(out, 0);
+  PutFixed<uint64_t>(out, h.request_id);
+  AppendParts(out, payload_parts);
 }
 
 void EncodeReply(std::string* out, const ReplyHeader& h,
                  std::initializer_list<std::string_view> payload_parts) {
-  std::string hdr;
-  hdr.reserve(kReplyHeaderBytes);
-  PutFixed<uint16_t>(&hdr, kMagic);
-  PutFixed<uint8_t>(&hdr, kVersion);
-  PutFixed<uint8_t>(&hdr, static_cast<uint8_t>(h.opcode));
-  PutFixed<uint16_t>(&hdr, static_cast<uint16_t>(h.status));
-  PutFixed<uint16_t>(&hdr, 0);
-  PutFixed<uint64_t>(&hdr, h.request_id);
-  PutFixed<uint64_t>(&hdr, h.durable_lsn);
-  PutFixed<uint64_t>(&hdr, h.lsn);
-  EncodeFrame(out, kReplyHeaderBytes, payload_parts, hdr);
+  BeginFrame(out, kReplyHeaderBytes, payload_parts);
+  PutFixed<uint16_t>(out, kMagic);
+  PutFixed<uint8_t>(out, kVersion);
+  PutFixed<uint8_t>(out, static_cast<uint8_t>(h.opcode));
+  PutFixed<uint16_t>(out, static_cast<uint16_t>(h.status));
+  PutFixed<uint16_t>(out, 0);
+  PutFixed<uint64_t>(out, h.request_id);
+  PutFixed<uint64_t>(out, h.durable_lsn);
+  PutFixed<uint64_t>(out, h.lsn);
+  AppendParts(out, payload_parts);
 }
 
 // ---- request payloads -------------------------------------------------------

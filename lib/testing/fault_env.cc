@@ -1,6 +1,8 @@
 // FaultEnv: see kvd/fault_env.h for the model of what survives a power cut.
 #include "kvd/fault_env.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -412,6 +414,28 @@ class FaultEnv::File final : public WritableFile {
   uint64_t generation_;
 };
 
+// ---- fork safety --------------------------------------------------------------------
+// kvd forks a snapshot child that writes through the same Env. A child that
+// inherited one of our mutexes locked (another thread was inside FaultEnv)
+// would deadlock, so every live FaultEnv's mutex is taken around fork().
+namespace {
+
+std::mutex g_registry_mu;
+std::set<std::mutex*>& Registry() {
+  static auto* r = new std::set<std::mutex*>;  // never destroyed: atfork may run at exit
+  return *r;
+}
+void LockAllForFork() {
+  g_registry_mu.lock();
+  for (std::mutex* m : Registry()) m->lock();
+}
+void UnlockAllAfterFork() {
+  for (std::mutex* m : Registry()) m->unlock();
+  g_registry_mu.unlock();
+}
+
+}  // namespace
+
 // ---- the Env -----------------------------------------------------------------------
 
 FaultEnv::FaultEnv(Env* base) : FaultEnv(base, Options{}) {}
@@ -419,8 +443,15 @@ FaultEnv::FaultEnv(Env* base, Options options) : impl_(std::make_unique<Impl>())
   impl_->base = base;
   impl_->opt = options;
   impl_->rng.seed(options.seed);
+  static std::once_flag once;
+  std::call_once(once, [] { ::pthread_atfork(LockAllForFork, UnlockAllAfterFork, UnlockAllAfterFork); });
+  std::lock_guard<std::mutex> l(g_registry_mu);
+  Registry().insert(&impl_->mu);
 }
-FaultEnv::~FaultEnv() = default;
+FaultEnv::~FaultEnv() {
+  std::lock_guard<std::mutex> l(g_registry_mu);
+  Registry().erase(&impl_->mu);
+}
 
 void FaultEnv::SimulatePowerLoss() {
   std::lock_guard<std::mutex> l(impl_->mu);

@@ -3,9 +3,13 @@
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <thread>
 
 namespace kvd {
 namespace {
@@ -217,6 +221,39 @@ TEST_CASE("write-through-on-sync: unsynced bytes stay in memory until Sync") {
   CHECK(Read(Env::Default(), p) == "durable");
   env.SimulatePowerLoss();
   CHECK(Read(Env::Default(), p) == "durable");
+}
+
+TEST_CASE("a forked child can use the env while another thread is inside it") {
+  TempDir d;
+  FaultEnv::Options o;
+  o.write_through_on_sync = true;  // as the daemon runs it
+  FaultEnv env(Env::Default(), o);
+  auto busy = Create(&env, d.Sub("busy"));
+  std::atomic<bool> stop{false};
+  std::thread hammer([&] {
+    uint64_t off = 0;
+    while (!stop.load()) {
+      (void)busy->WriteAt(off++ % 4096, AsBytes("x"));
+      (void)busy->Sync();
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::alarm(10);  // a deadlocked child dies of SIGALRM instead of hanging the test
+      auto f = env.NewWritableFile(d.Sub("child" + std::to_string(i)), OpenMode::kCreateTruncate);
+      bool ok = f.has_value() && (*f)->WriteAt(0, AsBytes("snap")).ok() && (*f)->SyncAll().ok();
+      ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  stop = true;
+  hammer.join();
+  CHECK(Read(Env::Default(), d.Sub("child19")) == "snap");
 }
 
 }  // namespace

@@ -45,6 +45,11 @@ SEGMENT_HEADER = 32
 RECORD_HEADER = struct.Struct("<IIBQ")  # masked crc, payload length, type, lsn
 WAL_MAGIC = b"kvdWAL\r\n"
 CASES_TRIED = [0]
+OUTCOMES = {}  # "served (tolerate_tail)", "refused", "served (point_in_time)", ... -> count
+
+
+def count_outcome(what):
+    OUTCOMES[what] = OUTCOMES.get(what, 0) + 1
 
 
 # ---- what was written ----------------------------------------------------------
@@ -238,7 +243,8 @@ class Corruption(KvdTestCase):
                 if len(failures) >= 10:
                     break
             CASES_TRIED[0] += 1
-        print("\ncorruption cases tried: %d (seed %d)" % (CASES_TRIED[0], self.seed))
+        print("\ncorruption cases tried: %d (seed %d): %s" % (
+            CASES_TRIED[0], self.seed, ", ".join("%s %d" % kv for kv in sorted(OUTCOMES.items()))))
         if failures:
             self.fail("%d of %d corruption cases failed:\n%s" % (len(failures), CASES_TRIED[0],
                                                                   "\n\n".join(failures[:10])))
@@ -318,7 +324,7 @@ class Corruption(KvdTestCase):
         for rec in rng.sample(earlier, min(6, len(earlier))):
             cases.append(flipped("flip mid last segment", li, rec[0] + rng.randrange(rec[1]), "refuse", "corruption"))
         # 4. Random offsets in earlier segments (records, zero padding): corruption.
-        for _ in range(24):
+        for _ in range(40):
             i = rng.randrange(li)
             size = os.path.getsize(os.path.join(self.pristine, "wal", segs[i]))
             cases.append(flipped("flip mid-log", i, rng.randrange(SEGMENT_HEADER, size), "refuse", "corruption"))
@@ -474,6 +480,7 @@ class Corruption(KvdTestCase):
         if case.snapshot is not None:
             self.assertIn(case.snapshot, log, "log does not name the rejected snapshot" + ctx)
         kvd.kill()
+        count_outcome("served in %s" % mode + (" after a cut" if rec["truncated"] or rec["set_aside"] else ""))
         return st
 
     def run_case(self, case):
@@ -491,6 +498,7 @@ class Corruption(KvdTestCase):
                              "--check-data predicted another last LSN" + ctx)
             return
         ctx += "\nkvd log:\n" + log[-3000:]
+        count_outcome("refused")
         self.assertNotEqual(case.expect, "serve", "kvd refused to start (exit %r)" % rc + ctx)
         self.assertEqual(report["verdict"], "refuse", "--check-data did not predict the refusal" + ctx)
         self.assertNotEqual(rc, 0, ctx)

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 #include <random>
 #include <string>
@@ -280,6 +282,122 @@ TEST_CASE("MemoryBytes is sane") {
   CHECK(mem < 10000 * 200);  // compact layout: well under a std::map of strings
   s.Clear();
   CHECK(s.MemoryBytes() == empty);
+}
+
+// The index compares integer slices of keys taken after a prefix each leaf
+// (and the top level) shares, and reads key blocks only on slice ties. These
+// tests drive the cases where that can go wrong: keys shorter than the
+// prefix or than a slice, prefixes longer than the stored maximum, 0x00 and
+// 0xFF bytes next to zero padding, the empty key, prefixes shrinking when an
+// outlier arrives at either end, and leaves splitting, spilling and merging.
+
+// Every key of m is found with its value; keys around each (one byte more or
+// less) give the same bounds as the model.
+void CheckModel(const State& s, const std::map<std::string, std::string>& m) {
+  REQUIRE(s.size() == m.size());
+  REQUIRE(Dump(s) == Dump(m));
+  for (auto& [k, v] : m) {
+    auto g = s.Get(k);
+    REQUIRE(g.has_value());
+    CHECK(*g == v);
+    for (const std::string& probe : {k + '\0', k + '\xff', k.substr(0, k.size() / 2)}) {
+      auto lb = s.LowerBound(probe);
+      auto mlb = m.lower_bound(probe);
+      REQUIRE(lb.Valid() == (mlb != m.end()));
+      if (lb.Valid()) CHECK(lb.key() == mlb->first);
+      CHECK(s.Get(probe).has_value() == (m.count(probe) > 0));
+    }
+  }
+}
+
+std::string SliceHostileKey(std::mt19937_64& rng) {
+  static const std::string kPrefixes[] = {
+      "", "k0000000", "key:0000", std::string(8, '\0'), std::string(8, '\xff'),
+      std::string(70, 'p'),  // longer than any stored prefix
+      std::string(70, 'p') + std::string(3, '\0')};
+  static const char kAlpha[] = {'\0', '\x01', '0', '9', 'a', '\xfe', '\xff'};
+  std::string k = kPrefixes[rng() % std::size(kPrefixes)];
+  size_t extra = rng() % 12;  // 0..11: shorter and longer than a 4/8-byte slice
+  for (size_t i = 0; i < extra; ++i) k += kAlpha[rng() % std::size(kAlpha)];
+  return k;
+}
+
+TEST_CASE("slice edge cases: shared and long prefixes, short keys, NUL/0xFF, many leaves") {
+  const uint64_t seed = std::random_device{}();
+  INFO("seed = " << seed);
+  std::mt19937_64 rng(seed);
+  State s;
+  std::map<std::string, std::string> m;
+  for (int step = 0; step < 40000; ++step) {
+    std::string k = SliceHostileKey(rng);
+    if (rng() % 4 != 0) {
+      std::string v = std::to_string(step);
+      CHECK(s.Put(k, v) == (m.count(k) > 0));
+      m[k] = v;
+    } else {
+      CHECK(s.Del(k) == (m.erase(k) > 0));
+    }
+    if (step % 10000 == 9999) CheckModel(s, m);
+  }
+  CheckModel(s, m);
+  for (const std::string& p : {"k0000000"s, std::string(8, '\0'), std::string(71, 'p'), ""s}) {
+    size_t expect = 0;
+    for (auto it = m.lower_bound(p); it != m.end() && it->first.starts_with(p); ++it) ++expect;
+    CHECK(s.CountPrefix(p) == expect);
+  }
+}
+
+TEST_CASE("outliers at both ends shrink prefixes; emptying and refilling regrows them") {
+  State s;
+  std::map<std::string, std::string> m;
+  auto put = [&](const std::string& k) {
+    s.Put(k, k);
+    m[k] = k;
+  };
+  // Sorted load (the snapshot fast path): full leaves, long shared prefixes.
+  for (int i = 0; i < 3000; ++i) {
+    char k[32];
+    std::snprintf(k, sizeof(k), "k%015d", i * 3);
+    put(k);
+  }
+  CheckModel(s, m);
+  put("");          // smallest possible key, into leaf 0
+  put("\xff");      // past the end: shrinks the last leaf's and the top prefix to 0
+  put("k0");        // shorter than the shared prefix, sorts inside the range
+  put("k000000000000001\0");
+  CheckModel(s, m);
+  // Random inserts between existing keys split and spill leaves whose
+  // prefixes were shrunk.
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 3000; ++i) {
+    char k[32];
+    std::snprintf(k, sizeof(k), "k%015d", static_cast<int>(rng() % 9000));
+    put(k);
+  }
+  CheckModel(s, m);
+  // Reverse-order inserts: every one lands at the front of leaf 0.
+  for (int i = 2000; i > 0; --i) put(std::string(1, '\0') + std::to_string(i));
+  CheckModel(s, m);
+  // Delete everything but a few, in random order: merges, borrows, leaves
+  // and heads erased; then refill with another shape of key.
+  std::vector<std::string> keys;
+  for (auto& kv : m) keys.push_back(kv.first);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (size_t i = 0; i + 5 < keys.size(); ++i) {
+    CHECK(s.Del(keys[i]));
+    m.erase(keys[i]);
+    if (i % 1000 == 0) CheckModel(s, m);
+  }
+  CheckModel(s, m);
+  for (int i = 0; i < 5000; ++i) put("user:" + std::to_string(rng() % 100000) + ":profile");
+  CheckModel(s, m);
+  while (!m.empty()) {
+    CHECK(s.Del(m.begin()->first));
+    m.erase(m.begin());
+  }
+  CHECK(s.size() == 0);
+  CHECK(s.Digest() == State().Digest());
+  CHECK_FALSE(s.Begin().Valid());
 }
 
 }  // namespace

@@ -25,6 +25,9 @@
 // serialises all operations (the real I/O happens under it, which is fine for
 // tests). A file object keeps working only until the next power loss: after
 // that every call on it fails with kIOError ("stale handle").
+// Fork: the mutex is held across fork() (pthread_atfork), so a forked child
+// (kvd's snapshot writer) can keep using the Env; the child's bookkeeping is
+// its own copy.
 #pragma once
 
 #include <cstdint>
