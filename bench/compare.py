@@ -299,10 +299,28 @@ def run(args):
         finally:
             kvd.stop()
             redis.stop()
+    results["original_engine"] = original_engine_table(args, tmp, server_cpu, load_cpu, 500 if args.quick else 10000)
     if not args.quick or args.recovery:
         results["recovery"] = recovery_and_memory(args, tmp, server_cpu, 1000 if args.quick else 1000000)
     shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+def original_engine_table(args, tmp, server_cpu, load_cpu, n):
+    """The original engine's table through kvctl's REPL, in batch mode:
+    SETBATCH k then BENCH n (n sequential PUTs on one connection)."""
+    kvd = Kvd(args.build, tempfile.mkdtemp(dir=tmp), server_cpu, "batch", flush_interval="1s")
+    kvd.start()
+    try:
+        script = "".join(f"SETBATCH {k}\nBENCH {n}\n" for k in (1, 5, 64)) + "EXIT\n"
+        out = subprocess.run(["taskset", "-c", str(load_cpu), kvd.kvctl, "--socket", kvd.sock], input=script,
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        kvd.stop()
+    rates = [float(m) for m in re.findall(r"([0-9.]+) ops/s", out)]
+    table = {f"SETBATCH {k}": r for k, r in zip((1, 5, 64), rates)}
+    print("original engine table (batch mode, BENCH %d): %s" % (n, table), flush=True)
+    return {"n": n, "ops_per_sec": table}
 
 
 def recovery_and_memory(args, tmp, cpu, keys):
@@ -362,6 +380,13 @@ def write_reports(results, outdir):
         lines.append(f"| {r['kvd_mode']} | {r['redis']} | {r['ratio']} | {r['clients']} | {r['pipeline']} | "
                      f"{r['kvd_ops']:.0f} | {r['redis_ops']:.0f} | {r['ratio_x']:.2f}× | {r['kvd_p99_us']:.0f} | "
                      f"{r['redis_p99_us']:.0f} |")
+    orig = results.get("original_engine")
+    if orig and len(orig["ops_per_sec"]) == 3:
+        o = orig["ops_per_sec"]
+        lines += ["", f"The original engine's table (batch mode, `SETBATCH k` + `BENCH {orig['n']}` in kvctl):", "",
+                  "| setting | ops/s | vs SETBATCH 1 |", "|---|---:|---:|"]
+        for k in ("SETBATCH 1", "SETBATCH 5", "SETBATCH 64"):
+            lines.append(f"| {k} | {o[k]:.0f} | {o[k] / o['SETBATCH 1']:.2f}× |")
     rec = results.get("recovery")
     if rec:
         lines += ["", f"Start to ready with {rec['keys']} keys:", "",

@@ -16,6 +16,9 @@ endif()
 set(KVD_SYSTEMD_UNIT_DIR "${_kvd_unit_default}" CACHE PATH "systemd system unit directory")
 set(KVD_SYSUSERS_DIR "${_kvd_sysusers_default}" CACHE PATH "sysusers.d directory")
 set(KVD_DOC_DIR "${CMAKE_INSTALL_FULL_DOCDIR}")
+# Directories the install creates (/etc/kvd, doc dirs) are world-readable.
+set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
+    OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 
 # The installed config is the shipped one with service paths.
 set(_kvd_conf "")
@@ -40,15 +43,19 @@ install(FILES ${PROJECT_BINARY_DIR}/kvd.toml.installed DESTINATION ${CMAKE_INSTA
 
 # /etc/kvd/kvd.toml: installed only when absent (cmake --install), so local
 # edits survive upgrades. In the .deb it is a conffile (dpkg asks).
+# (file(INSTALL) adds DESTDIR to an absolute destination by itself.)
 if(NOT KVD_PACKAGING)
   install(CODE "
     set(_dst \"\$ENV{DESTDIR}${KVD_CONFIG_DIR}/kvd.toml\")
     if(EXISTS \"\${_dst}\")
       message(STATUS \"Keeping existing: \${_dst}\")
     else()
-      file(INSTALL \"${PROJECT_BINARY_DIR}/kvd.toml.installed\" DESTINATION \"\$ENV{DESTDIR}${KVD_CONFIG_DIR}\"
+      file(INSTALL \"${PROJECT_BINARY_DIR}/kvd.toml.installed\" DESTINATION \"${KVD_CONFIG_DIR}\"
            RENAME kvd.toml PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
     endif()
+    # kvd runs as user kvd and must read its config: the directory is 0755.
+    file(CHMOD \"\$ENV{DESTDIR}${KVD_CONFIG_DIR}\" DIRECTORY_PERMISSIONS
+         OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
     if(\"\$ENV{DESTDIR}\" STREQUAL \"\")
       execute_process(COMMAND systemd-sysusers ${KVD_SYSUSERS_DIR}/kvd.conf RESULT_VARIABLE _rc)
       execute_process(COMMAND systemctl daemon-reload OUTPUT_QUIET ERROR_QUIET)

@@ -64,7 +64,7 @@ class SystemdBox:
                     lines.append(f"mkdir -p {shlex.quote(path)} && mount --bind {src} {shlex.quote(path)}")
         lines.append("exec /lib/systemd/systemd --system --unit=basic.target")
         script = "\n".join(lines)
-        log = open(self.log_path, "wb")
+        self._log = log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--propagation", "private",
              "sh", "-c", script],
@@ -114,6 +114,14 @@ class SystemdBox:
                 self.proc.kill()
                 self.proc.wait()
         self.pid = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def remove(self):
+        """Deletes the work directory (overlay layers) unless KVD_KEEP_TMP is set."""
+        if not os.environ.get("KVD_KEEP_TMP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- commands inside ---------------------------------------------------------
     def run(self, *cmd, user=None, input=None, timeout=120, check=False):
