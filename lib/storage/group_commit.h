@@ -12,9 +12,9 @@
 //   batch  acknowledge at once only if afterwards fewer than batch_size
 //          acknowledged records are not durable and the oldest of them is
 //          younger than flush_interval; otherwise the write waits for the
-//          sync that covers it (batch_size 1: every write waits). Commits
-//          start early (half the count, half the interval) so writers
-//          rarely reach the bound.
+//          sync that covers it (batch_size 1: every write waits), and that
+//          commit covers the whole batch. Commits start early on time (half
+//          the interval) so writers rarely reach the time bound.
 //   none   acknowledge at once; write (no fdatasync) the buffer when it is
 //          large or every flush_interval; fdatasync only when someone waits
 //          for it (FLUSH, a `durable` write, Close).

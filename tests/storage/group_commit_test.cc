@@ -96,17 +96,22 @@ TEST_CASE("Decide: sync mode commits whenever records are pending and none runs"
   CHECK(GroupRecordCap(opts) == 8);
 }
 
-TEST_CASE("Decide: batch mode starts early, at half the count or half the interval") {
+TEST_CASE("Decide: batch mode syncs once per batch, early only on time") {
   const auto opts = Opts(DurabilityMode::kBatch, 8, milliseconds(10));
   AckWindow w;
   GroupInputs in{.now = kT0, .pending_records = 1, .pending_bytes = 50, .acked = &w};
   w.Push(1, kT0, false);
   CHECK_FALSE(Decide(opts, in).start);
-  for (Lsn l = 2; l <= 4; ++l) w.Push(l, kT0, false);
-  in.pending_records = 4;
+  // Below the bound nothing starts on the count: the write that reaches it
+  // waits (sync_wanted) and one commit covers the whole batch.
+  for (Lsn l = 2; l <= 7; ++l) w.Push(l, kT0, false);
+  in.pending_records = 8;
+  CHECK_FALSE(Decide(opts, in).start);
+  in.sync_wanted = true;
   CommitPlan p = Decide(opts, in);
   CHECK(p.start);
   CHECK(p.sync);
+  in.sync_wanted = false;
 
   AckWindow young;
   young.Push(1, kT0, false);
