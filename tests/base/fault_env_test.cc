@@ -10,28 +10,17 @@
 #include <cerrno>
 #include <filesystem>
 #include <thread>
+#include "util/temp_dir.h"
 
 namespace kvd {
 namespace {
 
 using Op = FaultEnv::Op;
 
-class TempDir {
+// A temp dir named kvd-faultenv-*.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/kvd-faultenv-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string Sub(const std::string& n) const { return path_ + "/" + n; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : test::TempDir("faultenv") {}
 };
 
 std::string Read(Env* env, const std::string& path) {

@@ -15,6 +15,7 @@
 #include "kvd/snapshot.h"
 #include "kvd/state.h"
 #include "kvd/wal.h"
+#include "util/temp_dir.h"
 
 namespace {
 
@@ -25,18 +26,10 @@ using Json = nlohmann::json;
 
 constexpr uint64_t kSegmentSize = 64 * 1024;
 
-class TempDir {
+// A temp dir named kvd-check-*.
+class TempDir : public kvd::test::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kvd-check-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : kvd::test::TempDir("check") {}
 };
 
 std::string Slurp(const fs::path& p) {

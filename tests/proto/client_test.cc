@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "util/temp_dir.h"
 
 namespace kvd {
 namespace {
@@ -24,18 +25,10 @@ std::span<const std::byte> B(std::string_view s) {
 }
 std::string_view S(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
-class TempDir {
+// A temp dir named kvd-client-test-*.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/kvd-client-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : test::TempDir("client-test") {}
 };
 
 Fd Listen(const std::string& path, bool listen = true) {

@@ -13,29 +13,16 @@
 #include <vector>
 
 #include "kvd/engine.h"
+#include "util/temp_dir.h"
 
 namespace kvd::testing {
 
 // A fresh directory, removed on destruction. On tmpfs when available: the
 // fault-injecting Env models durability, real fsyncs would only cost time.
-class TempDir {
+// A temp dir named kvd-engine-*, on /dev/shm when present (these tests fsync a lot).
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
-    std::string tmpl = base + "/kvd-engine-XXXXXX";
-    char* p = ::mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : test::TempDir("engine", test::TempDirBase::kShmIfPresent) {}
 };
 
 struct RecordingSink : CompletionSink {

@@ -9,28 +9,15 @@
 
 #include "kvd/fault_env.h"
 #include "kvd/snapshot.h"
+#include "util/temp_dir.h"
 
 namespace kvd {
 namespace {
 
-class TempDir {
+// A temp dir named kvd-snapfault-test-*.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/kvd-snapfault-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    auto names = Env::Default()->ListDir(path_);
-    if (names) {
-      for (auto& n : *names) (void)Env::Default()->RemoveFile(JoinPath(path_, n));
-    }
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : test::TempDir("snapfault-test") {}
 };
 
 State MakeState(int n, const std::string& tag) {

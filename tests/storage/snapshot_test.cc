@@ -13,30 +13,17 @@
 #include <vector>
 
 #include "kvd/crc32c.h"
+#include "util/temp_dir.h"
 
 namespace kvd {
 namespace {
 
 using namespace std::string_literals;
 
-class TempDir {
+// A temp dir named kvd-snapshot-test-*.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/kvd-snapshot-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    auto names = Env::Default()->ListDir(path_);
-    if (names) {
-      for (auto& n : *names) (void)Env::Default()->RemoveFile(JoinPath(path_, n));
-    }
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : test::TempDir("snapshot-test") {}
 };
 
 std::string ReadAll(const std::string& path) {

@@ -17,23 +17,10 @@
 #include "kvd/env.h"
 #include "kvd/wal.h"
 #include "storage/wal_coding.h"
+#include "util/temp_dir.h"
 
 namespace kvd::test {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kvd-wal-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-  std::string operator/(std::string_view name) const { return JoinPath(path_, name); }
-
- private:
-  std::string path_;
-};
 
 inline std::string ReadAll(const std::string& path) {
   auto r = Env::Default()->ReadFileToString(path);
@@ -120,8 +107,10 @@ inline Replayed Replay(Env* env, const std::string& dir, RecoveryMode mode = Rec
 }
 
 // An Env over the default one whose operations fail on command.
-class FailingEnv : public Env {
+class FailingEnv : public EnvWrapper {
  public:
+  FailingEnv() : EnvWrapper(Env::Default()) {}
+
   int allocate_errno = 0;      // Allocate fails with it (EOPNOTSUPP -> kUnsupported)
   int create_errno = 0;        // NewWritableFile fails with it
   int write_errno = 0;         // the next WriteAt writes half, then fails with it (once)
@@ -171,23 +160,9 @@ class FailingEnv : public Env {
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, OpenMode mode) override {
     if (create_errno != 0 && Matches(path)) return Status::FromErrno(create_errno, "open " + path);
-    KVD_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path, mode));
+    KVD_ASSIGN_OR_RETURN(auto f, target()->NewWritableFile(path, mode));
     return std::unique_ptr<WritableFile>(new File(this, std::move(f)));
   }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
-    return base_->NewRandomAccessFile(path);
-  }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-  Result<uint64_t> FileSize(const std::string& path) override { return base_->FileSize(path); }
-  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status SyncDir(const std::string& dir) override { return base_->SyncDir(dir); }
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_->LockFile(path); }
-
- private:
-  Env* base_ = Env::Default();
 };
 
 }  // namespace kvd::test

@@ -97,6 +97,34 @@ class Env {
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
 };
 
+// An Env that forwards every call to another one: derive from it and
+// override only what a view or a fault needs (LevelDB's EnvWrapper).
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, OpenMode mode) override {
+    return target_->NewWritableFile(path, mode);
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    return target_->NewRandomAccessFile(path);
+  }
+  bool FileExists(const std::string& path) override { return target_->FileExists(path); }
+  Result<uint64_t> FileSize(const std::string& path) override { return target_->FileSize(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return target_->ListDir(dir); }
+  Status CreateDirs(const std::string& dir) override { return target_->CreateDirs(dir); }
+  Status RemoveFile(const std::string& path) override { return target_->RemoveFile(path); }
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    return target_->RenameFile(from, to);
+  }
+  Status SyncDir(const std::string& dir) override { return target_->SyncDir(dir); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return target_->LockFile(path); }
+
+ private:
+  Env* target_;
+};
+
 // Helpers built on any Env.
 std::string JoinPath(std::string_view dir, std::string_view name);
 std::string DirName(std::string_view path);
