@@ -64,8 +64,7 @@ def encode_frame(opcode, payload=b"", req_id=0, flags=0, magic=MAGIC, version=VE
     return frame if length is None else struct.pack("<I", length) + frame[4:]
 
 
-class ConnectionClosed(Exception):
-    pass
+ConnectionClosed = kvd_proto.KvdConnectionClosed
 
 
 class RawConn:
@@ -73,17 +72,15 @@ class RawConn:
     values and raise KvdError on an unexpected status (get -> bytes | None,
     count -> int, status -> dict), frames with chosen ids or forged fields,
     and wait_closed() to watch kvd drop the connection. Every receive has a
-    timeout (socket.timeout on a hang). Codec: kvd_proto."""
+    timeout (socket.timeout on a hang). Socket and codec: kvd_proto."""
 
     def __init__(self, path, timeout=TIMEOUT):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = bytearray()
+        self.client = kvd_proto.KvdClient(path, timeout)
+        self.sock = self.client.sock
         self.next_id = 1
 
     def close(self):
-        self.sock.close()
+        self.client.close()
 
     def __enter__(self):
         return self
@@ -92,7 +89,7 @@ class RawConn:
         self.close()
 
     def send(self, data):
-        self.sock.sendall(_b(data))
+        self.client.send_raw(data)
 
     def queue(self, opcode, payload=b"", flags=0, req_id=None):
         """Encodes a request and returns (frame, id) without sending."""
@@ -100,24 +97,12 @@ class RawConn:
             req_id, self.next_id = self.next_id, self.next_id + 1
         return encode_frame(opcode, payload, req_id, flags), req_id
 
-    def _fill(self):
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            raise ConnectionClosed("kvd closed the connection (%d bytes unparsed)" % len(self.buf))
-        self.buf += chunk
-
     def recv_reply(self):
-        """The next reply (kvd_proto.Reply); ConnectionClosed at EOF."""
-        while True:
-            n = kvd_proto.split_frame(self.buf)
-            if n is not None:
-                reply = kvd_proto.decode_reply(bytes(self.buf[:n]))
-                del self.buf[:n]
-                return reply
-            self._fill()
+        """The next reply (kvd_proto.Reply); ConnectionClosed at EOF or reset."""
+        try:
+            return self.client.recv()
+        except ConnectionResetError:
+            raise ConnectionClosed("kvd reset the connection")
 
     def wait_closed(self, timeout=TIMEOUT):
         """Reads until kvd closes the connection. Returns the replies received
