@@ -1,30 +1,43 @@
 #!/usr/bin/env bash
-# Builds kvd three ways and runs the whole suite on each:
-#   build/asan   ASan+UBSan, fault-injection enabled: every test
-#   build/tsan   TSan: the tests where threads meet (label "threads")
-#   build/rel    the release build (scripts/build.sh) that the systemd test installs
-#   build/test   optimised build with test options: every test; its ctest summary closes the output
-# Long soaks stay off unless KVD_SOAK=1.
+# The whole suite, as CI runs it:
+#   build/asan  Debug + ASan/UBSan + fault injection: every test but the
+#               service test and the benchmark smoke run
+#   build/tsan  TSan: the tests where threads meet (label "threads")
+#   build/fuzz  clang + libFuzzer: every fuzz target for a bounded time
+#   build/rel   the release build (scripts/build.sh), which the service test
+#               installs and packages
+#   build/test  optimised build with test options: every test, the systemd
+#               service test included; its ctest summary closes the output
+# KVD_SOAK=1 lengthens the crash loops to 1,000 cycles; KVD_FUZZ_SECONDS
+# sets the time per fuzz target (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
-configure_build() {
+configure() {
   local dir=$1; shift
   cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
-  cmake --build "$dir" -j"$JOBS"
 }
+SECONDS=0
+phase() { echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 
-configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DKVD_SANITIZE=address -DKVD_FAULT_INJECTION=ON
+phase "ASan+UBSan build and tests"
+configure build/asan -DCMAKE_BUILD_TYPE=Debug -DKVD_SANITIZE=address -DKVD_FAULT_INJECTION=ON
+cmake --build build/asan -j"$JOBS"
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$JOBS" -LE "no-asan")
 
-configure_build build/tsan -DCMAKE_BUILD_TYPE=Debug -DKVD_SANITIZE=thread
+phase "TSan build and threaded tests"
+configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DKVD_SANITIZE=thread
+cmake --build build/tsan -j"$JOBS" --target threads_tests
 (cd build/tsan && ctest --output-on-failure -j"$JOBS" -L threads)
 
-if [ -x scripts/fuzz.sh ]; then scripts/fuzz.sh; fi
+phase "fuzz targets"
+scripts/fuzz.sh
 
-# The release tree the service test installs and packages (prefix /usr, no test options).
+phase "release build"
 ./scripts/build.sh
 export KVD_PKG_BUILD="$PWD/build/rel"
 
-configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON
+phase "optimised build and every test"
+configure build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON
+cmake --build build/test -j"$JOBS"
 cd build/test && ctest --output-on-failure -j"$JOBS"
