@@ -127,7 +127,9 @@ int Serve(const Config& config, Env* env, uv_loop_t* loop, Notifier* notifier) {
     return kStartupFailed;
   }
   LogEvent(spdlog::level::info, Event::kStartup, durable,
-           fmt::format("serving on {} (pid {}): {} keys, durable LSN {}", config.socket, ::getpid(), keys, durable));
+           fmt::format("serving on {} ({}, pid {}): {} keys, durable LSN {}", config.socket,
+                       server.socket_from_systemd() ? "socket passed by systemd" : "socket bound by kvd", ::getpid(),
+                       keys, durable));
   notifier->Status(fmt::format("serving: {} keys, durable LSN {}", keys, durable));
   notifier->Ready();
   uv_run(loop, UV_RUN_DEFAULT);

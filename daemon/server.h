@@ -45,6 +45,8 @@ class Server : public DispatchHost, public ConnectionHost {
   void BeginShutdown(std::string_view why);
   // After uv_run returned: 0 clean, 3 when the final fdatasync failed.
   int exit_code() const { return exit_code_; }
+  // Whether systemd passed the listening socket (kvd.socket, LISTEN_FDS).
+  bool socket_from_systemd() const { return listener_.from_systemd(); }
 
   // DispatchHost
   Session* FindSession(uint64_t id) override;

@@ -171,6 +171,18 @@ class CmakeInstallTest(ServiceChecks, unittest.TestCase):
         self.assertIn("everything up to LSN", shutdown)
         self.assertIn("kvd stopped", shutdown)
 
+    def test_07b_socket_activation(self):
+        r = self.box.systemctl("start", "kvd.socket")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.box.show("kvd", "ActiveState")["ActiveState"], "inactive")
+        # The first client starts kvd, which takes the listening socket from
+        # systemd (LISTEN_FDS) instead of binding its own.
+        r = self.kvctl("--socket", SOCK, "get", "k0")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "v0"), r.stderr)
+        self.assertEqual(self.box.show("kvd", "ActiveState")["ActiveState"], "active")
+        self.assertIn("socket passed by systemd", self.box.journal("-u", "kvd", "KVD_EVENT=startup"))
+        self.box.systemctl("stop", "kvd.socket", "kvd", check=True)
+
     def test_08_broken_config_fails_start_with_key_and_line(self):
         self.box.sh(f"sed -i '/^\\[server\\]/a no_such_key = 1' {CONF}", check=True)
         lines = self.box.sh(f"grep -n '^no_such_key' {CONF} | cut -d: -f1", check=True).stdout.strip()
