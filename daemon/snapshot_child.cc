@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,12 +65,38 @@ Result<ChildResult> ParseChildResult(std::span<const std::byte> data) {
   return r;
 }
 
+namespace {
+
+void CloseInheritedFds(int keep) {
+  if (::close_range(3, static_cast<unsigned>(keep) - 1, 0) == 0 &&
+      ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0) == 0) {
+    return;
+  }
+  // close_range unavailable (kernel < 5.9): walk the descriptor table.
+  struct rlimit rl;
+  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? static_cast<int>(rl.rlim_cur)
+                         : 65536;
+  for (int fd = 3; fd < max_fd; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+}
+
+}  // namespace
+
 void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn, int result_fd) {
   // The parent's libuv signal handlers would forward signals into the
   // parent's loop through an inherited pipe: restore the defaults. Die with
   // the parent: an orphan must not race a restarted kvd in the directory.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
+  const pid_t parent = ::getppid();
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
+  // Close every inherited descriptor but the result pipe: the data-directory
+  // lock (a restarted kvd must not find it held by a dying child), client
+  // sockets (a client kvd closed must see EOF now, not when the child exits),
+  // the loop's epoll and eventfds. The child opens what it writes itself.
+  CloseInheritedFds(result_fd);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -64,7 +64,7 @@ bool State::Put(std::string_view key, std::string_view value) {
       std::free(old);
       slot = b;
     } else {
-      std::memmove(old + hlen + op.klen, value.data(), value.size());
+      if (!value.empty()) std::memmove(old + hlen + op.klen, value.data(), value.size());
       std::memcpy(old, hdr, hlen);
     }
   } else {

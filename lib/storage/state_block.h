@@ -89,8 +89,9 @@ inline char* NewBlock(std::string_view key, std::string_view value) {
   if (b == nullptr) throw std::bad_alloc();  // as std::vector would
   char* p = EncodeVarint(b, static_cast<uint32_t>(key.size()));
   p = EncodeVarint(p, static_cast<uint32_t>(value.size()));
-  std::memcpy(p, key.data(), key.size());
-  std::memcpy(p + key.size(), value.data(), value.size());
+  // Empty views may have a null data(): memcpy must never see one.
+  if (!key.empty()) std::memcpy(p, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + key.size(), value.data(), value.size());
   return b;
 }
 

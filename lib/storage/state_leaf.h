@@ -38,7 +38,8 @@ constexpr size_t kMaxPrefix = 60;
 template <typename U>
 inline U LoadSlice(const char* p, size_t len) {
   U v = 0;
-  std::memcpy(&v, p, std::min(len, sizeof(U)));
+  // len may be 0 with p null (an empty key's bytes): memcpy must not see that.
+  if (len != 0) std::memcpy(&v, p, std::min(len, sizeof(U)));
   if constexpr (std::endian::native == std::endian::little) {
     if constexpr (sizeof(U) == 8) {
       v = __builtin_bswap64(v);
@@ -127,7 +128,7 @@ struct Leaf {
   void Admit(std::string_view key) {
     if (n == 0) {
       plen = static_cast<uint8_t>(std::min(key.size(), kMaxPrefix));
-      std::memcpy(prefix, key.data(), plen);
+      if (plen != 0) std::memcpy(prefix, key.data(), plen);
     } else {
       ShrinkPrefix(CommonPrefix(key, Prefix(), plen));
     }
