@@ -6,6 +6,8 @@ namespace kvd::daemon {
 namespace {
 // Each read asks for at least this much room (Redis reads 16 KiB at a time).
 constexpr size_t kReadChunk = 16 * 1024;
+// Synchronous sends per Flush before yielding to other connections.
+constexpr int kMaxSyncSends = 4;
 }  // namespace
 
 Connection::Connection(uint64_t id, RequestHandler* handler, Session::Limits limits,
@@ -51,17 +53,41 @@ void Connection::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/) 
 
 void Connection::Flush() {
   if (!initialised_) return;
-  if (!failed_) {
+  // The output is tried on the socket at once first: a reply nearly always
+  // fits in the socket buffer, while a uv_write that completes at once still
+  // costs a deferred callback (one more loop round with a zero timeout) and an
+  // epoll_ctl to drop POLLOUT again (libuv 1.44 uv__drain) - measured with
+  // strace -c as one epoll_ctl per request. Only what does not fit goes
+  // through uv_write (OnWrite then counts the whole buffer). The rounds are
+  // bounded so one pipelining client cannot hold the loop (it stays dirty).
+  for (int round = 0; !failed_; ++round) {
     session_.Process();
-    if (!session_.sending() && session_.HasOutput()) {
-      std::string_view out = session_.BeginSend();
-      uv_buf_t b = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
-      const int r = uv_write(&write_req_, stream(), &b, 1, &Connection::OnWrite);
-      if (r != 0) {
-        session_.SendDone();
-        failed_ = true;
-      }
+    if (session_.sending() || !session_.HasOutput()) break;
+    if (round == kMaxSyncSends) {
+      host_->MarkDirty(this);
+      break;
     }
+    std::string_view out = session_.BeginSend();
+    uv_buf_t b = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
+    const int n = uv_try_write(stream(), &b, 1);
+    if (n >= 0 && static_cast<size_t>(n) == out.size()) {
+      counters_->bytes_out += out.size();
+      session_.SendDone();
+      last_activity_ = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+      session_.SendDone();
+      failed_ = true;
+      break;
+    }
+    const size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+    b = uv_buf_init(const_cast<char*>(out.data() + done), static_cast<unsigned>(out.size() - done));
+    if (uv_write(&write_req_, stream(), &b, 1, &Connection::OnWrite) != 0) {
+      session_.SendDone();
+      failed_ = true;
+    }
+    break;
   }
   UpdateReading();
   const bool finished = session_.close_requested() || peer_eof_;

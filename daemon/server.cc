@@ -66,7 +66,17 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
     return Status::Internal("cannot install signal handlers");
   }
   if (!InitPrepare(loop_, &prepare_, this)) return Status::Internal("uv_prepare_init failed");
-  uv_prepare_start(prepare_.get(), [](uv_prepare_t* p) { static_cast<Server*>(p->data)->FlushDirty(); });
+  // Once per loop turn, after every ready socket was read: start the next
+  // commit with all writes read so far (the engine defers starting), then send
+  // the replies while it runs; writes that Flush itself submits (input left
+  // behind a read barrier) start right after, not a timer tick later.
+  engine_->SetDeferredCommitStart(true);
+  uv_prepare_start(prepare_.get(), [](uv_prepare_t* p) {
+    auto* self = static_cast<Server*>(p->data);
+    if (self->engine_) self->engine_->StartCommits();
+    self->FlushDirty();
+    if (self->engine_) self->engine_->StartCommits();
+  });
 
   if (!InitTimer(loop_, &housekeeping_, this)) return Status::Internal("uv_timer_init failed");
   uint64_t hk_ms = 1000;

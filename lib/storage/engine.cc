@@ -77,7 +77,9 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
     waiters_.push_back({lsn, needs_durable, existed});
     if (needs_durable) g.has_waiter = true;
   }
-  MaybeStartCommit(now);
+  // Deferred: the owner's StartCommits() starts it, with the writes read
+  // after this one in the same turn. A full group still starts at once.
+  if (!defer_start_ || g.closed) MaybeStartCommit(now);
   return t;
 }
 
@@ -332,7 +334,11 @@ void EngineImpl::Report(CompletionSink* sink) {
 
 void EngineImpl::Poll(CompletionSink* sink) {
   CollectResults(sink);
-  MaybeStartCommit(Clock::now());
+  if (!defer_start_) MaybeStartCommit(Clock::now());
+}
+
+void EngineImpl::StartCommits() {
+  if (!commit_running_) MaybeStartCommit(Clock::now());
 }
 
 void EngineImpl::Tick(Clock::time_point now, CompletionSink* sink) {

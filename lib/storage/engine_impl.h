@@ -47,6 +47,8 @@ class EngineImpl final : public Engine {
   void RequestFlush(uint64_t token) override;
 
   void Poll(CompletionSink* sink) override;
+  void SetDeferredCommitStart(bool on) override { defer_start_ = on; }
+  void StartCommits() override;
   void Tick(Clock::time_point now, CompletionSink* sink) override;
   Status WaitDurable(Lsn lsn, CompletionSink* sink) override;
 
@@ -116,6 +118,7 @@ class EngineImpl final : public Engine {
   std::string spare_buf_;  // an emptied group buffer, kept for its capacity
   uint64_t pending_records_ = 0, pending_bytes_ = 0;
   bool commit_running_ = false;
+  bool defer_start_ = false;  // SetDeferredCommitStart: Append/Poll leave starting to StartCommits
   uint64_t inflight_sync_seq_ = 0;  // of the running commit, 0 if it does not sync
 
   Lsn last_lsn_ = 0, written_lsn_ = 0, durable_lsn_ = 0, applied_lsn_ = 0;

@@ -135,6 +135,15 @@ class Engine {
   virtual void Poll(CompletionSink* sink) = 0;
   // Time-based policy (flush_interval); call at least every flush_interval/2.
   virtual void Tick(Clock::time_point now, CompletionSink* sink) = 0;
+  // Deferred commit start, for an owner that submits many writes per turn
+  // (the daemon's loop): while on, Put/Del/Batch and Poll do not start a
+  // commit; the owner calls StartCommits() after it has submitted everything
+  // it read this turn. Otherwise the first write read after a commit finished
+  // starts a group of one and the rest of that turn's writes wait a whole
+  // extra fdatasync. Default off (library users and tests). The defaults
+  // below do nothing, for engines that start commits at once anyway.
+  virtual void SetDeferredCommitStart(bool on) { (void)on; }
+  virtual void StartCommits() {}
   // Blocks until durable_lsn() >= lsn or writes fail (for library users and
   // tests without an event loop); reports completions to sink (may be null).
   virtual Status WaitDurable(Lsn lsn, CompletionSink* sink) = 0;
