@@ -73,6 +73,43 @@ size_t SkipString(std::string_view text, size_t i) {
   return std::min(j, text.size());
 }
 
+// The line (1-based) of the first byte that is not valid UTF-8, or 0 when the
+// whole text is. TOML files must be UTF-8, and toml11 3.7 reads past the end
+// of its buffer on some invalid sequences inside strings (found by the
+// config_loader fuzzer), so kvd checks before handing the text over.
+size_t FirstInvalidUtf8Line(std::string_view text) {
+  size_t line = 1;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') ++line;
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return line;
+    }
+    if (i + len > text.size()) return line;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return line;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are invalid too.
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return line;
+    i += len;
+  }
+  return 0;
+}
+
 // The deepest [ / { nesting outside strings and comments: toml11 recurses
 // once per level and a few thousand levels overflow the stack.
 int MaxNesting(std::string_view text) {
@@ -222,6 +259,9 @@ std::string Quote(std::string_view s) {
 Result<Config> ParseConfig(const std::string& text, const std::string& name) {
   if (text.size() > kMaxConfigBytes) {
     return Status::InvalidArgument(name + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
+  }
+  if (const size_t bad = FirstInvalidUtf8Line(text); bad != 0) {
+    return Status::InvalidArgument(name + ":" + std::to_string(bad) + ": not valid UTF-8 (TOML files are UTF-8)");
   }
   if (MaxNesting(text) > kMaxNesting) {
     return Status::InvalidArgument(name + ": arrays or tables nested deeper than " + std::to_string(kMaxNesting));

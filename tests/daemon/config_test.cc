@@ -138,6 +138,12 @@ TEST_CASE("errors name file, line and key") {
     const std::string e = ErrorOf("# x\n\n[serve]\nsocket = \"a\"\n");
     CHECK(e.rfind("t.toml:3: serve: unknown table", 0) == 0);
   }
+  SUBCASE("invalid UTF-8 (toml11 would read past its buffer)") {
+    CHECK(ErrorOf("# ok\n[log]\nlevel = '\xcf'\n") == "t.toml:3: not valid UTF-8 (TOML files are UTF-8)");
+    CHECK(ErrorOf("# \xe2\x82\n") == "t.toml:1: not valid UTF-8 (TOML files are UTF-8)");  // cut short
+    CHECK(ErrorOf("# \xc0\xaf overlong\n") == "t.toml:1: not valid UTF-8 (TOML files are UTF-8)");
+    CHECK(kvd::daemon::ParseConfig("# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n", "t.toml").has_value());
+  }
   SUBCASE("top-level key") { CHECK(ErrorOf("socket = \"a\"\n").rfind("t.toml:1: socket: unknown table", 0) == 0); }
   SUBCASE("wrong type") {
     const std::string e = ErrorOf("[durability]\nmode = \"sync\"\nbatch_size = \"64\"\n");
