@@ -264,7 +264,7 @@ def run(args):
     load_cpu = (server_cpu + 1) % cpus
     tmp = tempfile.mkdtemp(prefix="kvd-compare-", dir=args.tmp)
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "machine": {"cores": cpus, "fs": fs_type(tmp), "kernel": platform.release(),
+               "machine": {"cores": cpus, "fs": fs_type(tmp).replace("ext2/ext3", "ext4 (statfs: ext2/ext3)"), "kernel": platform.release(),
                            "server_cpu": server_cpu, "load_cpu": load_cpu},
                "floor": fdatasync_floor(tmp, seconds=0.3 if args.quick else 2.0), "rows": []}
     print(f"fdatasync floor: {results['floor']['ops_per_sec']:.0f}/s", flush=True)
