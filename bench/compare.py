@@ -107,7 +107,21 @@ def wait_for_socket(path, proc, timeout=120):
     raise RuntimeError("server did not start listening on " + path)
 
 
-class Kvd:
+class Server:
+    """A server process started by a subclass's start()."""
+    proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+        self.proc = None
+
+    def rss_kib(self):
+        return rss_kib(self.proc.pid)
+
+
+class Kvd(Server):
     def __init__(self, build, workdir, cpu, mode, flush_interval="10ms", batch_size=1024):
         self.bin = os.path.join(build, "daemon", "kvd")
         self.kvctl = os.path.join(build, "ctl", "kvctl")
@@ -143,14 +157,6 @@ target = "stderr"
         wait_for_socket(self.sock, self.proc)
         return time.monotonic() - t
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=120)
-        self.proc = None
-
-    def rss_kib(self):
-        return rss_kib(self.proc.pid)
 
     def ctl(self, *args):
         return subprocess.run([self.kvctl, "--socket", self.sock, *args], capture_output=True, text=True,
@@ -166,7 +172,7 @@ target = "stderr"
         return {"ops": r["ops_per_sec"], "p99_us": r["p99_us"], "errors": r["errors"]}
 
 
-class Redis:
+class Redis(Server):
     def __init__(self, workdir, cpu, aof):
         self.dir = workdir
         self.sock = os.path.join(workdir, "redis.sock")
@@ -195,14 +201,6 @@ class Redis:
     def cli(self, *args):
         return subprocess.run(["redis-cli", "-s", self.sock, *args], capture_output=True, text=True).stdout
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=120)
-        self.proc = None
-
-    def rss_kib(self):
-        return rss_kib(self.proc.pid)
 
     def _rb(self, cpu, clients, requests, pipeline, value_size, key_space, cmd):
         return subprocess.Popen(

@@ -15,6 +15,34 @@ void AppendHexEscape(std::string* out, unsigned char c) {
   out->push_back(kHex[c & 15]);
 }
 
+// Escapes s for one line of output: \\ \n \t \r, \xNN for other bytes
+// outside 0x20..0x7e, and \" too when the result goes between quotes.
+void AppendEscaped(std::string* out, std::string_view s, bool escape_quote) {
+  out->reserve(out->size() + s.size());
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        if (escape_quote) {
+          *out += "\\\"";
+        } else {
+          out->push_back(ch);
+        }
+        break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\t': *out += "\\t"; break;
+      case '\r': *out += "\\r"; break;
+      default:
+        if (c >= 0x20 && c <= 0x7e) {
+          out->push_back(ch);
+        } else {
+          AppendHexEscape(out, c);
+        }
+    }
+  }
+}
+
 }  // namespace
 
 bool NeedsQuoting(std::string_view s) {
@@ -27,25 +55,8 @@ bool NeedsQuoting(std::string_view s) {
 }
 
 std::string Quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c >= 0x20 && c <= 0x7e) {
-          out.push_back(ch);
-        } else {
-          AppendHexEscape(&out, c);
-        }
-    }
-  }
+  std::string out = "\"";
+  AppendEscaped(&out, s, /*escape_quote=*/true);
   out.push_back('"');
   return out;
 }
@@ -54,22 +65,7 @@ std::string FormatToken(std::string_view s) { return NeedsQuoting(s) ? Quote(s) 
 
 std::string EscapeForLine(std::string_view s) {
   std::string out;
-  out.reserve(s.size());
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c >= 0x20 && c <= 0x7e) {
-          out.push_back(ch);
-        } else {
-          AppendHexEscape(&out, c);
-        }
-    }
-  }
+  AppendEscaped(&out, s, /*escape_quote=*/false);
   return out;
 }
 
