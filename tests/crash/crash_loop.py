@@ -19,6 +19,9 @@ checks the recovered state against the ledger:
     and fewer than batch_size acknowledged writes were lost;
   * recovering twice without new writes gives the same digest and contents.
 
+Unique keys older than --unique-window cycles are deleted again by their
+writer, so the state stays bounded however many cycles a soak runs.
+
 --power-loss runs kvd on the fault-injecting Env (test builds only) so a
 SIGKILL also loses everything not fdatasynced, like a power cut.
 
@@ -75,11 +78,12 @@ class Ledger:
 
 
 class Writer(threading.Thread):
-    def __init__(self, wid, sock, ledger, rng_seed, cycle, stop):
+    def __init__(self, wid, sock, ledger, rng_seed, cycle, stop, retire):
         super().__init__(daemon=True)
         self.wid, self.sock, self.ledger, self.cycle, self.stop = wid, sock, ledger, cycle, stop
         self.rng = random.Random(rng_seed)
         self.seq = 0
+        self.retire = retire  # this writer's unique keys from old cycles, to delete
 
     def value(self):
         self.seq += 1
@@ -89,6 +93,10 @@ class Writer(threading.Thread):
     def op(self):
         r = self.rng.random()
         if r < 0.3:
+            if self.retire and self.rng.random() < 0.5:
+                # Deleting old unique keys as fast as new ones appear keeps a long soak's
+                # state (and so its scans and snapshots) bounded.
+                return kp.OP_DEL, [(self.retire.pop(), None)]
             return kp.OP_PUT, [(f"u:{self.wid}:{self.cycle}:{self.seq}".encode(), self.value())]
         if r < 0.6:
             return kp.OP_PUT, [(f"s:{self.rng.randrange(SHARED_KEYS)}".encode(), self.value())]
@@ -180,7 +188,8 @@ class CrashLoop:
     def cycle(self, n):
         ledger = Ledger(self.ledger_path)
         stop = threading.Event()
-        writers = [Writer(w, self.server.socket_path, ledger, self.rng.random(), n, stop)
+        retire = self.old_unique_keys(n)
+        writers = [Writer(w, self.server.socket_path, ledger, self.rng.random(), n, stop, retire[w])
                    for w in range(self.args.writers)]
         for w in writers:
             w.start()
@@ -208,6 +217,17 @@ class CrashLoop:
         self.verify(n, ledger)
         if n % self.args.twice_every == 0:
             self.check_recovers_twice()
+
+    def old_unique_keys(self, n):
+        """Per writer, its unique keys written more than --unique-window cycles ago."""
+        retire = [[] for _ in range(self.args.writers)]
+        for k in sorted(self.baseline):
+            parts = k.split(b":")
+            if parts[0] == b"u" and int(parts[2]) <= n - self.args.unique_window:
+                wid = int(parts[1])
+                if wid < len(retire):
+                    retire[wid].append(k)
+        return retire
 
     def verify(self, n, ledger):
         st, got = snapshot_state(self.server)
@@ -273,7 +293,7 @@ class CrashLoop:
         print(f"crash loop ({kind}, {self.args.mode} mode, seed {self.args.seed}): cycles {n}, "
               f"writes acknowledged {self.acked}, writes checked {self.checked}, writes lost {self.lost}, "
               f"kills during snapshot requests {self.snapshot_kills}, kills during start-up "
-              f"{self.kills_in_recovery}, {took:.0f} s")
+              f"{self.kills_in_recovery}, keys at the end {len(self.baseline)}, {took:.0f} s")
         if self.errors:
             print(f"FAILED: {len(self.errors)} violations; data kept in {self.work}", file=sys.stderr)
             return 1
@@ -290,6 +310,8 @@ def main():
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--max-run", type=float, default=0.4, help="longest writing phase per cycle, seconds")
     ap.add_argument("--twice-every", type=int, default=5, help="check double recovery every N cycles")
+    ap.add_argument("--unique-window", type=int, default=10,
+                    help="unique keys older than N cycles are deleted again, bounding the state")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep-going", action="store_true")
     args = ap.parse_args()
