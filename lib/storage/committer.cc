@@ -111,6 +111,13 @@ void Committer::Run() {
     result_cv_.notify_all();
     if (notify_) notify_();
     l.lock();
+    if (jobs_.empty() && !stop_) {
+      // Idle: prepare WAL space now rather than inside the next commit. A
+      // failure is kept by the writer and reported by the next job.
+      l.unlock();
+      (void)wal_->ZeroFillAhead();
+      l.lock();
+    }
   }
   l.unlock();
   result_cv_.notify_all();

@@ -4,7 +4,9 @@
 // Jobs run one at a time, in submission order; results come back in the
 // same order. After each job the result is stored and then notify() is
 // called (on the committer thread, no lock held); the owner collects results
-// with TakeResult(). No lock is held while doing I/O.
+// with TakeResult(). No lock is held while doing I/O. When a job finishes
+// and no other is queued, the committer calls WalWriter::ZeroFillAhead, so
+// that housekeeping I/O stays out of the commits' latency.
 //
 // Ownership: from construction until Stop() returns, the WalWriter belongs to
 // the committer thread; the owner must not touch it (WalStats come back in

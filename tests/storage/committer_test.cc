@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -33,13 +35,26 @@ class FakeWal : public WalWriter {
     *dropped = 2;
     return Status::Ok();
   }
-  WalStats stats() const override { return {1, bytes, "fake"}; }
+  Status ZeroFillAhead() override {
+    std::lock_guard<std::mutex> l(fill_mu);
+    fills++;
+    fill_saw_result = result_published && result_published();
+    fill_cv.notify_all();
+    return Status::Ok();
+  }
+  WalStats stats() const override { return {1, bytes, "fake", 0}; }
   Status Close() override { return Status::Ok(); }
 
   std::vector<std::string> calls;
   uint64_t bytes = 0;
   int fail_writes = 0;
   bool fail_sync = false;
+  // ZeroFillAhead calls, guarded: the test awaits them while the thread runs.
+  std::mutex fill_mu;
+  std::condition_variable fill_cv;
+  int fills = 0;
+  bool fill_saw_result = false;
+  std::function<bool()> result_published;
 };
 
 CommitJob Commit(Lsn first, Lsn last, bool sync) {
@@ -122,6 +137,23 @@ TEST_CASE("Stop runs the queued jobs first and is idempotent") {
   while (c.TakeResult()) n++;
   CHECK(n == 50);
   CHECK(wal.calls.size() == 55);
+}
+
+TEST_CASE("an idle committer zero-fills WAL space after publishing its result") {
+  FakeWal wal;
+  Committer c(&wal, nullptr);
+  wal.result_published = [&] { return c.outstanding() > 0; };  // the result waits, untaken
+  c.Submit(Commit(1, 2, true));
+  {
+    std::unique_lock<std::mutex> l(wal.fill_mu);
+    wal.fill_cv.wait(l, [&] { return wal.fills > 0; });
+    CHECK(wal.fill_saw_result);  // the commit's reply never waits for the zero-fill
+  }
+  REQUIRE(c.WaitResult());
+  auto r = c.TakeResult();
+  REQUIRE(r.has_value());
+  CHECK(r->synced);
+  c.Stop();
 }
 
 TEST_CASE("latency histogram percentiles") {

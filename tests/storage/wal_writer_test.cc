@@ -273,7 +273,9 @@ TEST_CASE("wal writer: zero-fill ahead across several chunks keeps whole records
     for (int i = 0; i < 50; ++i, ++next) AppendPutRecord(&buf, next, Key(next), value);
     REQUIRE(o.writer->Write(buf, next - 50, next - 1).ok());
     REQUIRE(o.writer->Sync().ok());
+    REQUIRE(o.writer->ZeroFillAhead().ok());  // the committer's idle moment
   }
+  CHECK(o.writer->stats().zeroed_ahead > 0);
   CHECK(SegmentNames(dir.path()).size() == 1);
   std::string content = ReadAll(dir / SegmentFileName(1));
   uint64_t data_end = kSegmentHeaderBytes + o.writer->stats().bytes;
@@ -283,6 +285,60 @@ TEST_CASE("wal writer: zero-fill ahead across several chunks keeps whole records
   REQUIRE(r.status.ok());
   CHECK(r.records.size() == next - 1);
   REQUIRE(o.writer->Close().ok());
+}
+
+TEST_CASE("wal writer: Sync never zero-fills; ZeroFillAhead keeps zeros ahead of the writer") {
+  TempDir dir;
+  auto o = RecoverAndOpen(Env::Default(), dir.path(), 8 << 20);
+  const uint64_t first_chunk = o.writer->stats().zeroed_ahead;  // written when the segment was created
+  REQUIRE(first_chunk > 0);
+  CHECK(o.writer->ZeroFillAhead().ok());  // plenty in hand: nothing to do
+  CHECK(o.writer->stats().zeroed_ahead == first_chunk);
+  Lsn next = 1;
+  std::string value(1000, 'z');
+  while (o.writer->stats().zeroed_ahead > 0) {  // use up the first chunk with commits alone
+    std::string buf;
+    for (int i = 0; i < 20; ++i, ++next) AppendPutRecord(&buf, next, Key(next), value);
+    REQUIRE(o.writer->Write(buf, next - 20, next - 1).ok());
+    REQUIRE(o.writer->Sync().ok());
+  }
+  uint64_t before = o.writer->stats().bytes;
+  REQUIRE(o.writer->ZeroFillAhead().ok());
+  const uint64_t one_chunk = o.writer->stats().zeroed_ahead;
+  CHECK(one_chunk > 0);
+  CHECK(one_chunk < first_chunk);  // small chunks keep a commit that waits for one short
+  for (int i = 0; i < 16; ++i) REQUIRE(o.writer->ZeroFillAhead().ok());
+  CHECK(o.writer->stats().zeroed_ahead > one_chunk);  // refilled up to the low-water mark...
+  CHECK(o.writer->stats().zeroed_ahead < first_chunk + one_chunk);  // ...and no further
+  CHECK(o.writer->stats().bytes == before);
+  std::string content = ReadAll(dir / SegmentFileName(1));
+  CHECK(content.find_first_not_of('\0', kSegmentHeaderBytes + before) == std::string::npos);
+  REQUIRE(o.writer->Close().ok());
+  auto r = Replay(Env::Default(), dir.path(), RecoveryMode::kAbsolute);
+  REQUIRE(r.status.ok());
+  CHECK(r.records.size() == next - 1);
+}
+
+TEST_CASE("wal writer: a failed fdatasync of zero-filled space is final for later writes") {
+  TempDir dir;
+  FailingEnv env;
+  auto o = RecoverAndOpen(&env, dir.path(), 8 << 20);
+  Lsn next = 1;
+  std::string value(1000, 'z');
+  while (o.writer->stats().zeroed_ahead > 0) {
+    std::string buf;
+    AppendPutRecord(&buf, next, Key(next), value);
+    REQUIRE(o.writer->Write(buf, next, next).ok());
+    ++next;
+  }
+  REQUIRE(o.writer->Sync().ok());
+  env.sync_errno = EIO;
+  Status z = o.writer->ZeroFillAhead();
+  CHECK(z.code() == Code::kIOError);
+  CHECK(z.message().find("zero-filled") != std::string::npos);
+  env.sync_errno = 0;  // even once the device recovers, this file is not trusted again
+  CHECK(o.writer->Write(Records(next, next), next, next).code() == Code::kIOError);
+  CHECK(o.writer->Sync().code() == Code::kIOError);
 }
 
 TEST_CASE("wal writer: without fallocate an ENOSPC write is cut back by truncation") {

@@ -132,6 +132,7 @@ struct WalStats {
   uint64_t segments = 0;
   uint64_t bytes = 0;  // bytes of records in all live segments
   std::string active_segment;
+  uint64_t zeroed_ahead = 0;  // written (and synced) zeros after the last record
 };
 
 // Appends framed records to segments. Owned by one thread at a time (the
@@ -155,6 +156,12 @@ class WalWriter {
   virtual Status Write(std::string_view records, Lsn first, Lsn last) = 0;
   // fdatasync of the active segment. A failure is final (never retry).
   virtual Status Sync() = 0;
+  // Housekeeping for an idle moment, kept off the commit path: writes and
+  // fdatasyncs zeros ahead of the next record when fewer than a few hundred
+  // KiB are left, so that later fdatasyncs overwrite initialised blocks and
+  // need no journal commit. Skipping it costs only speed. A failure is
+  // final like Sync's: later calls report it.
+  virtual Status ZeroFillAhead() { return Status::Ok(); }
   // Deletes segments whose records all have LSN <= lsn; never the active one.
   virtual Status DropSegmentsUpTo(Lsn lsn, int* dropped) = 0;
   virtual WalStats stats() const = 0;
