@@ -35,6 +35,7 @@ class GoodClient(threading.Thread):
         self.stop = threading.Event()
         self.acked = {}
         self.errors = []
+        self.progress = threading.Condition()
 
     def run(self):
         with kp.KvdClient(self.path, timeout=60) as c:
@@ -45,11 +46,18 @@ class GoodClient(threading.Thread):
                 if not r.ok:
                     self.errors.append(("put", r))
                     continue
-                self.acked[k] = v
                 g = c.get(k)
                 if not g.ok or g.payload != v:
                     self.errors.append(("get", g))
+                with self.progress:
+                    self.acked[k] = v
+                    self.progress.notify_all()
                 i += 1
+
+    def wait_for_acked(self, n, timeout):
+        """Until n writes are acknowledged (and read back); False on timeout."""
+        with self.progress:
+            return self.progress.wait_for(lambda: len(self.acked) >= n, timeout)
 
 
 class HostileClients(KvdTestCase):
@@ -134,6 +142,12 @@ class HostileClients(KvdTestCase):
                                for i in range(100)) + kp.encode_request(kp.OP_GET, b"big", 101))
             s.close()
         cases += 1
+
+        # The good client keeps making progress while the cut-off frame and the
+        # slow reader still hold their connections.
+        during = len(good.acked)
+        self.assertTrue(good.wait_for_acked(during + 200, 60),
+                        f"the good client stalled at {len(good.acked)} writes beside the hostile ones")
 
         # kvd is still up and serving; its memory stayed bounded despite the slow reader.
         with kvd.client() as c:
