@@ -54,11 +54,13 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const proto::Request& r
       case Opcode::kPut: {
         auto a = proto::DecodePut(req.payload, limits_.max_key_bytes, limits_.max_value_bytes);
         if (!a.has_value()) return a.error();
+        s.NoteWriteKey(a->key);
         return engine_->Put(a->key, a->value, durable);
       }
       case Opcode::kDel: {
         auto k = proto::DecodeKey(req.payload, limits_.max_key_bytes);
         if (!k.has_value()) return k.error();
+        s.NoteWriteKey(*k);
         return engine_->Del(*k, durable);
       }
       default: {
@@ -66,6 +68,7 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const proto::Request& r
                                        &batch_ops_);
         if (!st.ok()) return st;
         if (batch_ops_.empty()) return Status::InvalidArgument("BATCH with no operations");
+        for (const BatchOp& o : batch_ops_) s.NoteWriteKey(o.key);
         return engine_->Batch(batch_ops_, durable);
       }
     }
@@ -170,6 +173,18 @@ Status Dispatcher::Evaluate(Session& s, const proto::Request& req, std::string* 
       // Writes and FLUSH never get here (Session submits them).
       return Status::Internal("opcode routed to Evaluate: " + std::string(proto::OpcodeName(op)));
   }
+}
+
+bool Dispatcher::EvaluateAhead(Session& s, const proto::Request& req) {
+  auto key = proto::DecodeKey(req.payload, limits_.max_key_bytes);
+  if (!key.has_value() || s.MayHavePendingWrite(*key)) return false;  // a bad key errs in order
+  ++counters_->ops[static_cast<size_t>(Opcode::kGet) % ServerCounters::kOpcodeSlots];
+  const uint64_t seq = s.replies().Push(req.header.request_id, req.header.opcode);
+  auto v = engine_->state().Get(*key);
+  const Code code = v.has_value() ? Code::kOk : Code::kNotFound;
+  CountReply(code);
+  s.replies().Complete(seq, code, engine_->durable_lsn(), 0, v.value_or(std::string_view{}));
+  return true;
 }
 
 void Dispatcher::Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn,

@@ -62,6 +62,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // RequestHandler
   Status Submit(Session& s, uint64_t seq, const proto::Request& req) override;
   Status Evaluate(Session& s, const proto::Request& req, std::string* out) override;
+  bool EvaluateAhead(Session& s, const proto::Request& req) override;
 
   // CompletionSink
   void OnWriteDone(Lsn lsn, const Status& status, bool existed) override;

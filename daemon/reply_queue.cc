@@ -1,5 +1,7 @@
 #include "reply_queue.h"
 
+#include <algorithm>
+
 namespace kvd::daemon {
 
 uint64_t ReplyQueue::Push(uint64_t request_id, proto::Opcode opcode) {
@@ -30,7 +32,8 @@ size_t ReplyQueue::Drain(std::string* out) {
     h.opcode = s.opcode;
     h.status = s.status;
     h.request_id = s.request_id;
-    h.durable_lsn = s.durable_lsn;
+    sent_durable_ = std::max(sent_durable_, s.durable_lsn);
+    h.durable_lsn = sent_durable_;
     h.lsn = s.lsn;
     if (s.message.empty()) {
       proto::EncodeReply(out, h);

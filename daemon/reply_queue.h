@@ -26,7 +26,9 @@ class ReplyQueue {
   // the payload of a success, rarely used). False if seq is unknown or done.
   bool Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn, std::string_view message = {});
   // Encodes the completed slots at the front into *out and removes them.
-  // Returns the number of replies encoded.
+  // Returns the number of replies encoded. The durable_lsn sent never
+  // decreases along a connection's replies (a GET answered ahead of earlier
+  // writes was built with an older one; the newer is just as true).
   size_t Drain(std::string* out);
 
   bool empty() const { return slots_.empty(); }
@@ -45,6 +47,7 @@ class ReplyQueue {
   };
   std::deque<Slot> slots_;
   uint64_t base_seq_ = 0;  // seq of slots_.front()
+  Lsn sent_durable_ = 0;   // highest durable_lsn drained so far
 };
 
 }  // namespace kvd::daemon

@@ -9,6 +9,12 @@ namespace {
 // the client cannot make progress faster than the barrier anyway.
 constexpr size_t kMaxBufferedWhileBlocked = 256 * 1024;
 
+// Write keys tracked for GETs answered ahead; past this a GET simply waits
+// (a linear scan stays cheaper than a hash set at pipeline depths).
+constexpr size_t kMaxTrackedWriteKeys = 256;
+
+uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
 uint64_t LoadU64(const std::byte* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
@@ -21,8 +27,26 @@ bool IsSubmittedAtOnce(proto::Opcode op) {
   return proto::IsWriteOpcode(op) || op == proto::Opcode::kFlush;
 }
 
+void Session::NoteWriteKey(std::string_view key) {
+  if (write_keys_.size() >= kMaxTrackedWriteKeys) {
+    write_keys_overflow_ = true;
+    return;
+  }
+  write_keys_.push_back(KeyHash(key));
+}
+
+bool Session::MayHavePendingWrite(std::string_view key) const {
+  if (write_keys_overflow_) return true;
+  const uint64_t h = KeyHash(key);
+  for (uint64_t k : write_keys_) {
+    if (k == h) return true;
+  }
+  return false;
+}
+
 void Session::Process() {
   replies_.Drain(&out_);
+  ForgetWriteKeysIfDrained();
   blocked_ = false;
   while (!close_after_flush_) {
     UpdateOutputPause();
@@ -56,6 +80,7 @@ void Session::Process() {
     const proto::Opcode op = req->header.opcode;
     Status st;
     if (IsSubmittedAtOnce(op)) {
+      ForgetWriteKeysIfDrained();  // before this write's slot and keys go in
       uint64_t seq = replies_.Push(req->header.request_id, op);
       st = handler_->Submit(*this, seq, *req);
       if (!st.ok()) {
@@ -66,12 +91,14 @@ void Session::Process() {
       }
     } else {
       replies_.Drain(&out_);
-      if (!replies_.empty()) {
+      ForgetWriteKeysIfDrained();
+      if (replies_.empty()) {
+        st = handler_->Evaluate(*this, *req, &out_);
+        if (!st.ok()) FailFrame(st.code(), st.message(), req->header.request_id, op);
+      } else if (op != proto::Opcode::kGet || !handler_->EvaluateAhead(*this, *req)) {
         blocked_ = true;  // leave the frame in the buffer; resume on completion
         break;
       }
-      st = handler_->Evaluate(*this, *req, &out_);
-      if (!st.ok()) FailFrame(st.code(), st.message(), req->header.request_id, op);
     }
     input_.Consume(frame_len);
     replies_.Drain(&out_);

@@ -11,6 +11,12 @@
 // sees that PUT, and never sees a later one. While a barrier waits, nothing
 // after it is processed (the bytes stay in the input buffer).
 //
+// One exception keeps pipelined GET/PUT mixes from costing an fdatasync per
+// PUT: a GET whose key no earlier write still in the reply queue may touch is
+// answered at once, into its own slot (RequestHandler::EvaluateAhead). It
+// reads what it would read after those writes (they cannot change its key,
+// and no later write has been submitted), and the requests after it go on.
+//
 // A bad frame gets an error reply (with the request id when it could be
 // read) queued behind the earlier replies; then the session stops reading and
 // the connection is closed once everything has been sent.
@@ -21,6 +27,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "input_buffer.h"
 #include "kvd/protocol.h"
@@ -42,6 +50,15 @@ class RequestHandler {
   // Barriers, called when s.replies() is empty: append the reply to *out, or
   // push a pending slot (SNAPSHOT). Non-OK return as for Submit.
   virtual Status Evaluate(Session& s, const proto::Request& req, std::string* out) = 0;
+  // A GET while s.replies() is not empty: if s.MayHavePendingWrite says no
+  // for its key, push a slot, complete it with the reply and return true;
+  // otherwise (or for a payload that does not decode) return false and the
+  // GET waits as a barrier.
+  virtual bool EvaluateAhead(Session& s, const proto::Request& req) {
+    (void)s;
+    (void)req;
+    return false;
+  }
 };
 
 // True for the requests submitted at once (writes and FLUSH).
@@ -85,6 +102,13 @@ class Session {
   bool Idle() const;
   bool blocked() const { return blocked_; }
 
+  // Writes submitted while replies are queued note their keys, so that a
+  // GET can tell whether it may be answered ahead of them. Kept as hashes
+  // until the queue drains: a collision or too many keys only makes a GET
+  // wait, as every read did before.
+  void NoteWriteKey(std::string_view key);
+  bool MayHavePendingWrite(std::string_view key) const;
+
   // Protocol-level failure on this connection (for tests and counters).
   uint64_t bad_frames() const { return bad_frames_; }
 
@@ -92,6 +116,13 @@ class Session {
   // Queues an error reply for a bad frame and stops processing.
   void FailFrame(Code code, std::string_view message, uint64_t request_id, proto::Opcode op);
   void UpdateOutputPause();
+  // Nothing queued: no earlier write can be pending any more.
+  void ForgetWriteKeysIfDrained() {
+    if (replies_.empty()) {
+      write_keys_.clear();
+      write_keys_overflow_ = false;
+    }
+  }
 
   const uint64_t id_;
   RequestHandler* handler_;
@@ -105,6 +136,8 @@ class Session {
   bool output_paused_ = false;  // unsent bytes passed the limit (resume below half)
   bool close_after_flush_ = false;
   uint64_t bad_frames_ = 0;
+  std::vector<uint64_t> write_keys_;  // hashes of keys written since the queue was last empty
+  bool write_keys_overflow_ = false;  // more than the tracked limit: assume any key
 };
 
 }  // namespace kvd::daemon

@@ -168,6 +168,59 @@ TEST_CASE("a GET pipelined behind a PUT waits for it, and never sees a later PUT
   CHECK(r2[1].first.request_id == 4);
 }
 
+TEST_CASE("a GET of a key no pending write touches is answered ahead; the writes after it go on") {
+  Fixture f;
+  f.Feed(f.Put("old", "0"));
+  f.engine.Poll(&f.dispatcher);
+  REQUIRE(f.Replies().size() == 1);
+  const Lsn durable_before = f.engine.durable_lsn();
+
+  std::string in = f.Put("a", "1");
+  in += f.Req(Opcode::kGet, {"old"});      // untouched by the pending PUT: answered now
+  in += f.Req(Opcode::kGet, {"missing"});  // likewise, NotFound
+  in += f.Put("b", "2");                   // submitted at once, into the same group
+  in += f.Req(Opcode::kGet, {"b"});        // its own pending write: waits
+  in += f.Put("c", "3");                   // behind the waiting GET: not yet
+  f.Feed(in);
+  CHECK(f.session.blocked());
+  CHECK(f.dispatcher.pending_writes() == 2);  // a and b, in one group; not c
+  CHECK(f.Replies().empty());                 // replies still leave in request order
+
+  f.engine.Poll(&f.dispatcher);  // a and b durable
+  auto r = f.Replies();
+  REQUIRE(r.size() == 5);
+  for (size_t i = 0; i < r.size(); ++i) CHECK(r[i].first.request_id == 2 + i);
+  CHECK(r[1].first.status == Code::kOk);
+  CHECK(r[1].second == "0");
+  CHECK(r[2].first.status == Code::kNotFound);
+  CHECK(r[4].second == "2");
+  // The GETs answered ahead were built before a and b were durable; the
+  // durable_lsn sent still never goes backwards along the connection.
+  CHECK(r[1].first.durable_lsn >= r[0].first.durable_lsn);
+  CHECK(r[0].first.durable_lsn > durable_before);
+  CHECK(f.dispatcher.pending_writes() == 1);  // c went in once the GET of b was answered
+  f.engine.Poll(&f.dispatcher);
+  REQUIRE(f.Replies().size() == 1);
+}
+
+TEST_CASE("a GET answered ahead never sees a later write, nor misses an earlier one of its batch") {
+  Fixture f;
+  f.Feed(f.Put("k", "before"));
+  f.engine.Poll(&f.dispatcher);
+  REQUIRE(f.Replies().size() == 1);
+  std::string in = f.Put("other", "x");
+  in += f.Req(Opcode::kGet, {"k"});  // ahead: reads "before"
+  in += f.Put("k", "after");        // submitted at once, but after the GET was read
+  in += f.Req(Opcode::kDel, {"k"});
+  in += f.Req(Opcode::kGet, {"k"});  // its own pending PUT and DEL: waits, then NotFound
+  f.Feed(in);
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 5);
+  CHECK(r[1].second == "before");
+  CHECK(r[4].first.status == Code::kNotFound);
+}
+
 TEST_CASE("consecutive writes are all submitted at once (one group) and answered in order") {
   Fixture f;
   std::string in;

@@ -2,6 +2,7 @@
 frames, connection limits and the idle timeout."""
 
 import os
+import random
 import select
 import socket
 import struct
@@ -62,6 +63,74 @@ class Pipelining(KvdTestCase):
         self.assertEqual(struct.unpack("<Q", replies[4].payload)[0], 1)  # only c is left
         self.assertGreaterEqual(replies[5].lsn, replies[3].lsn, "FLUSH's durable LSN covers the batch")
         self.assertEqual(replies[7].payload, b"3")
+
+
+    def test_pipelined_reads_see_exactly_the_earlier_writes(self):
+        # Random pipelines of PUT/DEL/BATCH/GET over a small key space on two
+        # connections at once, so some GETs touch a key an earlier pending
+        # write of their connection changes (they must wait and see it) and
+        # some do not (kvd may answer them ahead of the writes). Each
+        # connection has its own keys, so a sequential model per connection
+        # predicts every reply.
+        kvd = self.server()
+        errors = []
+
+        def run(conn_no):
+            rng = random.Random(self.seed + conn_no)
+            model = {}
+            with kvd.raw() as c:
+                for round_no in range(40):
+                    frames, expected = [], []
+                    for i in range(rng.randrange(1, 48)):
+                        key = b"m%d:%d" % (conn_no, rng.randrange(12))
+                        req_id = round_no * 1000 + i + 1
+                        r = rng.random()
+                        if r < 0.5:
+                            frames.append(encode_frame(Op.GET, key, req_id))
+                            expected.append((req_id, model.get(key)))
+                        elif r < 0.75:
+                            value = b"%d:%d:%d" % (conn_no, round_no, i)
+                            frames.append(encode_frame(Op.PUT, put_payload(key, value), req_id))
+                            model[key] = value
+                            expected.append((req_id, "write"))
+                        elif r < 0.85:
+                            frames.append(encode_frame(Op.DEL, key, req_id))
+                            model.pop(key, None)
+                            expected.append((req_id, "write"))
+                        else:
+                            other = b"m%d:%d" % (conn_no, rng.randrange(12))
+                            value = b"b%d:%d" % (round_no, i)
+                            frames.append(encode_frame(Op.BATCH, kvdtest.batch_payload(
+                                [("put", key, value), ("del", other)]), req_id))
+                            model[key] = value
+                            model.pop(other, None)  # in order: may delete what the PUT just wrote
+                            expected.append((req_id, "write"))
+                    c.send(b"".join(frames))
+                    last_durable = 0
+                    for req_id, want in expected:
+                        rep = c.recv_reply()
+                        if rep.request_id != req_id:
+                            errors.append(f"conn {conn_no}: reply {rep.request_id} where {req_id} was due")
+                            return
+                        if rep.durable_lsn < last_durable:
+                            errors.append(f"conn {conn_no}: durable_lsn went back to {rep.durable_lsn}")
+                        last_durable = rep.durable_lsn
+                        if want == "write":
+                            if rep.status not in (Code.OK, Code.NOT_FOUND):
+                                errors.append(f"conn {conn_no}: write {req_id} failed: {rep}")
+                        elif want is None:
+                            if rep.status != Code.NOT_FOUND:
+                                errors.append(f"conn {conn_no}: GET {req_id} found {rep.payload!r}, expected none")
+                        elif rep.status != Code.OK or rep.payload != want:
+                            errors.append(f"conn {conn_no}: GET {req_id} got {rep.status} {rep.payload!r}, "
+                                          f"expected {want!r}")
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+        self.assertFalse(errors, f"seed {self.seed}:\n" + "\n".join(errors[:10]))
 
 
 class ManyConnections(KvdTestCase):
