@@ -21,6 +21,7 @@ bool ReplyQueue::Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn,
   s.durable_lsn = durable_lsn;
   s.lsn = lsn;
   s.message.assign(message);
+  held_bytes_ += s.message.size();
   return true;
 }
 
@@ -40,6 +41,7 @@ size_t ReplyQueue::Drain(std::string* out) {
     } else {
       proto::EncodeReply(out, h, {s.message});
     }
+    held_bytes_ -= s.message.size();
     slots_.pop_front();
     ++base_seq_;
     ++n;

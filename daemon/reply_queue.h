@@ -32,6 +32,8 @@ class ReplyQueue {
   size_t Drain(std::string* out);
 
   bool empty() const { return slots_.empty(); }
+  // Payload and message bytes held in slots (completed, not yet drained).
+  uint64_t held_bytes() const { return held_bytes_; }
   size_t size() const { return slots_.size(); }
   uint64_t next_seq() const { return base_seq_ + slots_.size(); }
 
@@ -48,6 +50,7 @@ class ReplyQueue {
   std::deque<Slot> slots_;
   uint64_t base_seq_ = 0;  // seq of slots_.front()
   Lsn sent_durable_ = 0;   // highest durable_lsn drained so far
+  uint64_t held_bytes_ = 0;
 };
 
 }  // namespace kvd::daemon

@@ -95,7 +95,7 @@ void Session::Process() {
       if (replies_.empty()) {
         st = handler_->Evaluate(*this, *req, &out_);
         if (!st.ok()) FailFrame(st.code(), st.message(), req->header.request_id, op);
-      } else if (op != proto::Opcode::kGet || !handler_->EvaluateAhead(*this, *req)) {
+      } else if (op != proto::Opcode::kGet || !CanAnswerAhead() || !handler_->EvaluateAhead(*this, *req)) {
         blocked_ = true;  // leave the frame in the buffer; resume on completion
         break;
       }

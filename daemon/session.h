@@ -116,6 +116,11 @@ class Session {
   // Queues an error reply for a bad frame and stops processing.
   void FailFrame(Code code, std::string_view message, uint64_t request_id, proto::Opcode op);
   void UpdateOutputPause();
+  // Replies answered ahead wait in the queue: they count against the same
+  // limit as unsent output, or a slow reader could pile them up unbounded.
+  bool CanAnswerAhead() const {
+    return replies_.held_bytes() + unsent_bytes() < limits_.max_pending_reply_bytes;
+  }
   // Nothing queued: no earlier write can be pending any more.
   void ForgetWriteKeysIfDrained() {
     if (replies_.empty()) {

@@ -116,9 +116,11 @@ class HostileClients(KvdTestCase):
         held.sendall(frame[: len(frame) // 2])
         cases += 1
 
-        # 4. a slow reader that never reads: 300 x 1 MiB replies owed
+        # 4. a slow reader that never reads: 300 x 1 MiB replies owed, behind a
+        # write (so kvd may answer GETs ahead of it: those count too)
         slow = self.connect(kvd)
-        slow.sendall(b"".join(kp.encode_request(kp.OP_GET, b"big", i + 1) for i in range(300)))
+        slow.sendall(kp.encode_request(kp.OP_PUT, kp.put_payload(b"slow", b"w"), 1) +
+                     b"".join(kp.encode_request(kp.OP_GET, b"big", i + 2) for i in range(300)))
         cases += 1
 
         # 5. 1,000 connections opened at once, each pings once
