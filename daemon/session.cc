@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <cstring>
+#include <functional>
 
 namespace kvd::daemon {
 namespace {
