@@ -101,10 +101,12 @@ struct Fixture {
   FakeHost host;
   ServerCounters counters;
   Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
-  Session session{7, &dispatcher, Session::Limits{}};
+  Session session;
   uint64_t next_id = 1;
 
-  Fixture() { host.sessions[7] = &session; }
+  explicit Fixture(Session::Limits limits = {}) : session(7, &dispatcher, limits) { host.sessions[7] = &session; }
+  // A value already in the map (as if written and synced long ago).
+  void Preload(std::string_view k, std::string_view v) { const_cast<State*>(&engine.state())->Put(k, v); }
 
   void Feed(std::string_view bytes) {
     auto space = session.input().Space(bytes.size());
@@ -325,28 +327,19 @@ TEST_CASE("SNAPSHOT waits for the running snapshot if it covers the request, els
   CHECK(r[0].first.lsn == 1);
 }
 
-TEST_CASE("backpressure: processing and reading pause while unsent replies exceed the limit") {
-  FakeEngine engine;
-  FakeHost host;
-  ServerCounters counters;
-  Dispatcher d(&engine, &host, Dispatcher::Limits{}, &counters);
+Session::Limits SmallReplyLimit() {
   Session::Limits lim;
   lim.max_pending_reply_bytes = 4096;
-  Session s(1, &d, lim);
-  host.sessions[1] = &s;
-  State* st = const_cast<State*>(&engine.state());
-  st->Put("big", std::string(1000, 'x'));
+  return lim;
+}
+
+TEST_CASE("backpressure: processing and reading pause while unsent replies exceed the limit") {
+  Fixture f(SmallReplyLimit());
+  Session& s = f.session;
+  f.Preload("big", std::string(1000, 'x'));
   std::string in;
-  for (int i = 0; i < 50; ++i) {
-    proto::RequestHeader h;
-    h.opcode = Opcode::kGet;
-    h.request_id = i + 1;
-    proto::EncodeRequest(&in, h, {"big"});
-  }
-  auto space = s.input().Space(in.size());
-  std::copy(in.begin(), in.end(), space.begin());
-  s.input().Commit(in.size());
-  s.Process();
+  for (int i = 0; i < 50; ++i) in += f.Req(Opcode::kGet, {"big"});
+  f.Feed(in);
   CHECK_FALSE(s.WantsRead());
   CHECK(s.unsent_bytes() <= 4096 + 1100);
   CHECK(s.unsent_bytes() > 4096);
@@ -362,29 +355,12 @@ TEST_CASE("backpressure: processing and reading pause while unsent replies excee
 }
 
 TEST_CASE("backpressure: GETs answered ahead of a pending write count against the same limit") {
-  FakeEngine engine;
-  FakeHost host;
-  ServerCounters counters;
-  Dispatcher d(&engine, &host, Dispatcher::Limits{}, &counters);
-  Session::Limits lim;
-  lim.max_pending_reply_bytes = 4096;
-  Session s(1, &d, lim);
-  host.sessions[1] = &s;
-  const_cast<State*>(&engine.state())->Put("big", std::string(1000, 'x'));
-  std::string in;
-  proto::RequestHeader h;
-  h.opcode = Opcode::kPut;
-  h.request_id = 1;
-  proto::EncodeRequest(&in, h, {proto::EncodePutPayload("w", "v")});  // pending: nothing drains
-  for (int i = 0; i < 50; ++i) {
-    h.opcode = Opcode::kGet;
-    h.request_id = i + 2;
-    proto::EncodeRequest(&in, h, {"big"});
-  }
-  auto space = s.input().Space(in.size());
-  std::copy(in.begin(), in.end(), space.begin());
-  s.input().Commit(in.size());
-  s.Process();
+  Fixture f(SmallReplyLimit());
+  Session& s = f.session;
+  f.Preload("big", std::string(1000, 'x'));
+  std::string in = f.Put("w", "v");  // pending: nothing drains
+  for (int i = 0; i < 50; ++i) in += f.Req(Opcode::kGet, {"big"});
+  f.Feed(in);
   // A few GETs were answered ahead, then the rest wait: what is held stays
   // within the limit plus one value.
   CHECK(s.replies().size() > 1);
@@ -392,12 +368,12 @@ TEST_CASE("backpressure: GETs answered ahead of a pending write count against th
   CHECK(s.replies().held_bytes() <= 4096 + 1000);
   CHECK(s.blocked());
   CHECK(s.unsent_bytes() == 0);
-  engine.Poll(&d);  // the PUT is durable: everything drains in order, within the limit
-  size_t replies = 0;
-  int rounds = 0;
+  f.engine.Poll(&f.dispatcher);  // the PUT is durable: everything drains in order, within the limit
   // Bound: the limit, plus the one reply that crossed it, plus the frame
   // headers (40 bytes each) of the few slots held at that moment.
   const uint64_t bound = 4096 + 1000 + 10 * 40;
+  size_t replies = 0;
+  int rounds = 0;
   for (s.Process(); (s.HasOutput() || !s.replies().empty()) && rounds++ < 200; s.Process()) {
     CHECK(s.unsent_bytes() <= bound);
     std::string_view out = s.BeginSend();
