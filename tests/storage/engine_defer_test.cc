@@ -15,14 +15,27 @@ using testing::RecordingSink;
 using testing::TempDir;
 using Op = FaultEnv::Op;
 
-TEST_CASE("deferred start: writes wait for StartCommits, then share one fdatasync") {
+// A sync-mode engine in deferred-start mode, counting its notifications.
+struct DeferredEngine {
   TempDir dir;
-  FaultEnv env(Env::Default());
+  FaultEnv env{Env::Default()};
   NotifyCounter notes;
-  auto o = BasicOptions(&env, dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  auto e = MustOpen(o);
-  e->SetDeferredCommitStart(true);
+  std::unique_ptr<Engine> e;
+
+  explicit DeferredEngine(uint32_t batch_size = DurabilityOptions{}.batch_size) {
+    auto o = BasicOptions(&env, dir, DurabilityMode::kSync);
+    o.notify = notes.Hook();
+    o.durability.batch_size = batch_size;
+    e = MustOpen(o);
+    e->SetDeferredCommitStart(true);
+  }
+};
+
+TEST_CASE("deferred start: writes wait for StartCommits, then share one fdatasync") {
+  DeferredEngine d;
+  FaultEnv& env = d.env;
+  NotifyCounter& notes = d.notes;
+  auto& e = d.e;
   RecordingSink sink;
   const uint64_t syncs_before = env.count(Op::kSync);
   const uint64_t notes_before = notes.count();
@@ -60,14 +73,9 @@ TEST_CASE("deferred start: writes wait for StartCommits, then share one fdatasyn
 }
 
 TEST_CASE("deferred start: a full group still starts at once") {
-  TempDir dir;
-  FaultEnv env(Env::Default());
-  NotifyCounter notes;
-  auto o = BasicOptions(&env, dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  o.durability.batch_size = 4;
-  auto e = MustOpen(o);
-  e->SetDeferredCommitStart(true);
+  DeferredEngine d(4);
+  NotifyCounter& notes = d.notes;
+  auto& e = d.e;
   RecordingSink sink;
   const uint64_t notes_before = notes.count();
   for (int i = 0; i < 4; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
