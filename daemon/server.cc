@@ -344,6 +344,11 @@ std::string Server::StatusJson() {
   in.engine = engine_.get();
   in.recovery = &recovery_;
   in.counters = &counters_;
+  for (const auto& [id, conn] : conns_) {
+    const uint64_t bytes = conn->session().reply_bytes();
+    in.reply_bytes += bytes;
+    in.largest_client_reply_bytes = std::max(in.largest_client_reply_bytes, bytes);
+  }
   in.snapshots = &snapshots_;
   in.started = started_;
   in.snapshot_running = snapshotter_ && snapshotter_->running();

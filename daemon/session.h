@@ -91,6 +91,9 @@ class Session {
   size_t sending_bytes() const { return sending_.size(); }
   // Bytes accepted from requests but not yet confirmed sent.
   uint64_t unsent_bytes() const { return out_.size() + sending_.size(); }
+  // Reply bytes this connection holds: answered but waiting in order, or
+  // encoded but not yet sent (what max_pending_reply_bytes bounds).
+  uint64_t reply_bytes() const { return replies_.held_bytes() + unsent_bytes(); }
 
   // Whether the connection should keep reading from the socket.
   bool WantsRead() const;
@@ -118,9 +121,7 @@ class Session {
   void UpdateOutputPause();
   // Replies answered ahead wait in the queue: they count against the same
   // limit as unsent output, or a slow reader could pile them up unbounded.
-  bool CanAnswerAhead() const {
-    return replies_.held_bytes() + unsent_bytes() < limits_.max_pending_reply_bytes;
-  }
+  bool CanAnswerAhead() const { return reply_bytes() < limits_.max_pending_reply_bytes; }
   // Nothing queued: no earlier write can be pending any more.
   void ForgetWriteKeysIfDrained() {
     if (replies_.empty()) {

@@ -114,6 +114,8 @@ std::string BuildStatusJson(const StatusInputs& in) {
                       {"refused", c.connections_refused},
                       {"idle_closed", c.idle_closed},
                       {"bad_frames", c.bad_frames},
+                      {"reply_bytes", in.reply_bytes},
+                      {"largest_client_reply_bytes", in.largest_client_reply_bytes},
                       {"max", in.config->max_connections}};
   json ops = json::object();
   for (size_t i = 0; i < c.ops.size(); ++i) {

@@ -27,6 +27,10 @@ struct StatusInputs {
   const Engine* engine = nullptr;
   const RecoveryReport* recovery = nullptr;
   const ServerCounters* counters = nullptr;
+  // Reply bytes held for clients now: the sum over connections and the
+  // largest one (a slow reader shows here, bounded by max_pending_reply_bytes).
+  uint64_t reply_bytes = 0;
+  uint64_t largest_client_reply_bytes = 0;
   const SnapshotHistory* snapshots = nullptr;
   std::chrono::steady_clock::time_point started;
   bool snapshot_running = false;
