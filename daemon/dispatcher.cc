@@ -25,13 +25,15 @@ bool IsPayloadFatal(const Status& st) { return st.code() != Code::kTooLarge; }
 
 }  // namespace
 
+void Dispatcher::CountOp(Opcode op) { ++counters_->ops[static_cast<size_t>(op) % ServerCounters::kOpcodeSlots]; }
+
 void Dispatcher::CountReply(Code code) {
   if (code != Code::kOk && code != Code::kNotFound) ++counters_->errors;
 }
 
 Status Dispatcher::Submit(Session& s, uint64_t seq, const proto::Request& req) {
   const Opcode op = req.header.opcode;
-  ++counters_->ops[static_cast<size_t>(op) % ServerCounters::kOpcodeSlots];
+  CountOp(op);
   if (shutting_down_) {
     s.replies().Complete(seq, Code::kShuttingDown, engine_->durable_lsn(), 0, "kvd is shutting down");
     CountReply(Code::kShuttingDown);
@@ -96,7 +98,7 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const proto::Request& r
 
 Status Dispatcher::Evaluate(Session& s, const proto::Request& req, std::string* out) {
   const Opcode op = req.header.opcode;
-  ++counters_->ops[static_cast<size_t>(op) % ServerCounters::kOpcodeSlots];
+  CountOp(op);
   const Lsn durable = engine_->durable_lsn();
   auto reply = [&](Code code, std::string_view payload = {}) {
     CountReply(code);
@@ -178,7 +180,7 @@ Status Dispatcher::Evaluate(Session& s, const proto::Request& req, std::string* 
 bool Dispatcher::EvaluateAhead(Session& s, const proto::Request& req) {
   auto key = proto::DecodeKey(req.payload, limits_.max_key_bytes);
   if (!key.has_value() || s.MayHavePendingWrite(*key)) return false;  // a bad key errs in order
-  ++counters_->ops[static_cast<size_t>(Opcode::kGet) % ServerCounters::kOpcodeSlots];
+  CountOp(Opcode::kGet);
   const uint64_t seq = s.replies().Push(req.header.request_id, req.header.opcode);
   auto v = engine_->state().Get(*key);
   const Code code = v.has_value() ? Code::kOk : Code::kNotFound;

@@ -96,6 +96,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
 
   Status SubmitWrite(Session& s, uint64_t seq, const proto::Request& req);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
+  void CountOp(proto::Opcode op);
   void CountReply(Code code);
 
   Engine* engine_;
