@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Two kvd builds side by side: is the new one slower anywhere?
+
+For a change that should not cost speed (a refactor, a new hook that is off),
+this runs the throughput rows of bench/compare.py -- durability modes sync,
+batch and none; PUT-only and 90:10 GET:PUT; 1, 16 and 64 clients; pipeline 1
+and 16 -- against a "before" and an "after" build in one run, alternating the
+two on every repetition so that machine noise hits both alike. Both servers
+are driven by the same kvctl (the "before" one unless --kvctl says otherwise),
+so only the server differs. Each row reports the median of --reps runs and
+after/before; a row more than --tolerance slower is marked.
+
+Usage: bench/ab.py --before DIR --after DIR [--reps N] [--tolerance 0.05]
+                   [--modes sync,batch,none] [--quick] [--out FILE.md]
+DIR holds daemon/kvd and ctl/kvctl (a build tree, or a copy of one).
+Exit status: 0 when no row is slower than the tolerance, 1 otherwise.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402  (same directory)
+
+
+class BenchKvd(compare.Kvd):
+    """A kvd of one build, benchmarked with a kvctl that may be another build's."""
+
+    def __init__(self, build, kvctl, workdir, cpu, mode):
+        super().__init__(build, workdir, cpu, mode,
+                         flush_interval="1s" if mode == "batch" else "10ms",
+                         batch_size=100000 if mode == "batch" else 1024)
+        self.kvctl = kvctl
+
+
+def run(args):
+    cpus = os.cpu_count() or 1
+    server_cpu = compare.disk_irq_cpu() % cpus
+    load_cpu = (server_cpu + 1) % cpus
+    kvctl = args.kvctl or os.path.join(args.before, "ctl", "kvctl")
+    tmp = tempfile.mkdtemp(prefix="kvd-ab-", dir=args.tmp)
+    rows = []
+    try:
+        for mode in args.modes.split(","):
+            servers = {name: BenchKvd(build, kvctl, tempfile.mkdtemp(dir=tmp), server_cpu, mode)
+                       for name, build in (("before", args.before), ("after", args.after))}
+            for s in servers.values():
+                s.start()
+            try:
+                for ratio in ("1:0", "1:9"):
+                    for clients in ([1, 16] if args.quick else [1, 16, 64]):
+                        for pipeline in (1, 16):
+                            n = compare.requests_for(mode, clients, pipeline, args.quick)
+                            runs = {"before": [], "after": []}
+                            for rep in range(args.reps):
+                                # Alternate which build goes first, too.
+                                order = ("before", "after") if rep % 2 == 0 else ("after", "before")
+                                for name in order:
+                                    runs[name].append(servers[name].bench(load_cpu, clients, n, pipeline,
+                                                                          ratio, 100, 1000000))
+                            row = {"mode": mode, "ratio": ratio, "clients": clients, "pipeline": pipeline}
+                            for name in runs:
+                                row[name] = statistics.median(r["ops"] for r in runs[name])
+                                row[name + "_errors"] = sum(r["errors"] for r in runs[name])
+                            row["x"] = row["after"] / row["before"] if row["before"] else float("nan")
+                            row["slower"] = row["x"] < 1.0 - args.tolerance
+                            rows.append(row)
+                            print(f"{mode:5} {ratio:>4} c={clients:<3} P={pipeline:<3} before {row['before']:>9.0f}/s"
+                                  f"  after {row['after']:>9.0f}/s  x{row['x']:.3f}"
+                                  f"{'  SLOWER' if row['slower'] else ''}", flush=True)
+            finally:
+                for s in servers.values():
+                    s.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def table(rows, tolerance, reps):
+    out = [f"Two kvd builds, {reps} alternating runs per row (median ops/s), same kvctl for both.",
+           "",
+           "| mode | GET:PUT | clients | pipeline | before ops/s | after ops/s | after/before |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mix = "PUT only" if r["ratio"] == "1:0" else "90:10"
+        mark = " **slower**" if r["slower"] else ""
+        out.append(f"| {r['mode']} | {mix} | {r['clients']} | {r['pipeline']} | {r['before']:.0f} | "
+                   f"{r['after']:.0f} | {r['x']:.3f}{mark} |")
+    worst = min(rows, key=lambda r: r["x"])
+    out += ["", f"Worst row: {worst['mode']} {worst['ratio']} c={worst['clients']} P={worst['pipeline']} "
+                f"x{worst['x']:.3f}; tolerance {tolerance:.0%}."]
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", required=True)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--kvctl", default=None, help="load generator (default: the before build's kvctl)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--modes", default="sync,batch,none")
+    ap.add_argument("--quick", action="store_true", help="tiny request counts (a smoke run)")
+    ap.add_argument("--out", default=None, help="also write the markdown table here")
+    ap.add_argument("--tmp", default=None)
+    args = ap.parse_args()
+    if shutil.which("taskset") is None:
+        sys.exit("ab: taskset not found (run scripts/install-deps.sh)")
+    rows = run(args)
+    md = table(rows, args.tolerance, args.reps)
+    print(md)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    errors = sum(r["before_errors"] + r["after_errors"] for r in rows)
+    if errors:
+        print(f"ab: {errors} request errors", file=sys.stderr)
+    return 1 if errors or any(r["slower"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
