@@ -3,8 +3,8 @@
 // FuzzInputs("frame_decoder") lists every file under
 // fuzz/regressions/frame_decoder/ (crash inputs the fuzzer once found) and,
 // with include_corpus, fuzz/corpus/frame_decoder/ too. The fuzz/ directory is
-// found from this header's own path (CMake compiles with absolute paths);
-// KVD_FUZZ_DIR overrides it.
+// found from KVD_SOURCE_DIR (defined for the tests by CMake), else from this
+// header's own path; KVD_FUZZ_DIR overrides both.
 #pragma once
 
 #include <algorithm>
@@ -21,7 +21,11 @@ namespace kvd::fuzz {
 
 inline std::filesystem::path FuzzDir() {
   if (const char* env = std::getenv("KVD_FUZZ_DIR"); env != nullptr && *env != '\0') return env;
+#ifdef KVD_SOURCE_DIR
+  return std::filesystem::path(KVD_SOURCE_DIR) / "fuzz";
+#else
   return std::filesystem::path(__FILE__).parent_path();
+#endif
 }
 
 inline std::vector<std::filesystem::path> FuzzInputs(std::string_view target, bool include_corpus) {

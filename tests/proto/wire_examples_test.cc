@@ -21,7 +21,7 @@ std::span<const std::byte> B(std::string_view s) {
 }
 
 std::string ReadDoc() {
-  const auto path = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "docs" / "wire_protocol.md";
+  const auto path = std::filesystem::path(KVD_SOURCE_DIR) / "docs" / "wire_protocol.md";
   std::ifstream f(path);
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
