@@ -42,7 +42,7 @@ TEST_CASE("batch mode: flush_interval on a fake clock starts the sync and bounds
   env.Advance(minutes(2));  // 31 minutes: past half the interval
   const uint64_t seen = notes.count();
   e->Poll(&sink);  // the engine reads the time itself
-  notes.WaitPast(seen);
+  REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(30)));  // a commit started
   e->Poll(&sink);
   CHECK(e->stats().groups == 1);
   CHECK(e->durable_lsn() == 1);
@@ -79,7 +79,7 @@ TEST_CASE("none mode: buffered records are written once flush_interval passed on
   env.Advance(minutes(1));
   const uint64_t seen = notes.count();
   e->Tick(env.Now(), &sink);
-  notes.WaitPast(seen);
+  REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(30)));  // a commit started
   e->Poll(&sink);
   CHECK(faults.count(Op::kWrite) > writes);
   CHECK(e->last_lsn() == 5);

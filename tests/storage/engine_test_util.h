@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
@@ -71,6 +72,12 @@ class NotifyCounter {
   void WaitPast(uint64_t seen) {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return n_ > seen; });
+  }
+  // As WaitPast, but gives up after `limit` (false): for a test whose
+  // failure would otherwise be a commit that never starts, hence a hang.
+  bool WaitPastFor(uint64_t seen, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, limit, [&] { return n_ > seen; });
   }
 
  private:

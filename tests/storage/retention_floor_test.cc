@@ -90,7 +90,7 @@ TEST_CASE("a retention floor keeps the segments a consumer needs when a snapshot
     // The consumer caught up: what it held goes.
     seen = notes.count();
     e->SetRetentionFloor(snap_lsn + 1);
-    notes.WaitPast(seen);
+    REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(30)));  // a drop ran
     e->Poll(&sink);
     CHECK(SegmentFirsts(o.wal_dir).size() == 1);
     st = e->stats();
