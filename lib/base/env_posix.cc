@@ -113,6 +113,7 @@ class PosixFileLock final : public FileLock {
 
 class PosixEnv final : public Env {
  public:
+  Clock::time_point Now() override { return Clock::now(); }
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                         OpenMode mode) override {
     int flags = O_WRONLY | O_CLOEXEC;
@@ -215,6 +216,8 @@ Env* Env::Default() {
   static PosixEnv env;
   return &env;
 }
+
+Clock::time_point Env::Now() { return Clock::now(); }
 
 Result<std::string> Env::ReadFileToString(const std::string& path, uint64_t max_bytes) {
   KVD_ASSIGN_OR_RETURN(auto file, NewRandomAccessFile(path));

@@ -18,6 +18,8 @@ std::string_view CodeName(Code code) {
     case Code::kShuttingDown: return "ShuttingDown";
     case Code::kUnsupported: return "Unsupported";
     case Code::kInternal: return "Internal";
+    case Code::kNotPrimary: return "NotPrimary";
+    case Code::kFenced: return "Fenced";
   }
   return "Unknown";
 }

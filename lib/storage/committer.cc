@@ -1,7 +1,10 @@
 #include "storage/committer.h"
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
+#include <utility>
+#include <vector>
 
 namespace kvd {
 
@@ -43,7 +46,10 @@ uint64_t LatencyHistogram::Percentile(double q) const {
 // ---- Committer ------------------------------------------------------------------
 
 Committer::Committer(WalWriter* wal, std::function<void()> notify)
-    : wal_(wal), notify_(std::move(notify)), thread_([this] { Run(); }) {}
+    : Committer(wal, CommitterOptions{std::move(notify), nullptr, 0, nullptr, {}}) {}
+
+Committer::Committer(WalWriter* wal, CommitterOptions options)
+    : wal_(wal), opts_(std::move(options)), written_lsn_(opts_.written_lsn), thread_([this] { Run(); }) {}
 
 Committer::~Committer() { Stop(); }
 
@@ -109,7 +115,7 @@ void Committer::Run() {
     running_ = 0;
     l.unlock();
     result_cv_.notify_all();
-    if (notify_) notify_();
+    if (opts_.notify) opts_.notify();
     l.lock();
     if (jobs_.empty() && !stop_) {
       // Idle: prepare WAL space now rather than inside the next commit. A
@@ -127,17 +133,26 @@ CommitResult Committer::Execute(CommitJob job) {
   CommitResult r;
   switch (job.kind) {
     case CommitJob::Kind::kCommit:
-      if (!job.records.empty()) r.write_status = wal_->Write(job.records, job.first, job.last);
+      if (!job.records.empty()) {
+        r.write_status = wal_->Write(job.records, job.first, job.last);
+        if (r.write_status.ok()) {
+          // Final now: only a failed write hands its LSNs out again.
+          written_lsn_ = job.last;
+          if (opts_.observer) opts_.observer->OnRecordsWritten(job.first, job.last, job.records);
+        }
+      }
       if (r.write_status.ok() && job.sync) {
         auto t0 = std::chrono::steady_clock::now();
         r.sync_status = wal_->Sync();
         auto dt = std::chrono::steady_clock::now() - t0;
         r.sync_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(dt).count());
         r.synced = r.sync_status.ok();
+        if (r.synced && opts_.observer) opts_.observer->OnDurable(written_lsn_);
       }
       break;
     case CommitJob::Kind::kDropSegments:
       r.write_status = wal_->DropSegmentsUpTo(job.drop_upto, &r.dropped);
+      if (job.covered_upto > job.drop_upto) r.retained = MeasureRetained(job.covered_upto);
       break;
     case CommitJob::Kind::kNoop:
       break;
@@ -145,6 +160,29 @@ CommitResult Committer::Execute(CommitJob job) {
   r.wal = wal_->stats();
   r.job = std::move(job);
   return r;
+}
+
+// Segment i holds LSNs [first_i, first_{i+1} - 1] (the writer's rule); the
+// last one is the active segment, never covered. Read from the directory,
+// so the writer needs no extra interface; a failure only leaves the
+// statistic empty.
+RetainedWal Committer::MeasureRetained(Lsn covered_upto) {
+  RetainedWal out;
+  if (opts_.env == nullptr) return out;
+  auto names = opts_.env->ListDir(opts_.wal_dir);
+  if (!names) return out;
+  std::vector<std::pair<Lsn, std::string>> segs;
+  for (const std::string& n : *names) {
+    if (auto lsn = ParseSegmentFileName(n)) segs.emplace_back(*lsn, n);
+  }
+  std::sort(segs.begin(), segs.end());
+  for (size_t i = 0; i + 1 < segs.size() && segs[i + 1].first - 1 <= covered_upto; ++i) {
+    if (out.segments == 0) out.release_lsn = segs[i + 1].first - 1;
+    out.segments++;
+    auto size = opts_.env->FileSize(JoinPath(opts_.wal_dir, segs[i].second));
+    if (size) out.bytes += *size;
+  }
+  return out;
 }
 
 }  // namespace kvd

@@ -11,6 +11,11 @@
 // Ownership: from construction until Stop() returns, the WalWriter belongs to
 // the committer thread; the owner must not touch it (WalStats come back in
 // each result instead). After Stop() the owner may use (and close) it again.
+//
+// The commit observer (kvd/engine.h) is called here, on this thread: after
+// a Write succeeded and before its fdatasync (OnRecordsWritten), and after a
+// successful fdatasync (OnDurable). Failed writes are never shown. Jobs run
+// in order and one at a time, so the calls come in LSN order.
 #pragma once
 
 #include <array>
@@ -23,6 +28,7 @@
 #include <string>
 #include <thread>
 
+#include "kvd/engine.h"
 #include "kvd/wal.h"
 
 namespace kvd {
@@ -39,6 +45,16 @@ struct CommitJob {
   uint64_t count = 0;   // records in the buffer (bookkeeping for the owner)
   bool sync = false;
   Lsn drop_upto = 0;
+  // kDropSegments: the snapshot's LSN. Segments it covers but drop_upto
+  // spares (a retention floor) are measured into CommitResult::retained.
+  Lsn covered_upto = 0;
+};
+
+// WAL segments a snapshot covers that are kept for a retention floor.
+struct RetainedWal {
+  uint64_t segments = 0;
+  uint64_t bytes = 0;       // their file sizes
+  Lsn release_lsn = 0;      // last LSN of the oldest: a drop bound >= it deletes it
 };
 
 struct CommitResult {
@@ -48,7 +64,16 @@ struct CommitResult {
   bool synced = false;    // an fdatasync was issued and succeeded
   uint64_t sync_us = 0;
   int dropped = 0;        // kDropSegments: segments deleted
+  RetainedWal retained;   // kDropSegments: what covered_upto would have deleted too
   WalStats wal;           // writer statistics after the job
+};
+
+struct CommitterOptions {
+  std::function<void()> notify;      // after each job, on the committer thread
+  CommitObserver* observer = nullptr;
+  Lsn written_lsn = 0;               // last LSN in the WAL at start (for OnDurable)
+  Env* env = nullptr;                // with wal_dir: to measure RetainedWal
+  std::string wal_dir;
 };
 
 // Latency histogram with log-linear buckets (4 per power of two): percentiles
@@ -77,6 +102,7 @@ struct SyncLatency {
 class Committer {
  public:
   Committer(WalWriter* wal, std::function<void()> notify);
+  Committer(WalWriter* wal, CommitterOptions options);
   ~Committer();  // Stop()
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -96,9 +122,11 @@ class Committer {
  private:
   void Run();
   CommitResult Execute(CommitJob job);
+  RetainedWal MeasureRetained(Lsn covered_upto);
 
   WalWriter* const wal_;
-  const std::function<void()> notify_;
+  const CommitterOptions opts_;
+  Lsn written_lsn_ = 0;  // committer thread only: last LSN written successfully
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;    // jobs_ non-empty or stop_

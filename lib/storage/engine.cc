@@ -14,7 +14,13 @@ EngineImpl::~EngineImpl() { (void)Close(nullptr); }
 void EngineImpl::Start(Lsn last_lsn) {
   last_lsn_ = written_lsn_ = durable_lsn_ = applied_lsn_ = sync_cover_started_ = last_lsn;
   wal_stats_ = wal_->stats();
-  committer_ = std::make_unique<Committer>(wal_.get(), opts_.notify);
+  CommitterOptions co;
+  co.notify = opts_.notify;
+  co.observer = opts_.commit_observer;
+  co.written_lsn = last_lsn;
+  co.env = env_;
+  co.wal_dir = opts_.wal_dir;
+  committer_ = std::make_unique<Committer>(wal_.get(), std::move(co));
 }
 
 void EngineImpl::Warn(std::string_view msg) const {
@@ -25,7 +31,8 @@ void EngineImpl::Warn(std::string_view msg) const {
 
 Status EngineImpl::CheckWritable() const {
   if (closed_) return Status::ShuttingDown("the engine is closed");
-  if (!refusal_.ok()) return refusal_;
+  if (!refusal_.ok()) return refusal_;  // sticky: wins over a fence
+  if (!fence_.ok()) return fence_;
   if (no_space_hold_) return Status::NoSpace(no_space_);
   return Status::Ok();
 }
@@ -57,7 +64,7 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
 
   // Clock reads cost; none mode only needs the time a group was started.
   const bool need_time = dur_.mode == DurabilityMode::kBatch || first_in_group;
-  const Clock::time_point now = need_time ? Clock::now() : Clock::time_point{};
+  const Clock::time_point now = need_time ? env_->Now() : Clock::time_point{};
   if (first_in_group) g.oldest = now;
 
   // The apply rule (engine_impl.h): visible at once unless sync mode or an
@@ -69,11 +76,14 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
     applied_lsn_ = lsn;
   }
   WriteTicket t{lsn, false, existed};
-  if (AckAtOnce(dur_, durable, can_apply, acked_, now)) {
+  // The acknowledgement gate makes every write wait for its fdatasync (and
+  // the watermark, in Report), as a `durable` one does.
+  const bool must_sync = durable || ack_gate_;
+  if (AckAtOnce(dur_, must_sync, can_apply, acked_, now)) {
     t.done = true;
     acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
   } else {
-    const bool needs_durable = durable || dur_.mode != DurabilityMode::kNone;
+    const bool needs_durable = must_sync || dur_.mode != DurabilityMode::kNone;
     waiters_.push_back({lsn, needs_durable, existed});
     if (needs_durable) g.has_waiter = true;
   }
@@ -131,10 +141,10 @@ void EngineImpl::RequestFlush(uint64_t token) {
     }
     return;
   }
-  flushes_.push_back({token, last_lsn_, syncs_started_});
+  flushes_.push_back({token, last_lsn_, syncs_started_, Status::Ok()});
   want_sync_upto_ = std::max(want_sync_upto_, last_lsn_);
   want_fresh_sync_ = true;
-  MaybeStartCommit(Clock::now());
+  MaybeStartCommit(env_->Now());
 }
 
 // ---- commits --------------------------------------------------------------------------
@@ -195,8 +205,7 @@ void EngineImpl::CollectResults(CompletionSink* sink) {
         HandleCommit(std::move(*r), sink);
         break;
       case CommitJob::Kind::kDropSegments:
-        wal_stats_ = r->wal;
-        if (!r->write_status.ok()) Warn("deleting WAL segments after a snapshot: " + r->write_status.ToString());
+        OnDropDone(*r);
         break;
       case CommitJob::Kind::kNoop:
         break;
@@ -283,6 +292,7 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
   pending_.clear();
   pending_records_ = pending_bytes_ = 0;
   last_lsn_ = job.first - 1;
+  ack_watermark_ = std::min(ack_watermark_, last_lsn_);  // never covers a reused LSN
   Report(sink);
   const Status failed = Status::NoSpace(no_space_);
   auto first_failed = std::find_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) { return w.lsn > last_lsn_; });
@@ -303,7 +313,7 @@ void EngineImpl::Refuse(const Status& cause, std::string_view what, CompletionSi
   }
   waiters_.clear();
   for (const Flush& f : flushes_) {
-    if (sink) sink->OnFlushDone(f.token, refusal_, durable_lsn_);
+    if (sink) sink->OnFlushDone(f.token, refusal_, ack_lsn());
   }
   flushes_.clear();
   pending_.clear();
@@ -312,20 +322,35 @@ void EngineImpl::Refuse(const Status& cause, std::string_view what, CompletionSi
 }
 
 void EngineImpl::Report(CompletionSink* sink) {
+  // Gate off: no limit, and no waiter needs more than it asked for.
+  const Lsn gate_limit = ack_gate_ ? ack_watermark_ : UINT64_MAX;
   while (!waiters_.empty()) {
     const Waiter& w = waiters_.front();
-    if (w.lsn > applied_lsn_ || (w.needs_durable && w.lsn > durable_lsn_)) break;
-    if (sink) sink->OnWriteDone(w.lsn, Status::Ok(), w.existed);
+    if (w.lsn > applied_lsn_ || ((w.needs_durable || ack_gate_) && w.lsn > durable_lsn_)) break;
+    if (w.lsn <= gate_limit) {
+      if (sink) sink->OnWriteDone(w.lsn, Status::Ok(), w.existed);
+    } else if (w.lsn <= gate_fail_upto_) {
+      if (sink) sink->OnWriteDone(w.lsn, gate_fail_status_, w.existed);
+    } else {
+      break;  // held by the gate
+    }
     waiters_.pop_front();
   }
+  const Lsn promised = ack_lsn();
   while (!flushes_.empty()) {
     const Flush& f = flushes_.front();
-    if (syncs_done_ <= f.after_syncs || durable_lsn_ < f.target) break;
-    if (sink) sink->OnFlushDone(f.token, Status::Ok(), durable_lsn_);
+    if (!FlushSynced(f)) break;
+    if (f.target <= gate_limit) {
+      if (sink) sink->OnFlushDone(f.token, Status::Ok(), promised);
+    } else if (!f.gate_failure.ok()) {
+      if (sink) sink->OnFlushDone(f.token, f.gate_failure, promised);
+    } else {
+      break;  // held by the gate
+    }
     flushes_.pop_front();
   }
   while (!failed_flushes_.empty()) {
-    if (sink) sink->OnFlushDone(failed_flushes_.front().first, failed_flushes_.front().second, durable_lsn_);
+    if (sink) sink->OnFlushDone(failed_flushes_.front().first, failed_flushes_.front().second, promised);
     failed_flushes_.pop_front();
   }
 }
@@ -334,11 +359,11 @@ void EngineImpl::Report(CompletionSink* sink) {
 
 void EngineImpl::Poll(CompletionSink* sink) {
   CollectResults(sink);
-  if (!defer_start_) MaybeStartCommit(Clock::now());
+  if (!defer_start_) MaybeStartCommit(env_->Now());
 }
 
 void EngineImpl::StartCommits() {
-  if (!commit_running_) MaybeStartCommit(Clock::now());
+  if (!commit_running_) MaybeStartCommit(env_->Now());
 }
 
 void EngineImpl::Tick(Clock::time_point now, CompletionSink* sink) {
@@ -365,7 +390,7 @@ Status EngineImpl::DriveUntil(Pred pred, CompletionSink* sink) {
         no_space_hold_ = false;
         StartCommit(true);
       } else {
-        MaybeStartCommit(Clock::now());
+        MaybeStartCommit(env_->Now());
       }
     }
     if (!commit_running_ && committer_->outstanding() == 0) {
@@ -395,18 +420,14 @@ Status EngineImpl::SetDurability(const DurabilityOptions& d) {
   if (d.flush_interval.count() <= 0) return Status::InvalidArgument("flush_interval must be positive");
   dur_ = d;
   if (!pending_.empty()) pending_.back().closed = true;  // new groups get the new cap
-  MaybeStartCommit(Clock::now());
+  MaybeStartCommit(env_->Now());
   return Status::Ok();
 }
 
 Status EngineImpl::SnapshotInstalled(Lsn lsn) {
   Status s = PruneSnapshots(env_, opts_.snapshot_dir, lsn);
-  if (committer_ && !closed_) {
-    CommitJob job;
-    job.kind = CommitJob::Kind::kDropSegments;
-    job.drop_upto = lsn;
-    committer_->Submit(std::move(job));
-  }
+  snapshot_lsn_ = std::max(snapshot_lsn_, lsn);
+  SubmitDrop();
   return s;
 }
 
@@ -428,6 +449,19 @@ EngineStats EngineImpl::stats() const {
   st.wal = wal_stats_;
   if (!refusal_.ok()) st.write_refusal = refusal_.message();
   st.no_space = no_space_;
+  if (!fence_.ok()) st.write_fence = fence_.ToString();
+  st.ack_gate = ack_gate_;
+  st.ack_watermark = ack_watermark_;
+  st.ack_lsn = ack_lsn();
+  if (ack_gate_) {
+    for (const Waiter& w : waiters_) {
+      if (w.lsn > applied_lsn_ || w.lsn > durable_lsn_) break;
+      if (w.lsn > ack_watermark_) st.gated_writes++;
+    }
+  }
+  st.retention_floor = retention_floor_;
+  st.retained_wal_segments = retained_.segments;
+  st.retained_wal_bytes = retained_.bytes;
   return st;
 }
 
@@ -444,14 +478,22 @@ Status EngineImpl::Close(CompletionSink* sink) {
       s = DriveUntil([&] { return (syncs_done_ > after && durable_lsn_ >= last_lsn_) || target > last_lsn_; }, sink);
     }
     closed_ = true;
-    // Whatever could not be made durable fails (ENOSPC while closing).
-    const Status failed = !refusal_.ok() ? refusal_ : Status::ShuttingDown("closed before it was durable: " + s.ToString());
+    // Whatever could not be made durable (ENOSPC while closing), or was
+    // durable but still held by the acknowledgement gate, fails.
+    Status failed;
+    if (!refusal_.ok()) {
+      failed = refusal_;
+    } else if (s.ok()) {
+      failed = Status::ShuttingDown("closed before the acknowledgement watermark covered it");
+    } else {
+      failed = Status::ShuttingDown("closed before it was durable: " + s.ToString());
+    }
     for (const Waiter& w : waiters_) {
       if (sink) sink->OnWriteDone(w.lsn, failed, false);
     }
     waiters_.clear();
     for (const Flush& f : flushes_) {
-      if (sink) sink->OnFlushDone(f.token, failed, durable_lsn_);
+      if (sink) sink->OnFlushDone(f.token, failed, ack_lsn());
     }
     flushes_.clear();
     committer_->Stop();

@@ -14,13 +14,22 @@
 //             through the CompletionSink once applied (and durable when
 //             needs_durable).
 //   flushes_  RequestFlush tokens: done when a sync started after the
-//             request completed and durable_lsn_ >= target.
+//             request completed and durable_lsn_ >= target (and, gated,
+//             ack_watermark_ >= target).
+//
+// Hooks (engine_hooks.cc): the acknowledgement gate adds "lsn <=
+// ack_watermark_" to a waiter's completion while ack_gate_ is on; the
+// waiters it holds are a prefix of waiters_ (LSN order), so FailGatedWrites
+// only records how far that prefix reached (gate_fail_upto_). The write fence
+// is one more reason in CheckWritable. The retention floor lowers the bound
+// of the segment drop that SnapshotInstalled submits.
 //
 // Apply rule: a write is applied at append time iff the mode is not sync and
 // every older write is applied; otherwise when its group's commit completes
 // (records with lsn > applied_lsn_ of that group's buffer).
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -57,7 +66,16 @@ class EngineImpl final : public Engine {
   Lsn durable_lsn() const override { return durable_lsn_; }
   Lsn applied_lsn() const override { return applied_lsn_; }
   Status write_refusal() const override { return refusal_; }
+  Lsn ack_lsn() const override { return ack_gate_ ? std::min(durable_lsn_, ack_watermark_) : durable_lsn_; }
   EngineStats stats() const override;
+
+  Status SetAckWatermarkRequired(bool required) override;
+  void AdvanceAckWatermark(Lsn lsn) override;
+  void FailGatedWrites(const Status& why) override;
+  void SetRetentionFloor(Lsn floor) override;
+  Status SetWriteFence(Status why) override;
+  void ClearWriteFence() override { fence_ = Status::Ok(); }
+  Status write_fence() const override { return fence_; }
 
   Status SetDurability(const DurabilityOptions& d) override;
   DurabilityOptions durability() const override { return dur_; }
@@ -85,6 +103,7 @@ class EngineImpl final : public Engine {
     uint64_t token;
     Lsn target;
     uint64_t after_syncs;  // syncs_started_ when requested
+    Status gate_failure;   // set by FailGatedWrites: report this instead of waiting
   };
 
   Status CheckWritable() const;
@@ -101,6 +120,11 @@ class EngineImpl final : public Engine {
   void Refuse(const Status& cause, std::string_view what, CompletionSink* sink);
   void ApplyGroup(std::string_view records);
   void Report(CompletionSink* sink);
+  bool FlushSynced(const Flush& f) const { return syncs_done_ > f.after_syncs && durable_lsn_ >= f.target; }
+  // Retention (engine_hooks.cc): the highest LSN whose segments may go.
+  Lsn DropBound() const;
+  void SubmitDrop();
+  void OnDropDone(const CommitResult& r);
   // Drives commits until pred() holds, writes are refused, or (ENOSPC) a
   // retry failed; returns why it stopped early.
   template <typename Pred>
@@ -134,6 +158,20 @@ class EngineImpl final : public Engine {
   Status refusal_;                   // sticky kWritesRefused
   std::string no_space_;             // last ENOSPC, until a write succeeds
   bool no_space_hold_ = false;       // an acknowledged group waits for a retry (Tick)
+
+  // Acknowledgement gate (SetAckWatermarkRequired).
+  bool ack_gate_ = false;
+  Lsn ack_watermark_ = 0;            // <= last_lsn_
+  Lsn gate_fail_upto_ = 0;           // FailGatedWrites: gated waiters up to here fail...
+  Status gate_fail_status_;          // ...with this, at the next Report
+
+  Status fence_;                     // SetWriteFence: kNotPrimary / kFenced, else OK
+
+  // Retention: segments up to DropBound() may be deleted.
+  Lsn snapshot_lsn_ = 0;             // newest SnapshotInstalled
+  Lsn retention_floor_ = 0;          // 0: none
+  uint64_t drops_running_ = 0;       // kDropSegments jobs not yet collected
+  RetainedWal retained_;             // as the last drop found it
 
   uint64_t groups_ = 0, grouped_records_ = 0;
   WalStats wal_stats_;

@@ -127,6 +127,69 @@ TEST_CASE("a failed write skips the sync; a failed sync is reported") {
   CHECK_FALSE(r2->synced);
 }
 
+// Logs into the FakeWal's call list: both run only on the committer thread,
+// so the list shows where the observer's calls fall between write and sync.
+class LoggingObserver : public CommitObserver {
+ public:
+  explicit LoggingObserver(FakeWal* wal) : wal_(wal) {}
+  void OnRecordsWritten(Lsn first, Lsn last, std::string_view records) override {
+    wal_->calls.push_back("observed " + std::to_string(first) + "-" + std::to_string(last) + " (" +
+                          std::to_string(records.size()) + " bytes)");
+  }
+  void OnDurable(Lsn durable_lsn) override { wal_->calls.push_back("durable " + std::to_string(durable_lsn)); }
+
+ private:
+  FakeWal* wal_;
+};
+
+TEST_CASE("the commit observer sees a write after it succeeded and before its sync; never a failed one") {
+  FakeWal wal;
+  LoggingObserver obs(&wal);
+  CommitterOptions o;
+  o.observer = &obs;
+  o.written_lsn = 7;  // where recovery ended
+  Committer c(&wal, std::move(o));
+  c.Submit(Commit(8, 9, false));   // written, not synced
+  c.Submit(Commit(10, 10, true));  // written and synced: durable covers 8..10
+  CommitJob flush;                 // a sync with nothing to write (FLUSH)
+  flush.sync = true;
+  c.Submit(std::move(flush));
+  c.Stop();
+  while (c.TakeResult()) {
+  }
+  CHECK(wal.calls == std::vector<std::string>{"write 8-9", "observed 8-9 (20 bytes)", "write 10-10",
+                                              "observed 10-10 (10 bytes)", "sync", "durable 10", "sync",
+                                              "durable 10"});
+}
+
+TEST_CASE("the commit observer: a failed write is not shown; a failed sync reports no durability") {
+  FakeWal wal;
+  wal.fail_writes = 1;
+  LoggingObserver obs(&wal);
+  CommitterOptions o;
+  o.observer = &obs;
+  Committer c(&wal, std::move(o));
+  c.Submit(Commit(1, 2, true));  // ENOSPC: the LSNs go to the next writes
+  c.Submit(Commit(1, 1, true));  // the retry with a new record 1
+  c.Stop();
+  while (c.TakeResult()) {
+  }
+  CHECK(wal.calls == std::vector<std::string>{"write 1-2", "write 1-1", "observed 1-1 (10 bytes)", "sync",
+                                              "durable 1"});
+
+  FakeWal wal2;
+  wal2.fail_sync = true;
+  LoggingObserver obs2(&wal2);
+  CommitterOptions o2;
+  o2.observer = &obs2;
+  Committer c2(&wal2, std::move(o2));
+  c2.Submit(Commit(1, 1, true));
+  c2.Stop();
+  while (c2.TakeResult()) {
+  }
+  CHECK(wal2.calls == std::vector<std::string>{"write 1-1", "observed 1-1 (10 bytes)", "sync"});
+}
+
 TEST_CASE("Stop runs the queued jobs first and is idempotent") {
   FakeWal wal;
   Committer c(&wal, nullptr);

@@ -5,11 +5,13 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kvd/engine.h"
@@ -71,11 +73,60 @@ class NotifyCounter {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return n_ > seen; });
   }
+  // As WaitPast, but gives up after `limit` (false): for a test whose
+  // failure would otherwise be a commit that never starts, hence a hang.
+  bool WaitPastFor(uint64_t seen, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, limit, [&] { return n_ > seen; });
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t n_ = 0;
+};
+
+// A fake replication consumer: keeps what the commit observer is shown.
+// Called on the committer thread; the test reads it from its own.
+class RecordingObserver : public CommitObserver {
+ public:
+  struct Written {
+    Lsn first, last;
+    std::string bytes;
+    std::thread::id thread;
+  };
+  void OnRecordsWritten(Lsn first, Lsn last, std::string_view records) override {
+    std::lock_guard<std::mutex> l(mu_);
+    written_.push_back({first, last, std::string(records), std::this_thread::get_id()});
+  }
+  void OnDurable(Lsn durable_lsn) override {
+    std::lock_guard<std::mutex> l(mu_);
+    durable_.push_back(durable_lsn);
+  }
+  std::vector<Written> written() {
+    std::lock_guard<std::mutex> l(mu_);
+    return written_;
+  }
+  std::vector<Lsn> durable() {
+    std::lock_guard<std::mutex> l(mu_);
+    return durable_;
+  }
+  // Every byte shown so far, in order.
+  std::string AllBytes() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::string out;
+    for (const Written& w : written_) out += w.bytes;
+    return out;
+  }
+  Lsn last_shown() {
+    std::lock_guard<std::mutex> l(mu_);
+    return written_.empty() ? 0 : written_.back().last;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Written> written_;
+  std::vector<Lsn> durable_;
 };
 
 inline std::map<std::string, std::string> Contents(const State& s) {

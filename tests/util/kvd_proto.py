@@ -33,9 +33,10 @@ OPCODE_NAMES = {1: "PING", 2: "GET", 3: "PUT", 4: "DEL", 5: "BATCH", 6: "SCAN", 
 # Status codes (kvd::Code).
 OK, NOT_FOUND, INVALID_ARGUMENT, TOO_LARGE, WRITES_REFUSED, NO_SPACE = 0, 1, 2, 3, 4, 5
 IO_ERROR, CORRUPTION, BUSY, SHUTTING_DOWN, UNSUPPORTED, INTERNAL = 6, 7, 8, 9, 10, 11
+NOT_PRIMARY, FENCED = 12, 13
 STATUS_NAMES = {0: "OK", 1: "NotFound", 2: "InvalidArgument", 3: "TooLarge", 4: "WritesRefused",
                 5: "NoSpace", 6: "IOError", 7: "Corruption", 8: "Busy", 9: "ShuttingDown",
-                10: "Unsupported", 11: "Internal"}
+                10: "Unsupported", 11: "Internal", 12: "NotPrimary", 13: "Fenced"}
 
 BATCH_PUT, BATCH_DEL = 1, 2
 SCAN_PREFIX, SCAN_RANGE = 0, 1

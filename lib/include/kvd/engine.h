@@ -2,19 +2,27 @@
 //
 // The write path, in the order data flows:
 //   Put/Del/Batch (owner thread) -> record appended to the pending buffer,
-//   LSN assigned -> the committer thread writes the group and fdatasyncs
-//   -> options.notify() -> the owner calls Poll() -> the group is applied to
-//   the State (sync mode) and every write now durable is reported to the sink.
+//   LSN assigned -> the committer thread writes the group (the commit
+//   observer sees it) and fdatasyncs -> options.notify() -> the owner calls
+//   Poll() -> the group is applied to the State (sync mode) and every write
+//   now durable (and, with the acknowledgement gate on, covered by the
+//   watermark) is reported to the sink.
 //
 // Threading: every method is called from one owner thread (the daemon's loop
-// thread), except that options.notify is invoked on the committer thread.
-// Only one commit (write + fdatasync) runs at a time; writes that arrive
-// while it runs form the next group.
+// thread), except that options.notify and the CommitObserver are invoked on
+// the committer thread. Only one commit (write + fdatasync) runs at a time;
+// writes that arrive while it runs form the next group.
 //
 // Visibility (docs/durability.md): in sync mode a write is applied to the
 // State only after the fdatasync covering it returned, so reads never see
 // data that a crash could still take away. In batch and none mode writes are
-// applied (and normally acknowledged) at once.
+// applied (and normally acknowledged) at once. The acknowledgement gate
+// delays only acknowledgements, never visibility.
+//
+// Hooks for replication (all off by default; off, the write path does no
+// extra work): a CommitObserver that sees every record once written, an
+// acknowledgement gate on an external watermark, a retention floor for WAL
+// segments, and a reversible write fence.
 #pragma once
 
 #include <chrono>
@@ -34,8 +42,6 @@
 
 namespace kvd {
 
-using Clock = std::chrono::steady_clock;
-
 struct DurabilityOptions {
   DurabilityMode mode = DurabilityMode::kSync;
   // sync: the most records in one group. batch: fewer than batch_size
@@ -45,6 +51,40 @@ struct DurabilityOptions {
   // batch: no acknowledged record stays not-durable longer than this.
   // none: buffered records are written (not synced) at least this often.
   std::chrono::microseconds flush_interval{10'000};
+};
+
+// Sees every record the committer wrote to the WAL (replication streams
+// them). All calls come from the committer thread, one at a time, never
+// with an engine lock held.
+//
+// Guarantees: OnRecordsWritten is called for every record exactly once, in
+// LSN order, with no gaps (first == the previous call's last + 1; the first
+// call starts at the LSN after the one recovery ended at, Engine::last_lsn()
+// right after Open), and only after WalWriter::Write of those bytes
+// succeeded. A write that fails (ENOSPC, EIO) is never shown: after ENOSPC
+// the engine hands the same LSNs to new writes, and those are then shown
+// once. The LSNs shown are final while this process runs; a restart after a
+// crash may reuse LSNs that were written but never made durable (a power
+// cut), which is what epochs are for (docs/wal_format.md).
+//
+// What the callee may do: copy what it needs and return quickly (it delays
+// the commit, and every write waiting for it). It must not block on the
+// engine's owner thread and must not call any Engine method (wake its own
+// thread, e.g. with a condition variable or uv_async_send, and let that use
+// the Engine on the owner thread). The byte span is valid only during the
+// call. No calls after Engine::Close returned.
+class CommitObserver {
+ public:
+  virtual ~CommitObserver() = default;
+  // Records first..last were written to the WAL (in the page cache; their
+  // fdatasync, if the commit syncs, runs after this returns). `records` are
+  // the framed records exactly as written: whole records, as WalRecord
+  // readers (ForEachRecord, recovery) decode them.
+  virtual void OnRecordsWritten(Lsn first, Lsn last, std::string_view records) = 0;
+  // An fdatasync returned OK: every record shown so far, up to durable_lsn,
+  // is durable locally. Not called for commits that do not sync (none mode)
+  // nor when the sync failed (the engine then refuses writes for good).
+  virtual void OnDurable(Lsn durable_lsn) { (void)durable_lsn; }
 };
 
 struct EngineOptions {
@@ -65,6 +105,9 @@ struct EngineOptions {
   std::function<void(const SegmentReport&)> recovery_progress;
   // Non-fatal oddities worth a log line (fallocate unsupported, ...).
   std::function<void(std::string_view)> on_warning;
+  // Sees each record once written (see CommitObserver). Not owned; must
+  // outlive the engine (or its Close). nullptr: none, and no cost.
+  CommitObserver* commit_observer = nullptr;
 };
 
 struct RecoveryReport {
@@ -93,9 +136,14 @@ class CompletionSink {
  public:
   virtual ~CompletionSink() = default;
   // A write whose ticket was not done has finished: durable and applied
-  // (status OK, existed valid) or failed (status says why; never applied).
+  // (status OK, existed valid; with the acknowledgement gate on, also covered
+  // by the watermark) or failed (status says why). A failed write was never
+  // applied, except one the acknowledgement gate held (failed by
+  // FailGatedWrites, a later refusal or Close): that one is durable locally
+  // and applied, only its acknowledgement failed.
   virtual void OnWriteDone(Lsn lsn, const Status& status, bool existed) = 0;
-  // A RequestFlush finished: everything up to durable_lsn is durable.
+  // A RequestFlush finished: everything up to durable_lsn is durable (with
+  // the gate on: and covered by the watermark; durable_lsn is then ack_lsn()).
   virtual void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) = 0;
 };
 
@@ -109,6 +157,14 @@ struct EngineStats {
   WalStats wal;
   std::string write_refusal;      // empty while writes are accepted
   std::string no_space;           // last ENOSPC message while out of space, else empty
+  std::string write_fence;        // "NotPrimary: ..." / "Fenced: ..." while fenced, else empty
+  bool ack_gate = false;          // SetAckWatermarkRequired(true)
+  Lsn ack_watermark = 0;          // the external watermark (kept while the gate is off)
+  Lsn ack_lsn = 0;                // ack_lsn(): what replies may promise
+  uint64_t gated_writes = 0;      // writes durable locally, held by the gate
+  Lsn retention_floor = 0;        // 0: none
+  uint64_t retained_wal_segments = 0;  // covered by a snapshot, kept for the floor
+  uint64_t retained_wal_bytes = 0;     // their file sizes
 };
 
 class Engine {
@@ -121,9 +177,10 @@ class Engine {
   virtual ~Engine() = default;
 
   // ---- writes -------------------------------------------------------------
-  // Sizes are checked (kTooLarge). kWritesRefused after a failed fdatasync,
-  // kNoSpace while the disk is full. `durable` demands an acknowledgement
-  // only after fdatasync, whatever the mode.
+  // Sizes are checked (kTooLarge). kWritesRefused after a failed fdatasync
+  // (wins over everything else), the fence's code (kNotPrimary, kFenced)
+  // while a write fence is set, kNoSpace while the disk is full. `durable`
+  // demands an acknowledgement only after fdatasync, whatever the mode.
   virtual Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) = 0;
   virtual Result<WriteTicket> Del(std::string_view key, bool durable) = 0;
   virtual Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) = 0;
@@ -134,6 +191,8 @@ class Engine {
   // Collects finished commits, applies, reports to sink, starts the next group.
   virtual void Poll(CompletionSink* sink) = 0;
   // Time-based policy (flush_interval); call at least every flush_interval/2.
+  // `now` is the caller's reading of the same clock as options.env->Now(),
+  // which the engine reads itself everywhere else (Put, Poll, ...).
   virtual void Tick(Clock::time_point now, CompletionSink* sink) = 0;
   // Deferred commit start, for an owner that submits many writes per turn
   // (the daemon's loop): while on, Put/Del/Batch and Poll do not start a
@@ -155,7 +214,62 @@ class Engine {
   virtual Lsn applied_lsn() const = 0;  // last applied to state()
   // OK while writes are accepted; the sticky reason after a failed fdatasync.
   virtual Status write_refusal() const = 0;
+  // The highest LSN a reply may promise as acknowledged: durable_lsn() with
+  // the acknowledgement gate off, min(durable_lsn(), watermark) with it on.
+  virtual Lsn ack_lsn() const { return durable_lsn(); }
   virtual EngineStats stats() const = 0;
+
+  // ---- hooks for replication (owner thread) ----------------------------------
+  // The defaults below are for test doubles; the real engine implements all.
+  //
+  // Acknowledgement gate. While required, a write completes (OnWriteDone OK)
+  // only when both durable_lsn() and the watermark cover it, in every mode:
+  // no write is acknowledged at once (ticket.done is false) and each waits
+  // for a local fdatasync as a `durable` write does, so batch and none mode
+  // keep only their visibility (applied at once) and their grouping. A FLUSH
+  // completes when both cover everything appended before it and reports
+  // ack_lsn(). Visibility is unchanged: sync mode still applies a write when
+  // it is locally durable, so reads on this node may see a write that is not
+  // yet acknowledged (as PostgreSQL with synchronous standbys shows a commit
+  // locally before the standby confirmed it); docs/durability.md says why.
+  // Turning the gate on makes writes already waiting wait for it as well;
+  // turning it off releases them at the next Poll(). kUnsupported from an
+  // engine that cannot gate.
+  virtual Status SetAckWatermarkRequired(bool required) {
+    return required ? Status::Unsupported("this engine has no acknowledgement gate") : Status::Ok();
+  }
+  // Raises the watermark (it never goes back; values above last_lsn() are
+  // cut to it, since only records that exist can have been confirmed).
+  // Writes it releases are reported by the next Poll(), which the owner
+  // calls itself (no notify is sent).
+  virtual void AdvanceAckWatermark(Lsn lsn) { (void)lsn; }
+  // Fails, with `why`, every write and FLUSH held only by the gate now
+  // (durable locally, above the watermark): reported by the next Poll(), in
+  // LSN order after any the watermark released. Those writes are durable and
+  // applied; only their acknowledgement fails (e.g. the replicas did not
+  // confirm within sync_timeout). Writes still waiting for their local
+  // fdatasync are not affected.
+  virtual void FailGatedWrites(const Status& why) { (void)why; }
+  //
+  // Retention floor: a consumer still needs every record with LSN >= floor,
+  // so SnapshotInstalled keeps the WAL segments holding them even when the
+  // snapshot covers them. 0 clears the floor. Raising it releases segments
+  // kept only for it (deleted on the committer thread); lowering it cannot
+  // bring back segments already deleted.
+  virtual void SetRetentionFloor(Lsn floor) { (void)floor; }
+  //
+  // Reversible write fence, separate from the sticky refusal after a failed
+  // fdatasync: while set, Put/Del/Batch fail with `why` (its code must be
+  // kNotPrimary or kFenced, else kInvalidArgument and nothing changes).
+  // Writes appended before stay in the log and complete as usual; FLUSH and
+  // reads work. ClearWriteFence lifts it; a refusal stays.
+  virtual Status SetWriteFence(Status why) {
+    (void)why;
+    return Status::Unsupported("this engine has no write fence");
+  }
+  virtual void ClearWriteFence() {}
+  // OK while no fence is set.
+  virtual Status write_fence() const { return Status::Ok(); }
 
   // ---- runtime configuration -----------------------------------------------
   virtual Status SetDurability(const DurabilityOptions& d) = 0;
@@ -165,7 +279,8 @@ class Engine {
   // The LSN a snapshot of state() taken now covers (= applied_lsn()).
   virtual Lsn SnapshotLsn() const = 0;
   // Called after a snapshot at lsn became durable (e.g. written by a forked
-  // child): prunes older snapshots and deletes WAL segments it covers.
+  // child): prunes older snapshots and deletes WAL segments it covers,
+  // except those the retention floor keeps.
   virtual Status SnapshotInstalled(Lsn lsn) = 0;
 
   // Writes and fdatasyncs everything pending, stops the committer, closes the

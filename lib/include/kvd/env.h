@@ -1,14 +1,18 @@
-// Env: the one seam through which the engine touches the file system.
+// Env: the one seam through which the engine touches the file system and
+// reads the clock.
 //
 // Modelled on LevelDB's Env. The engine never calls open/write/fsync
 // directly, so tests can substitute FaultEnv (kvd/fault_env.h) to simulate
-// power loss, torn writes and failing syscalls. Keep it small: one interface,
-// only what the WAL, snapshots and recovery need.
+// power loss, torn writes and failing syscalls, and it reads time only
+// through Now(), so tests can drive time-based policy with FakeClockEnv
+// (kvd/fake_clock_env.h) instead of sleeping. Keep it small: one interface,
+// only what the WAL, snapshots, recovery and the engine's timers need.
 //
 // Thread safety: an Env may be used from several threads at once; a single
 // file object is used by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +24,9 @@
 #include "kvd/status.h"
 
 namespace kvd {
+
+// The engine's clock: monotonic, for intervals and deadlines, never wall time.
+using Clock = std::chrono::steady_clock;
 
 // A file written at explicit offsets. The WAL preallocates segments and then
 // writes into them, so appends are positional rather than O_APPEND.
@@ -75,6 +82,14 @@ class Env {
   // The process-wide POSIX implementation.
   static Env* Default();
 
+  // The time every time-based policy of the engine reads (batch mode's
+  // flush_interval, none mode's write interval; later leases and timeouts),
+  // as LevelDB's Env::NowMicros. Monotonic. The default, and the POSIX Env's,
+  // is Clock::now() (steady_clock); a test Env may return a time it sets.
+  // Measurements of real work (fdatasync latency) use the real clock.
+  // May be called from any thread.
+  virtual Clock::time_point Now();
+
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                                 OpenMode mode) = 0;
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) = 0;
@@ -120,6 +135,7 @@ class EnvWrapper : public Env {
   }
   Status SyncDir(const std::string& dir) override { return target_->SyncDir(dir); }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return target_->LockFile(path); }
+  Clock::time_point Now() override { return target_->Now(); }
 
  private:
   Env* target_;

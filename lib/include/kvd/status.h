@@ -30,6 +30,8 @@ enum class Code : uint16_t {
   kShuttingDown = 9,    // the daemon is stopping
   kUnsupported = 10,    // unknown opcode / version / feature
   kInternal = 11,       // a bug: an invariant did not hold
+  kNotPrimary = 12,     // writes go to the primary; this node is not it (reversible)
+  kFenced = 13,         // a newer epoch fenced this node's writes (reversible)
 };
 
 std::string_view CodeName(Code code);
@@ -51,6 +53,8 @@ class [[nodiscard]] Status {
   static Status ShuttingDown(std::string m) { return {Code::kShuttingDown, std::move(m)}; }
   static Status Unsupported(std::string m) { return {Code::kUnsupported, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status NotPrimary(std::string m) { return {Code::kNotPrimary, std::move(m)}; }
+  static Status Fenced(std::string m) { return {Code::kFenced, std::move(m)}; }
   // Maps an errno to kNoSpace (ENOSPC, EDQUOT) or kIOError, with
   // "<context>: <strerror>" as the message.
   static Status FromErrno(int err, std::string_view context);

@@ -1,0 +1,208 @@
+// The acknowledgement gate with a fake consumer that moves the watermark: a
+// write completes only when both the local durable LSN and the watermark
+// cover it; FailGatedWrites fails what the gate holds, in LSN order.
+#include <doctest/doctest.h>
+
+#include <cerrno>
+
+#include "kvd/fault_env.h"
+#include "tests/storage/engine_test_util.h"
+
+namespace kvd {
+namespace {
+
+using testing::BasicOptions;
+using testing::MustOpen;
+using testing::NotifyCounter;
+using testing::RecordingSink;
+using testing::TempDir;
+using Op = FaultEnv::Op;
+
+std::vector<Lsn> DoneLsns(const RecordingSink& sink) {
+  std::vector<Lsn> out;
+  for (const auto& d : sink.writes) out.push_back(d.lsn);
+  return out;
+}
+
+TEST_CASE("sync mode: a locally durable write waits for the watermark; reads already see it") {
+  TempDir dir;
+  auto e = MustOpen(BasicOptions(Env::Default(), dir, DurabilityMode::kSync));
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  auto t1 = e->Put("a", "1", false);
+  auto t2 = e->Put("b", "2", false);
+  REQUIRE(t1.has_value());
+  REQUIRE(t2.has_value());
+  CHECK_FALSE(t1->done);
+  REQUIRE(e->WaitDurable(t2->lsn, &sink).ok());
+  CHECK(e->durable_lsn() == 2);
+  CHECK(sink.writes.empty());                    // durable, not acknowledged
+  CHECK(e->state().Get("a").has_value());        // applied when durable, as without the gate
+  CHECK(e->ack_lsn() == 0);
+  EngineStats st = e->stats();
+  CHECK(st.ack_gate);
+  CHECK(st.gated_writes == 2);
+
+  e->AdvanceAckWatermark(1);
+  CHECK(sink.writes.empty());  // reported by the next Poll, not before
+  e->Poll(&sink);
+  CHECK(DoneLsns(sink) == std::vector<Lsn>{1});
+  CHECK(sink.writes[0].status.ok());
+  CHECK(e->ack_lsn() == 1);
+  e->AdvanceAckWatermark(2);
+  e->Poll(&sink);
+  CHECK(DoneLsns(sink) == std::vector<Lsn>{1, 2});
+  CHECK(sink.writes[1].status.ok());
+  CHECK(e->stats().gated_writes == 0);
+
+  e->AdvanceAckWatermark(1);  // never goes back
+  CHECK(e->stats().ack_watermark == 2);
+  REQUIRE(e->Close(&sink).ok());
+}
+
+TEST_CASE("batch and none mode: gated writes are not acknowledged at once and wait for an fdatasync") {
+  for (DurabilityMode mode : {DurabilityMode::kBatch, DurabilityMode::kNone}) {
+    CAPTURE(ToString(mode));
+    TempDir dir;
+    FaultEnv env(Env::Default());
+    auto o = BasicOptions(&env, dir, mode);
+    o.durability.batch_size = 1000;
+    o.durability.flush_interval = std::chrono::hours(1);
+    auto e = MustOpen(o);
+    RecordingSink sink;
+    REQUIRE(e->SetAckWatermarkRequired(true).ok());
+    const uint64_t syncs = env.count(Op::kSync);
+    auto t = e->Put("k", "v", false);
+    REQUIRE(t.has_value());
+    CHECK_FALSE(t->done);                    // without the gate: done at once
+    CHECK(e->state().Get("k").has_value());  // visible at once, as the mode says
+    REQUIRE(e->WaitDurable(t->lsn, &sink).ok());
+    CHECK(env.count(Op::kSync) > syncs);
+    CHECK(sink.writes.empty());
+    e->AdvanceAckWatermark(t->lsn);
+    e->Poll(&sink);
+    REQUIRE(sink.writes.size() == 1);
+    CHECK(sink.writes[0].lsn == t->lsn);
+    CHECK(sink.writes[0].status.ok());
+
+    // Off again: acknowledged at once, as before.
+    REQUIRE(e->SetAckWatermarkRequired(false).ok());
+    auto t2 = e->Put("k2", "v", false);
+    CHECK(t2->done);
+    REQUIRE(e->Close(&sink).ok());
+  }
+}
+
+TEST_CASE("FailGatedWrites fails the writes and FLUSHes the gate holds, in LSN order; others keep waiting") {
+  TempDir dir;
+  NotifyCounter notes;
+  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  o.notify = notes.Hook();
+  auto e = MustOpen(o);
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  for (int i = 1; i <= 3; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
+  REQUIRE(e->WaitDurable(3, &sink).ok());
+  uint64_t seen = notes.count();
+  e->RequestFlush(7);  // target 3: its sync returns, then the gate holds it
+  notes.WaitPast(seen);
+  e->Poll(&sink);
+  CHECK(sink.flushes.empty());
+  e->AdvanceAckWatermark(1);
+
+  // A write whose commit is still running is not held by the gate yet.
+  seen = notes.count();
+  auto t4 = e->Put("k4", "v", false);
+  REQUIRE(t4.has_value());
+  const Status timeout = Status::Busy("replicas did not confirm within sync_timeout");
+  e->FailGatedWrites(timeout);
+  CHECK(sink.writes.empty());  // reported by the next Poll
+  notes.WaitPast(seen);
+  e->Poll(&sink);
+  REQUIRE(DoneLsns(sink) == std::vector<Lsn>{1, 2, 3});
+  CHECK(sink.writes[0].status.ok());                       // the watermark covered it
+  CHECK(sink.writes[1].status.code() == Code::kBusy);
+  CHECK(sink.writes[2].status.message() == timeout.message());
+  REQUIRE(sink.flushes.size() == 1);
+  CHECK(sink.flushes[0].first == 7);
+  CHECK(sink.flushes[0].second.code() == Code::kBusy);
+  CHECK(sink.last_flush_durable == 1);  // ack_lsn(): what a reply may promise
+  CHECK(e->state().Get("k3").has_value());  // failed acknowledgement, durable and applied
+
+  // Write 4 became durable after the call: it waits for the watermark.
+  REQUIRE(e->WaitDurable(t4->lsn, &sink).ok());
+  e->Poll(&sink);
+  CHECK(sink.writes.size() == 3);
+  e->AdvanceAckWatermark(t4->lsn);
+  e->Poll(&sink);
+  REQUIRE(sink.writes.size() == 4);
+  CHECK(sink.writes[3].lsn == 4);
+  CHECK(sink.writes[3].status.ok());
+  REQUIRE(e->Close(&sink).ok());
+}
+
+TEST_CASE("FLUSH with the gate completes when the watermark covers it and reports ack_lsn") {
+  TempDir dir;
+  NotifyCounter notes;
+  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  o.notify = notes.Hook();
+  auto e = MustOpen(o);
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  REQUIRE(e->Put("a", "1", false).has_value());
+  REQUIRE(e->Put("b", "2", false).has_value());
+  REQUIRE(e->WaitDurable(2, &sink).ok());
+  const uint64_t seen = notes.count();
+  e->RequestFlush(9);
+  notes.WaitPast(seen);
+  e->Poll(&sink);
+  CHECK(sink.flushes.empty());  // durable, watermark behind
+  e->AdvanceAckWatermark(1);
+  e->Poll(&sink);
+  CHECK(sink.flushes.empty());
+  e->AdvanceAckWatermark(2);
+  e->Poll(&sink);
+  REQUIRE(sink.flushes.size() == 1);
+  CHECK(sink.flushes[0].second.ok());
+  CHECK(sink.last_flush_durable == 2);
+  REQUIRE(e->Close(&sink).ok());
+}
+
+TEST_CASE("the watermark never covers an LSN not handed out yet") {
+  TempDir dir;
+  auto e = MustOpen(BasicOptions(Env::Default(), dir, DurabilityMode::kSync));
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  REQUIRE(e->Put("a", "1", false).has_value());
+  e->AdvanceAckWatermark(1000);
+  CHECK(e->stats().ack_watermark == 1);
+  auto t2 = e->Put("b", "2", false);
+  REQUIRE(e->WaitDurable(t2->lsn, &sink).ok());
+  CHECK(DoneLsns(sink) == std::vector<Lsn>{1});  // write 2 still waits
+  REQUIRE(e->Close(&sink).ok());
+}
+
+TEST_CASE("switching the gate: on holds waiting writes, off releases them; Close fails what it still holds") {
+  TempDir dir;
+  auto e = MustOpen(BasicOptions(Env::Default(), dir, DurabilityMode::kSync));
+  RecordingSink sink;
+  auto t1 = e->Put("a", "1", false);
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());  // t1 was waiting already: now for the gate too
+  REQUIRE(e->WaitDurable(t1->lsn, &sink).ok());
+  CHECK(sink.writes.empty());
+  REQUIRE(e->SetAckWatermarkRequired(false).ok());
+  e->Poll(&sink);
+  REQUIRE(sink.writes.size() == 1);
+  CHECK(sink.writes[0].status.ok());
+
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  auto t2 = e->Put("b", "2", false);
+  REQUIRE(e->WaitDurable(t2->lsn, &sink).ok());
+  CHECK(e->Close(&sink).ok());  // everything is durable
+  REQUIRE(sink.writes.size() == 2);
+  CHECK(sink.writes[1].status.code() == Code::kShuttingDown);
+  CHECK(sink.writes[1].status.message().find("watermark") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvd
