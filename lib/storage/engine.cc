@@ -437,6 +437,7 @@ EngineStats EngineImpl::stats() const {
   st.durable_lsn = durable_lsn_;
   st.applied_lsn = applied_lsn_;
   st.groups = groups_;
+  st.syncs = syncs_done_;
   st.grouped_records = grouped_records_;
   if (committer_) {
     SyncLatency l = committer_->sync_latency();

@@ -152,10 +152,18 @@ TEST_CASE("FLUSH with the gate completes when the watermark covers it and report
   REQUIRE(e->Put("a", "1", false).has_value());
   REQUIRE(e->Put("b", "2", false).has_value());
   REQUIRE(e->WaitDurable(2, &sink).ok());
-  const uint64_t seen = notes.count();
+  // The flush asks for a fresh fdatasync: wait until that commit has been
+  // collected (a notify of the earlier commit may still arrive after
+  // WaitDurable returned, so counting notifies alone is not enough).
+  const uint64_t syncs_before = e->stats().syncs;
   e->RequestFlush(9);
-  notes.WaitPast(seen);
+  for (int i = 0; i < 100 && e->stats().syncs == syncs_before; ++i) {
+    const uint64_t seen = notes.count();
+    e->Poll(&sink);
+    if (e->stats().syncs == syncs_before) REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
+  }
   e->Poll(&sink);
+  REQUIRE(e->stats().syncs > syncs_before);
   CHECK(sink.flushes.empty());  // durable, watermark behind
   e->AdvanceAckWatermark(1);
   e->Poll(&sink);

@@ -150,6 +150,7 @@ class CompletionSink {
 struct EngineStats {
   Lsn last_lsn = 0, durable_lsn = 0, applied_lsn = 0;
   uint64_t groups = 0;            // commits that fdatasynced
+  uint64_t syncs = 0;             // fdatasyncs that returned successfully (with or without new records)
   uint64_t grouped_records = 0;   // records they covered (mean group = grouped_records / groups)
   uint64_t sync_p50_us = 0, sync_p99_us = 0, sync_max_us = 0;
   uint64_t last_sync_us = 0;
