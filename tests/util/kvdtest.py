@@ -640,8 +640,25 @@ class KvdTestCase(unittest.TestCase):
         return result
 
 
+# ctest's SKIP_RETURN_CODE for every Python test: a test that could not run
+# (no fault injection built, no privilege to mount, a tool missing) is
+# reported as skipped, never as passed; scripts/test.sh fails CI on it.
+SKIP_EXIT = 77
+
+
 def main(total_timeout=600):
     """unittest.main with a whole-file watchdog: dumps every thread's stack
-    and exits non-zero instead of hanging CI."""
+    and exits non-zero instead of hanging CI. Exits SKIP_EXIT if a test was
+    skipped and none failed, 1 if nothing ran."""
     faulthandler.dump_traceback_later(total_timeout, exit=True)
-    unittest.main(verbosity=2)
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.skipped:
+        for test, reason in result.skipped:
+            print("SKIPPED: %s: %s" % (test.id(), reason))
+        sys.exit(SKIP_EXIT)
+    if result.testsRun == 0:
+        print("no test ran")
+        sys.exit(1)
+    sys.exit(0)
