@@ -11,9 +11,12 @@
 #include <random>
 #include <set>
 
+#include "testing/fault_dir_journal.h"
+
 namespace kvd {
 namespace {
 
+using fault::DirJournalEntry;
 constexpr std::string_view kTrashPrefix = ".fault-trash-";
 
 std::string NormDir(std::string_view dir) {
@@ -22,7 +25,8 @@ std::string NormDir(std::string_view dir) {
   return d;
 }
 std::string DirOf(const std::string& path) { return NormDir(DirName(path)); }
-bool IsTrashName(std::string_view name) { return name.starts_with(kTrashPrefix); }
+// The env's own files (trash, the directory journal): invisible through it.
+bool IsFaultName(std::string_view name) { return name.starts_with(fault::kFaultPrefix); }
 
 // One change to a file's data since its last sync. old_bytes are the bytes
 // the change overwrote or cut, starting at `offset` (truncate: at new size).
@@ -35,10 +39,20 @@ struct Change {
   std::string data;       // write-through mode only: the bytes still to write
 };
 
+// A write whose fsync failed (normal mode). Linux marks such pages clean: a
+// later successful fsync does not write them, so a power cut loses them
+// whatever was synced after -- except where a later synced write covered them.
+struct Doomed {
+  Change write;
+  std::vector<std::pair<uint64_t, uint64_t>> covered;  // [from, to) synced later
+  uint64_t synced_end = 0;                              // end of the furthest write synced later
+};
+
 struct FileState {
   uint64_t size = 0;  // logical size, including unsynced changes
   bool in_trash = false;
   std::vector<Change> changes;
+  std::vector<Doomed> doomed;
 };
 using StatePtr = std::shared_ptr<FileState>;
 
@@ -115,8 +129,39 @@ struct FaultEnv::Impl {
   uint64_t counts[kNumOps] = {};
   uint64_t space_limit = 0;
   std::map<std::string, StatePtr> files;  // by current path (trash names included)
-  std::vector<DirOp> dir_ops;             // unsynced, oldest first
+  std::vector<DirOp> dir_ops;             // unsynced, oldest first (normal mode)
   uint64_t trash_seq = 0;
+  uint64_t files_hit = 0;  // see files_hit_by_power_loss()
+  // Write-through mode: directories whose journal this process has replayed
+  // (the "power on" after the previous process was killed) or written.
+  std::set<std::string> powered_dirs;
+
+  bool through() const { return opt.write_through_on_sync; }
+
+  // Write-through: the first touch of a directory undoes what its journal
+  // lists, as the power cut that killed the previous process would have.
+  void PowerOnDir(const std::string& dir) {
+    if (!through() || dir.empty() || powered_dirs.contains(dir)) return;
+    powered_dirs.insert(dir);
+    fault::RevertDirJournal(base, dir);
+  }
+  void PowerOnPath(const std::string& path) { PowerOnDir(DirOf(path)); }
+
+  // Records an unsynced directory operation (memory, or the journal in write-through mode).
+  Status RecordDirOp(DirOp op) {
+    if (through()) {
+      const DirJournalEntry::Kind kind = op.kind == DirOp::kCreate   ? DirJournalEntry::kCreate
+                                         : op.kind == DirOp::kRemove ? DirJournalEntry::kRemove
+                                                                     : DirJournalEntry::kRename;
+      return fault::AppendDirJournal(DirOf(op.path), {kind, op.path, op.from, op.trash});
+    }
+    dir_ops.push_back(std::move(op));
+    return Status::Ok();
+  }
+  // The operation just recorded failed (normal mode; a journalled one undoes as a no-op).
+  void ForgetDirOp() {
+    if (!through()) dir_ops.pop_back();
+  }
 
   uint64_t Used() const {
     uint64_t used = 0;
@@ -124,6 +169,7 @@ struct FaultEnv::Impl {
     return used;
   }
   uint64_t Rand(uint64_t n) { return n == 0 ? 0 : rng() % n; }
+  bool Coin() { return (rng() & 1) != 0; }
 
   // Gate for every mutating operation: power, the scheduled cut, counters and
   // injected failures. Returns non-OK to fail the operation; *err is the
@@ -175,6 +221,91 @@ struct FaultEnv::Impl {
 
   // Reverts (or, write-through, partially applies) one file's unsynced changes.
   void RevertFile(const std::string& path, FileState* st) {
+    if (!through() && opt.torn_pages && !st->changes.empty() && Coin()) {
+      RevertPages(path, st);
+    } else {
+      RevertChanges(path, st);
+    }
+    RevertDoomed(path, st);
+  }
+
+  // Page-granular loss: each page an unsynced write touched reached the disk
+  // (in its newest content) or not, independently -- writeback has no order,
+  // so a later page may survive an earlier one.
+  void RevertPages(const std::string& path, FileState* st) {
+    const uint64_t page = std::max<uint64_t>(opt.page_size, 1);
+    std::set<uint64_t> pages;
+    for (const Change& c : st->changes) {
+      if (c.kind != Change::kWrite || c.len == 0) continue;
+      for (uint64_t p = c.offset / page; p <= (c.offset + c.len - 1) / page; ++p) pages.insert(p);
+    }
+    std::vector<std::pair<uint64_t, std::string>> kept;
+    auto reader = base->NewRandomAccessFile(path);
+    if (!reader) {
+      st->changes.clear();
+      return;
+    }
+    for (uint64_t p : pages) {
+      if (!Coin() || p * page >= st->size) continue;
+      std::string bytes;
+      if (!ReadRange(reader->get(), p * page, std::min(page, st->size - p * page), &bytes).ok()) continue;
+      kept.emplace_back(p * page, std::move(bytes));
+    }
+    reader->reset();
+    auto file_or = base->NewWritableFile(path, OpenMode::kExisting);
+    if (!file_or) {
+      st->changes.clear();
+      return;
+    }
+    WritableFile* f = file_or->get();
+    for (size_t i = st->changes.size(); i-- > 0;) UndoChange(f, st->changes[i]);
+    for (const auto& [off, bytes] : kept) (void)f->WriteAt(off, AsBytes(bytes));
+    if (kept.size() < pages.size()) files_hit++;
+    st->size = f->Size().value_or(0);
+    (void)f->Close();
+    st->changes.clear();
+  }
+
+  // Writes whose fsync failed are lost, except what a later synced write covered.
+  void RevertDoomed(const std::string& path, FileState* st) {
+    if (st->doomed.empty()) return;
+    auto file_or = base->NewWritableFile(path, OpenMode::kExisting);
+    if (!file_or) {
+      st->doomed.clear();
+      return;
+    }
+    WritableFile* f = file_or->get();
+    for (size_t i = st->doomed.size(); i-- > 0;) {
+      const Doomed& d = st->doomed[i];
+      files_hit++;
+      std::string old = d.write.old_bytes;
+      old.resize(d.write.len, '\0');  // bytes the write appended read back as zeros (unwritten extent)
+      for (uint64_t b = 0; b < d.write.len;) {
+        uint64_t at = d.write.offset + b, end = d.write.offset + d.write.len;
+        for (const auto& [from, to] : d.covered) {
+          if (from <= at && at < to) at = to;  // skip what a later synced write holds
+        }
+        if (at >= end) break;
+        uint64_t stop = end;
+        for (const auto& [from, to] : d.covered) {
+          if (from > at && from < stop) stop = from;
+        }
+        (void)f->WriteAt(at, AsBytes(std::string_view(old).substr(at - d.write.offset, stop - at)));
+        b = stop - d.write.offset;
+      }
+      // Nothing durable beyond it: the file ends where it did before that write.
+      const uint64_t keep = std::max(d.write.old_size, d.synced_end);
+      if (f->Size().value_or(0) > keep && d.write.offset + d.write.len >= f->Size().value_or(0)) {
+        (void)f->Truncate(keep);
+      }
+    }
+    st->size = f->Size().value_or(0);
+    (void)f->Close();
+    st->doomed.clear();
+  }
+
+  // A prefix of the changes survives (torn_writes), the last kept one cut at a random byte.
+  void RevertChanges(const std::string& path, FileState* st) {
     if (st->changes.empty()) return;
     size_t n = st->changes.size();
     // Keep changes [0, keep) whole and a prefix of change `keep` (a write).
@@ -183,13 +314,14 @@ struct FaultEnv::Impl {
     if (keep < n && st->changes[keep].kind == Change::kWrite && opt.torn_writes) {
       cut = Rand(st->changes[keep].len);
     }
+    if (keep < n) files_hit++;
     auto file_or = base->NewWritableFile(path, OpenMode::kExisting);
     if (!file_or) {
       st->changes.clear();
       return;
     }
     WritableFile* f = file_or->get();
-    if (opt.write_through_on_sync) {
+    if (through()) {
       for (size_t i = 0; i < keep; ++i) (void)ApplyChange(f, st->changes[i]);
       if (keep < n && cut > 0) {
         Change c = st->changes[keep];
@@ -248,6 +380,12 @@ struct FaultEnv::Impl {
   void PowerLossLocked() {
     generation++;
     for (auto& [path, st] : files) RevertFile(path, st.get());
+    if (through()) {
+      // The same as a restart after SIGKILL: every journalled directory operation is undone.
+      for (const std::string& dir : powered_dirs) fault::RevertDirJournal(base, dir);
+      files.clear();  // sizes are read from the disk again on the next open
+      return;
+    }
     for (size_t i = dir_ops.size(); i-- > 0;) {
       const DirOp& op = dir_ops[i];
       switch (op.kind) {
@@ -307,11 +445,35 @@ class FaultEnv::File final : public WritableFile {
         return Status::FromErrno(ENOSPC, "fault env: disk full writing " + path_);
       }
     }
-    return DoWrite(offset, data);
+    KVD_RETURN_IF_ERROR(DoWrite(offset, data));
+    if (env_->through() && env_->opt.writeback && env_->Rand(4) == 0) WriteBackOnePage();
+    return Status::Ok();
   }
 
   Status Sync() override { return DoSync(false); }
   Status SyncAll() override { return DoSync(true); }
+
+  // Write-through + writeback: one page of one unsynced write reaches the
+  // file early, as the kernel's background writeback does in no particular
+  // order. Only a piece that no later change touches, so the file never goes
+  // back to older bytes.
+  void WriteBackOnePage() {
+    const uint64_t page = std::max<uint64_t>(env_->opt.page_size, 1);
+    std::vector<Change>& ch = state_->changes;
+    if (ch.empty()) return;
+    const size_t i = env_->Rand(ch.size());
+    const Change& c = ch[i];
+    if (c.kind != Change::kWrite || c.len == 0) return;
+    const uint64_t first = c.offset / page, last = (c.offset + c.len - 1) / page;
+    const uint64_t pick = first + env_->Rand(last - first + 1);
+    const uint64_t from = std::max(c.offset, pick * page), to = std::min(c.offset + c.len, (pick + 1) * page);
+    for (size_t j = i + 1; j < ch.size(); ++j) {
+      const Change& later = ch[j];
+      if (later.kind == Change::kTruncate) return;
+      if (later.kind == Change::kWrite && later.offset < to && later.offset + later.len > from) return;
+    }
+    (void)base_->WriteAt(from, AsBytes(std::string_view(c.data).substr(from - c.offset, to - from)));
+  }
 
   Status Allocate(uint64_t offset, uint64_t len) override {
     std::lock_guard<std::mutex> l(env_->mu);
@@ -396,14 +558,43 @@ class FaultEnv::File final : public WritableFile {
     std::lock_guard<std::mutex> l(env_->mu);
     KVD_RETURN_IF_ERROR(Alive());
     int err = 0;
-    // A failed sync leaves the changes unsynced: a power cut still drops them.
-    KVD_RETURN_IF_ERROR(env_->Begin(Op::kSync, path_, &err));
-    if (env_->opt.write_through_on_sync) {
-      for (const Change& c : state_->changes) KVD_RETURN_IF_ERROR(Impl::ApplyChange(base_.get(), c));
+    Status s = env_->Begin(Op::kSync, path_, &err);
+    if (s.ok() && env_->through()) {
+      for (const Change& c : state_->changes) {
+        s = Impl::ApplyChange(base_.get(), c);
+        if (!s.ok()) break;
+      }
     }
-    KVD_RETURN_IF_ERROR(all ? base_->SyncAll() : base_->Sync());
+    if (s.ok()) s = all ? base_->SyncAll() : base_->Sync();
+    if (!s.ok()) {
+      // As Linux does after a failed fsync: the pages are marked clean, so a
+      // later fsync that succeeds does not make them durable (a retry that
+      // then acknowledges is caught). With the power off they are gone already.
+      if (!env_->power_off) Doom();
+      return s;
+    }
+    for (Doomed& d : state_->doomed) {
+      for (const Change& c : state_->changes) {
+        if (c.kind != Change::kWrite) continue;
+        d.covered.emplace_back(c.offset, c.offset + c.len);
+        d.synced_end = std::max(d.synced_end, c.offset + c.len);
+      }
+    }
     state_->changes.clear();
     return Status::Ok();
+  }
+
+  // Called with the lock held, after a failed sync. Write-through: the data
+  // never reaches the file. Normal mode: the writes stay readable (page
+  // cache) but a power cut takes them; allocations and truncations are
+  // metadata and count as done.
+  void Doom() {
+    if (!env_->through()) {
+      for (Change& c : state_->changes) {
+        if (c.kind == Change::kWrite) state_->doomed.push_back({std::move(c), {}, 0});
+      }
+    }
+    state_->changes.clear();
   }
 
   Impl* env_;
@@ -507,6 +698,10 @@ size_t FaultEnv::unsynced_files() const {
   for (const auto& [p, st] : impl_->files) n += st->changes.empty() ? 0 : 1;
   return n;
 }
+uint64_t FaultEnv::files_hit_by_power_loss() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->files_hit;
+}
 size_t FaultEnv::unsynced_dir_ops() const {
   std::lock_guard<std::mutex> l(impl_->mu);
   return impl_->dir_ops.size();
@@ -516,6 +711,7 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
   std::lock_guard<std::mutex> l(impl_->mu);
   Impl& e = *impl_;
   KVD_RETURN_IF_ERROR(e.PowerOk());
+  e.PowerOnPath(path);
   const bool existed = e.base->FileExists(path);
   const bool creates = !existed && mode != OpenMode::kExisting;
   const bool truncates = existed && mode == OpenMode::kCreateTruncate;
@@ -541,6 +737,8 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
     KVD_ASSIGN_OR_RETURN(auto old_file, e.base->NewRandomAccessFile(path));
     KVD_RETURN_IF_ERROR(ReadTail(old_file.get(), 0, st->size, &old_content));
   }
+  // Journalled before the creation (write-through: a kill may come between).
+  if (creates) KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kCreate, {DirOf(path)}, path, {}, {}}));
   // Write-through: the truncation waits in memory like any other change.
   OpenMode base_mode = (truncates && e.opt.write_through_on_sync) ? OpenMode::kExisting : mode;
   KVD_ASSIGN_OR_RETURN(auto base_file, e.base->NewWritableFile(path, base_mode));
@@ -551,7 +749,6 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
   if (creates) {
     st = std::make_shared<FileState>();
     e.files[path] = st;
-    if (!e.opt.write_through_on_sync) e.dir_ops.push_back({DirOp::kCreate, {DirOf(path)}, path, {}, {}});
   } else if (truncates) {
     st->changes.push_back({Change::kTruncate, 0, 0, st->size, std::move(old_content), {}});
     st->size = 0;
@@ -563,26 +760,31 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
 Result<std::unique_ptr<RandomAccessFile>> FaultEnv::NewRandomAccessFile(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->NewRandomAccessFile(path);
 }
 
 bool FaultEnv::FileExists(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   std::string name = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
-  return !impl_->power_off && !IsTrashName(name) && impl_->base->FileExists(path);
+  if (impl_->power_off) return false;
+  impl_->PowerOnPath(path);
+  return !IsFaultName(name) && impl_->base->FileExists(path);
 }
 
 Result<uint64_t> FaultEnv::FileSize(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->FileSize(path);
 }
 
 Result<std::vector<std::string>> FaultEnv::ListDir(const std::string& dir) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnDir(NormDir(dir));
   KVD_ASSIGN_OR_RETURN(auto names, impl_->base->ListDir(dir));
-  std::erase_if(names, [](const std::string& n) { return IsTrashName(n); });
+  std::erase_if(names, [](const std::string& n) { return IsFaultName(n); });
   return names;
 }
 
@@ -597,19 +799,18 @@ Status FaultEnv::RemoveFile(const std::string& path) {
   Impl& e = *impl_;
   int err = 0;
   KVD_RETURN_IF_ERROR(e.Begin(Op::kRemove, path, &err));
+  e.PowerOnPath(path);
   if (!e.base->FileExists(path)) return Status::NotFound(path + ": no such file");
-  if (e.opt.write_through_on_sync) {
-    KVD_RETURN_IF_ERROR(e.base->RemoveFile(path));
-    e.files.erase(path);
-    return Status::Ok();
-  }
   // Keep the file under a hidden name until its directory is synced.
   std::string trash = e.TrashName(DirOf(path));
-  KVD_RETURN_IF_ERROR(e.base->RenameFile(path, trash));
+  KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kRemove, {DirOf(path)}, path, {}, trash}));
+  if (Status s = e.base->RenameFile(path, trash); !s.ok()) {
+    e.ForgetDirOp();
+    return s;
+  }
   StatePtr st = e.Take(path);
   if (st) st->in_trash = true;
   e.Put(trash, std::move(st));
-  e.dir_ops.push_back({DirOp::kRemove, {DirOf(path)}, path, {}, trash});
   return Status::Ok();
 }
 
@@ -618,21 +819,23 @@ Status FaultEnv::RenameFile(const std::string& from, const std::string& to) {
   Impl& e = *impl_;
   int err = 0;
   KVD_RETURN_IF_ERROR(e.Begin(Op::kRename, from + " -> " + to, &err));
-  if (e.opt.write_through_on_sync) {
-    KVD_RETURN_IF_ERROR(e.base->RenameFile(from, to));
-    e.files.erase(to);
-    e.Put(to, e.Take(from));
-    return Status::Ok();
-  }
+  e.PowerOnPath(from);
+  e.PowerOnPath(to);
   if (!e.base->FileExists(from)) return e.base->RenameFile(from, to);  // the base's error
   std::string trash;
-  if (e.base->FileExists(to)) {
-    trash = e.TrashName(DirOf(to));
-    KVD_RETURN_IF_ERROR(e.base->RenameFile(to, trash));
+  if (e.base->FileExists(to)) trash = e.TrashName(DirOf(to));
+  // Journalled first (write-through): undoing a rename that did not happen is a no-op.
+  KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kRename, {DirOf(from), DirOf(to)}, to, from, trash}));
+  if (!trash.empty()) {
+    if (Status s = e.base->RenameFile(to, trash); !s.ok()) {
+      e.ForgetDirOp();
+      return s;
+    }
   }
   Status s = e.base->RenameFile(from, to);
   if (!s.ok()) {
     if (!trash.empty()) (void)e.base->RenameFile(trash, to);
+    e.ForgetDirOp();
     return s;
   }
   if (!trash.empty()) {
@@ -641,7 +844,6 @@ Status FaultEnv::RenameFile(const std::string& from, const std::string& to) {
     e.Put(trash, std::move(old));
   }
   e.Put(to, e.Take(from));
-  e.dir_ops.push_back({DirOp::kRename, {DirOf(from), DirOf(to)}, to, from, trash});
   return Status::Ok();
 }
 
@@ -651,7 +853,13 @@ Status FaultEnv::SyncDir(const std::string& dir) {
   int err = 0;
   std::string d = NormDir(dir);
   KVD_RETURN_IF_ERROR(e.Begin(Op::kSyncDir, d, &err));
+  e.PowerOnDir(d);
   KVD_RETURN_IF_ERROR(e.base->SyncDir(d));
+  if (e.through()) {
+    fault::CommitDirJournal(e.base, d);
+    std::erase_if(e.files, [](const auto& kv) { return kv.second->in_trash; });
+    return Status::Ok();
+  }
   std::vector<DirOp> still;
   for (DirOp& op : e.dir_ops) {
     op.unsynced_dirs.erase(d);
@@ -671,6 +879,7 @@ Status FaultEnv::SyncDir(const std::string& dir) {
 Result<std::unique_ptr<FileLock>> FaultEnv::LockFile(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->LockFile(path);
 }
 
