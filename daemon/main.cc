@@ -20,6 +20,8 @@
 #include "log.h"
 #ifdef KVD_FAULT_INJECTION
 #include <cerrno>
+#include <cstdint>
+#include <random>
 
 #include "kvd/fault_env.h"
 #endif
@@ -32,16 +34,46 @@ constexpr int kFatal = 3;
 bool g_serving = false;
 
 #ifdef KVD_FAULT_INJECTION
-// --fault-env fail-sync-after=N (tests/integration/test_disk_faults.py): N, or nullopt.
-std::optional<int> FailSyncAfter(const std::string& mode) {
-  constexpr std::string_view kPrefix = "fail-sync-after=";
-  if (mode.rfind(kPrefix, 0) != 0 || mode.size() == kPrefix.size() || mode.size() > kPrefix.size() + 9) return {};
-  int n = 0;
-  for (char c : mode.substr(kPrefix.size())) {
+// --fault-env SPEC[,SPEC...] (tests/integration/test_disk_faults.py, tests/crash):
+// power-loss, writeback (with power-loss), fail-sync-after=N, space-limit=BYTES.
+struct FaultSpec {
+  bool power_loss = false;
+  bool writeback = false;
+  std::optional<int> fail_sync_after;
+  uint64_t space_limit = 0;
+};
+
+// The digits after `prefix` in item, or nullopt.
+std::optional<uint64_t> NumberAfter(std::string_view item, std::string_view prefix) {
+  if (!item.starts_with(prefix) || item.size() == prefix.size() || item.size() > prefix.size() + 15) return {};
+  uint64_t n = 0;
+  for (char c : item.substr(prefix.size())) {
     if (c < '0' || c > '9') return {};
-    n = n * 10 + (c - '0');
+    n = n * 10 + static_cast<uint64_t>(c - '0');
   }
   return n;
+}
+
+std::optional<FaultSpec> ParseFaultSpec(std::string_view spec) {
+  FaultSpec out;
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    const std::string_view item = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    if (item == "power-loss") {
+      out.power_loss = true;
+    } else if (item == "writeback") {
+      out.writeback = true;
+    } else if (auto n = NumberAfter(item, "fail-sync-after="); n && *n < 1000000000) {
+      out.fail_sync_after = static_cast<int>(*n);
+    } else if (auto b = NumberAfter(item, "space-limit="); b && *b > 0) {
+      out.space_limit = *b;
+    } else {
+      return {};
+    }
+  }
+  if (out.writeback && !out.power_loss) return {};
+  return out;
 }
 #endif
 
@@ -60,11 +92,18 @@ int Run(int argc, char** argv) {
 #ifdef KVD_FAULT_INJECTION
   std::string fault_env;
   app.add_option("--fault-env", fault_env,
-                 "TEST BUILDS ONLY: run on the fault-injecting Env. power-loss: file data reaches the disk only "
-                 "on fdatasync, so SIGKILL loses exactly what a power cut would; fail-sync-after=N: the "
-                 "fdatasync/fsync after N successful ones fails once with EIO")
-      ->check(CLI::IsMember({"power-loss"}) | CLI::Validator(
-                  [](std::string& m) { return FailSyncAfter(m) ? std::string() : "not fail-sync-after=N"; }, ""));
+                 "TEST BUILDS ONLY: run on the fault-injecting Env; comma-separated. power-loss: file data "
+                 "reaches the disk only on fdatasync, directory changes are undone at the next start unless "
+                 "the directory was fsynced, so SIGKILL loses exactly what a power cut would; writeback (with "
+                 "power-loss): random unsynced pages reach the disk early, in any order; fail-sync-after=N: the "
+                 "fdatasync/fsync after N successful ones fails once with EIO; space-limit=BYTES: files written "
+                 "may hold BYTES in all, then ENOSPC")
+      ->check(CLI::Validator(
+          [](std::string& m) {
+            return ParseFaultSpec(m) ? std::string()
+                                     : "not power-loss[,writeback], fail-sync-after=N or space-limit=BYTES";
+          },
+          ""));
 #endif
   try {
     app.parse(argc, argv);
@@ -94,11 +133,14 @@ int Run(int argc, char** argv) {
   // Outlives RunDaemon: the engine's files belong to it until exit.
   std::unique_ptr<kvd::FaultEnv> faulty;
   if (!fault_env.empty()) {
+    const FaultSpec spec = *ParseFaultSpec(fault_env);
     kvd::FaultEnv::Options options;
-    const std::optional<int> fail_sync_after = FailSyncAfter(fault_env);
-    options.write_through_on_sync = !fail_sync_after;
+    options.seed = std::random_device{}();  // which unsynced pages reach the disk early
+    options.write_through_on_sync = spec.power_loss;
+    options.writeback = spec.writeback;
     faulty = std::make_unique<kvd::FaultEnv>(env, options);
-    if (fail_sync_after) faulty->FailAfter(kvd::FaultEnv::Op::kSync, *fail_sync_after, EIO);
+    if (spec.fail_sync_after) faulty->FailAfter(kvd::FaultEnv::Op::kSync, *spec.fail_sync_after, EIO);
+    if (spec.space_limit > 0) faulty->SetSpaceLimit(spec.space_limit);
     env = faulty.get();
     spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
   }

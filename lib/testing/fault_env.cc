@@ -11,269 +11,23 @@
 #include <random>
 #include <set>
 
+#include "testing/fault_env_impl.h"
+
 namespace kvd {
-namespace {
 
-constexpr std::string_view kTrashPrefix = ".fault-trash-";
-
-std::string NormDir(std::string_view dir) {
-  std::string d(dir);
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
-  return d;
-}
-std::string DirOf(const std::string& path) { return NormDir(DirName(path)); }
-bool IsTrashName(std::string_view name) { return name.starts_with(kTrashPrefix); }
-
-// One change to a file's data since its last sync. old_bytes are the bytes
-// the change overwrote or cut, starting at `offset` (truncate: at new size).
-struct Change {
-  enum Kind : uint8_t { kWrite, kAllocate, kTruncate } kind;
-  uint64_t offset = 0;
-  uint64_t len = 0;       // write/allocate length; truncate: the new size
-  uint64_t old_size = 0;  // file size before the change
-  std::string old_bytes;  // normal mode only
-  std::string data;       // write-through mode only: the bytes still to write
-};
-
-struct FileState {
-  uint64_t size = 0;  // logical size, including unsynced changes
-  bool in_trash = false;
-  std::vector<Change> changes;
-};
-using StatePtr = std::shared_ptr<FileState>;
-
-struct DirOp {
-  enum Kind : uint8_t { kCreate, kRemove, kRename } kind;
-  std::set<std::string> unsynced_dirs;  // the op is durable once this is empty
-  std::string path;                     // create/remove: the file; rename: `to`
-  std::string from;                     // rename only
-  std::string trash;                    // remove: where the file went; rename: the replaced file
-};
-
-struct Failure {
-  FaultEnv::Op op;
-  int err;
-  int skip;
-  int count;
-  std::string path_contains;
-};
-
-Status ReadRange(RandomAccessFile* f, uint64_t offset, uint64_t len, std::string* out) {
-  out->assign(len, '\0');
-  KVD_ASSIGN_OR_RETURN(size_t n, f->ReadAt(offset, {reinterpret_cast<std::byte*>(out->data()), len}));
-  out->resize(n);
-  return Status::Ok();
-}
-
-// Position just past the last non-zero byte of data (0 if all zeros).
-size_t NonZeroEnd(std::string_view data) {
-  static const char kZeros[4096] = {};
-  size_t end = data.size();
-  while (end > 0) {
-    size_t n = std::min<size_t>(end, sizeof(kZeros));
-    if (std::memcmp(data.data() + end - n, kZeros, n) != 0) break;
-    end -= n;
-  }
-  while (end > 0 && data[end - 1] == '\0') --end;
-  return end;
-}
-
-// The bytes [from, to) of a file, without its trailing zeros (undoing a
-// truncation zero-extends first). Scans from the end so that trimming a
-// large preallocated, zero-filled file costs little.
-Status ReadTail(RandomAccessFile* f, uint64_t from, uint64_t to, std::string* out) {
-  std::string chunk;
-  uint64_t end = to;
-  while (end > from) {
-    uint64_t n = std::min<uint64_t>(end - from, 1 << 20);
-    KVD_RETURN_IF_ERROR(ReadRange(f, end - n, n, &chunk));
-    size_t nz = NonZeroEnd(chunk);
-    if (nz > 0) {
-      end = end - n + nz;
-      break;
-    }
-    end -= n;
-  }
-  if (end <= from) {
-    out->clear();
-    return Status::Ok();
-  }
-  return ReadRange(f, from, end - from, out);
-}
-
-}  // namespace
-
-struct FaultEnv::Impl {
-  Env* base;
-  Options opt;
-  mutable std::mutex mu;
-  std::mt19937_64 rng;
-  uint64_t generation = 0;
-  bool power_off = false;
-  int64_t cut_after = -1;
-  std::vector<Failure> failures;
-  uint64_t counts[kNumOps] = {};
-  uint64_t space_limit = 0;
-  std::map<std::string, StatePtr> files;  // by current path (trash names included)
-  std::vector<DirOp> dir_ops;             // unsynced, oldest first
-  uint64_t trash_seq = 0;
-
-  uint64_t Used() const {
-    uint64_t used = 0;
-    for (const auto& [p, st] : files) used += st->in_trash ? 0 : st->size;
-    return used;
-  }
-  uint64_t Rand(uint64_t n) { return n == 0 ? 0 : rng() % n; }
-
-  // Gate for every mutating operation: power, the scheduled cut, counters and
-  // injected failures. Returns non-OK to fail the operation; *err is the
-  // injected errno (0 if the failure is the power).
-  Status Begin(Op op, std::string_view path, int* err) {
-    *err = 0;
-    if (power_off) return Status::IOError("fault env: power is off");
-    if (cut_after == 0) {
-      cut_after = -1;
-      PowerLossLocked();
-      power_off = true;
-      return Status::IOError("fault env: power cut");
-    }
-    if (cut_after > 0) cut_after--;
-    counts[static_cast<int>(op)]++;
-    for (auto it = failures.begin(); it != failures.end(); ++it) {
-      if (it->op != op) continue;
-      if (!it->path_contains.empty() && path.find(it->path_contains) == std::string_view::npos) continue;
-      if (it->skip > 0) {
-        it->skip--;
-        return Status::Ok();
-      }
-      *err = it->err;
-      if (--it->count <= 0) failures.erase(it);
-      if (*err == EOPNOTSUPP) return Status::Unsupported("fault env: injected EOPNOTSUPP on " + std::string(path));
-      return Status::FromErrno(*err, "fault env: injected on " + std::string(path));
-    }
-    return Status::Ok();
-  }
-
-  Status PowerOk() const {
-    return power_off ? Status::IOError("fault env: power is off") : Status::Ok();
-  }
-
-  StatePtr Take(const std::string& path) {
-    auto it = files.find(path);
-    if (it == files.end()) return nullptr;
-    StatePtr st = it->second;
-    files.erase(it);
-    return st;
-  }
-  void Put(const std::string& path, StatePtr st) {
-    if (st) files[path] = std::move(st);
-  }
-
-  std::string TrashName(const std::string& dir) {
-    return JoinPath(dir, std::string(kTrashPrefix) + std::to_string(++trash_seq));
-  }
-
-  // Reverts (or, write-through, partially applies) one file's unsynced changes.
-  void RevertFile(const std::string& path, FileState* st) {
-    if (st->changes.empty()) return;
-    size_t n = st->changes.size();
-    // Keep changes [0, keep) whole and a prefix of change `keep` (a write).
-    size_t keep = opt.torn_writes ? Rand(n + 1) : 0;
-    uint64_t cut = 0;
-    if (keep < n && st->changes[keep].kind == Change::kWrite && opt.torn_writes) {
-      cut = Rand(st->changes[keep].len);
-    }
-    auto file_or = base->NewWritableFile(path, OpenMode::kExisting);
-    if (!file_or) {
-      st->changes.clear();
-      return;
-    }
-    WritableFile* f = file_or->get();
-    if (opt.write_through_on_sync) {
-      for (size_t i = 0; i < keep; ++i) (void)ApplyChange(f, st->changes[i]);
-      if (keep < n && cut > 0) {
-        Change c = st->changes[keep];
-        c.data.resize(cut);
-        c.len = cut;
-        (void)ApplyChange(f, c);
-      }
-      st->size = f->Size().value_or(0);
-    } else {
-      for (size_t i = n; i-- > keep + 1;) UndoChange(f, st->changes[i]);
-      if (keep < n) {
-        const Change& c = st->changes[keep];
-        if (cut > 0) {
-          // A torn write: bytes [offset, offset+cut) reached the disk.
-          uint64_t keep_end = c.offset + cut;
-          (void)f->Truncate(std::max(c.old_size, keep_end));
-          uint64_t old_end = c.offset + c.old_bytes.size();
-          if (keep_end < old_end) {
-            (void)f->WriteAt(keep_end, AsBytes(std::string_view(c.old_bytes).substr(cut)));
-          }
-        } else {
-          UndoChange(f, c);
-        }
-      }
-      st->size = f->Size().value_or(0);
-    }
-    (void)f->Close();
-    st->changes.clear();
-  }
-
-  static void UndoChange(WritableFile* f, const Change& c) {
-    switch (c.kind) {
-      case Change::kWrite:
-        if (!c.old_bytes.empty()) (void)f->WriteAt(c.offset, AsBytes(c.old_bytes));
-        (void)f->Truncate(c.old_size);
-        break;
-      case Change::kAllocate:
-        (void)f->Truncate(c.old_size);
-        break;
-      case Change::kTruncate:
-        (void)f->Truncate(c.old_size);  // zero-extends; old_bytes is the non-zero prefix
-        if (!c.old_bytes.empty()) (void)f->WriteAt(c.len, AsBytes(c.old_bytes));
-        break;
-    }
-  }
-
-  static Status ApplyChange(WritableFile* f, const Change& c) {
-    switch (c.kind) {
-      case Change::kWrite: return f->WriteAt(c.offset, AsBytes(c.data));
-      case Change::kAllocate: return f->Allocate(c.offset, c.len);
-      case Change::kTruncate: return f->Truncate(c.len);
-    }
-    return Status::Ok();
-  }
-
-  void PowerLossLocked() {
-    generation++;
-    for (auto& [path, st] : files) RevertFile(path, st.get());
-    for (size_t i = dir_ops.size(); i-- > 0;) {
-      const DirOp& op = dir_ops[i];
-      switch (op.kind) {
-        case DirOp::kCreate:
-          (void)base->RemoveFile(op.path);
-          files.erase(op.path);
-          break;
-        case DirOp::kRemove:
-          (void)base->RenameFile(op.trash, op.path);
-          Put(op.path, Take(op.trash));
-          if (auto it = files.find(op.path); it != files.end()) it->second->in_trash = false;
-          break;
-        case DirOp::kRename:
-          (void)base->RenameFile(op.path, op.from);
-          Put(op.from, Take(op.path));
-          if (!op.trash.empty()) {
-            (void)base->RenameFile(op.trash, op.path);
-            Put(op.path, Take(op.trash));
-            if (auto it = files.find(op.path); it != files.end()) it->second->in_trash = false;
-          }
-          break;
-      }
-    }
-    dir_ops.clear();
-  }
-};
+using fault::Change;
+using fault::DirOp;
+using fault::Doomed;
+using fault::Failure;
+using fault::FileState;
+using fault::StatePtr;
+using fault::DirJournalEntry;
+using fault::DirOf;
+using fault::IsFaultName;
+using fault::NormDir;
+using fault::ReadRange;
+using fault::ReadTail;
+using fault::kTrashPrefix;
 
 // ---- the file -------------------------------------------------------------------
 
@@ -307,11 +61,35 @@ class FaultEnv::File final : public WritableFile {
         return Status::FromErrno(ENOSPC, "fault env: disk full writing " + path_);
       }
     }
-    return DoWrite(offset, data);
+    KVD_RETURN_IF_ERROR(DoWrite(offset, data));
+    if (env_->through() && env_->opt.writeback && env_->Rand(4) == 0) WriteBackOnePage();
+    return Status::Ok();
   }
 
   Status Sync() override { return DoSync(false); }
   Status SyncAll() override { return DoSync(true); }
+
+  // Write-through + writeback: one page of one unsynced write reaches the
+  // file early, as the kernel's background writeback does in no particular
+  // order. Only a piece that no later change touches, so the file never goes
+  // back to older bytes.
+  void WriteBackOnePage() {
+    const uint64_t page = std::max<uint64_t>(env_->opt.page_size, 1);
+    std::vector<Change>& ch = state_->changes;
+    if (ch.empty()) return;
+    const size_t i = env_->Rand(ch.size());
+    const Change& c = ch[i];
+    if (c.kind != Change::kWrite || c.len == 0) return;
+    const uint64_t first = c.offset / page, last = (c.offset + c.len - 1) / page;
+    const uint64_t pick = first + env_->Rand(last - first + 1);
+    const uint64_t from = std::max(c.offset, pick * page), to = std::min(c.offset + c.len, (pick + 1) * page);
+    for (size_t j = i + 1; j < ch.size(); ++j) {
+      const Change& later = ch[j];
+      if (later.kind == Change::kTruncate) return;
+      if (later.kind == Change::kWrite && later.offset < to && later.offset + later.len > from) return;
+    }
+    (void)base_->WriteAt(from, AsBytes(std::string_view(c.data).substr(from - c.offset, to - from)));
+  }
 
   Status Allocate(uint64_t offset, uint64_t len) override {
     std::lock_guard<std::mutex> l(env_->mu);
@@ -396,14 +174,43 @@ class FaultEnv::File final : public WritableFile {
     std::lock_guard<std::mutex> l(env_->mu);
     KVD_RETURN_IF_ERROR(Alive());
     int err = 0;
-    // A failed sync leaves the changes unsynced: a power cut still drops them.
-    KVD_RETURN_IF_ERROR(env_->Begin(Op::kSync, path_, &err));
-    if (env_->opt.write_through_on_sync) {
-      for (const Change& c : state_->changes) KVD_RETURN_IF_ERROR(Impl::ApplyChange(base_.get(), c));
+    Status s = env_->Begin(Op::kSync, path_, &err);
+    if (s.ok() && env_->through()) {
+      for (const Change& c : state_->changes) {
+        s = Impl::ApplyChange(base_.get(), c);
+        if (!s.ok()) break;
+      }
     }
-    KVD_RETURN_IF_ERROR(all ? base_->SyncAll() : base_->Sync());
+    if (s.ok()) s = all ? base_->SyncAll() : base_->Sync();
+    if (!s.ok()) {
+      // As Linux does after a failed fsync: the pages are marked clean, so a
+      // later fsync that succeeds does not make them durable (a retry that
+      // then acknowledges is caught). With the power off they are gone already.
+      if (!env_->power_off) Doom();
+      return s;
+    }
+    for (Doomed& d : state_->doomed) {
+      for (const Change& c : state_->changes) {
+        if (c.kind != Change::kWrite) continue;
+        d.covered.emplace_back(c.offset, c.offset + c.len);
+        d.synced_end = std::max(d.synced_end, c.offset + c.len);
+      }
+    }
     state_->changes.clear();
     return Status::Ok();
+  }
+
+  // Called with the lock held, after a failed sync. Write-through: the data
+  // never reaches the file. Normal mode: the writes stay readable (page
+  // cache) but a power cut takes them; allocations and truncations are
+  // metadata and count as done.
+  void Doom() {
+    if (!env_->through()) {
+      for (Change& c : state_->changes) {
+        if (c.kind == Change::kWrite) state_->doomed.push_back({std::move(c), {}, 0});
+      }
+    }
+    state_->changes.clear();
   }
 
   Impl* env_;
@@ -507,6 +314,10 @@ size_t FaultEnv::unsynced_files() const {
   for (const auto& [p, st] : impl_->files) n += st->changes.empty() ? 0 : 1;
   return n;
 }
+uint64_t FaultEnv::files_hit_by_power_loss() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->files_hit;
+}
 size_t FaultEnv::unsynced_dir_ops() const {
   std::lock_guard<std::mutex> l(impl_->mu);
   return impl_->dir_ops.size();
@@ -516,6 +327,7 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
   std::lock_guard<std::mutex> l(impl_->mu);
   Impl& e = *impl_;
   KVD_RETURN_IF_ERROR(e.PowerOk());
+  e.PowerOnPath(path);
   const bool existed = e.base->FileExists(path);
   const bool creates = !existed && mode != OpenMode::kExisting;
   const bool truncates = existed && mode == OpenMode::kCreateTruncate;
@@ -541,6 +353,8 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
     KVD_ASSIGN_OR_RETURN(auto old_file, e.base->NewRandomAccessFile(path));
     KVD_RETURN_IF_ERROR(ReadTail(old_file.get(), 0, st->size, &old_content));
   }
+  // Journalled before the creation (write-through: a kill may come between).
+  if (creates) KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kCreate, {DirOf(path)}, path, {}, {}}));
   // Write-through: the truncation waits in memory like any other change.
   OpenMode base_mode = (truncates && e.opt.write_through_on_sync) ? OpenMode::kExisting : mode;
   KVD_ASSIGN_OR_RETURN(auto base_file, e.base->NewWritableFile(path, base_mode));
@@ -551,7 +365,6 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
   if (creates) {
     st = std::make_shared<FileState>();
     e.files[path] = st;
-    if (!e.opt.write_through_on_sync) e.dir_ops.push_back({DirOp::kCreate, {DirOf(path)}, path, {}, {}});
   } else if (truncates) {
     st->changes.push_back({Change::kTruncate, 0, 0, st->size, std::move(old_content), {}});
     st->size = 0;
@@ -563,26 +376,31 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
 Result<std::unique_ptr<RandomAccessFile>> FaultEnv::NewRandomAccessFile(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->NewRandomAccessFile(path);
 }
 
 bool FaultEnv::FileExists(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   std::string name = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
-  return !impl_->power_off && !IsTrashName(name) && impl_->base->FileExists(path);
+  if (impl_->power_off) return false;
+  impl_->PowerOnPath(path);
+  return !IsFaultName(name) && impl_->base->FileExists(path);
 }
 
 Result<uint64_t> FaultEnv::FileSize(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->FileSize(path);
 }
 
 Result<std::vector<std::string>> FaultEnv::ListDir(const std::string& dir) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnDir(NormDir(dir));
   KVD_ASSIGN_OR_RETURN(auto names, impl_->base->ListDir(dir));
-  std::erase_if(names, [](const std::string& n) { return IsTrashName(n); });
+  std::erase_if(names, [](const std::string& n) { return IsFaultName(n); });
   return names;
 }
 
@@ -597,19 +415,18 @@ Status FaultEnv::RemoveFile(const std::string& path) {
   Impl& e = *impl_;
   int err = 0;
   KVD_RETURN_IF_ERROR(e.Begin(Op::kRemove, path, &err));
+  e.PowerOnPath(path);
   if (!e.base->FileExists(path)) return Status::NotFound(path + ": no such file");
-  if (e.opt.write_through_on_sync) {
-    KVD_RETURN_IF_ERROR(e.base->RemoveFile(path));
-    e.files.erase(path);
-    return Status::Ok();
-  }
   // Keep the file under a hidden name until its directory is synced.
   std::string trash = e.TrashName(DirOf(path));
-  KVD_RETURN_IF_ERROR(e.base->RenameFile(path, trash));
+  KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kRemove, {DirOf(path)}, path, {}, trash}));
+  if (Status s = e.base->RenameFile(path, trash); !s.ok()) {
+    e.ForgetDirOp();
+    return s;
+  }
   StatePtr st = e.Take(path);
   if (st) st->in_trash = true;
   e.Put(trash, std::move(st));
-  e.dir_ops.push_back({DirOp::kRemove, {DirOf(path)}, path, {}, trash});
   return Status::Ok();
 }
 
@@ -618,21 +435,23 @@ Status FaultEnv::RenameFile(const std::string& from, const std::string& to) {
   Impl& e = *impl_;
   int err = 0;
   KVD_RETURN_IF_ERROR(e.Begin(Op::kRename, from + " -> " + to, &err));
-  if (e.opt.write_through_on_sync) {
-    KVD_RETURN_IF_ERROR(e.base->RenameFile(from, to));
-    e.files.erase(to);
-    e.Put(to, e.Take(from));
-    return Status::Ok();
-  }
+  e.PowerOnPath(from);
+  e.PowerOnPath(to);
   if (!e.base->FileExists(from)) return e.base->RenameFile(from, to);  // the base's error
   std::string trash;
-  if (e.base->FileExists(to)) {
-    trash = e.TrashName(DirOf(to));
-    KVD_RETURN_IF_ERROR(e.base->RenameFile(to, trash));
+  if (e.base->FileExists(to)) trash = e.TrashName(DirOf(to));
+  // Journalled first (write-through): undoing a rename that did not happen is a no-op.
+  KVD_RETURN_IF_ERROR(e.RecordDirOp({DirOp::kRename, {DirOf(from), DirOf(to)}, to, from, trash}));
+  if (!trash.empty()) {
+    if (Status s = e.base->RenameFile(to, trash); !s.ok()) {
+      e.ForgetDirOp();
+      return s;
+    }
   }
   Status s = e.base->RenameFile(from, to);
   if (!s.ok()) {
     if (!trash.empty()) (void)e.base->RenameFile(trash, to);
+    e.ForgetDirOp();
     return s;
   }
   if (!trash.empty()) {
@@ -641,7 +460,6 @@ Status FaultEnv::RenameFile(const std::string& from, const std::string& to) {
     e.Put(trash, std::move(old));
   }
   e.Put(to, e.Take(from));
-  e.dir_ops.push_back({DirOp::kRename, {DirOf(from), DirOf(to)}, to, from, trash});
   return Status::Ok();
 }
 
@@ -651,7 +469,13 @@ Status FaultEnv::SyncDir(const std::string& dir) {
   int err = 0;
   std::string d = NormDir(dir);
   KVD_RETURN_IF_ERROR(e.Begin(Op::kSyncDir, d, &err));
+  e.PowerOnDir(d);
   KVD_RETURN_IF_ERROR(e.base->SyncDir(d));
+  if (e.through()) {
+    fault::CommitDirJournal(e.base, d);
+    std::erase_if(e.files, [](const auto& kv) { return kv.second->in_trash; });
+    return Status::Ok();
+  }
   std::vector<DirOp> still;
   for (DirOp& op : e.dir_ops) {
     op.unsynced_dirs.erase(d);
@@ -671,6 +495,7 @@ Status FaultEnv::SyncDir(const std::string& dir) {
 Result<std::unique_ptr<FileLock>> FaultEnv::LockFile(const std::string& path) {
   std::lock_guard<std::mutex> l(impl_->mu);
   KVD_RETURN_IF_ERROR(impl_->PowerOk());
+  impl_->PowerOnPath(path);
   return impl_->base->LockFile(path);
 }
 

@@ -140,6 +140,164 @@ TEST_CASE("torn writes keep a prefix of the unsynced data") {
   CHECK(saw_none);
 }
 
+TEST_CASE("torn pages: a later page may survive while an earlier one is lost") {
+  TempDir d;
+  const std::string a(4096, 'a'), b(4096, 'b'), c(4096, 'c');
+  bool later_without_earlier = false, all_lost = false, all_kept = false;
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    FaultEnv::Options o;
+    o.seed = seed;
+    o.torn_pages = true;
+    FaultEnv env(Env::Default(), o);
+    const std::string p = d.Sub("pages" + std::to_string(seed));
+    auto f = Create(&env, p);
+    REQUIRE(f->WriteAt(0, AsBytes(std::string(100, 's'))).ok());
+    REQUIRE(f->Sync().ok());
+    REQUIRE(env.SyncDir(d.path()).ok());
+    REQUIRE(f->WriteAt(4096, AsBytes(a)).ok());
+    REQUIRE(f->WriteAt(8192, AsBytes(b + c)).ok());  // one write over two pages
+    env.SimulatePowerLoss();
+    const std::string got = Read(&env, p);
+    REQUIRE(got.starts_with(std::string(100, 's')));
+    // Each page is all old (zeros past the synced end) or all new.
+    auto page = [&](size_t i) { return got.size() > i * 4096 ? got.substr(i * 4096, 4096) : std::string(); };
+    const std::string zeros(4096, '\0');
+    const std::string news[] = {a, b, c};
+    bool kept[3];
+    for (size_t i = 0; i < 3; ++i) {
+      const std::string pg = page(i + 1);
+      CHECK((pg.empty() || pg == zeros || pg == news[i]));
+      kept[i] = pg == news[i];
+    }
+    later_without_earlier |= (kept[1] || kept[2]) && !kept[0];
+    later_without_earlier |= kept[2] && !kept[1];
+    all_lost |= got.size() == 100;
+    all_kept |= kept[0] && kept[1] && kept[2];
+  }
+  CHECK(later_without_earlier);
+  CHECK(all_lost);
+  CHECK(all_kept);
+}
+
+TEST_CASE("a failed fsync drops the unsynced data: a retry that succeeds does not make it durable") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  const std::string p = d.Sub("f");
+  auto f = Create(&env, p);
+  REQUIRE(f->WriteAt(0, AsBytes("synced;")).ok());
+  REQUIRE(f->Sync().ok());
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(f->WriteAt(7, AsBytes("doomed;")).ok());
+  env.FailNext(Op::kSync, EIO);
+  REQUIRE_FALSE(f->Sync().ok());
+  CHECK(Read(&env, p) == "synced;doomed;");  // still in the page cache
+  REQUIRE(f->Sync().ok());                    // the retry "succeeds"...
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, p) == "synced;");  // ...but the pages were clean: lost
+
+  // Data written and synced after the failure is durable; the failed write's
+  // bytes read back as zeros where a later write extended the file past them.
+  auto g = Create(&env, d.Sub("g"));
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(g->WriteAt(0, AsBytes("AAAA")).ok());
+  env.FailNext(Op::kSync, EIO);
+  REQUIRE_FALSE(g->Sync().ok());
+  REQUIRE(g->WriteAt(4, AsBytes("BBBB")).ok());
+  REQUIRE(g->WriteAt(0, AsBytes("C")).ok());  // rewrites one byte of the lost write
+  REQUIRE(g->Sync().ok());
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, d.Sub("g")) == std::string("C\0\0\0BBBB", 8));
+}
+
+TEST_CASE("write-through: a failed fsync drops the unsynced data for good") {
+  TempDir d;
+  FaultEnv::Options o;
+  o.write_through_on_sync = true;
+  FaultEnv env(Env::Default(), o);
+  const std::string p = d.Sub("w");
+  auto f = Create(&env, p);
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(f->WriteAt(0, AsBytes("lost")).ok());
+  env.FailNext(Op::kSync, EIO);
+  REQUIRE_FALSE(f->Sync().ok());
+  REQUIRE(f->WriteAt(4, AsBytes("kept")).ok());
+  REQUIRE(f->Sync().ok());
+  CHECK(Read(Env::Default(), p) == std::string("\0\0\0\0kept", 8));
+}
+
+TEST_CASE("write-through: directory operations without a directory fsync are undone by the next env") {
+  TempDir d;
+  FaultEnv::Options o;
+  o.write_through_on_sync = true;
+  auto make = [&](const std::string& name, const std::string& data, FaultEnv* env) {
+    auto f = Create(env, d.Sub(name));
+    REQUIRE(f->WriteAt(0, AsBytes(data)).ok());
+    REQUIRE(f->Sync().ok());
+  };
+  {
+    FaultEnv env(Env::Default(), o);
+    make("durable", "d", &env);
+    make("target", "old", &env);
+    make("gone", "g", &env);
+    REQUIRE(env.SyncDir(d.path()).ok());
+    make("new", "n", &env);  // created and synced, its directory not
+    make("target.tmp", "newer", &env);
+    REQUIRE(env.RenameFile(d.Sub("target.tmp"), d.Sub("target")).ok());
+    REQUIRE(env.RemoveFile(d.Sub("gone")).ok());
+    CHECK(Read(&env, d.Sub("target")) == "newer");
+    CHECK_FALSE(env.FileExists(d.Sub("gone")));
+    auto names = env.ListDir(d.path());
+    REQUIRE(names.has_value());
+    CHECK(names->size() == 3);  // durable, target, new: no journal or trash shown
+  }  // the "process" dies here: nothing in memory survives
+  FaultEnv next(Env::Default(), o);
+  CHECK(next.FileExists(d.Sub("durable")));
+  CHECK_FALSE(next.FileExists(d.Sub("new")));
+  CHECK_FALSE(next.FileExists(d.Sub("target.tmp")));
+  CHECK(Read(&next, d.Sub("target")) == "old");
+  CHECK(Read(&next, d.Sub("gone")) == "g");
+  CHECK(Env::Default()->ListDir(d.path())->size() == 3);  // journal and trash cleaned up
+
+  // The same operations with the directory synced stick, and SimulatePowerLoss
+  // (the in-process power cut) keeps them.
+  make("target.tmp", "newer", &next);
+  REQUIRE(next.RenameFile(d.Sub("target.tmp"), d.Sub("target")).ok());
+  REQUIRE(next.RemoveFile(d.Sub("gone")).ok());
+  REQUIRE(next.SyncDir(d.path()).ok());
+  make("unsynced", "u", &next);
+  next.SimulatePowerLoss();
+  CHECK(Read(&next, d.Sub("target")) == "newer");
+  CHECK_FALSE(next.FileExists(d.Sub("gone")));
+  CHECK_FALSE(next.FileExists(d.Sub("unsynced")));
+  CHECK(Env::Default()->ListDir(d.path())->size() == 2);
+}
+
+TEST_CASE("write-through with writeback: a SIGKILL may keep a later page and lose an earlier one") {
+  TempDir d;
+  bool later_without_earlier = false;
+  for (uint64_t seed = 1; seed <= 40 && !later_without_earlier; ++seed) {
+    FaultEnv::Options o;
+    o.seed = seed;
+    o.write_through_on_sync = true;
+    o.writeback = true;
+    FaultEnv env(Env::Default(), o);
+    const std::string p = d.Sub("wb" + std::to_string(seed));
+    auto f = Create(&env, p);
+    for (int i = 0; i < 8; ++i) REQUIRE(f->WriteAt(i * 4096, AsBytes(std::string(4096, 'a' + i))).ok());
+    // What a SIGKILL leaves: whatever reached the file.
+    const std::string got = Read(Env::Default(), p);
+    bool seen_gap = false;
+    for (size_t i = 0; i < 8; ++i) {
+      const std::string pg = got.size() > i * 4096 ? got.substr(i * 4096, 4096) : std::string();
+      const bool kept = pg == std::string(4096, static_cast<char>('a' + i));
+      CHECK((kept || pg.empty() || pg == std::string(4096, '\0')));
+      later_without_earlier |= kept && seen_gap;
+      seen_gap |= !kept;
+    }
+  }
+  CHECK(later_without_earlier);
+}
+
 TEST_CASE("injected failures: FailNext, FailAfter, path filters, CutPowerAfter") {
   TempDir d;
   FaultEnv env(Env::Default());
@@ -200,6 +358,7 @@ TEST_CASE("write-through-on-sync: unsynced bytes stay in memory until Sync") {
   FaultEnv env(Env::Default(), o);
   const std::string p = d.Sub("w");
   auto f = Create(&env, p);
+  REQUIRE(env.SyncDir(d.path()).ok());
   REQUIRE(f->WriteAt(0, AsBytes("durable")).ok());
   CHECK(Env::Default()->FileSize(p).value() == 0);  // a SIGKILL now would lose it
   CHECK(*f->Size() == 7);

@@ -233,6 +233,7 @@ class Corruption(KvdTestCase):
                          "Close() trims the active segment to its data")
 
         cases = self.build_cases(segs, snaps, fallback_ok)
+        self.assertGreaterEqual(len(cases), 40, "too few corruption cases built to prove anything")
         self.work = os.path.join(self.tmp, "work")
         failures = []
         for case in cases:

@@ -11,11 +11,16 @@ succeed), STATUS says why, reads keep working and never show a write whose
 sync failed, the log has a critical line; a restart without the fault
 recovers everything acknowledged and accepts writes again.
 
-FullDisk: kvd's data on a 16 MiB tmpfs (needs root and mount; otherwise the
-test is skipped with the reason printed), 1 MiB segments, a filler file beside
-the data. Writes until NoSpace replies come: the error is clear, reads keep
-working, STATUS shows the no-space state; after the filler is deleted writes
-succeed again; after a restart nothing acknowledged is lost.
+FullDisk, run every way this machine allows (skipped, exit 77, only if none):
+  * tmpfs: kvd's data on a 16 MiB tmpfs (needs root and mount), 1 MiB
+    segments, a filler file beside the data. Writes until NoSpace replies
+    come: the error is clear, reads keep working, STATUS shows the no-space
+    state; after the filler is deleted writes succeed again (kvd retries on
+    its own); after a restart nothing acknowledged is lost.
+  * fault env: `--fault-env space-limit=BYTES` (test builds) gives kvd's files
+    a space limit, so ENOSPC comes through the real daemon where no tmpfs can
+    be mounted. The same checks up to the full disk; then a restart without
+    the limit (the disk grown) keeps everything acknowledged and takes writes.
 """
 
 import os
@@ -31,9 +36,9 @@ import kvd_proto  # noqa: E402
 from kvd_proto import OK, NOT_FOUND, WRITES_REFUSED, NO_SPACE, STATUS_NAMES  # noqa: E402
 
 
-def fault_env_supported():
+def fault_env_supported(spec=b"fail-sync-after"):
     p = subprocess.run([kvdtest.binary("KVD_BIN"), "--help"], capture_output=True, timeout=30)
-    return b"fail-sync-after" in p.stdout
+    return spec in p.stdout
 
 
 class FaultWrapper:
@@ -140,6 +145,7 @@ class SyncFailure(KvdTestCase):
             w = Writers(kvd, n=4, depth=8).run()
             self.assertEqual(w.errors, [], ctx)
             self.assertTrue(w.failed, "no write failed: the injected fdatasync error never hit" + ctx)
+            self.assertTrue(w.acked, "no write was acknowledged before the injected failure" + ctx)
             statuses = {STATUS_NAMES.get(r.status, r.status) for _v, r in w.failed.values()}
             self.assertEqual(statuses, {"WritesRefused"}, "failed writes must be WritesRefused" + ctx)
             st = kvd.status()
@@ -191,21 +197,17 @@ class SyncFailure(KvdTestCase):
 
 
 class FullDisk(KvdTestCase):
-    def setUp(self):
-        super().setUp()
+    def mount_tmpfs(self):
+        """Mounts a 16 MiB tmpfs at self.mnt; returns why it could not, or None."""
         self.mnt = os.path.join(self.tmp, "disk")
         os.makedirs(self.mnt)
-        reason = None
         if os.geteuid() != 0:
-            reason = "not root: cannot mount a tmpfs"
-        else:
-            p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", self.mnt], capture_output=True)
-            if p.returncode != 0:
-                reason = "mount -t tmpfs failed: %s" % p.stderr.decode(errors="replace").strip()
-        if reason:
-            print("SKIP FullDisk: " + reason)
-            self.skipTest(reason)
+            return "not root: cannot mount a tmpfs"
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", self.mnt], capture_output=True)
+        if p.returncode != 0:
+            return "mount -t tmpfs failed: %s" % p.stderr.decode(errors="replace").strip()
         self.addCleanup(self.unmount)
+        return None
 
     def unmount(self):
         for s in self._servers:
@@ -213,21 +215,34 @@ class FullDisk(KvdTestCase):
         subprocess.run(["umount", self.mnt], capture_output=True)
 
     def test_full_disk(self):
-        data = os.path.join(self.mnt, "data")
-        filler = os.path.join(self.mnt, "filler")
-        with open(filler, "wb") as f:
-            f.write(os.urandom(4 << 20))
-            os.fsync(f.fileno())
-        kvd = self.server(storage={"segment_size": "1MiB", "wal_path": os.path.join(data, "wal"),
-                                   "snapshot_path": os.path.join(data, "snapshots")})
-        ctx = " (seed %d)" % self.seed
+        ran = []
+        reason = self.mount_tmpfs()
+        if reason is None:
+            with self.subTest(disk="tmpfs"):
+                self.full_disk_on_tmpfs()
+            ran.append("tmpfs")
+        else:
+            print("\nFullDisk on tmpfs not run (%s); the fault env's space limit stands in" % reason)
+        if fault_env_supported(b"space-limit="):
+            with self.subTest(disk="fault-env space-limit"):
+                self.full_disk_on_fault_env()
+            ran.append("fault env")
+        else:
+            print("\nFullDisk through the fault env not run: kvd has no --fault-env space-limit=BYTES")
+        if not ran:
+            self.skipTest("neither a tmpfs (%s) nor kvd's --fault-env space-limit (KVD_FAULT_INJECTION)" % reason)
+        print("\nfull disk checked on: %s" % ", ".join(ran))
+
+    def fill(self, kvd, ctx):
+        """Writes until the disk is full; checks the errors, reads and STATUS then.
+        Returns the acknowledged writes {key: (value, lsn, durable_lsn)}."""
         w = Writers(kvd, n=3, value_size=8192, depth=16, stop_on={NO_SPACE}).run(timeout=120)
         self.assertEqual(w.errors, [], ctx)
         self.assertTrue(w.failed, "the disk never filled" + ctx)
+        self.assertGreaterEqual(len(w.acked), 100, "too few writes acknowledged before the disk filled" + ctx)
         for k, (v, r) in w.failed.items():
             self.assertEqual(r.status, NO_SPACE, "%r%s" % (r, ctx))
             self.assertRegex(r.message.lower(), r"space|full", "unclear error: %r%s" % (r.message, ctx))
-        acked_full = len(w.acked)
         # Full: writes fail clearly, reads work, STATUS says so.
         with kvd.client() as c:
             # A group that needed a new segment failed; single writes may still
@@ -247,6 +262,19 @@ class FullDisk(KvdTestCase):
             self.assertEqual(c.count(b"").check().value, len(w.acked), ctx)
         check_all_present(self, kvd, w.acked, " while full" + ctx)
         self.assertRegex(kvd.log_of_run(), r"(?i)(no space|disk space|disk full)", "no log line about it" + ctx)
+        return w
+
+    def full_disk_on_tmpfs(self):
+        data = os.path.join(self.mnt, "data")
+        filler = os.path.join(self.mnt, "filler")
+        with open(filler, "wb") as f:
+            f.write(os.urandom(4 << 20))
+            os.fsync(f.fileno())
+        kvd = self.server(subdir="tmpfs", storage={"segment_size": "1MiB", "wal_path": os.path.join(data, "wal"),
+                                                   "snapshot_path": os.path.join(data, "snapshots")})
+        ctx = " (tmpfs, seed %d)" % self.seed
+        w = self.fill(kvd, ctx)
+        acked_full = len(w.acked)
 
         # Free space: writes succeed again (kvd retries on its own timer).
         os.remove(filler)
@@ -265,8 +293,28 @@ class FullDisk(KvdTestCase):
         self.assertEqual(kvd.terminate_and_wait(), 0, kvd.log_tail())
         kvd.start()
         check_all_present(self, kvd, acked, " after restart" + ctx)
-        print("\nfull disk: %d writes acknowledged before NoSpace, %d refused with NoSpace, 65 after freeing space; "
-              "all %d present after restart" % (acked_full, len(w.failed), len(acked)))
+        print("\nfull disk (tmpfs): %d writes acknowledged before NoSpace, %d refused with NoSpace, 65 after "
+              "freeing space; all %d present after restart" % (acked_full, len(w.failed), len(acked)))
+
+    def full_disk_on_fault_env(self):
+        limit = 6 << 20
+        ctx = " (fault env space-limit=%d, seed %d)" % (limit, self.seed)
+        with FaultWrapper(self.tmp, ["--fault-env", "space-limit=%d" % limit]):
+            kvd = self.server(subdir="faultenv", storage={"segment_size": "1MiB"})
+            w = self.fill(kvd, ctx)
+            kvd.kill()  # the files hold what was written: only the limit goes away
+        # The disk "grows": restart without the limit.
+        kvd.start()
+        check_all_present(self, kvd, w.acked, " after restart" + ctx)
+        with kvd.client() as c:
+            for i in range(64):
+                k = b"x-%04d" % i
+                r = c.put(k, k * 1000)
+                self.assertEqual(r.status, OK, "write after the restart: %r%s" % (r, ctx))
+            self.assertEqual(c.count(b"").check().value, len(w.acked) + 64, ctx)
+        self.assertEqual(kvd.terminate_and_wait(), 0, kvd.log_tail())
+        print("\nfull disk (fault env): %d writes acknowledged before NoSpace, %d refused with NoSpace; all present "
+              "after a restart without the limit" % (len(w.acked), len(w.failed)))
 
 
 if __name__ == "__main__":

@@ -209,13 +209,21 @@ class BadFrames(KvdTestCase):
             self.assertNotEqual(r.status, Code.OK, "a bad frame got an OK reply: %r" % r)
         return replies
 
+    def assert_one_reply(self, replies, request_id, status):
+        """A protocol error gets exactly one error reply before the close
+        (docs/wire_protocol.md: kvd can always send it to a client that reads).
+        request_id None: the spec leaves it unspecified."""
+        self.assertEqual(len(replies), 1, "expected one error reply before the close: %r" % replies)
+        self.assertEqual(replies[0].status, status, replies[0])
+        if request_id is not None:
+            self.assertEqual(replies[0].request_id, request_id, replies[0])
+        self.assertTrue(replies[0].payload, "error replies carry a message")
+
     def test_bad_magic(self):
-        self.send_bad(encode_frame(Op.PING, b"", 7, magic=0x1234))
+        self.assert_one_reply(self.send_bad(encode_frame(Op.PING, b"", 7, magic=0x1234)), 7, Code.UNSUPPORTED)
 
     def test_bad_version(self):
-        replies = self.send_bad(encode_frame(Op.PING, b"", 8, version=99))
-        if replies:
-            self.assertEqual((replies[0].request_id, replies[0].status), (8, Code.UNSUPPORTED))
+        self.assert_one_reply(self.send_bad(encode_frame(Op.PING, b"", 8, version=99)), 8, Code.UNSUPPORTED)
 
     def test_unknown_opcode_gets_error_reply(self):
         replies = self.send_bad(encode_frame(0xEE, b"xyz", 42))
@@ -255,15 +263,14 @@ class BadFrames(KvdTestCase):
     def test_length_over_max_frame_bytes(self):
         # 1 MiB > 64 KiB limit; only the header is sent: kvd must refuse on the length alone.
         head = struct.pack("<I", 1 << 20) + encode_frame(Op.PUT, b"", 12)[4:]
-        replies = self.send_bad(head)
-        if replies:
-            self.assertEqual(replies[0].status, Code.TOO_LARGE)
+        self.assert_one_reply(self.send_bad(head), None, Code.TOO_LARGE)
 
     def test_length_4gib(self):
-        self.send_bad(struct.pack("<I", 0xFFFFFFFF) + encode_frame(Op.PING, b"", 13)[4:])
+        replies = self.send_bad(struct.pack("<I", 0xFFFFFFFF) + encode_frame(Op.PING, b"", 13)[4:])
+        self.assert_one_reply(replies, None, Code.TOO_LARGE)
 
     def test_length_too_small_for_header(self):
-        self.send_bad(struct.pack("<I", 3) + b"abc")
+        self.assert_one_reply(self.send_bad(struct.pack("<I", 3) + b"abc"), None, Code.INVALID_ARGUMENT)
 
     def test_garbage(self):
         self.send_bad(os.urandom(4) + b"\x00" * 4 + bytes(self.rng.randrange(256) for _ in range(200)))

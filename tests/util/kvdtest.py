@@ -332,25 +332,49 @@ class KvdServer:
 
     # -- sd_notify --
     def _open_notify_socket(self):
-        self.notify_path = os.path.join(self.dir, "notify.sock")
+        """A fresh socket (and reader) per start: a datagram an earlier kvd
+        sent late can never count as this start's READY=1."""
+        self._close_notify_socket()
+        self.notify_path = os.path.join(self.dir, "notify-%d.sock" % self.starts)
         if os.path.exists(self.notify_path):
             os.unlink(self.notify_path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.bind(self.notify_path)
         s.settimeout(0.2)
         self._notify_sock = s
-        t = threading.Thread(target=self._notify_reader, name="kvd-notify", daemon=True)
+        self._notify_stop = threading.Event()
+        t = threading.Thread(target=self._notify_reader, args=(s, self._notify_stop), name="kvd-notify", daemon=True)
         t.start()
         self._notify_thread = t
 
-    def _notify_reader(self):
+    def _close_notify_socket(self):
+        """Stops the reader first (shutdown wakes its recv), then closes: a
+        reused descriptor number can never be read by the old reader."""
+        if self._notify_sock is None:
+            return
+        self._notify_stop.set()
+        try:
+            self._notify_sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._notify_thread.join(2)
+        self._notify_sock.close()
+        self._notify_sock = None
+        try:
+            os.unlink(self.notify_path)
+        except OSError:
+            pass
+
+    def _notify_reader(self, sock, stop):
         # A reader thread so kvd never finds the socket buffer full.
-        while not self._closing:
+        while not self._closing and not stop.is_set():
             try:
-                data = self._notify_sock.recv(65536)
+                data = sock.recv(65536)
             except socket.timeout:
                 continue
             except OSError:
+                return
+            if stop.is_set():
                 return
             with self._cond:
                 self.notifications.extend(
@@ -383,6 +407,9 @@ class KvdServer:
         env = {k: v for k, v in os.environ.items()
                if k not in ("JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
                             "KVD_SOCKET")}
+        self._open_notify_socket()
+        with self._cond:
+            self._start_mark = len(self.notifications)  # before the exec: kvd may be ready very fast
         env["NOTIFY_SOCKET"] = self.notify_path
         env.update(self.env)
         log = open(self.log_path, "ab")
@@ -394,7 +421,6 @@ class KvdServer:
         with self._cond:
             self.proc = proc
             self._exited = False
-            self._start_mark = len(self.notifications)
         threading.Thread(target=self._waiter, args=(proc,), daemon=True).start()
         return proc
 
@@ -502,10 +528,7 @@ class KvdServer:
             self.proc.kill()
             self.proc.wait()
         self._closing = True
-        if self._notify_sock is not None:
-            self._notify_sock.close()
-            self._notify_thread.join(2)
-            self._notify_sock = None
+        self._close_notify_socket()
         if self._own_tmp and not os.environ.get("KVD_KEEP_TMP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -640,8 +663,25 @@ class KvdTestCase(unittest.TestCase):
         return result
 
 
+# ctest's SKIP_RETURN_CODE for every Python test: a test that could not run
+# (no fault injection built, no privilege to mount, a tool missing) is
+# reported as skipped, never as passed; scripts/test.sh fails CI on it.
+SKIP_EXIT = 77
+
+
 def main(total_timeout=600):
     """unittest.main with a whole-file watchdog: dumps every thread's stack
-    and exits non-zero instead of hanging CI."""
+    and exits non-zero instead of hanging CI. Exits SKIP_EXIT if a test was
+    skipped and none failed, 1 if nothing ran."""
     faulthandler.dump_traceback_later(total_timeout, exit=True)
-    unittest.main(verbosity=2)
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.skipped:
+        for test, reason in result.skipped:
+            print("SKIPPED: %s: %s" % (test.id(), reason))
+        sys.exit(SKIP_EXIT)
+    if result.testsRun == 0:
+        print("no test ran")
+        sys.exit(1)
+    sys.exit(0)

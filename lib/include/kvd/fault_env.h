@@ -6,20 +6,32 @@
 //     Sync/SyncAll, with the bytes it overwrote (an undo log);
 //   - per directory, every creation, rename and removal since its last
 //     SyncDir. An unsynced removal moves the file to a hidden ".fault-trash-N"
-//     name (invisible through this Env) so that it can come back.
+//     name (invisible through this Env) so that it can come back;
+//   - per file, the writes whose Sync failed. Linux marks their pages clean
+//     after a failed fsync, so a later Sync that succeeds does not make them
+//     durable: a power cut takes them anyway (a retry-then-acknowledge bug
+//     loses data here as it would on ext4).
 // SimulatePowerLoss() reverts all of it: files get their last synced content
 // and size back, unsynced creations/renames/removals are undone. With
 // Options::torn_writes a random prefix of the unsynced changes of each file
 // survives instead, the last one cut at a random byte (page cache flushed
-// part of the way). Modelled on LevelDB's db/fault_injection_test.cc and
-// RocksDB's utilities/fault_injection_fs.h.
+// part of the way). With Options::torn_pages, about half the power cuts keep
+// a random subset of the 4 KiB pages the unsynced writes touched, in any
+// order: a later page may survive while an earlier one is lost, as kernel
+// writeback has no order. Modelled on LevelDB's db/fault_injection_test.cc
+// and RocksDB's utilities/fault_injection_fs.h.
 //
 // Write-through-on-sync mode (Options::write_through_on_sync, for killing a
 // whole daemon with SIGKILL): writes, allocations and truncations are kept in
 // process memory and reach the real file only on Sync/SyncAll, so a SIGKILL
-// loses exactly the file data a power cut would. Limits of that mode: reads
-// through NewRandomAccessFile/ReadFileToString see only synced data, and
-// directory operations (create, rename, remove) reach the disk at once.
+// loses exactly the file data a power cut would (a failed Sync drops them for
+// good). Directory operations reach the disk at once but are first written to
+// a hidden journal in their directory (".fault-dirops"); the next FaultEnv to
+// touch that directory -- the restarted daemon -- undoes what no SyncDir
+// made durable. With Options::writeback random pages of unsynced writes reach
+// the file early, in any order, so a SIGKILL may keep a later page and lose an
+// earlier one. Limit of that mode: reads through NewRandomAccessFile /
+// ReadFileToString see only the data that reached the file.
 //
 // Thread safety: every method may be called from any thread; one mutex
 // serialises all operations (the real I/O happens under it, which is fine for
@@ -58,8 +70,15 @@ class FaultEnv : public Env {
     // On power loss keep a random prefix of each file's unsynced changes,
     // the last kept write cut at a random byte, instead of dropping them all.
     bool torn_writes = false;
+    // Page-granular loss on power cut (see the file comment); normal mode.
+    bool torn_pages = false;
+    // The unit torn_pages and writeback keep or lose (the kernel's page; tests
+    // with tiny files may use a smaller one).
+    uint64_t page_size = 4096;
     // See the file comment.
     bool write_through_on_sync = false;
+    // Write-through mode: unsynced pages reach the file early, in random order.
+    bool writeback = false;
     // An injected write failure first writes a random prefix of the data
     // (as a real write() may before it fails); callers must cut it back.
     bool partial_write_on_error = true;
@@ -105,6 +124,9 @@ class FaultEnv : public Env {
   // Files with changes not yet synced, and directory operations not yet synced.
   size_t unsynced_files() const;
   size_t unsynced_dir_ops() const;
+  // How often a power loss took unsynced data (of one file, in whole or in
+  // part) away: lets a test prove its power cuts were not all harmless.
+  uint64_t files_hit_by_power_loss() const;
 
   // ---- Env ---------------------------------------------------------------------------
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
