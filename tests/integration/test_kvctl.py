@@ -353,6 +353,18 @@ class CrashDemo(KvdTestCase):
         self.assertEqual(r.rc, 0, r)
         return r.out.splitlines()
 
+    def test_readme_demo_kills_by_pid(self):
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+        with open(readme) as f:
+            text = f.read()
+        demo = text[text.index("## The crash demo"):]
+        demo = demo[:demo.index("\n## ", 1)]
+        commands = [l.strip()[2:].split("#")[0].strip() for l in demo.splitlines() if l.strip().startswith("$ ")]
+        self.assertIn("kill -9 $kvd_pid", commands)
+        self.assertFalse([c for c in commands if re.match(r"(pkill|killall)\b", c)], commands)
+        self.assertTrue(all(c.endswith("& kvd_pid=$!") for c in commands if c.startswith("build/rel/daemon/kvd")),
+                        "every kvd the demo starts records its pid: %r" % commands)
+
     def test_crash_demo_sync_mode(self):
         self.demo(self.server())
 
