@@ -177,7 +177,7 @@ target = "stderr"
         out = subprocess.run(
             ["taskset", "-c", str(cpu), self.kvctl, "--socket", self.sock, "bench", "--clients", str(clients),
              "--requests", str(requests), "--pipeline", str(pipeline), "--value-size", str(value_size),
-             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress"],
+             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress", "--keep"],
             capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         return {"ops": r["ops_per_sec"], "p99_us": r["p99_us"], "errors": r["errors"]}
@@ -352,7 +352,7 @@ def recovery_and_memory(args, tmp, cpu, keys):
     kvd.start()
     subprocess.run([kvd.kvctl, "--socket", kvd.sock, "bench", "--clients", "4", "--pipeline", "64",
                     "--requests", "1", "--key-space", str(keys), "--value-size", "100", "--prefill",
-                    "--ratio", "1:0", "--json", "--no-progress"], capture_output=True, check=True)
+                    "--ratio", "1:0", "--json", "--no-progress", "--keep"], capture_output=True, check=True)
     kvd.ctl("flush")
     out["kvd_keys"] = int(kvd.ctl("size").strip())
     out["kvd_rss_mib"] = kvd.rss_kib() / 1024

@@ -4,10 +4,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
 #include <ostream>
+#include <vector>
 
 #include "connect.h"
 #include "exit_codes.h"
@@ -80,6 +82,37 @@ class ProgressLine {
 
 }  // namespace
 
+kvd::Status DeleteBenchKeys(const std::string& socket_path, std::chrono::milliseconds timeout, const BenchKeys& keys,
+                            uint64_t key_space) {
+  KVD_ASSIGN_OR_RETURN(auto client, ConnectTo(socket_path, timeout));
+  // Exactly the keys a run over this key space can write: [Key(0), Key(key_space)).
+  const std::string first = keys.Key(0);
+  const std::string end = key_space < kMaxKeySpace ? keys.Key(key_space) : std::string();
+  kvd::proto::ScanArgs scan;
+  scan.kind = kvd::proto::ScanArgs::kRange;
+  // Pages (and so delete batches) stay far below the 64 MiB batch limit whatever the prefix.
+  scan.limit = static_cast<uint32_t>(
+      std::clamp<uint64_t>((16u << 20) / (keys.size() + 16), 1, kvd::proto::kMaxScanLimit));
+  scan.a = first;
+  scan.b = end;
+  if (end.empty()) {
+    scan.kind = kvd::proto::ScanArgs::kPrefix;
+    scan.a = keys.prefix();
+  }
+  std::string after;
+  while (true) {
+    scan.after = after;
+    KVD_ASSIGN_OR_RETURN(auto page, client->Scan(scan));
+    if (page.items.empty()) return kvd::Status::Ok();
+    std::vector<kvd::BatchOp> ops;
+    ops.reserve(page.items.size());
+    for (const auto& item : page.items) ops.push_back({kvd::OpType::kDel, item.first, {}});
+    KVD_RETURN_IF_ERROR(client->Batch(ops).error());
+    if (!page.more) return kvd::Status::Ok();
+    after = page.items.back().first;
+  }
+}
+
 int RunBench(const std::string& socket_path, const BenchOptions& options, std::ostream& out, std::ostream& err) {
   auto usage = [&](const kvd::Status& s) {
     err << "kvctl bench: " << s.message() << "\n";
@@ -106,6 +139,11 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
     return usage(kvd::Status::InvalidArgument("--clients, --pipeline, --key-space and --threads must be positive"));
   }
   if (o.key_space > kMaxKeySpace) return usage(kvd::Status::InvalidArgument("--key-space must be below 10^12"));
+  // The prefix is what makes the keys findable and safe to delete afterwards.
+  if (o.prefix.empty() || o.prefix.size() + kBenchKeyDigits > kvd::kMaxKeyBytes) {
+    return usage(kvd::Status::InvalidArgument("--prefix must be 1 to " +
+                                              std::to_string(kvd::kMaxKeyBytes - kBenchKeyDigits) + " bytes"));
+  }
   if (o.value_size > kvd::kMaxValueBytes) return usage(kvd::Status::InvalidArgument("--value-size too large"));
   o.threads = std::min(o.threads, o.clients);
   spec.clients = o.clients;
@@ -115,44 +153,40 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   spec.key_space = o.key_space;
   spec.requests = o.requests;
   spec.seed = o.seed;
-  spec.durable_flag = o.durable_flag;
+  spec.key_prefix = o.prefix;
 
   auto server_error = [&](const kvd::Status& s) {
     err << "kvctl bench: " << s.message() << "\n";
     return kExitServer;
   };
-  auto control = ConnectTo(socket_path);
+  auto control = ConnectTo(socket_path, o.timeout);
   if (!control.has_value()) return server_error(control.error());
   std::unique_ptr<kvd::Client> ctl = std::move(*control);
 
-  std::string old_mode;
+  // The server's configuration is never changed (a killed bench must not
+  // leave it in another mode): the run uses the server's mode, and sync
+  // replies are asked per request with the durable flag.
+  std::string server_mode;
   if (auto cfg = ctl->ConfigGet(kModeKey); cfg.has_value()) {
-    if (auto v = ConfigValueText(*cfg, kModeKey); v.has_value()) old_mode = *v;
+    if (auto v = ConfigValueText(*cfg, kModeKey); v.has_value()) server_mode = *v;
   }
-  if ((!o.durability.empty() || o.prefill) && old_mode.empty()) {
-    return server_error(kvd::Status::Unsupported("cannot read durability.mode from the server"));
+  if (!o.durability.empty() && o.durability != "sync" && o.durability != server_mode) {
+    return usage(kvd::Status::InvalidArgument(
+        "--durability " + o.durability + ": the server runs in mode '" + server_mode +
+        "' and kvctl bench never changes it; only sync can be asked per request. Run `kvctl config set " +
+        kModeKey + " " + o.durability + "` yourself first, or use --durability sync"));
   }
-  std::string current_mode = old_mode;
-  auto set_mode = [&](const std::string& mode) -> kvd::Status {
-    if (mode == current_mode) return kvd::Status::Ok();
-    kvd::Status s = ctl->ConfigSet(kModeKey, mode);
-    if (s.code() == kvd::Code::kIOError) {  // e.g. the control connection hit the idle timeout
-      auto again = ConnectTo(socket_path);
-      if (!again.has_value()) return again.error();
-      ctl = std::move(*again);
-      s = ctl->ConfigSet(kModeKey, mode);
-    }
-    KVD_RETURN_IF_ERROR(s.Annotate("CONFIG SET durability.mode " + mode));
-    current_mode = mode;
-    return kvd::Status::Ok();
-  };
-  // Whatever happens from here on, the server gets its mode back.
-  struct Restore {
+  spec.durable_flag = o.durable_flag || o.durability == "sync";
+  const std::string run_mode = spec.durable_flag ? "sync" : (server_mode.empty() ? "unknown" : server_mode);
+
+  // Unless --keep, the run's keys go away afterwards, whatever happened.
+  struct Cleanup {
     std::function<void()> fn;
-    ~Restore() { fn(); }
-  } restore{[&] {
-    if (!old_mode.empty() && current_mode != old_mode) {
-      if (kvd::Status s = set_mode(old_mode); !s.ok()) err << "kvctl bench: could not restore mode: " << s.message() << "\n";
+    ~Cleanup() { fn(); }
+  } cleanup{[&] {
+    if (o.keep) return;
+    if (kvd::Status s = DeleteBenchKeys(socket_path, o.timeout, BenchKeys(o.prefix), o.key_space); !s.ok()) {
+      err << "kvctl bench: could not delete the bench keys: " << s.message() << "\n";
     }
   }};
 
@@ -160,7 +194,6 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   ProgressLine progress(o.progress && ::isatty(STDERR_FILENO));
 
   if (o.prefill) {
-    if (kvd::Status s = set_mode("none"); !s.ok()) return server_error(s);
     LoadSpec pre = spec;
     pre.prefill = true;
     pre.pipeline = std::max<uint32_t>(spec.pipeline, 16);
@@ -179,11 +212,6 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
     err << line;
     if (g_stop.load()) return server_error(kvd::Status::ShuttingDown("interrupted during prefill"));
   }
-  const std::string run_mode = o.durability.empty() ? old_mode : o.durability;
-  if (!run_mode.empty()) {
-    if (kvd::Status s = set_mode(run_mode); !s.ok()) return server_error(s);
-  }
-
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);
   auto load = RunLoad(socket_path, spec, &g_stop, [&](const LoadProgress& p) { progress.Update("bench", p); });
@@ -194,7 +222,7 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
 
   BenchReport report;
   report.options = o;
-  report.durability = run_mode.empty() ? "unknown" : run_mode;
+  report.durability = run_mode;
   report.load = std::move(*load);
   report.cpu_user_s = Seconds(after.ru_utime) - Seconds(before.ru_utime);
   report.cpu_sys_s = Seconds(after.ru_stime) - Seconds(before.ru_stime);

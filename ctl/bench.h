@@ -1,14 +1,15 @@
 // `kvctl bench`: a redis-benchmark-like load generator for kvd.
 //
-// Durability: --durability MODE sets the server's durability.mode with
-// CONFIG SET for the measured run and restores the previous mode afterwards
-// (also after Ctrl-C); without it the server's current mode is used and
-// reported. --durable-flag instead marks every PUT as "acknowledge only once
-// durable" (the protocol's per-request flag), which gives sync-mode replies
-// without touching the server's setting.
-// --prefill writes every key of the key space once before the measured run,
-// under durability.mode=none followed by one FLUSH (fast, and durable before
-// measuring starts), then sets the mode for the run.
+// It never changes the server's configuration, so a bench that is killed
+// cannot leave kvd in another durability mode: the run uses the server's
+// current mode, and --durability sync (or --durable-flag) marks every PUT
+// with the protocol's per-request durable flag instead. --durability batch or
+// none is accepted only when the server already runs in that mode.
+// Keys are --prefix ("bench:") + 12 digits; after the run (also after Ctrl-C
+// or a failed run) every key of the key space under that prefix is deleted,
+// unless --keep.
+// --prefill writes every key of the key space once before the measured run
+// (pipelined, without the durable flag), then sends one FLUSH.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "histogram.h"
+#include "keyspace.h"
 #include "kvd/status.h"
 #include "load_driver.h"
 
@@ -37,6 +39,9 @@ struct BenchOptions {
   bool progress = true;  // live line on stderr, only when stderr is a terminal
   uint32_t threads = 1;
   uint64_t seed = 1;
+  std::string prefix = std::string(kDefaultBenchPrefix);
+  bool keep = false;                   // leave the keys in place
+  std::chrono::milliseconds timeout{0};  // control connection (connect, CONFIG GET, FLUSH, clean-up)
 };
 
 inline constexpr uint64_t kDefaultRequests = 100'000;
@@ -58,9 +63,15 @@ struct BenchReport {
 std::string FormatBenchText(const BenchReport& r);
 std::string FormatBenchJson(const BenchReport& r);  // one line, one object
 
+// Deletes every key a run over key_space with these keys can have written
+// ([keys.Key(0), keys.Key(key_space))), by SCAN pages and one BATCH of
+// deletes per page.
+kvd::Status DeleteBenchKeys(const std::string& socket_path, std::chrono::milliseconds timeout, const BenchKeys& keys,
+                            uint64_t key_space);
+
 // Runs the benchmark and prints the report on out; problems go to err as one
 // line. Returns the exit code: 0, 2 (bad options), 3 (server unreachable,
-// a failed CONFIG SET, or any request failed).
+// or any request failed).
 int RunBench(const std::string& socket_path, const BenchOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace kvctl

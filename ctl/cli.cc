@@ -3,29 +3,51 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "batch_ops.h"
 #include "bench.h"
 #include "commands.h"
 #include "exit_codes.h"
+#include "format.h"
 #include "repl.h"
 #include "socket_resolve.h"
 
 namespace kvctl {
 namespace {
 
-constexpr const char* kFooter = R"(Socket: KVD_SOCKET overrides everything; else --socket; else --config FILE's
-[server] socket; else that of /etc/kvd/kvd.toml if readable; else /run/kvd/kvd.sock.
+constexpr const char* kFooter = R"(Socket, first match wins: --socket PATH; --config FILE's [server] socket; the
+KVD_SOCKET environment variable; /etc/kvd/kvd.toml's [server] socket if that
+file is readable; /run/kvd/kvd.sock.
+
+--timeout (default 5s; 0 = wait forever) bounds connecting and each request:
+when kvd does not answer in time (stopped, overloaded), kvctl prints one line
+and exits 3. A snapshot of a large data set may need a longer --timeout.
 
 Without a command kvctl reads commands (PUT GET DEL SIZE SNAP FLUSH SETBATCH
 BENCH SCAN COUNT STATUS PING CONFIG HELP EXIT): a prompt on a terminal,
-otherwise one reply line per input line. Try `echo HELP | kvctl`.
+otherwise one reply line per input line (ERR lines included, so replies stay
+aligned with commands). Try `echo HELP | kvctl`.
 
-Exit codes: 0 ok; 1 not found (get/del of an absent key); 2 usage error;
-3 server error or server unreachable. Errors are one line on stderr.)";
+Exit codes: 0 ok; 1 not found (get/del of an absent key); 2 usage error
+(also a config set value, key or name the server refuses); 3 server error,
+server unreachable or timeout. Errors are one line on stderr. Reading commands
+from a pipe: 0 when every command succeeded ((nil) counts as success), 2 when
+some were malformed, 3 when the server failed one or the connection was lost.)";
+
+// --timeout: "5s", "500ms", "1m", a bare number of seconds; "0" = none.
+std::optional<std::chrono::milliseconds> ParseTimeout(const std::string& text) {
+  if (text == "0") return std::chrono::milliseconds(0);
+  auto d = ParseBenchDuration(text);
+  if (!d.has_value()) return std::nullopt;
+  return std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(*d));
+}
 
 std::string ReadAllStdin() {
   std::cin >> std::noskipws;
@@ -46,6 +68,9 @@ int KvctlMain(int argc, char** argv) {
   auto* socket_opt = app.add_option("--socket,-s", socket_flag, "kvd's Unix socket");
   auto* config_opt = app.add_option("--config", config_flag, "read the socket from this kvd.toml ([server] socket)");
   socket_opt->excludes(config_opt);
+  std::string timeout_flag = "5s";
+  app.add_option("--timeout", timeout_flag, "bound on connecting and on each request, e.g. 5s, 500ms; 0 = none")
+      ->capture_default_str();
 
   std::string key;
   std::string value;
@@ -56,13 +81,27 @@ int KvctlMain(int argc, char** argv) {
   put->add_option("VALUE", value, "the value; - reads it from stdin (binary safe)")->required();
   put->add_flag("--durable", durable, "reply only once the write is durable, whatever the durability mode");
 
+  bool raw = false;
   auto* get = app.add_subcommand(
-      "get", "print KEY's value: raw bytes (plus a newline on a terminal); absent: nothing, exit 1");
+      "get", "print KEY's value and a newline (non-printable bytes escaped on a terminal); absent: nothing, exit 1");
   get->add_option("KEY", key, "the key")->required();
+  get->add_flag("--raw", raw, "exactly the value's bytes, no newline, nothing escaped (binary safe)");
 
   auto* del = app.add_subcommand("del", "delete KEY; prints OK; absent: exit 1 (like get)");
   del->add_option("KEY", key, "the key")->required();
   del->add_flag("--durable", durable, "reply only once the delete is durable");
+
+  std::vector<std::string> batch_args;
+  auto* batch = app.add_subcommand("batch", "apply puts and deletes atomically (one BATCH, one LSN); prints OK");
+  batch->add_option("OPS", batch_args, "put KEY VALUE | del KEY ...; none or - : one per line from stdin");
+  batch->add_flag("--durable", durable, "reply only once the batch is durable");
+  batch->footer(R"(Arguments: kvctl batch put user:1 alice put user:2 bob del user:3
+(write `kvctl batch -- put k -1` when a key or value starts with '-').
+Stdin: one operation per line, PUT key value or DEL key, with the REPL's tokens
+("double quotes" and \" \\ \n \t \r \xNN escapes); blank lines and # comments
+are skipped:  printf 'PUT a 1\nDEL b\n' | kvctl batch
+Either every operation is applied or none, also across a crash. A syntax error
+sends nothing and exits 2.)");
 
   auto* size = app.add_subcommand("size", "print the number of keys");
 
@@ -83,7 +122,7 @@ int KvctlMain(int argc, char** argv) {
   scan->add_option("--limit,-n", scan_opts.limit, "stop after this many keys (0 = all)");
 
   auto* flush = app.add_subcommand("flush", "fdatasync the WAL now; prints the durable LSN");
-  auto* snapshot = app.add_subcommand("snapshot", "take a snapshot now; prints its LSN once installed");
+  auto* snapshot = app.add_subcommand("snapshot", "take a snapshot now; prints lsn=N path=FILE once installed");
 
   bool status_json = false;
   auto* status = app.add_subcommand("status", "server status, grouped (version, keys, durability, WAL, ...)");
@@ -104,19 +143,24 @@ int KvctlMain(int argc, char** argv) {
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "load generator: ops/s and latency percentiles (like redis-benchmark)");
   bench->footer(
-      "--durability sets the server's durability.mode for the run and restores it afterwards;\n"
-      "--durable-flag instead asks for a durable reply per PUT. --prefill writes every key once\n"
-      "first (in mode none, then FLUSH). Ctrl-C ends the run early and still reports.");
+      "bench never changes the server's configuration: it runs in the server's durability mode;\n"
+      "--durability sync (or --durable-flag) asks for a durable reply per PUT instead.\n"
+      "Keys are PREFIX + 12 digits; after the run every key of the key space under the prefix\n"
+      "is deleted (also after Ctrl-C) unless --keep. --prefill writes every key once first\n"
+      "(then FLUSH). Ctrl-C ends the run early and still reports.");
   bench->add_option("--clients,-c", bo.clients, "connections (each its own socket)")->capture_default_str();
   auto* req_opt = bench->add_option("--requests,-n", bo.requests, "total requests (default 100000)");
   auto* dur_opt = bench->add_option("--duration,-d", bo.duration, "run this long instead, e.g. 10s, 500ms, 1m");
   req_opt->excludes(dur_opt);
   bench->add_option("--pipeline,-P", bo.pipeline, "requests in flight per connection")->capture_default_str();
   bench->add_option("--value-size", bo.value_size, "value bytes")->capture_default_str();
-  bench->add_option("--key-space,-k", bo.key_space, "keys drawn uniformly from key:000000000000 ..")
+  bench->add_option("--key-space,-k", bo.key_space, "keys drawn uniformly from PREFIX000000000000 ..")
       ->capture_default_str();
   bench->add_option("--ratio,-r", bo.ratio, "PUT:GET mix, e.g. 1:0 (PUT only), 10:90")->capture_default_str();
-  bench->add_option("--durability", bo.durability, "sync | batch | none for the run")
+  bench->add_option("--prefix", bo.prefix, "key prefix")->capture_default_str();
+  bench->add_flag("--keep", bo.keep, "keep the keys after the run");
+  bench->add_option("--durability", bo.durability,
+                    "sync: durable flag on every PUT; batch | none: only if the server already runs so")
       ->check(CLI::IsMember({"sync", "batch", "none"}));
   bench->add_flag("--durable-flag", bo.durable_flag, "set the per-request durable flag on every PUT");
   bench->add_flag("--prefill", bo.prefill, "write every key once before measuring");
@@ -130,7 +174,20 @@ int KvctlMain(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A word where a command belongs: name it, rather than CLI11's "not expected".
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      for (const std::string& extra : app.remaining()) {
+        if (extra.starts_with('-')) continue;
+        std::cerr << "kvctl: unknown command '" << EscapeForLine(extra) << "' (see kvctl --help)\n";
+        return kExitUsage;
+      }
+    }
     std::cerr << "kvctl: " << e.what() << " (see kvctl --help)\n";
+    return kExitUsage;
+  }
+  const auto timeout = ParseTimeout(timeout_flag);
+  if (!timeout.has_value()) {
+    std::cerr << "kvctl: --timeout: not a duration: '" << EscapeForLine(timeout_flag) << "' (e.g. 5s, 500ms, 0)\n";
     return kExitUsage;
   }
 
@@ -142,10 +199,19 @@ int KvctlMain(int argc, char** argv) {
     std::cerr << "kvctl: " << socket.error().message() << "\n";
     return kExitUsage;
   }
-  const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1};
+  const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, *timeout};
 
   if (*put) return CmdPut(ctx, key, value == "-" ? ReadAllStdin() : value, durable);
-  if (*get) return CmdGet(ctx, key);
+  if (*get) return CmdGet(ctx, key, raw);
+  if (*batch) {
+    const bool from_stdin = batch_args.empty() || (batch_args.size() == 1 && batch_args[0] == "-");
+    auto entries = from_stdin ? ParseBatchLines(std::cin) : ParseBatchArgs(batch_args);
+    if (!entries.has_value()) {
+      std::cerr << "kvctl batch: " << entries.error().message() << " (nothing was sent)\n";
+      return kExitUsage;
+    }
+    return CmdBatch(ctx, *entries, durable);
+  }
   if (*del) return CmdDel(ctx, key, durable);
   if (*size) return CmdSize(ctx);
   if (*count) return CmdCount(ctx, count_prefix);
@@ -163,9 +229,10 @@ int KvctlMain(int argc, char** argv) {
   if (*config_set) return CmdConfigSet(ctx, cfg_name, cfg_value);
   if (*bench) {
     bo.progress = !no_progress;
+    bo.timeout = *timeout;
     return RunBench(*socket, bo, std::cout, std::cerr);
   }
-  return RunRepl(*socket, std::cin, std::cout, ::isatty(STDIN_FILENO) == 1);
+  return RunRepl(*socket, *timeout, std::cin, std::cout, ::isatty(STDIN_FILENO) == 1);
 }
 
 }  // namespace kvctl

@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <ostream>
 
@@ -12,7 +13,8 @@
 namespace kvctl {
 namespace {
 
-int Fail(const CommandContext& c, const kvd::Status& s) {
+int Fail(const CommandContext& c, const kvd::Status& status) {
+  const kvd::Status s = ExplainTimeout(status);
   std::string msg = s.message().empty() ? std::string(kvd::CodeName(s.code())) : s.message();
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   c.err << "kvctl: " << msg << "\n";
@@ -27,12 +29,30 @@ int NotFound(const CommandContext& c, const std::string& key) {
 // Connects and runs op(client) -> exit code; connection errors exit 3.
 template <typename Fn>
 int WithClient(const CommandContext& c, Fn&& op) {
-  auto client = ConnectTo(c.socket);
+  auto client = ConnectTo(c.socket, c.timeout);
   if (!client.has_value()) return Fail(c, client.error());
   return op(**client);
 }
 
+constexpr const char* kSnapshotPathKey = "storage.snapshot_path";
+
 }  // namespace
+
+std::string SnapshotFileName(uint64_t lsn) {
+  char name[40];
+  std::snprintf(name, sizeof(name), "snap-%020llu.kvs", static_cast<unsigned long long>(lsn));
+  return name;
+}
+
+int CmdBatch(const CommandContext& c, const std::vector<BatchEntry>& entries, bool durable) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    const std::vector<kvd::BatchOp> ops = BatchOpsOf(entries);
+    auto r = cl.Batch(ops, durable);
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << "OK\n";
+    return kExitOk;
+  });
+}
 
 int CmdPut(const CommandContext& c, const std::string& key, const std::string& value, bool durable) {
   return WithClient(c, [&](kvd::Client& cl) {
@@ -43,14 +63,20 @@ int CmdPut(const CommandContext& c, const std::string& key, const std::string& v
   });
 }
 
-int CmdGet(const CommandContext& c, const std::string& key) {
+int CmdGet(const CommandContext& c, const std::string& key, bool raw) {
   return WithClient(c, [&](kvd::Client& cl) {
     auto r = cl.Get(key);
     if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
     if (!r->has_value()) return NotFound(c, key);
-    // Raw bytes, so `kvctl get k > file` round-trips any value.
-    c.out.write((*r)->data(), static_cast<std::streamsize>((*r)->size()));
-    if (c.out_is_tty) c.out << "\n";
+    const std::string& value = **r;
+    if (raw) {  // `kvctl get --raw k > file` round-trips any value
+      c.out.write(value.data(), static_cast<std::streamsize>(value.size()));
+    } else if (c.out_is_tty) {  // a value must not be able to drive the terminal
+      c.out << EscapeForTerminal(value) << '\n';
+    } else {
+      c.out.write(value.data(), static_cast<std::streamsize>(value.size()));
+      c.out << '\n';
+    }
     c.out.flush();
     return kExitOk;
   });
@@ -125,7 +151,14 @@ int CmdSnapshot(const CommandContext& c) {
   return WithClient(c, [&](kvd::Client& cl) {
     auto r = cl.Snapshot();
     if (!r.has_value()) return Fail(c, r.error());
-    c.out << *r << "\n";
+    // The reply carries the LSN only; the file's name follows from it.
+    auto cfg = cl.ConfigGet(kSnapshotPathKey);
+    if (!cfg.has_value()) return Fail(c, cfg.error().Annotate("snapshot at LSN " + std::to_string(*r)));
+    auto dir = ConfigValueText(*cfg, kSnapshotPathKey);
+    if (!dir.has_value()) return Fail(c, kvd::Status::Internal(dir.error().message()));
+    std::string path = *dir;
+    if (!path.empty() && path.back() != '/') path.push_back('/');
+    c.out << "lsn=" << *r << " path=" << path << SnapshotFileName(*r) << "\n";
     return kExitOk;
   });
 }
@@ -162,7 +195,11 @@ int CmdConfigGet(const CommandContext& c, const std::string& name) {
 
 int CmdConfigSet(const CommandContext& c, const std::string& name, const std::string& value) {
   return WithClient(c, [&](kvd::Client& cl) {
-    if (kvd::Status s = cl.ConfigSet(name, value); !s.ok()) return Fail(c, s);
+    if (kvd::Status s = cl.ConfigSet(name, value); !s.ok()) {
+      const int code = Fail(c, s);
+      // The server refused what the user typed: a usage error, not a server failure.
+      return s.code() == kvd::Code::kInvalidArgument ? kExitUsage : code;
+    }
     c.out << "OK\n";
     return kExitOk;
   });

@@ -2,10 +2,14 @@
 // line on err, and returns the exit code (exit_codes.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "batch_ops.h"
 
 namespace kvctl {
 
@@ -13,7 +17,8 @@ struct CommandContext {
   std::string socket;
   std::ostream& out;
   std::ostream& err;
-  bool out_is_tty = false;  // get adds a newline after the value only on a terminal
+  bool out_is_tty = false;             // get escapes non-printable bytes on a terminal
+  std::chrono::milliseconds timeout{0};  // bounds connect and each request (0 = none)
 };
 
 struct ScanOptions {
@@ -24,16 +29,26 @@ struct ScanOptions {
 };
 
 int CmdPut(const CommandContext& c, const std::string& key, const std::string& value, bool durable);
-int CmdGet(const CommandContext& c, const std::string& key);
+// Prints the value and a newline; on a terminal, EscapeForTerminal()ed.
+// raw: exactly the value's bytes, nothing added, even on a terminal.
+int CmdGet(const CommandContext& c, const std::string& key, bool raw);
 int CmdDel(const CommandContext& c, const std::string& key, bool durable);
 int CmdSize(const CommandContext& c);
 int CmdCount(const CommandContext& c, const std::string& prefix);
 int CmdScan(const CommandContext& c, const ScanOptions& o);
 int CmdFlush(const CommandContext& c);
+// Prints "lsn=N path=P": the snapshot's LSN and file, the file named as
+// docs/snapshot_format.md says under the server's storage.snapshot_path.
 int CmdSnapshot(const CommandContext& c);
+// One atomic BATCH; prints OK.
+int CmdBatch(const CommandContext& c, const std::vector<BatchEntry>& entries, bool durable);
 int CmdStatus(const CommandContext& c, bool json);
 int CmdPing(const CommandContext& c);
 int CmdConfigGet(const CommandContext& c, const std::string& name);
+// A value, key or name the server refuses (InvalidArgument) exits 2.
 int CmdConfigSet(const CommandContext& c, const std::string& name, const std::string& value);
+
+// "snap-<20-digit LSN>.kvs" (docs/snapshot_format.md).
+std::string SnapshotFileName(uint64_t lsn);
 
 }  // namespace kvctl

@@ -69,6 +69,59 @@ std::string EscapeForLine(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence of a printable (non-control) character
+// at the start of s, or 0. Rejects overlong forms, surrogates, code points
+// above U+10FFFF and the C1 controls U+0080..U+009F.
+size_t PrintableUtf8Length(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xbf;  // allowed range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+    if (c == 0xc2) lo = 0xa0;  // C2 80..C2 9F are the C1 controls
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string EscapeForTerminal(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      AppendEscaped(&out, s.substr(i, 1), /*escape_quote=*/false);
+      ++i;
+    } else if (const size_t n = PrintableUtf8Length(s.substr(i)); n > 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      AppendHexEscape(&out, c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string HumanBytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";

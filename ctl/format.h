@@ -24,6 +24,12 @@ std::string FormatToken(std::string_view s);
 // Never produces a tab or newline, so lines and columns stay intact.
 std::string EscapeForLine(std::string_view s);
 
+// For a value shown on a terminal (`kvctl get`): valid UTF-8 text unchanged
+// except '\' -> \\ and \n \t \r; every byte of a control character (C0,
+// DEL, C1 whether raw or UTF-8 encoded) or of invalid UTF-8 -> \xNN. So a
+// value cannot send escape sequences to the terminal, and the output is one line.
+std::string EscapeForTerminal(std::string_view s);
+
 // "1.5 KiB", "12.0 MiB"; exact "N B" below 1 KiB.
 std::string HumanBytes(uint64_t bytes);
 // "850 us", "12.3 ms", "4.20 s", "3m05s", "2h03m", "5d04h".

@@ -1,5 +1,6 @@
-// Bench keys: "key:" + 12 decimal digits, 16 bytes, written in place so the
-// load generator formats a key without allocating.
+// Bench keys: a prefix ("bench:" by default, so a run's keys can be found
+// and deleted) followed by 12 decimal digits, written in place so the load
+// generator formats a key without allocating. Keys sort like their numbers.
 #pragma once
 
 #include <cstddef>
@@ -9,26 +10,35 @@
 
 namespace kvctl {
 
-inline constexpr size_t kBenchKeyBytes = 16;
+inline constexpr size_t kBenchKeyDigits = 12;
 inline constexpr uint64_t kMaxKeySpace = 1'000'000'000'000ull;  // 12 digits
+inline constexpr std::string_view kDefaultBenchPrefix = "bench:";
 
-// Writes the key for index i (< kMaxKeySpace) into out[0..16).
-inline void FormatBenchKey(uint64_t i, char* out) {
-  out[0] = 'k';
-  out[1] = 'e';
-  out[2] = 'y';
-  out[3] = ':';
-  for (int pos = 15; pos >= 4; --pos) {
-    out[pos] = static_cast<char>('0' + i % 10);
-    i /= 10;
+class BenchKeys {
+ public:
+  explicit BenchKeys(std::string prefix = std::string(kDefaultBenchPrefix)) : prefix_(std::move(prefix)) {}
+
+  const std::string& prefix() const { return prefix_; }
+  size_t size() const { return prefix_.size() + kBenchKeyDigits; }
+
+  // Writes the key for index i (< kMaxKeySpace) into out[0..size()).
+  void Format(uint64_t i, char* out) const {
+    prefix_.copy(out, prefix_.size());
+    for (size_t pos = size(); pos-- > prefix_.size();) {
+      out[pos] = static_cast<char>('0' + i % 10);
+      i /= 10;
+    }
   }
-}
 
-inline std::string BenchKey(uint64_t i) {
-  std::string s(kBenchKeyBytes, '\0');
-  FormatBenchKey(i, s.data());
-  return s;
-}
+  std::string Key(uint64_t i) const {
+    std::string s(size(), '\0');
+    Format(i, s.data());
+    return s;
+  }
+
+ private:
+  std::string prefix_;
+};
 
 // A deterministic printable value of n bytes (not all one letter, so that a
 // compressing file system cannot flatter the numbers much).

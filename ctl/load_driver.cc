@@ -67,7 +67,7 @@ struct Conn {
   uint64_t next_key = 0;   // prefill: next key, advancing by key_step
   uint64_t key_step = 1;
   Rng rng{0};
-  char key[kBenchKeyBytes] = {};
+  std::string key;  // keys_.size() bytes, rewritten in place per request
   bool dead = false;
   bool watching_out = false;
 };
@@ -95,8 +95,9 @@ class Worker {
       : spec_(spec),
         stop_(stop),
         deadline_ns_(deadline_ns),
-        put_(RequestTemplate::Put(BenchKey(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
-        get_(RequestTemplate::Get(BenchKey(0))) {}
+        keys_(spec.key_prefix),
+        put_(RequestTemplate::Put(keys_.Key(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
+        get_(RequestTemplate::Get(keys_.Key(0))) {}
 
   void Add(std::unique_ptr<Conn> c) { conns_.push_back(std::move(c)); }
   void Run();
@@ -119,6 +120,7 @@ class Worker {
   const LoadSpec& spec_;
   const std::atomic<bool>* stop_;
   const uint64_t deadline_ns_;
+  const BenchKeys keys_;
   const RequestTemplate put_;
   const RequestTemplate get_;
   std::vector<std::unique_ptr<Conn>> conns_;
@@ -152,13 +154,13 @@ void Worker::Fill(Conn& c, uint64_t now) {
   while (c.in_flight < c.ring.size() && CanIssue(c)) {
     bool is_get = false;
     if (spec_.prefill) {
-      FormatBenchKey(c.next_key, c.key);
+      keys_.Format(c.next_key, c.key.data());
       c.next_key += c.key_step;
     } else {
-      FormatBenchKey(c.rng.Below(spec_.key_space), c.key);
+      keys_.Format(c.rng.Below(spec_.key_space), c.key.data());
       is_get = spec_.get_weight > 0 && c.rng.Below(uint64_t{spec_.put_weight} + spec_.get_weight) >= spec_.put_weight;
     }
-    (is_get ? get_ : put_).AppendTo(&c.out, c.next_id++, c.key);
+    (is_get ? get_ : put_).AppendTo(&c.out, c.next_id++, c.key.data());
     c.ring[(c.ring_head + c.in_flight) % c.ring.size()] = InFlight{now, is_get};
     ++c.in_flight;
     if (!by_duration()) --c.remaining;
@@ -311,6 +313,7 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
     c->fd = std::move(*fd);
     c->ring.resize(spec.pipeline);
     c->in.resize(kReadChunk);
+    c->key.resize(BenchKeys(spec.key_prefix).size());
     c->out.reserve(static_cast<size_t>(spec.pipeline) * (64 + spec.value_size));
     c->rng.state = seeder.Next();
     if (spec.prefill) {

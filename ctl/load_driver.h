@@ -21,6 +21,7 @@
 #include <string>
 
 #include "histogram.h"
+#include "keyspace.h"
 #include "kvd/status.h"
 
 namespace kvctl {
@@ -38,6 +39,7 @@ struct LoadSpec {
   std::chrono::nanoseconds duration{0};
   uint64_t seed = 1;
   bool durable_flag = false;  // set kFlagDurable on PUTs
+  std::string key_prefix = std::string(kDefaultBenchPrefix);  // keys: prefix + 12 digits (keyspace.h)
   // Prefill: PUT every key of the key space once (keys split across the
   // clients); requests/duration/ratio are ignored.
   bool prefill = false;

@@ -38,12 +38,12 @@ kvd::Result<std::optional<std::string>> ReadSocketFromConfig(const std::string& 
 }
 
 kvd::Result<std::string> ResolveSocket(const SocketSources& sources) {
-  if (sources.env) return *sources.env;
   if (sources.socket_flag) return *sources.socket_flag;
   if (sources.config_flag) {
     KVD_ASSIGN_OR_RETURN(auto socket, ReadSocketFromConfig(*sources.config_flag));
     return socket.value_or(kDefaultSocketPath);
   }
+  if (sources.env) return *sources.env;
   if (!sources.default_config.empty() && ::access(sources.default_config.c_str(), R_OK) == 0) {
     auto socket = ReadSocketFromConfig(sources.default_config);
     // A broken system file is the daemon's problem; fall back quietly.

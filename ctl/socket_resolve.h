@@ -1,10 +1,10 @@
 // Which Unix socket kvctl talks to.
 //
-// Order, first match wins:
-//   1. the KVD_SOCKET environment variable (overrides everything, even flags)
-//   2. --socket PATH
-//   3. --config FILE: its [server] socket (kvd's default when the key is absent);
+// Order, first match wins (flags, then the environment, then defaults):
+//   1. --socket PATH
+//   2. --config FILE: its [server] socket (kvd's default when the key is absent);
 //      an unreadable or broken FILE is an error
+//   3. the KVD_SOCKET environment variable
 //   4. /etc/kvd/kvd.toml's [server] socket, if that file is readable
 //   5. /run/kvd/kvd.sock
 // A relative socket path is used as written, i.e. relative to the current

@@ -4,6 +4,7 @@
 #               service test and the benchmark smoke run
 #   build/tsan  TSan: the tests where threads meet (label "threads")
 #   build/fuzz  clang + libFuzzer: every fuzz target for a bounded time
+#   build/release-tests  Release with tests: everything builds, unit tests run
 #   build/rel   the release build (scripts/build.sh), which the service test
 #               installs and packages
 #   build/test  optimised build with test options: every test, the systemd
@@ -13,9 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
+# Every build here treats warnings as errors (KVD_WERROR is off by default
+# for users and packagers); scripts/fuzz.sh keeps it off for clang.
 configure() {
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DKVD_WERROR=ON "$@" >/dev/null
 }
 SECONDS=0
 phase() { echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
@@ -48,8 +51,13 @@ cmake --build build/tsan -j"$JOBS" --target threads_tests
 phase "fuzz targets"
 scripts/fuzz.sh
 
+phase "Release build with tests, unit tests"
+configure build/release-tests -DCMAKE_BUILD_TYPE=Release
+cmake --build build/release-tests -j"$JOBS"
+(cd build/release-tests && ctest --output-on-failure -j"$JOBS" -L unit)
+
 phase "release build"
-./scripts/build.sh
+./scripts/build.sh -DKVD_WERROR=ON
 export KVD_PKG_BUILD="$PWD/build/rel"
 
 phase "optimised build and every test"

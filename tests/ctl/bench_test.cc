@@ -16,10 +16,15 @@ using namespace kvctl;
 using kvctl::testing::FakeKvd;
 using kvctl::testing::TempSocketPath;
 
-TEST_CASE("bench keys are 16 bytes and ordered like their numbers") {
-  CHECK(BenchKey(0) == "key:000000000000");
-  CHECK(BenchKey(123456789012) == "key:123456789012");
-  CHECK(BenchKey(42).size() == kBenchKeyBytes);
+const BenchKeys kKeys;  // the default prefix, as LoadSpec uses
+
+TEST_CASE("bench keys carry the prefix and are ordered like their numbers") {
+  CHECK(kKeys.Key(0) == "bench:000000000000");
+  CHECK(kKeys.Key(123456789012) == "bench:123456789012");
+  CHECK(kKeys.Key(42).size() == kKeys.size());
+  const BenchKeys mine("load/");
+  CHECK(mine.Key(7) == "load/000000000007");
+  CHECK(mine.size() == 17);
   CHECK(BenchValue(100).size() == 100);
   CHECK(BenchValue(7) == BenchValue(7));
 }
@@ -59,7 +64,7 @@ TEST_CASE("a counted run: every request answered, latencies recorded, work split
   CHECK(r->latency_us.count() == 2003);
   CHECK(r->seconds > 0);
   CHECK(kvd.Size() > 1900);  // a few keys repeat by chance
-  CHECK(kvd.Value(BenchKey(0)).value_or(BenchValue(32)).size() == 32);
+  CHECK(kvd.Value(kKeys.Key(0)).value_or(BenchValue(32)).size() == 32);
 }
 
 TEST_CASE("prefill writes every key exactly once; the mix then reads them") {
@@ -73,7 +78,7 @@ TEST_CASE("prefill writes every key exactly once; the mix then reads them") {
   REQUIRE(pre.has_value());
   CHECK(pre->requests == 1000);
   CHECK(kvd.Size() == 1000);
-  CHECK(kvd.Value(BenchKey(999)).has_value());
+  CHECK(kvd.Value(kKeys.Key(999)).has_value());
 
   spec.prefill = false;
   spec.requests = 3000;
@@ -127,24 +132,28 @@ TEST_CASE("connect failure is an error") {
   CHECK_FALSE(RunLoad(TempSocketPath("none"), spec, nullptr, {}).has_value());
 }
 
-TEST_CASE("kvctl bench --json: one object, durability set for the run and restored") {
+TEST_CASE("kvctl bench --json: one object; sync asked per request, the server's configuration untouched") {
   FakeKvd kvd(TempSocketPath("bench"));
+  kvd.Put("user:1", "not a bench key");
+  kvd.Put("bench:x", "outside the key space");
   BenchOptions o;
   o.clients = 4;
   o.pipeline = 2;
   o.requests = 500;
   o.key_space = 200;
   o.ratio = "1:1";
-  o.durability = "none";
+  o.durability = "sync";
   o.prefill = true;
   o.json = true;
   o.progress = false;
   std::ostringstream out;
   std::ostringstream err;
   CHECK(RunBench(kvd.path(), o, out, err) == kExitOk);
-  CHECK(kvd.Config("durability.mode") == "sync");  // restored
-  CHECK(kvd.config_sets() >= 2);
-  CHECK(kvd.Size() == 200);
+  CHECK(kvd.config_sets() == 0);       // never a CONFIG SET
+  CHECK(kvd.durable_puts() >= 250);    // the measured PUTs (about half of 500) carried the durable flag
+  CHECK(kvd.Size() == 2);              // the bench keys were deleted afterwards, nothing else
+  CHECK(kvd.Value("user:1").has_value());
+  CHECK(kvd.Value("bench:x").has_value());
   const std::string text = out.str();
   CHECK(text.find('\n') == text.size() - 1);
   auto j = nlohmann::json::parse(text);
@@ -157,11 +166,45 @@ TEST_CASE("kvctl bench --json: one object, durability set for the run and restor
   CHECK(j["requests"] == 500);
   CHECK(j["errors"] == 0);
   CHECK(j["clients"] == 4);
-  CHECK(j["durability"] == "none");
+  CHECK(j["durability"] == "sync");
   CHECK(j["ratio"] == "1:1");
   CHECK(j["p50_us"].get<uint64_t>() <= j["p99_us"].get<uint64_t>());
   CHECK(j["p99_us"].get<uint64_t>() <= j["max_us"].get<uint64_t>());
   CHECK(j["ops_per_sec"].get<double>() > 0);
+}
+
+TEST_CASE("kvctl bench never switches the server's mode; --keep and --prefix") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  BenchOptions o;
+  o.clients = 2;
+  o.requests = 100;
+  o.key_space = 50;
+  o.progress = false;
+  o.durability = "none";  // the fake runs in sync: bench would have to change it
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitUsage);
+  CHECK(err.str().find("never changes") != std::string::npos);
+  CHECK(kvd.config_sets() == 0);
+  CHECK(kvd.Size() == 0);
+
+  o.durability = "";
+  o.prefix = "load/";
+  o.keep = true;
+  o.prefill = true;
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitOk);
+  CHECK(kvd.Size() == 50);  // kept, every one under the prefix
+  CHECK(kvd.Value("load/000000000049").has_value());
+  CHECK(kvd.durable_puts() == 0);  // the server's own mode, no flag
+  CHECK(kvd.config_sets() == 0);
+
+  o.keep = false;
+  o.prefill = false;
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitOk);
+  CHECK(kvd.Size() == 0);  // this run's keys and the kept ones of the same key space
+
+  o.prefix = "";
+  CHECK(RunBench(kvd.path(), o, out, err) == kExitUsage);  // keys must carry a prefix
 }
 
 TEST_CASE("kvctl bench text report and usage errors") {
@@ -194,12 +237,12 @@ TEST_CASE("kvctl bench text report and usage errors") {
 
 TEST_CASE("request templates produce exactly the codec's frames") {
   const std::string value = BenchValue(37);
-  const auto put = RequestTemplate::Put(BenchKey(0), value, kvd::proto::kFlagDurable);
-  const auto get = RequestTemplate::Get(BenchKey(0));
+  const auto put = RequestTemplate::Put(kKeys.Key(0), value, kvd::proto::kFlagDurable);
+  const auto get = RequestTemplate::Get(kKeys.Key(0));
   std::string out;
   std::string want;
   for (uint64_t id : {1ull, 255ull, 0x0102030405060708ull, ~0ull}) {
-    const std::string key = BenchKey(id % kMaxKeySpace);
+    const std::string key = kKeys.Key(id % kMaxKeySpace);
     out.clear();
     want.clear();
     put.AppendTo(&out, id, key.data());

@@ -3,8 +3,16 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "ctl/fake_kvd.h"
 #include "exit_codes.h"
@@ -18,7 +26,22 @@ struct Io {
   std::ostringstream out;
   std::ostringstream err;
   CommandContext ctx;
-  Io(const std::string& socket, bool tty = false) : ctx{socket, out, err, tty} {}
+  Io(const std::string& socket, bool tty = false) : ctx{socket, out, err, tty, std::chrono::seconds(5)} {}
+};
+
+// A server that accepts connections (the kernel does, from the backlog) and
+// never answers: what a SIGSTOPped kvd looks like to a client.
+struct SilentServer {
+  std::string path = TempSocketPath("silent");
+  kvd::Fd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  SilentServer() {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::listen(fd.get(), 16) == 0);
+  }
+  ~SilentServer() { ::unlink(path.c_str()); }
 };
 }  // namespace
 
@@ -31,18 +54,28 @@ TEST_CASE("put, get, del and their exit codes") {
   }
   {
     Io io(kvd.path());
-    CHECK(CmdGet(io.ctx, "k") == kExitOk);
-    CHECK(io.out.str() == std::string("v\0\n", 3));  // raw, no newline added off a terminal
+    CHECK(CmdGet(io.ctx, "k", /*raw=*/false) == kExitOk);
+    CHECK(io.out.str() == std::string("v\0\n\n", 4));  // the bytes and a newline, like redis-cli and etcdctl
     CHECK(io.err.str().empty());
   }
   {
+    Io io(kvd.path());
+    CHECK(CmdGet(io.ctx, "k", /*raw=*/true) == kExitOk);
+    CHECK(io.out.str() == std::string("v\0\n", 3));  // exactly the value
+  }
+  {
     Io io(kvd.path(), /*tty=*/true);
-    CHECK(CmdGet(io.ctx, "k") == kExitOk);
-    CHECK(io.out.str() == std::string("v\0\n\n", 4));
+    CHECK(CmdGet(io.ctx, "k", /*raw=*/false) == kExitOk);
+    CHECK(io.out.str() == "v\\x00\\n\n");  // escaped on a terminal: one line, no control bytes
+  }
+  {
+    Io io(kvd.path(), /*tty=*/true);
+    CHECK(CmdGet(io.ctx, "k", /*raw=*/true) == kExitOk);
+    CHECK(io.out.str() == std::string("v\0\n", 3));  // --raw means raw, even on a terminal
   }
   {
     Io io(kvd.path());
-    CHECK(CmdGet(io.ctx, "absent") == kExitNotFound);
+    CHECK(CmdGet(io.ctx, "absent", false) == kExitNotFound);
     CHECK(io.out.str().empty());
     CHECK(io.err.str() == "kvctl: not found: absent\n");
   }
@@ -69,8 +102,44 @@ TEST_CASE("unreachable server and server errors exit 3 with one stderr line") {
   Io refused(kvd.path());
   CHECK(CmdPut(refused.ctx, "a", "b", false) == kExitServer);
   CHECK(refused.err.str() == "kvctl: injected failure\n");
+}
+
+TEST_CASE("a config set the server refuses as invalid is a usage error: exit 2") {
+  FakeKvd kvd(TempSocketPath("cmd"));
   Io bad_set(kvd.path());
-  CHECK(CmdConfigSet(bad_set.ctx, "no.such", "1") == kExitServer);
+  CHECK(CmdConfigSet(bad_set.ctx, "no.such", "1") == kExitUsage);
+  CHECK(bad_set.err.str() == "kvctl: cannot set that\n");
+}
+
+TEST_CASE("--timeout: a server that never answers fails the command with exit 3 in time") {
+  SilentServer silent;
+  Io io(silent.path);
+  io.ctx.timeout = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(CmdPing(io.ctx) == kExitServer);
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= std::chrono::milliseconds(250));
+  CHECK(took < std::chrono::seconds(3));
+  const std::string err = io.err.str();
+  CHECK(err.find('\n') == err.size() - 1);  // one line
+  CHECK(err.find("timed out after 300 ms") != std::string::npos);
+  CHECK(err.find("--timeout") != std::string::npos);
+  CHECK(io.out.str().empty());
+}
+
+TEST_CASE("batch: one request, every operation applied") {
+  FakeKvd kvd(TempSocketPath("cmd"));
+  kvd.Put("gone", "x");
+  std::vector<BatchEntry> entries = {{kvd::OpType::kPut, "a", "1"},
+                                     {kvd::OpType::kPut, std::string("b\0", 2), "2"},
+                                     {kvd::OpType::kDel, "gone", ""}};
+  Io io(kvd.path());
+  CHECK(CmdBatch(io.ctx, entries, false) == kExitOk);
+  CHECK(io.out.str() == "OK\n");
+  CHECK(kvd.batches() == 1);
+  CHECK(kvd.Value("a") == std::optional<std::string>("1"));
+  CHECK(kvd.Value(std::string("b\0", 2)) == std::optional<std::string>("2"));
+  CHECK_FALSE(kvd.Value("gone").has_value());
 }
 
 TEST_CASE("size, count, flush, snapshot, ping") {
@@ -91,7 +160,7 @@ TEST_CASE("size, count, flush, snapshot, ping") {
   CHECK(flush.out.str() == "1\n");
   Io snap(kvd.path());
   CHECK(CmdSnapshot(snap.ctx) == kExitOk);
-  CHECK(snap.out.str() == "1\n");
+  CHECK(snap.out.str() == "lsn=1 path=/var/lib/kvd/snapshots/snap-00000000000000000001.kvs\n");
   Io ping(kvd.path());
   CHECK(CmdPing(ping.ctx) == kExitOk);
   CHECK(ping.out.str() == "PONG\n");

@@ -84,6 +84,8 @@ class FakeKvd {
   // At most this many items per SCAN reply, to exercise continuations.
   void set_scan_page(uint32_t n) { scan_page_ = n; }
   uint64_t config_sets() const { return config_sets_; }
+  uint64_t durable_puts() const { return durable_puts_; }  // PUTs with kFlagDurable
+  uint64_t batches() const { return batches_; }
   std::string status_json = R"({"version":"0.1.0","pid":1,"uptime_s":3725,"keys":2,)"
                             R"("durability":{"mode":"sync","batch_size":64},)"
                             R"("wal":{"segments":1,"bytes":4096}})";
@@ -180,7 +182,25 @@ class FakeKvd {
           break;
         }
         data_[std::string(put->key)] = std::string(put->value);
+        if (req.header.flags & proto::kFlagDurable) ++durable_puts_;
         h.lsn = ++lsn_;
+        break;
+      }
+      case proto::Opcode::kBatch: {
+        std::vector<kvd::BatchOp> ops;
+        if (kvd::Status s = proto::DecodeBatch(req.payload, kvd::kMaxKeyBytes, kvd::kMaxValueBytes, &ops); !s.ok()) {
+          fail(s.code(), s.message());
+          break;
+        }
+        for (const auto& op : ops) {
+          if (op.type == kvd::OpType::kPut) {
+            data_[std::string(op.key)] = std::string(op.value);
+          } else {
+            data_.erase(std::string(op.key));
+          }
+        }
+        ++batches_;
+        h.lsn = ++lsn_;  // one LSN for the whole batch
         break;
       }
       case proto::Opcode::kDel: {
@@ -259,11 +279,14 @@ class FakeKvd {
   std::map<std::string, std::string> data_;
   std::map<std::string, std::string> config_ = {{"durability.mode", "sync"},
                                                 {"durability.batch_size", "64"},
-                                                {"durability.flush_interval", "10ms"}};
+                                                {"durability.flush_interval", "10ms"},
+                                                {"storage.snapshot_path", "/var/lib/kvd/snapshots"}};
   uint64_t lsn_ = 0;
   std::atomic<kvd::Code> fail_puts_{kvd::Code::kOk};
   std::atomic<uint32_t> scan_page_{1000};
   std::atomic<uint64_t> config_sets_{0};
+  std::atomic<uint64_t> durable_puts_{0};
+  std::atomic<uint64_t> batches_{0};
 };
 
 }  // namespace kvctl::testing

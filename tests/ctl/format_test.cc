@@ -84,3 +84,24 @@ TEST_CASE("human units") {
   CHECK(HumanSeconds(3725) == "1h02m");
   CHECK(HumanSeconds(2 * 86400 + 3 * 3600) == "2d03h");
 }
+
+TEST_CASE("EscapeForTerminal: text stays readable, no byte can drive the terminal") {
+  CHECK(EscapeForTerminal("hello world") == "hello world");
+  CHECK(EscapeForTerminal("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x99\x82") == "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x99\x82");
+  CHECK(EscapeForTerminal("\x1b[31mred\x1b]0;title\x07") == "\\x1b[31mred\\x1b]0;title\\x07");
+  CHECK(EscapeForTerminal("a\nb\tc\r\\") == "a\\nb\\tc\\r\\\\");
+  CHECK(EscapeForTerminal(std::string("\0\x7f", 2)) == "\\x00\\x7f");
+  CHECK(EscapeForTerminal("\xc2\x9b" "2J") == "\\xc2\\x9b2J");   // C1 CSI encoded as UTF-8
+  CHECK(EscapeForTerminal("\x9b" "2J") == "\\x9b2J");            // raw C1 CSI
+  CHECK(EscapeForTerminal("\xc0\xaf") == "\\xc0\\xaf");          // overlong '/'
+  CHECK(EscapeForTerminal("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+  CHECK(EscapeForTerminal("\xe2\x82") == "\\xe2\\x82");          // truncated sequence
+  // Whatever the input, the output is printable text on one line.
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  for (const char ch : EscapeForTerminal(all)) {
+    const auto c = static_cast<unsigned char>(ch);
+    CHECK((c >= 0x20 && c != 0x7f));
+    CHECK((c < 0x80 || c > 0x9f));
+  }
+}

@@ -3,12 +3,14 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "ctl/fake_kvd.h"
+#include "exit_codes.h"
 
 using kvctl::ReplSession;
 using kvctl::testing::FakeKvd;
@@ -25,7 +27,7 @@ std::string Run(ReplSession& s, std::string_view line) {
 
 TEST_CASE("the original engine's commands, case-insensitive") {
   FakeKvd kvd(TempSocketPath("repl"));
-  ReplSession s(kvd.path(), /*interactive=*/false);
+  ReplSession s(kvd.path(), std::chrono::seconds(5), /*interactive=*/false);
   CHECK(Run(s, "PUT x 100") == "OK");
   CHECK(Run(s, "put y 200") == "OK");
   CHECK(Run(s, "Get x") == "100");
@@ -51,7 +53,7 @@ TEST_CASE("the original engine's commands, case-insensitive") {
 
 TEST_CASE("binary keys and values round trip through quoting") {
   FakeKvd kvd(TempSocketPath("repl"));
-  ReplSession s(kvd.path(), false);
+  ReplSession s(kvd.path(), std::chrono::seconds(5), false);
   CHECK(Run(s, R"(PUT "k\x00\xff" "a b\n\"c\"")") == "OK");
   CHECK(kvd.Value(std::string("k\0\xff", 3)) == std::optional<std::string>("a b\n\"c\""));
   CHECK(Run(s, R"(GET "k\x00\xff")") == R"("a b\n\"c\"")");
@@ -63,7 +65,7 @@ TEST_CASE("binary keys and values round trip through quoting") {
 
 TEST_CASE("kvctl's own commands") {
   FakeKvd kvd(TempSocketPath("repl"));
-  ReplSession s(kvd.path(), false);
+  ReplSession s(kvd.path(), std::chrono::seconds(5), false);
   CHECK(Run(s, "PING") == "PONG");
   for (int i = 0; i < 5; ++i) CHECK(Run(s, "PUT a" + std::to_string(i) + " v" + std::to_string(i)) == "OK");
   CHECK(Run(s, "PUT b1 \"x y\"") == "OK");
@@ -85,7 +87,7 @@ TEST_CASE("kvctl's own commands") {
 
 TEST_CASE("errors are one ERR line and the session goes on") {
   FakeKvd kvd(TempSocketPath("repl"));
-  ReplSession s(kvd.path(), false);
+  ReplSession s(kvd.path(), std::chrono::seconds(5), false);
   CHECK(Run(s, "FROB x").starts_with("ERR unknown command"));
   CHECK(Run(s, "PUT x").starts_with("ERR wrong number of arguments"));
   CHECK(Run(s, "GET \"x").starts_with("ERR unterminated quote"));
@@ -102,7 +104,7 @@ TEST_CASE("errors are one ERR line and the session goes on") {
 
 TEST_CASE("no server: ERR per command; a restarted server is picked up") {
   const std::string path = TempSocketPath("repl");
-  ReplSession s(path, false);
+  ReplSession s(path, std::chrono::seconds(5), false);
   CHECK(Run(s, "GET x").starts_with("ERR "));
   CHECK(Run(s, "PUT x 1").starts_with("ERR "));
   {
@@ -120,6 +122,36 @@ TEST_CASE("RunRepl: exactly one reply line per command, in order, until EXIT") {
   FakeKvd kvd(TempSocketPath("repl"));
   std::istringstream in("PUT x 100\nPUT y 200\n\nFLUSH\nGET x\nGET \"y\"\nGET z\nbad \"\nSIZE\nEXIT\nGET x\n");
   std::ostringstream out;
-  CHECK(kvctl::RunRepl(kvd.path(), in, out, /*interactive=*/false) == 0);
+  // The malformed line is answered with ERR in its place, and the exit status says so.
+  CHECK(kvctl::RunRepl(kvd.path(), std::chrono::seconds(5), in, out, /*interactive=*/false) == kvctl::kExitUsage);
   CHECK(out.str() == "OK\nOK\nOK lsn=2\n100\n200\n(nil)\nERR unterminated quote at column 5\n2\nOK\n");
+}
+
+TEST_CASE("RunRepl from a pipe: exit 0 only when every command worked") {
+  FakeKvd kvd(TempSocketPath("repl"));
+  {
+    std::istringstream in("PUT x 1\nGET x\nGET absent\nDEL absent\n");  // (nil) is an answer, not a failure
+    std::ostringstream out;
+    CHECK(kvctl::RunRepl(kvd.path(), std::chrono::seconds(5), in, out, false) == kvctl::kExitOk);
+    CHECK(out.str() == "OK\n1\n(nil)\n(nil)\n");
+  }
+  {
+    std::istringstream in("FROB\nPUT x 2\n");
+    std::ostringstream out;
+    CHECK(kvctl::RunRepl(kvd.path(), std::chrono::seconds(5), in, out, false) == kvctl::kExitUsage);
+    CHECK(out.str() == "ERR unknown command 'FROB' (try HELP)\nOK\n");
+  }
+  {
+    kvd.FailPuts(kvd::Code::kNoSpace);
+    std::istringstream in("FROB\nPUT x 3\nGET x\n");  // a server failure outranks a usage error
+    std::ostringstream out;
+    CHECK(kvctl::RunRepl(kvd.path(), std::chrono::seconds(5), in, out, false) == kvctl::kExitServer);
+    CHECK(out.str() == "ERR unknown command 'FROB' (try HELP)\nERR injected failure\n2\n");
+  }
+  {
+    std::istringstream in("PING\n");
+    std::ostringstream out;
+    CHECK(kvctl::RunRepl(TempSocketPath("nobody"), std::chrono::seconds(5), in, out, false) == kvctl::kExitServer);
+    CHECK(out.str().starts_with("ERR "));
+  }
 }

@@ -32,7 +32,7 @@ std::string Resolve(const SocketSources& s) {
 
 }  // namespace
 
-TEST_CASE("precedence: env, then --socket, then --config, then the system file, then the default") {
+TEST_CASE("precedence: --socket, then --config, then KVD_SOCKET, then the system file, then the default") {
   TempFile cfg("[server]\nsocket = \"/tmp/from-config.sock\"\n");
   TempFile system_cfg("[server]\nsocket = '/tmp/from-system.sock'\n[log]\nlevel = \"info\"\n");
   SocketSources s;
@@ -40,12 +40,13 @@ TEST_CASE("precedence: env, then --socket, then --config, then the system file, 
   CHECK(Resolve(s) == kDefaultSocketPath);
   s.default_config = system_cfg.path;
   CHECK(Resolve(s) == "/tmp/from-system.sock");
+  s.env = "/tmp/env.sock";
+  CHECK(Resolve(s) == "/tmp/env.sock");  // the environment beats the defaults
   s.config_flag = cfg.path;
-  CHECK(Resolve(s) == "/tmp/from-config.sock");
+  CHECK(Resolve(s) == "/tmp/from-config.sock");  // an explicit flag beats the environment
+  s.config_flag.reset();
   s.socket_flag = "/tmp/flag.sock";
   CHECK(Resolve(s) == "/tmp/flag.sock");
-  s.env = "/tmp/env.sock";
-  CHECK(Resolve(s) == "/tmp/env.sock");
 }
 
 TEST_CASE("a config without [server] socket means kvd's default") {

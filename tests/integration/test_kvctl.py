@@ -67,8 +67,8 @@ class KvctlCommands(KvdTestCase):
         return r
 
     def assert_value(self, out_bytes, expected):
-        # "the raw value on stdout": the bytes, optionally followed by one newline.
-        self.assertIn(out_bytes, (expected, expected + b"\n"))
+        # Off a terminal: the value's bytes and a newline, like redis-cli and etcdctl.
+        self.assertEqual(out_bytes, expected + b"\n")
 
     def assert_one_line_error(self, r, rc):
         self.assertEqual(r.rc, rc, "stdout=%r stderr=%r" % (r.out, r.err))
@@ -95,6 +95,7 @@ class KvctlCommands(KvdTestCase):
         with self.kvd.raw() as c:
             self.assertEqual(c.get(b"bin"), value)
         self.assert_value(self.ok("get", "bin").out_bytes, value)
+        self.assertEqual(self.ok("get", "--raw", "bin").out_bytes, value)  # exact bytes, binary safe
 
     def test_size_and_count(self):
         with self.kvd.raw() as c:
@@ -161,10 +162,10 @@ class KvctlCommands(KvdTestCase):
         everything = self.ok("config", "get").out
         for key in ("durability.batch_size", "durability.mode", "server.socket"):
             self.assertIn(key, everything)
-        # restart-only and unknown keys: the server refuses -> exit 3
-        self.assert_one_line_error(self.kvd.kvctl("config", "set", "server.socket", "/tmp/elsewhere.sock"), 3)
-        self.assert_one_line_error(self.kvd.kvctl("config", "set", "no.such_key", "1"), 3)
-        self.assert_one_line_error(self.kvd.kvctl("config", "set", "durability.batch_size", "lots"), 3)
+        # restart-only and unknown keys, bad values: the server refuses what was typed -> usage, exit 2
+        self.assert_one_line_error(self.kvd.kvctl("config", "set", "server.socket", "/tmp/elsewhere.sock"), 2)
+        self.assert_one_line_error(self.kvd.kvctl("config", "set", "no.such_key", "1"), 2)
+        self.assert_one_line_error(self.kvd.kvctl("config", "set", "durability.batch_size", "lots"), 2)
         self.assertEqual(str(self.kvd.config_get("durability.batch_size")), "77")
 
     def test_help(self):
@@ -187,7 +188,7 @@ class KvctlCommands(KvdTestCase):
         r = self.kvd.kvctl("put", "k" * 70000, "v")  # over max_key_bytes (64 KiB)
         self.assert_one_line_error(r, 3)
 
-    def test_socket_from_env_and_config(self):
+    def test_socket_from_env_and_config(self):  # precedence with both: test_kvctl_scripting.py
         r = run_kvctl(["ping"], env={"KVD_SOCKET": self.kvd.socket_path})
         self.assertEqual(r.rc, 0, r)
         r = run_kvctl(["--config", self.kvd.config_path, "put", "via-config", "1"])
@@ -219,9 +220,9 @@ class KvctlStdinMode(KvdTestCase):
         super().setUp()
         self.kvd = self.server()
 
-    def run_lines(self, lines):
+    def run_lines(self, lines, rc=0):
         r = self.kvd.kvctl(input="".join(l + "\n" for l in lines))
-        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.rc, rc, r)
         return r.out.split("\n")[:-1] if r.out.endswith("\n") else r.out.split("\n")
 
     def test_original_commands_one_reply_line_each(self):
@@ -248,7 +249,8 @@ class KvctlStdinMode(KvdTestCase):
             ("BENCH 20", lambda l: not l.startswith("ERR") and re.search(r"\d", l)),
             ("GET x", lambda l: l == "100"),
         ]
-        replies = self.run_lines([cmd for cmd, _ in script])
+        # FROBNICATE and the bare GET are malformed: ERR in their place, and exit 2.
+        replies = self.run_lines([cmd for cmd, _ in script], rc=2)
         self.assertEqual(len(replies), len(script), "one reply line per command:\n%s" % "\n".join(replies))
         for (cmd, check), reply in zip(script, replies):
             self.assertTrue(check(reply), "%r -> %r" % (cmd, reply))
@@ -329,15 +331,20 @@ class KvctlRepl(KvdTestCase):
 
 
 class CrashDemo(KvdTestCase):
-    """The original engine's demo, with kvd in place of its in-process engine."""
+    """The original engine's demo (README), with kvd in place of its in-process engine.
+    As in the README, the crash is `kill -9` of that kvd's pid: another kvd on
+    the host keeps running."""
 
     def demo(self, kvd):
+        bystander = self.server(subdir="bystander")
         self.assertEqual(self.run_stdin(kvd, ["PUT x 100", "PUT y 200"]), ["OK", "OK"])
         flush = self.run_stdin(kvd, ["FLUSH"])
         self.assertRegex(flush[0], r"^OK lsn=\d+$")
         self.assertGreaterEqual(int(flush[0].split("=")[1]), 2)
-        kvd.kill(signal.SIGKILL)
+        os.kill(kvd.pid, signal.SIGKILL)  # kill -9 $kvd_pid
+        kvd.wait_exit()
         self.assertTrue(os.path.exists(kvd.socket_path), "precondition: kill -9 leaves the socket file")
+        self.assertTrue(bystander.running(), "the crash demo must not kill other kvds")
         kvd.start()  # replaces the stale socket
         self.assertEqual(self.run_stdin(kvd, ["GET x", "GET y"]), ["100", "200"])
 
@@ -345,6 +352,18 @@ class CrashDemo(KvdTestCase):
         r = kvd.kvctl(input="".join(l + "\n" for l in lines))
         self.assertEqual(r.rc, 0, r)
         return r.out.splitlines()
+
+    def test_readme_demo_kills_by_pid(self):
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+        with open(readme) as f:
+            text = f.read()
+        demo = text[text.index("## The crash demo"):]
+        demo = demo[:demo.index("\n## ", 1)]
+        commands = [l.strip()[2:].split("#")[0].strip() for l in demo.splitlines() if l.strip().startswith("$ ")]
+        self.assertIn("kill -9 $kvd_pid", commands)
+        self.assertFalse([c for c in commands if re.match(r"(pkill|killall)\b", c)], commands)
+        self.assertTrue(all(c.endswith("& kvd_pid=$!") for c in commands if c.startswith("build/rel/daemon/kvd")),
+                        "every kvd the demo starts records its pid: %r" % commands)
 
     def test_crash_demo_sync_mode(self):
         self.demo(self.server())

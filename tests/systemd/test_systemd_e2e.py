@@ -134,6 +134,26 @@ class CmakeInstallTest(ServiceChecks, unittest.TestCase):
         log = self.box.journal("-u", "kvd", "KVD_EVENT=reload")
         self.assertIn("batch_size", log)
 
+    def test_04b_reload_with_broken_config_fails_visibly(self):
+        before = json.loads(self.kvctl("--socket", SOCK, "status", "--json").stdout)
+        good = self.box.run("cat", CONF, check=True).stdout
+        self.box.sh(f"sed -i 's/^batch_size = .*/batch_size = \"lots\"/' {CONF}", check=True)
+        line = self.box.sh(f"grep -n '^batch_size' {CONF} | cut -d: -f1", check=True).stdout.strip()
+        try:
+            r = self.box.systemctl("reload", "kvd")
+            self.assertNotEqual(r.returncode, 0, "systemctl reload succeeded on a broken kvd.toml")
+            # ExecReload's kvd --check-config said why, with file and line.
+            log = self.box.journal("-u", "kvd", "-n", "30")
+            self.assertIn(f"kvd.toml:{line}", log)
+            after = json.loads(self.kvctl("--socket", SOCK, "status", "--json").stdout)
+            self.assertEqual(after["pid"], before["pid"])
+            self.assertEqual(after["durability"]["batch_size"], before["durability"]["batch_size"])
+            self.assertEqual(self.box.show("kvd", "ActiveState")["ActiveState"], "active")
+        finally:
+            self.box.run("sh", "-c", f"cat > {CONF}", input=good, check=True)
+        r = self.box.systemctl("reload", "kvd")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_05_kill_restarts_with_acknowledged_writes(self):
         for i in range(50):
             r = self.kvctl("--socket", SOCK, "put", f"k{i}", f"v{i}")
