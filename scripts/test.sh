@@ -54,7 +54,7 @@ scripts/fuzz.sh
 phase "Release build with tests, unit tests"
 configure build/release-tests -DCMAKE_BUILD_TYPE=Release
 cmake --build build/release-tests -j"$JOBS"
-(cd build/release-tests && ctest --output-on-failure -j"$JOBS" -L unit)
+(cd build/release-tests && run_ctest --output-on-failure -j"$JOBS" -L unit)
 
 phase "release build"
 ./scripts/build.sh -DKVD_WERROR=ON
