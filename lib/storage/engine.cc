@@ -87,14 +87,14 @@ Result<WriteTicket> EngineImpl::Put(std::string_view key, std::string_view value
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
   if (value.size() > opts_.max_value_bytes) return Status::TooLarge("value of " + std::to_string(value.size()) + " bytes is over the limit");
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, key, value); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, epoch_, key, value); },
       [&] { return state_.Put(key, value); });
 }
 
 Result<WriteTicket> EngineImpl::Del(std::string_view key, bool durable) {
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, key); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, epoch_, key); },
       [&] { return state_.Del(key); });
 }
 
@@ -108,7 +108,7 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
   }
   if (payload > kMaxRecordPayload) return Status::TooLarge("batch over the record size limit");
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, ops); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, epoch_, ops); },
       [&] {
         // As ApplyRecord: existed is about the first op's key.
         bool existed = false;
@@ -118,6 +118,49 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
         }
         return existed;
       });
+}
+
+Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> records) {
+  KVD_RETURN_IF_ERROR(CheckWritable());
+  const std::string_view buf(reinterpret_cast<const char*>(records.data()), records.size());
+  if (buf.empty()) return Status::InvalidArgument("no records to append");
+  // Verify everything before appending anything.
+  Lsn expect = last_lsn_ + 1;
+  Epoch epoch = epoch_;
+  Status verified = ForEachVerifiedRecord(buf, [&](const WalRecord& rec) -> Status {
+    if (rec.lsn != expect) {
+      return Status::InvalidArgument("replicated record has LSN " + std::to_string(rec.lsn) + ", expected " +
+                                     std::to_string(expect));
+    }
+    if (rec.epoch < epoch) {
+      return Status::InvalidArgument("replicated record " + std::to_string(rec.lsn) + " has epoch " +
+                                     std::to_string(rec.epoch) + ", older than epoch " + std::to_string(epoch));
+    }
+    Status decodes = CheckRecordPayload(rec);
+    if (!decodes.ok()) return decodes;
+    epoch = rec.epoch;
+    ++expect;
+    return Status::Ok();
+  });
+  if (!verified.ok()) return verified;
+  WriteTicket last;
+  Status s;
+  ForEachRecord(buf, [&](const WalRecord& rec) {
+    if (rec.epoch > epoch_) s = BeginEpoch(rec.epoch);  // durable before any record of it is written
+    if (!s.ok()) return false;
+    auto t = Append(
+        /*durable=*/true, [&](std::string* b, Lsn) { b->append(rec.encoded); },
+        [&] {
+          bool existed = false;
+          (void)ApplyRecord(&state_, rec, &existed);  // decodes: checked above
+          return existed;
+        });
+    if (!t) s = t.error();
+    if (t) last = *t;
+    return s.ok();
+  });
+  if (!s.ok()) return s;
+  return last;
 }
 
 void EngineImpl::RequestFlush(uint64_t token) {
@@ -283,6 +326,7 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
   pending_.clear();
   pending_records_ = pending_bytes_ = 0;
   last_lsn_ = job.first - 1;
+  if (Status e = ClampEpochHistory(); !e.ok()) Refuse(e, "the epoch history could not be rewritten", sink);
   Report(sink);
   const Status failed = Status::NoSpace(no_space_);
   auto first_failed = std::find_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) { return w.lsn > last_lsn_; });
