@@ -86,6 +86,7 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
 Result<WriteTicket> EngineImpl::Put(std::string_view key, std::string_view value, bool durable) {
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
   if (value.size() > opts_.max_value_bytes) return Status::TooLarge("value of " + std::to_string(value.size()) + " bytes is over the limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
       durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, epoch_, key, value); },
       [&] { return state_.Put(key, value); });
@@ -93,6 +94,7 @@ Result<WriteTicket> EngineImpl::Put(std::string_view key, std::string_view value
 
 Result<WriteTicket> EngineImpl::Del(std::string_view key, bool durable) {
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
       durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, epoch_, key); },
       [&] { return state_.Del(key); });
@@ -107,6 +109,7 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
     payload += op.key.size() + op.value.size() + 16;
   }
   if (payload > kMaxRecordPayload) return Status::TooLarge("batch over the record size limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
       durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, epoch_, ops); },
       [&] {
@@ -124,21 +127,32 @@ Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> reco
   KVD_RETURN_IF_ERROR(CheckWritable());
   const std::string_view buf(reinterpret_cast<const char*>(records.data()), records.size());
   if (buf.empty()) return Status::InvalidArgument("no records to append");
-  // Verify everything before appending anything.
+  // Verify everything before appending anything. A record's epoch must be
+  // the one our history gives its LSN, or a newer one that begins there.
   Lsn expect = last_lsn_ + 1;
-  Epoch epoch = epoch_;
+  EpochHistory sim = epochs_;
   Status verified = ForEachVerifiedRecord(buf, [&](const WalRecord& rec) -> Status {
     if (rec.lsn != expect) {
       return Status::InvalidArgument("replicated record has LSN " + std::to_string(rec.lsn) + ", expected " +
                                      std::to_string(expect));
     }
-    if (rec.epoch < epoch) {
+    const Epoch have = sim.EpochOf(rec.lsn);
+    if (rec.epoch < have) {
       return Status::InvalidArgument("replicated record " + std::to_string(rec.lsn) + " has epoch " +
-                                     std::to_string(rec.epoch) + ", older than epoch " + std::to_string(epoch));
+                                     std::to_string(rec.epoch) + ", older than epoch " + std::to_string(have));
+    }
+    if (rec.epoch > have) {
+      // Our history already places a later epoch after this LSN: the logs
+      // disagree (find the fork point first).
+      Status begun = sim.Append(rec.epoch, rec.lsn);
+      if (!begun.ok()) {
+        return Status::InvalidArgument("replicated record " + std::to_string(rec.lsn) + " in epoch " +
+                                       std::to_string(rec.epoch) + " conflicts with the epoch history: " +
+                                       begun.message());
+      }
     }
     Status decodes = CheckRecordPayload(rec);
     if (!decodes.ok()) return decodes;
-    epoch = rec.epoch;
     ++expect;
     return Status::Ok();
   });
@@ -146,7 +160,7 @@ Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> reco
   WriteTicket last;
   Status s;
   ForEachRecord(buf, [&](const WalRecord& rec) {
-    if (rec.epoch > epoch_) s = BeginEpoch(rec.epoch);  // durable before any record of it is written
+    if (rec.epoch != epochs_.EpochOf(rec.lsn)) s = BeginEpoch(rec.epoch);  // durable before its first record
     if (!s.ok()) return false;
     auto t = Append(
         /*durable=*/true, [&](std::string* b, Lsn) { b->append(rec.encoded); },
@@ -326,7 +340,6 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
   pending_.clear();
   pending_records_ = pending_bytes_ = 0;
   last_lsn_ = job.first - 1;
-  if (Status e = ClampEpochHistory(); !e.ok()) Refuse(e, "the epoch history could not be rewritten", sink);
   Report(sink);
   const Status failed = Status::NoSpace(no_space_);
   auto first_failed = std::find_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) { return w.lsn > last_lsn_; });

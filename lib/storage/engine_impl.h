@@ -115,9 +115,15 @@ class EngineImpl final : public Engine {
   template <typename Pred>
   Status DriveUntil(Pred pred, CompletionSink* sink);
   void Warn(std::string_view msg) const;
-  // After LSNs were handed back (ENOSPC): no epoch may start past the next
-  // LSN (engine_epoch.cc).
-  Status ClampEpochHistory();
+  // Before a local write: the history may place epochs after the next LSN
+  // (begun for records that a crash or ENOSPC then took away); our own new
+  // records belong to the current epoch, so those entries move back to the
+  // next LSN, durably, first. A replica's records need no such move: they
+  // carry their epochs (AppendReplicated checks them against the history).
+  Status ClampEpochHistory() {
+    return last_lsn_ + 1 >= epochs_.entries().back().first_lsn ? Status::Ok() : ClampEpochHistoryNow();
+  }
+  Status ClampEpochHistoryNow();
 
   EngineOptions opts_;
   Env* const env_;
@@ -143,7 +149,7 @@ class EngineImpl final : public Engine {
   Lsn want_sync_upto_ = 0;           // someone waits for durability up to here
   bool want_fresh_sync_ = false;     // a FLUSH asked for an fdatasync not yet started
 
-  EpochHistory epochs_;              // as on disk; epochs_.back().first_lsn <= last_lsn_ + 1
+  EpochHistory epochs_;              // as on disk; never empty once opened
   Epoch epoch_ = kFirstEpoch;        // = epochs_.current(): new records get it
 
   Status refusal_;                   // sticky kWritesRefused

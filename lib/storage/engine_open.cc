@@ -116,13 +116,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, RecoveryRepo
 
   const Lsn last = std::max(snap_lsn, report->wal.last_lsn);
   if (!report->wal.segments.empty()) KVD_RETURN_IF_ERROR(SyncLastSegment(env, report->wal));
-  // Durable before the writer appends anything; epochs begun for records
-  // that recovery did not find (a cut tail) start at the next LSN instead.
+  // Durable before the writer appends anything. Entries past the recovered
+  // end (epochs begun on top of records a crash took away) stay: they still
+  // say which epoch those LSNs belong to when a replica receives them again;
+  // the first local write moves them back (EngineImpl::ClampEpochHistory).
   report->epoch_history_rebuilt = !have_history && !epochs.empty();
   if (epochs.empty()) epochs = EpochHistory::Initial();
-  if (!have_history || epochs.ClampTo(last + 1)) {
-    KVD_RETURN_IF_ERROR(SaveEpochHistory(env, options.wal_dir, epochs));
-  }
+  if (!have_history) KVD_RETURN_IF_ERROR(SaveEpochHistory(env, options.wal_dir, epochs));
   if (report->epoch_history_rebuilt && options.on_warning) {
     options.on_warning("the epoch history file was missing; rebuilt it from the WAL records (" +
                        std::to_string(epochs.entries().size()) + " epoch(s), current " +

@@ -134,7 +134,7 @@ TEST_CASE("engine epochs: a missing history file is rebuilt from the records") {
   CHECK(warnings[0].find("rebuilt") != std::string::npos);
 }
 
-TEST_CASE("engine epochs: an epoch begun for records that a crash then lost starts at the recovered end") {
+TEST_CASE("engine epochs: an epoch begun for records that a crash then lost moves to the next LSN on the first local write") {
   TempDir dir;
   EngineOptions o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
   {
@@ -148,14 +148,54 @@ TEST_CASE("engine epochs: an epoch begun for records that a crash then lost star
   REQUIRE(h.Append(2, 5).ok());
   REQUIRE(SaveEpochHistory(Env::Default(), o.wal_dir, h).ok());
   auto e = MustOpen(o);
+  CHECK(e->epoch_history() == h);  // kept as it is until this node writes
+  CHECK(e->current_epoch() == 2);
+  Put(e.get(), "c", "3");
   CHECK(e->epoch_history().entries() == std::vector<EpochStart>{{1, 1}, {2, 3}});
   CHECK(*LoadEpochHistory(Env::Default(), o.wal_dir) == e->epoch_history());
-  Put(e.get(), "c", "3");
   REQUIRE(e->Close(nullptr).ok());
   std::vector<LogRecord> log = ReadLog(o.wal_dir);
   REQUIRE(log.size() == 3);
   CHECK(log[2].epoch == 2);
   MustOpen(o);  // and it recovers cleanly
+}
+
+TEST_CASE("engine epochs: epochs past the recovered end guide a replica's records instead") {
+  TempDir dir;
+  EngineOptions o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  {
+    auto e = MustOpen(o);
+    Put(e.get(), "a", "1");
+    Put(e.get(), "b", "2");
+    REQUIRE(e->Close(nullptr).ok());
+  }
+  EpochHistory h = EpochHistory::Initial();
+  REQUIRE(h.Append(2, 5).ok());
+  REQUIRE(SaveEpochHistory(Env::Default(), o.wal_dir, h).ok());
+  auto e = MustOpen(o);
+  // LSN 3 belongs to epoch 1 by this history: a record claiming epoch 2
+  // there contradicts it, and one in epoch 1 fits.
+  std::string wrong, right;
+  AppendPutRecord(&wrong, 3, 2, "c", "3");
+  AppendPutRecord(&right, 3, 1, "c", "3");
+  AppendPutRecord(&right, 4, 1, "d", "4");
+  AppendPutRecord(&right, 5, 2, "e", "5");
+  auto t = e->AppendReplicated(AsBytes(wrong));
+  REQUIRE_FALSE(t.has_value());
+  CHECK(t.error().code() == Code::kInvalidArgument);
+  CHECK(e->last_lsn() == 2);
+  t = e->AppendReplicated(AsBytes(right));
+  REQUIRE_MESSAGE(t.has_value(), t.error().ToString());
+  REQUIRE(e->WaitDurable(5, nullptr).ok());
+  CHECK(e->epoch_history() == h);  // nothing to add or move
+  // BeginEpoch on top of such a history moves the stale entries first.
+  REQUIRE(e->Close(nullptr).ok());
+  EpochHistory stale = h;
+  REQUIRE(stale.Append(3, 9).ok());
+  REQUIRE(SaveEpochHistory(Env::Default(), o.wal_dir, stale).ok());
+  e = MustOpen(o);
+  REQUIRE(e->BeginEpoch(4).ok());
+  CHECK(e->epoch_history().entries() == std::vector<EpochStart>{{1, 1}, {2, 5}, {3, 6}, {4, 6}});
 }
 
 TEST_CASE("engine epochs: a data directory in WAL format v1 recovers, continues in v2 segments, recovers again") {
