@@ -51,6 +51,16 @@ bool EpochHistory::ClampTo(Lsn next_lsn) {
   return changed;
 }
 
+bool EpochHistory::TruncateAfter(Lsn lsn) {
+  const size_t before = entries_.size();
+  while (!entries_.empty() && entries_.back().first_lsn > lsn) entries_.pop_back();
+  if (entries_.empty()) {
+    *this = Initial();
+    return true;
+  }
+  return entries_.size() != before;
+}
+
 std::string EpochHistory::Encode() const {
   std::string out(kFixedBytes + kEntryBytes * entries_.size(), '\0');
   char* p = out.data();

@@ -62,6 +62,17 @@ TEST_CASE("epoch history: the file round trips and any flipped bit or cut is ref
   CHECK(EpochHistory::Decode(EpochHistory().Encode()).error().IsCorruption());  // no entries
 }
 
+TEST_CASE("epoch history: the worked example of docs/wal_format.md §8.1, byte for byte") {
+  static const char* d = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : Make({{1, 1}, {2, 40}}).Encode()) {
+    hex += d[c >> 4];
+    hex += d[c & 15];
+  }
+  CHECK(hex == "6b766445504f4348" "01000000" "02000000" "0100000000000000" "0100000000000000"
+               "0200000000000000" "2800000000000000" "dc35acd4");
+}
+
 TEST_CASE("epoch history: fork point table") {
   struct Row {
     const char* what;

@@ -123,6 +123,14 @@ class Engine {
   // writer and starts the committer thread. *report is filled even on failure
   // as far as recovery got.
   static Result<std::unique_ptr<Engine>> Open(EngineOptions options, RecoveryReport* report);
+  // Offline (no engine open on these directories): cuts a divergent tail
+  // after lsn (e.g. the fork point with a new primary), setting the records
+  // aside in set_aside_dir (TruncateWalAfter in kvd/wal.h), and drops the
+  // epochs that began after lsn from the epoch history. kInvalidArgument if
+  // a snapshot covers an LSN after lsn (its state includes the tail: a full
+  // resync is needed instead). Safe to run again after a crash.
+  static Status TruncateAfter(EngineOptions options, Lsn lsn, const std::string& set_aside_dir,
+                              WalTruncateReport* report = nullptr);
   virtual ~Engine() = default;
 
   // ---- writes -------------------------------------------------------------

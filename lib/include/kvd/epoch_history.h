@@ -48,6 +48,10 @@ class EpochHistory {
   // records it was begun for were lost: a cut torn tail, LSNs handed out
   // again after ENOSPC). Returns whether anything changed.
   bool ClampTo(Lsn next_lsn);
+  // Forgets the epochs that begin after lsn (the log was cut there: they
+  // were the divergent tail's); an empty result becomes Initial(). Returns
+  // whether anything changed.
+  bool TruncateAfter(Lsn lsn);
 
   // The file's bytes (format in docs/wal_format.md §8) and back. Decode
   // refuses (kCorruption) a torn or altered file and broken invariants.

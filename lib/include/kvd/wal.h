@@ -149,6 +149,24 @@ struct WalRecoveryOptions {
 // recovery_mode that would accept it; the report is still filled.
 Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report);
 
+// Cuts the log after `lsn`, for a divergent tail, offline (no writer open).
+// The whole log must verify (recover it first). The records after `lsn` are
+// set aside, never deleted: copied into set_aside_dir (created if missing)
+// as WAL segments of their own format version (the cut part of a segment as
+// wal-<lsn + 1>.log with its own header, later segments whole), fsynced with
+// their directory; then the WAL segment holding lsn + 1 is truncated (or
+// removed if it starts there) and later ones removed, last first, and the
+// directory fsynced. A crash in between leaves a shorter log and the copies.
+// kInvalidArgument if the records up to lsn are not all in the WAL (a
+// snapshot deleted their segments) or a set-aside file already exists.
+struct WalTruncateReport {
+  Lsn last_lsn_before = 0;
+  uint64_t records_set_aside = 0;
+  std::vector<std::string> set_aside_files;
+};
+Status TruncateWalAfter(Env* env, const std::string& wal_dir, Lsn lsn, const std::string& set_aside_dir,
+                        WalTruncateReport* report);
+
 // ---- the writer --------------------------------------------------------------
 
 struct WalWriterOptions {
