@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   uint64_t bytes = 0;
   for (uint64_t lsn = 1; lsn <= n; ++lsn) {
     std::snprintf(key, sizeof(key), "%016llu", static_cast<unsigned long long>(lsn));
-    kvd::AppendPutRecord(&buf, lsn, {key, 16}, value);
+    kvd::AppendPutRecord(&buf, lsn, kvd::kFirstEpoch, {key, 16}, value);
     if (lsn % kGroup == 0) {
       bytes += buf.size();
       buf.clear();
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   kvd::Lsn first = 1;
   for (uint64_t lsn = 1; lsn <= n; ++lsn) {
     std::snprintf(key, sizeof(key), "%016llu", static_cast<unsigned long long>(lsn));
-    kvd::AppendPutRecord(&buf, lsn, {key, 16}, value);
+    kvd::AppendPutRecord(&buf, lsn, kvd::kFirstEpoch, {key, 16}, value);
     if (lsn % kGroup == 0 || lsn == n) {
       Check((*w)->Write(buf, first, lsn), "write");
       buf.clear();

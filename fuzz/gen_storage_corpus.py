@@ -57,14 +57,17 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    write("wal_reader", "valid-put-del-batch", wal)
-    write("wal_reader", "valid-header-only", wal[:32])
-    write("wal_reader", "valid-zero-padded", wal + bytes(200))
-    write("wal_reader", "torn-last-record", wal[:-5])
-    write("wal_reader", "torn-in-record-header", wal[:32 + 9])
-    write("wal_reader", "flipped-first-record", wal[:40] + bytes([wal[40] ^ 0x10]) + wal[41:])
-    write("wal_reader", "zero-header-then-garbage", wal + bytes(17) + b"\x01garbage")
-    write("wal_reader", "short-header", wal[:20])
+    # WAL format v2 seeds (the writer writes v2). The seeds without "v2" in
+    # their names were written by the v1 writer and are kept: recovery still
+    # reads v1 segments (docs/wal_format.md §7).
+    write("wal_reader", "valid-v2-put-del-batch", wal)
+    write("wal_reader", "valid-v2-header-only", wal[:32])
+    write("wal_reader", "valid-v2-zero-padded", wal + bytes(200))
+    write("wal_reader", "v2-torn-last-record", wal[:-5])
+    write("wal_reader", "v2-torn-in-record-header", wal[:32 + 13])
+    write("wal_reader", "v2-flipped-first-record", wal[:40] + bytes([wal[40] ^ 0x10]) + wal[41:])
+    write("wal_reader", "v2-flipped-epoch", wal[:52] + bytes([wal[52] ^ 0x01]) + wal[53:])
+    write("wal_reader", "v2-zero-header-then-garbage", wal + bytes(26) + b"\x01garbage")
     write("snapshot_reader", "valid-5-keys", snap)
     write("snapshot_reader", "valid-empty", empty_snap)
     write("snapshot_reader", "truncated-trailer", snap[:-3])

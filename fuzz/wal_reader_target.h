@@ -124,7 +124,7 @@ inline int WalReaderTarget(const uint8_t* data, size_t size) {
     WalFuzzRun probe = RecoverForFuzz(&env, RecoveryMode::kPointInTime, true, start_lsn);
     const Lsn next = std::max(probe.report.last_lsn, first) + 1;
     std::string tail = wal::EncodeSegmentHeader(next);
-    AppendPutRecord(&tail, next, "k", "v");
+    AppendPutRecord(&tail, next, kFirstEpoch, "k", "v");
     env.files()[JoinPath(kWalFuzzDir, SegmentFileName(next))] = tail;
     WalFuzzRun tolerate = RecoverForFuzz(&env, RecoveryMode::kTolerateTail, true, start_lsn);
     WalFuzzRun pit = RecoverForFuzz(&env, RecoveryMode::kPointInTime, true, start_lsn);

@@ -96,15 +96,17 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
 Result<WriteTicket> EngineImpl::Put(std::string_view key, std::string_view value, bool durable) {
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
   if (value.size() > opts_.max_value_bytes) return Status::TooLarge("value of " + std::to_string(value.size()) + " bytes is over the limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, key, value); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendPutRecord(buf, lsn, epoch_, key, value); },
       [&] { return state_.Put(key, value); });
 }
 
 Result<WriteTicket> EngineImpl::Del(std::string_view key, bool durable) {
   if (key.size() > opts_.max_key_bytes) return Status::TooLarge("key of " + std::to_string(key.size()) + " bytes is over the limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, key); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendDelRecord(buf, lsn, epoch_, key); },
       [&] { return state_.Del(key); });
 }
 
@@ -117,8 +119,9 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
     payload += op.key.size() + op.value.size() + 16;
   }
   if (payload > kMaxRecordPayload) return Status::TooLarge("batch over the record size limit");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
   return Append(
-      durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, ops); },
+      durable, [&](std::string* buf, Lsn lsn) { AppendBatchRecord(buf, lsn, epoch_, ops); },
       [&] {
         // As ApplyRecord: existed is about the first op's key.
         bool existed = false;
@@ -128,6 +131,60 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
         }
         return existed;
       });
+}
+
+Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> records) {
+  KVD_RETURN_IF_ERROR(CheckWritable());
+  const std::string_view buf(reinterpret_cast<const char*>(records.data()), records.size());
+  if (buf.empty()) return Status::InvalidArgument("no records to append");
+  // Verify everything before appending anything. A record's epoch must be
+  // the one our history gives its LSN, or a newer one that begins there.
+  Lsn expect = last_lsn_ + 1;
+  EpochHistory sim = epochs_;
+  Status verified = ForEachVerifiedRecord(buf, [&](const WalRecord& rec) -> Status {
+    if (rec.lsn != expect) {
+      return Status::InvalidArgument("replicated record has LSN " + std::to_string(rec.lsn) + ", expected " +
+                                     std::to_string(expect));
+    }
+    const Epoch have = sim.EpochOf(rec.lsn);
+    if (rec.epoch < have) {
+      return Status::InvalidArgument("replicated record " + std::to_string(rec.lsn) + " has epoch " +
+                                     std::to_string(rec.epoch) + ", older than epoch " + std::to_string(have));
+    }
+    if (rec.epoch > have) {
+      // Our history already places a later epoch after this LSN: the logs
+      // disagree (find the fork point first).
+      Status begun = sim.Append(rec.epoch, rec.lsn);
+      if (!begun.ok()) {
+        return Status::InvalidArgument("replicated record " + std::to_string(rec.lsn) + " in epoch " +
+                                       std::to_string(rec.epoch) + " conflicts with the epoch history: " +
+                                       begun.message());
+      }
+    }
+    Status decodes = CheckRecordPayload(rec);
+    if (!decodes.ok()) return decodes;
+    ++expect;
+    return Status::Ok();
+  });
+  if (!verified.ok()) return verified;
+  WriteTicket last;
+  Status s;
+  ForEachRecord(buf, [&](const WalRecord& rec) {
+    if (rec.epoch != epochs_.EpochOf(rec.lsn)) s = BeginEpoch(rec.epoch);  // durable before its first record
+    if (!s.ok()) return false;
+    auto t = Append(
+        /*durable=*/true, [&](std::string* b, Lsn) { b->append(rec.encoded); },
+        [&] {
+          bool existed = false;
+          (void)ApplyRecord(&state_, rec, &existed);  // decodes: checked above
+          return existed;
+        });
+    if (!t) s = t.error();
+    if (t) last = *t;
+    return s.ok();
+  });
+  if (!s.ok()) return s;
+  return last;
 }
 
 void EngineImpl::RequestFlush(uint64_t token) {

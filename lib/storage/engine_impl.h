@@ -49,11 +49,20 @@ class EngineImpl final : public Engine {
   void Start(Lsn last_lsn);
   State* mutable_state() { return &state_; }
   void set_wal(std::unique_ptr<WalWriter> wal) { wal_ = std::move(wal); }
+  void set_epoch_history(EpochHistory h) {
+    epochs_ = std::move(h);
+    epoch_ = epochs_.current();
+  }
 
   Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) override;
   Result<WriteTicket> Del(std::string_view key, bool durable) override;
   Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) override;
   void RequestFlush(uint64_t token) override;
+
+  Epoch current_epoch() const override { return epoch_; }
+  EpochHistory epoch_history() const override { return epochs_; }
+  Status BeginEpoch(Epoch epoch) override;
+  Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) override;
 
   void Poll(CompletionSink* sink) override;
   void SetDeferredCommitStart(bool on) override { defer_start_ = on; }
@@ -130,6 +139,15 @@ class EngineImpl final : public Engine {
   template <typename Pred>
   Status DriveUntil(Pred pred, CompletionSink* sink);
   void Warn(std::string_view msg) const;
+  // Before a local write: the history may place epochs after the next LSN
+  // (begun for records that a crash or ENOSPC then took away); our own new
+  // records belong to the current epoch, so those entries move back to the
+  // next LSN, durably, first. A replica's records need no such move: they
+  // carry their epochs (AppendReplicated checks them against the history).
+  Status ClampEpochHistory() {
+    return last_lsn_ + 1 >= epochs_.entries().back().first_lsn ? Status::Ok() : ClampEpochHistoryNow();
+  }
+  Status ClampEpochHistoryNow();
 
   EngineOptions opts_;
   Env* const env_;
@@ -154,6 +172,9 @@ class EngineImpl final : public Engine {
   Lsn sync_cover_started_ = 0;       // written_lsn covered by the last sync started
   Lsn want_sync_upto_ = 0;           // someone waits for durability up to here
   bool want_fresh_sync_ = false;     // a FLUSH asked for an fdatasync not yet started
+
+  EpochHistory epochs_;              // as on disk; never empty once opened
+  Epoch epoch_ = kFirstEpoch;        // = epochs_.current(): new records get it
 
   Status refusal_;                   // sticky kWritesRefused
   std::string no_space_;             // last ENOSPC, until a write succeeds

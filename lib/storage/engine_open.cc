@@ -67,11 +67,36 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, RecoveryRepo
   KVD_RETURN_IF_ERROR(LoadNewestSnapshot(env, options.snapshot_dir, state, report));
   const Lsn snap_lsn = report->snapshot_lsn;
 
+  // The epoch history: every replayed record's epoch must be the one the
+  // history gives its LSN. Without the file, rebuild it from the records.
+  Result<EpochHistory> loaded = LoadEpochHistory(env, options.wal_dir);
+  if (!loaded && !loaded.error().IsNotFound()) {
+    return loaded.error().Annotate("(delete it to rebuild it from the WAL records)");
+  }
+  const bool have_history = loaded.has_value();
+  EpochHistory epochs = have_history ? std::move(*loaded) : EpochHistory();
+
   WalRecoveryOptions wo;
   wo.dir = options.wal_dir;
   wo.mode = options.recovery_mode;
   wo.start_lsn = snap_lsn;
-  wo.apply = [state](const WalRecord& rec) { return ApplyRecord(state, rec); };
+  wo.apply = [state, &epochs, have_history](const WalRecord& rec) -> Status {
+    if (have_history) {
+      const Epoch want = epochs.EpochOf(rec.lsn);
+      if (rec.epoch != want) {
+        return Status::Corruption("WAL record lsn " + std::to_string(rec.lsn) + " has epoch " +
+                                  std::to_string(rec.epoch) + " but the epoch history gives epoch " +
+                                  std::to_string(want) + " for it");
+      }
+    } else if (epochs.empty()) {
+      // LSNs before the first record read (snapshot-covered) are taken to be
+      // in that record's epoch: nothing on disk says otherwise.
+      (void)epochs.Append(rec.epoch, 1);
+    } else if (rec.epoch > epochs.current()) {
+      (void)epochs.Append(rec.epoch, rec.lsn);  // the reader refuses epochs going back
+    }
+    return ApplyRecord(state, rec);
+  };
   wo.progress = options.recovery_progress;
   KVD_RETURN_IF_ERROR(RecoverWal(env, wo, &report->wal));
 
@@ -91,6 +116,20 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, RecoveryRepo
 
   const Lsn last = std::max(snap_lsn, report->wal.last_lsn);
   if (!report->wal.segments.empty()) KVD_RETURN_IF_ERROR(SyncLastSegment(env, report->wal));
+  // Durable before the writer appends anything. Entries past the recovered
+  // end (epochs begun on top of records a crash took away) stay: they still
+  // say which epoch those LSNs belong to when a replica receives them again;
+  // the first local write moves them back (EngineImpl::ClampEpochHistory).
+  report->epoch_history_rebuilt = !have_history && !epochs.empty();
+  if (epochs.empty()) epochs = EpochHistory::Initial();
+  if (!have_history) KVD_RETURN_IF_ERROR(SaveEpochHistory(env, options.wal_dir, epochs));
+  if (report->epoch_history_rebuilt && options.on_warning) {
+    options.on_warning("the epoch history file was missing; rebuilt it from the WAL records (" +
+                       std::to_string(epochs.entries().size()) + " epoch(s), current " +
+                       std::to_string(epochs.current()) + ")");
+  }
+  report->epochs = epochs;
+  engine->set_epoch_history(std::move(epochs));
   WalWriterOptions wwo;
   wwo.dir = options.wal_dir;
   wwo.segment_size = options.segment_size;

@@ -39,7 +39,43 @@ Status Bad(const WalRecord& rec, std::string_view why) {
   return Status::Corruption("WAL record lsn " + std::to_string(rec.lsn) + ": " + std::string(why));
 }
 
+Status CheckBatchOps(const WalRecord& rec, Decoder check, uint32_t count) {
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t op = 0;
+    uint32_t n = 0;
+    std::string_view s;
+    if (!check.U8(&op) || (op != 1 && op != 2) || !check.U32(&n) || !check.Bytes(n, &s)) {
+      return Bad(rec, "bad BATCH op");
+    }
+    if (op == 1 && (!check.U32(&n) || !check.Bytes(n, &s))) return Bad(rec, "bad BATCH value");
+  }
+  if (!check.rest().empty()) return Bad(rec, "trailing bytes after BATCH ops");
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status CheckRecordPayload(const WalRecord& rec) {
+  Decoder d(rec.payload);
+  switch (rec.type) {
+    case RecordType::kPut: {
+      uint32_t key_len = 0;
+      std::string_view key;
+      if (!d.U32(&key_len) || !d.Bytes(key_len, &key)) return Bad(rec, "bad PUT payload");
+      return Status::Ok();
+    }
+    case RecordType::kDel:
+      return Status::Ok();
+    case RecordType::kBatch: {
+      uint32_t count = 0;
+      if (!d.U32(&count)) return Bad(rec, "bad BATCH payload");
+      return CheckBatchOps(rec, d, count);
+    }
+    default:
+      if (static_cast<uint8_t>(rec.type) >= kFirstSkippableType) return Status::Ok();
+      return Bad(rec, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
+  }
+}
 
 Status ApplyRecord(State* state, const WalRecord& rec, bool* existed) {
   bool ex = false;
@@ -60,17 +96,7 @@ Status ApplyRecord(State* state, const WalRecord& rec, bool* existed) {
       Decoder d(rec.payload);
       uint32_t count = 0;
       if (!d.U32(&count)) return Bad(rec, "bad BATCH payload");
-      Decoder check = d;
-      for (uint32_t i = 0; i < count; ++i) {
-        uint8_t op = 0;
-        uint32_t n = 0;
-        std::string_view s;
-        if (!check.U8(&op) || (op != 1 && op != 2) || !check.U32(&n) || !check.Bytes(n, &s)) {
-          return Bad(rec, "bad BATCH op");
-        }
-        if (op == 1 && (!check.U32(&n) || !check.Bytes(n, &s))) return Bad(rec, "bad BATCH value");
-      }
-      if (!check.rest().empty()) return Bad(rec, "trailing bytes after BATCH ops");
+      KVD_RETURN_IF_ERROR(CheckBatchOps(rec, d, count));
       for (uint32_t i = 0; i < count; ++i) {
         uint8_t op = 0;
         uint32_t n = 0;
@@ -91,6 +117,8 @@ Status ApplyRecord(State* state, const WalRecord& rec, bool* existed) {
       break;
     }
     default:
+      // Skippable types change no key (docs/wal_format.md §3.2).
+      if (static_cast<uint8_t>(rec.type) >= kFirstSkippableType) break;
       return Bad(rec, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
   }
   if (existed != nullptr) *existed = ex;

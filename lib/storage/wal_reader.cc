@@ -10,35 +10,39 @@ namespace kvd::wal {
 namespace {
 
 // A record header at p that could be the real continuation after damage:
-// known type, LSN within [lo, hi], length fits, CRC verifies.
-bool PlausibleRecordAt(std::string_view data, size_t p, Lsn lo, Lsn hi, uint64_t* budget, size_t* rec_len) {
-  if (data.size() - p < kRecordHeaderBytes) return false;
+// readable type and flags, LSN within [lo, hi], length fits, CRC verifies.
+bool PlausibleRecordAt(std::string_view data, size_t p, uint32_t version, Lsn lo, Lsn hi, uint64_t* budget,
+                       size_t* rec_len, Lsn* lsn) {
+  const size_t hdr = RecordHeaderBytesFor(version);
+  if (data.size() - p < hdr) return false;
   const char* rec = data.data() + p;
-  uint8_t type = static_cast<uint8_t>(rec[8]);
-  if (type < 1 || type > 3) return false;
-  Lsn lsn = GetFixed64(rec + 9);
-  if (lsn < lo || lsn > hi) return false;
-  uint32_t len = GetFixed32(rec + 4);
-  if (len > kMaxRecordPayload || len > data.size() - p - kRecordHeaderBytes) return false;
-  if (*budget < len) return false;
-  *budget -= len;
-  if (Crc32cUnmask(GetFixed32(rec)) != Crc32c(rec + 8, 9 + size_t{len})) return false;
-  *rec_len = kRecordHeaderBytes + len;
+  const RecordHeader h = ParseRecordHeader(rec, version);
+  if (h.type == 0 || !CheckTypeAndFlags(h, version).empty()) return false;
+  if (h.lsn < lo || h.lsn > hi) return false;
+  if (h.length > kMaxRecordPayload || h.length > data.size() - p - hdr) return false;
+  if (*budget < h.length) return false;
+  *budget -= h.length;
+  if (!RecordCrcMatches(rec, hdr, h.length)) return false;
+  *rec_len = hdr + h.length;
+  *lsn = h.lsn;
   return true;
 }
 
 // Counts valid-looking records in [from, end) whose LSNs continue from
-// next_lsn (each record is >= 17 bytes, so a real one d bytes further on
-// has an LSN of at most next_lsn + d/17).
-uint64_t CountRecordsAfter(std::string_view data, size_t from, size_t end, Lsn next_lsn, uint64_t budget) {
+// next_lsn (each record is at least a header long, so a real one d bytes
+// further on has an LSN of at most next_lsn + d/header).
+uint64_t CountRecordsAfter(std::string_view data, uint32_t version, size_t from, size_t end, Lsn next_lsn,
+                           uint64_t budget) {
+  const size_t hdr = RecordHeaderBytesFor(version);
   uint64_t found = 0;
   size_t base = from;
-  for (size_t p = from; p + kRecordHeaderBytes <= end;) {
+  for (size_t p = from; p + hdr <= end;) {
     size_t len = 0;
-    Lsn hi = next_lsn + (p - base) / kRecordHeaderBytes + 1;
-    if (PlausibleRecordAt(data, p, next_lsn, hi, &budget, &len)) {
+    Lsn lsn = 0;
+    Lsn hi = next_lsn + (p - base) / hdr + 1;
+    if (PlausibleRecordAt(data, p, version, next_lsn, hi, &budget, &len, &lsn)) {
       ++found;
-      next_lsn = GetFixed64(data.data() + p + 9) + 1;
+      next_lsn = lsn + 1;
       p += len;
       base = p;
     } else {
@@ -77,6 +81,9 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
   rep->good_records = 0;
   rep->good_bytes = 0;
   rep->damage = DamageKind::kNone;
+  rep->format_version = 0;
+  rep->last_epoch = 0;
+  uint32_t version = kFormatVersion;
 
   // Records damage at offset, classifies it, and computes what a cut drops.
   auto damage = [&](size_t offset, std::string reason, bool definite, Lsn next_lsn) {
@@ -84,7 +91,7 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
     rep->damage_offset = offset;
     rep->dropped_bytes = end > offset ? end - offset : 0;
     rep->dropped_records =
-        offset + 1 < end ? CountRecordsAfter(data, offset + 1, end, next_lsn, opts.resync_crc_budget) : 0;
+        offset + 1 < end ? CountRecordsAfter(data, version, offset + 1, end, next_lsn, opts.resync_crc_budget) : 0;
     bool torn = !definite && rep->dropped_records == 0;
     if (rep->dropped_records > 0) {
       reason += ", " + std::to_string(rep->dropped_records) + " valid record(s) follow";
@@ -96,7 +103,7 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
 
   Lsn header_lsn = 0;
   bool verified = false;
-  std::string why = CheckSegmentHeader(data, &header_lsn, &verified);
+  std::string why = CheckSegmentHeader(data, &header_lsn, &version, &verified);
   if (why.empty() && header_lsn != opts.name_lsn) {
     why = "header first lsn " + std::to_string(header_lsn) + " does not match the file name";
   }
@@ -105,37 +112,40 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
     rep->dropped_records = 0;  // records in a file whose header is bad do not count
     return Status::Ok();
   }
+  rep->format_version = version;
   rep->good_bytes = kSegmentHeaderBytes;
+  const size_t hdr = RecordHeaderBytesFor(version);
 
   Lsn prev = opts.prev_lsn;
+  Epoch prev_epoch = opts.prev_epoch;
   size_t pos = kSegmentHeaderBytes;
   while (pos < data.size()) {
     size_t left = data.size() - pos;
     const char* rec = data.data() + pos;
     Lsn next = rep->good_records > 0 ? prev + 1 : header_lsn;
-    if (left < kRecordHeaderBytes || AllZero({rec, kRecordHeaderBytes})) {
+    if (left < hdr || AllZero({rec, hdr})) {
       if (AllZero(data.substr(pos))) return Status::Ok();  // preallocated, never written
-      damage(pos, left < kRecordHeaderBytes ? "truncated record header" : "zero record header followed by data",
-             false, next);
+      damage(pos, left < hdr ? "truncated record header" : "zero record header followed by data", false, next);
       return Status::Ok();
     }
-    uint32_t len = GetFixed32(rec + 4);
+    const RecordHeader h = ParseRecordHeader(rec, version);
+    const uint32_t len = h.length;
     if (len > kMaxRecordPayload) {
       damage(pos, "record length " + std::to_string(len) + " over the limit", false, next);
       return Status::Ok();
     }
-    if (len > left - kRecordHeaderBytes) {
+    if (len > left - hdr) {
       damage(pos, "record length " + std::to_string(len) + " past the end of the segment", false, next);
       return Status::Ok();
     }
-    if (Crc32cUnmask(GetFixed32(rec)) != Crc32c(rec + 8, 9 + size_t{len})) {
+    if (!RecordCrcMatches(rec, hdr, len)) {
       damage(pos, "crc mismatch", false, next);
       return Status::Ok();
     }
-    uint8_t type = static_cast<uint8_t>(rec[8]);
-    Lsn lsn = GetFixed64(rec + 9);
-    if (type < 1 || type > 3) {
-      damage(pos, "unknown record type " + std::to_string(type), true, next);
+    // From here the record verified: anything refused was written that way.
+    const Lsn lsn = h.lsn;
+    if (std::string bad = CheckTypeAndFlags(h, version); !bad.empty()) {
+      damage(pos, std::move(bad), true, next);
       return Status::Ok();
     }
     if (rep->good_records == 0 && lsn != header_lsn) {
@@ -152,11 +162,19 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
              next);
       return Status::Ok();
     }
-    KVD_RETURN_IF_ERROR(fn(WalRecord{static_cast<RecordType>(type), lsn, {rec + kRecordHeaderBytes, len}}));
+    if (h.epoch < prev_epoch) {
+      damage(pos, "epoch going back " + std::to_string(prev_epoch) + " -> " + std::to_string(h.epoch), true, next);
+      return Status::Ok();
+    }
+    const std::string_view encoded = version == kFormatVersionV1 ? std::string_view() : std::string_view(rec, hdr + len);
+    KVD_RETURN_IF_ERROR(
+        fn(WalRecord{static_cast<RecordType>(h.type), lsn, {rec + hdr, len}, h.epoch, h.flags, encoded}));
     prev = lsn;
+    prev_epoch = h.epoch;
     rep->last_good_lsn = lsn;
+    rep->last_epoch = h.epoch;
     ++rep->good_records;
-    pos += kRecordHeaderBytes + len;
+    pos += hdr + len;
     rep->good_bytes = pos;
   }
   return Status::Ok();

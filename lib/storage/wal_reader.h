@@ -14,6 +14,7 @@ struct SegmentScanOptions {
   Lsn name_lsn = 0;     // from the file name
   Lsn start_lsn = 0;    // the snapshot's LSN: records <= it are checked only
   Lsn prev_lsn = 0;     // last record of the earlier segments (0: none)
+  Epoch prev_epoch = 0; // its epoch: epochs never go back along the log
   bool last_segment = false;
   // Most payload bytes the damage classifier may CRC while looking for a
   // valid record after the damage (the byte scan itself is O(segment)).

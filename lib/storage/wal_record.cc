@@ -16,19 +16,22 @@ using wal::PutFixed64;
 
 // Grows *buf by a record of payload_len bytes, fills the header except the
 // CRC, and returns where the payload goes.
-inline char* BeginRecord(std::string* buf, RecordType type, Lsn lsn, size_t payload_len, size_t* rec_off) {
+inline char* BeginRecord(std::string* buf, RecordType type, Lsn lsn, Epoch epoch, size_t payload_len,
+                         size_t* rec_off) {
   *rec_off = buf->size();
   buf->resize(*rec_off + kRecordHeaderBytes + payload_len);
   char* rec = buf->data() + *rec_off;
   PutFixed32(rec + 4, static_cast<uint32_t>(payload_len));
   rec[8] = static_cast<char>(type);
-  PutFixed64(rec + 9, lsn);
+  rec[9] = 0;  // flags: none defined yet
+  PutFixed64(rec + 10, lsn);
+  PutFixed64(rec + 18, epoch);
   return rec + kRecordHeaderBytes;
 }
 
 inline void FinishRecord(std::string* buf, size_t rec_off, size_t payload_len) {
   char* rec = buf->data() + rec_off;
-  PutFixed32(rec, wal::RecordCrc(rec, static_cast<uint32_t>(payload_len)));
+  PutFixed32(rec, wal::RecordCrc(rec, kRecordHeaderBytes, static_cast<uint32_t>(payload_len)));
 }
 
 inline char* PutBytes(char* p, std::string_view s) {
@@ -38,30 +41,30 @@ inline char* PutBytes(char* p, std::string_view s) {
 
 }  // namespace
 
-void AppendPutRecord(std::string* buf, Lsn lsn, std::string_view key, std::string_view value) {
+void AppendPutRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key, std::string_view value) {
   size_t len = 4 + key.size() + value.size();
   size_t off;
-  char* p = BeginRecord(buf, RecordType::kPut, lsn, len, &off);
+  char* p = BeginRecord(buf, RecordType::kPut, lsn, epoch, len, &off);
   PutFixed32(p, static_cast<uint32_t>(key.size()));
   PutBytes(PutBytes(p + 4, key), value);
   FinishRecord(buf, off, len);
 }
 
-void AppendDelRecord(std::string* buf, Lsn lsn, std::string_view key) {
+void AppendDelRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key) {
   size_t off;
-  char* p = BeginRecord(buf, RecordType::kDel, lsn, key.size(), &off);
+  char* p = BeginRecord(buf, RecordType::kDel, lsn, epoch, key.size(), &off);
   PutBytes(p, key);
   FinishRecord(buf, off, key.size());
 }
 
-void AppendBatchRecord(std::string* buf, Lsn lsn, std::span<const BatchOp> ops) {
+void AppendBatchRecord(std::string* buf, Lsn lsn, Epoch epoch, std::span<const BatchOp> ops) {
   size_t len = 4;
   for (const BatchOp& op : ops) {
     len += 1 + 4 + op.key.size();
     if (op.type == OpType::kPut) len += 4 + op.value.size();
   }
   size_t off;
-  char* p = BeginRecord(buf, RecordType::kBatch, lsn, len, &off);
+  char* p = BeginRecord(buf, RecordType::kBatch, lsn, epoch, len, &off);
   PutFixed32(p, static_cast<uint32_t>(ops.size()));
   p += 4;
   for (const BatchOp& op : ops) {
@@ -79,14 +82,35 @@ void AppendBatchRecord(std::string* buf, Lsn lsn, std::span<const BatchOp> ops) 
 void ForEachRecord(std::string_view buf, const std::function<bool(const WalRecord&)>& fn) {
   size_t pos = 0;
   while (buf.size() - pos >= kRecordHeaderBytes) {
-    const char* rec = buf.data() + pos;
-    uint32_t len = wal::GetFixed32(rec + 4);
-    if (buf.size() - pos - kRecordHeaderBytes < len) return;  // never in our own buffers
-    WalRecord r{static_cast<RecordType>(rec[8]), wal::GetFixed64(rec + 9),
-                buf.substr(pos + kRecordHeaderBytes, len)};
+    const wal::RecordHeader h = wal::ParseRecordHeader(buf.data() + pos, wal::kFormatVersion);
+    if (buf.size() - pos - kRecordHeaderBytes < h.length) return;  // never in our own buffers
+    WalRecord r{static_cast<RecordType>(h.type), h.lsn, buf.substr(pos + kRecordHeaderBytes, h.length), h.epoch,
+                h.flags, buf.substr(pos, kRecordHeaderBytes + h.length)};
     if (!fn(r)) return;
-    pos += kRecordHeaderBytes + len;
+    pos += kRecordHeaderBytes + h.length;
   }
+}
+
+Status ForEachVerifiedRecord(std::string_view buf, const std::function<Status(const WalRecord&)>& fn) {
+  size_t pos = 0;
+  while (pos < buf.size()) {
+    auto bad = [&](const std::string& why) {
+      return Status::Corruption("record at offset " + std::to_string(pos) + ": " + why);
+    };
+    if (buf.size() - pos < kRecordHeaderBytes) return bad("truncated record header");
+    const char* rec = buf.data() + pos;
+    const wal::RecordHeader h = wal::ParseRecordHeader(rec, wal::kFormatVersion);
+    if (h.length > kMaxRecordPayload || h.length > buf.size() - pos - kRecordHeaderBytes) {
+      return bad("record length " + std::to_string(h.length) + " past the end of the buffer");
+    }
+    if (!wal::RecordCrcMatches(rec, kRecordHeaderBytes, h.length)) return bad("crc mismatch");
+    if (std::string why = wal::CheckTypeAndFlags(h, wal::kFormatVersion); !why.empty()) return bad(why);
+    const size_t n = kRecordHeaderBytes + h.length;
+    KVD_RETURN_IF_ERROR(fn(WalRecord{static_cast<RecordType>(h.type), h.lsn, buf.substr(pos + kRecordHeaderBytes, h.length),
+                                     h.epoch, h.flags, buf.substr(pos, n)}));
+    pos += n;
+  }
+  return Status::Ok();
 }
 
 std::string SegmentFileName(Lsn first_lsn) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kvd/wal.h"
+#include "storage/wal_coding.h"
 #include "storage/wal_reader.h"
 
 namespace kvd {
@@ -79,6 +80,7 @@ Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport
   *report = WalRecoveryReport{};
   KVD_ASSIGN_OR_RETURN(std::vector<SegmentFile> files, ListSegments(env, options.dir));
   Lsn prev = 0;
+  Epoch prev_epoch = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     bool last = i + 1 == files.size();
     SegmentReport seg;
@@ -86,20 +88,23 @@ Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport
     KVD_ASSIGN_OR_RETURN(std::string data, env->ReadFileToString(seg.path));
 
     wal::SegmentScanOptions scan{.name_lsn = files[i].lsn, .start_lsn = options.start_lsn, .prev_lsn = prev,
-                                 .last_segment = last};
+                                 .prev_epoch = prev_epoch, .last_segment = last};
     Status s = wal::ScanSegment(
         data, scan,
         [&](const WalRecord& rec) -> Status {
           report->last_lsn = rec.lsn;
           if (rec.lsn <= options.start_lsn) return Status::Ok();
           ++report->records_replayed;
-          report->bytes_replayed += kRecordHeaderBytes + rec.payload.size();
+          report->bytes_replayed += wal::RecordHeaderBytesFor(seg.format_version) + rec.payload.size();
           return options.apply ? options.apply(rec) : Status::Ok();
         },
         &seg);
     report->segments.push_back(seg);
     if (!s.ok()) return s.Annotate(seg.path);
-    if (seg.last_good_lsn != 0) prev = seg.last_good_lsn;
+    if (seg.last_good_lsn != 0) {
+      prev = seg.last_good_lsn;
+      prev_epoch = seg.last_epoch;
+    }
     if (options.progress) options.progress(seg);
     if (seg.damage == DamageKind::kNone) continue;
 

@@ -172,7 +172,10 @@ Status WalWriterImpl::Init(const WalRecoveryReport& recovered, Lsn next_lsn) {
   }
   bool empty = last_rep->good_records == 0;
   bool continues = empty ? last.first_lsn == next_lsn : last_rep->last_good_lsn + 1 == next_lsn;
-  if (!continues || last_rep->good_bytes >= opts_.segment_size) {
+  // v2 records never go into a v1 segment: an upgraded data directory
+  // continues in a new segment and leaves the old ones as they are.
+  const bool old_format = last_rep->format_version != wal::kFormatVersion;
+  if (!continues || old_format || last_rep->good_bytes >= opts_.segment_size) {
     if (empty) {  // never two segments for one first LSN, never an empty one in the middle
       KVD_RETURN_IF_ERROR(env_->RemoveFile(last.path));
       KVD_RETURN_IF_ERROR(env_->SyncDir(opts_.dir));
@@ -225,7 +228,7 @@ Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*
       // tail can only ever be in the last segment.
       Status synced = file_->Sync();
       if (!synced.ok()) return Fail(Status::IOError("fdatasync before WAL roll-over: " + synced.message()));
-      Lsn lsn = wal::GetFixed64(records.data() + off + 9);
+      Lsn lsn = wal::ParseRecordHeader(records.data() + off, wal::kFormatVersion).lsn;
       std::unique_ptr<WritableFile> old = std::move(file_);
       s = CreateSegment(lsn, std::max<uint64_t>(opts_.segment_size, kSegmentHeaderBytes + r));
       if (!s.ok()) {

@@ -63,7 +63,7 @@ std::vector<std::string> WriteWal(const std::string& dir, kvd::Lsn n) {
   for (kvd::Lsn lsn = 1; lsn <= n; lsn += 10) {
     std::string buf;
     const kvd::Lsn last = std::min(n, lsn + 9);
-    for (kvd::Lsn l = lsn; l <= last; ++l) kvd::AppendPutRecord(&buf, l, "k" + std::to_string(l), Value(l));
+    for (kvd::Lsn l = lsn; l <= last; ++l) kvd::AppendPutRecord(&buf, l, kvd::kFirstEpoch, "k" + std::to_string(l), Value(l));
     REQUIRE((*w)->Write(buf, lsn, last).ok());
   }
   REQUIRE((*w)->Sync().ok());

@@ -42,7 +42,9 @@ from kvdtest import KvdError, KvdServer, KvdTestCase, TIMEOUT  # noqa: E402
 import kvd_proto  # noqa: E402
 
 SEGMENT_HEADER = 32
-RECORD_HEADER = struct.Struct("<IIBQ")  # masked crc, payload length, type, lsn
+# By segment format version (docs/wal_format.md §3): v1 masked crc, payload
+# length, type, lsn; v2 adds flags and epoch.
+RECORD_HEADERS = {1: struct.Struct("<IIBQ"), 2: struct.Struct("<IIBBQQ")}
 WAL_MAGIC = b"kvdWAL\r\n"
 CASES_TRIED = [0]
 OUTCOMES = {}  # "served (tolerate_tail)", "refused", "served (point_in_time)", ... -> count
@@ -84,12 +86,15 @@ class Ledger:
 def parse_segment(data):
     """[(offset, size, lsn)] of the records of an undamaged segment."""
     assert data[:8] == WAL_MAGIC, "not a WAL segment"
+    (version,) = struct.unpack_from("<I", data, 8)
+    header = RECORD_HEADERS[version]
     records, pos = [], SEGMENT_HEADER
-    while pos + RECORD_HEADER.size <= len(data):
-        if data[pos:pos + RECORD_HEADER.size] == bytes(RECORD_HEADER.size):
+    while pos + header.size <= len(data):
+        if data[pos:pos + header.size] == bytes(header.size):
             break
-        _crc, length, _type, lsn = RECORD_HEADER.unpack_from(data, pos)
-        size = RECORD_HEADER.size + length
+        fields = header.unpack_from(data, pos)
+        length, lsn = fields[1], fields[3] if version == 1 else fields[4]
+        size = header.size + length
         assert pos + size <= len(data), "record at %d runs past the end" % pos
         records.append((pos, size, lsn))
         pos += size

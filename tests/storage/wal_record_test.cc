@@ -1,6 +1,7 @@
 // WAL record framing: exact bytes, round trips, payload decoding, names.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -35,14 +36,96 @@ std::vector<WalRecord> Parse(std::string_view buf) {
 
 }  // namespace
 
-TEST_CASE("wal record: the worked example of docs/wal_format.md, byte for byte") {
+TEST_CASE("wal record: the worked example of docs/wal_format.md, byte for byte (format v2)") {
   std::string buf;
-  AppendPutRecord(&buf, 1, "k", "v");
-  CHECK(Hex(buf) == "9bce9c77" "06000000" "01" "0100000000000000" "01000000" "6b" "76");
+  AppendPutRecord(&buf, 1, 1, "k", "v");
+  CHECK(Hex(buf) == "583a16a9" "06000000" "01" "00" "0100000000000000" "0100000000000000" "01000000" "6b" "76");
   CHECK(Hex(wal::EncodeSegmentHeader(1)) ==
-        "6b766457414c0d0a" "01000000" "00000000" "0100000000000000" "00000000" "4c55784d");
-  // The masked CRC really covers type, lsn and payload.
+        "6b766457414c0d0a" "02000000" "00000000" "0100000000000000" "00000000" "d4c4fe3d");
+  // The masked CRC really covers type, flags, lsn, epoch and payload.
   CHECK(Crc32cUnmask(wal::GetFixed32(buf.data())) == Crc32c(buf.data() + 8, buf.size() - 8));
+  // The epoch is under the CRC: another epoch, another CRC.
+  std::string e2;
+  AppendPutRecord(&e2, 1, 2, "k", "v");
+  CHECK(e2.substr(4) != buf.substr(4));
+  CHECK(e2.substr(0, 4) != buf.substr(0, 4));
+}
+
+TEST_CASE("wal record: the v1 encoder kept for upgrades still writes the v1 worked example") {
+  std::string buf;
+  wal::AppendRecordV1(&buf, RecordType::kPut, 1, std::string_view("\x01\x00\x00\x00kv", 6));
+  CHECK(Hex(buf) == "9bce9c77" "06000000" "01" "0100000000000000" "01000000" "6b" "76");
+  CHECK(Hex(wal::EncodeSegmentHeader(1, wal::kFormatVersionV1)) ==
+        "6b766457414c0d0a" "01000000" "00000000" "0100000000000000" "00000000" "4c55784d");
+}
+
+TEST_CASE("wal record: ForEachVerifiedRecord accepts exactly what the writer made, refuses any flip or cut") {
+  std::string buf;
+  AppendPutRecord(&buf, 5, 3, "key", "value");
+  AppendDelRecord(&buf, 6, 3, "key");
+  AppendBatchRecord(&buf, 7, 4, std::vector<BatchOp>{{OpType::kPut, "a", "1"}});
+  std::vector<std::pair<Lsn, Epoch>> seen;
+  REQUIRE(ForEachVerifiedRecord(buf, [&](const WalRecord& r) {
+            seen.emplace_back(r.lsn, r.epoch);
+            CHECK(r.encoded.size() == kRecordHeaderBytes + r.payload.size());
+            return Status::Ok();
+          }).ok());
+  CHECK(seen == std::vector<std::pair<Lsn, Epoch>>{{5, 3}, {6, 3}, {7, 4}});
+  for (size_t i = 0; i < buf.size(); ++i) {
+    CAPTURE(i);
+    std::string bad = buf;
+    bad[i] ^= 0x01;
+    CHECK(ForEachVerifiedRecord(bad, [](const WalRecord&) { return Status::Ok(); }).IsCorruption());
+  }
+  // A cut is refused unless it falls between records.
+  std::vector<size_t> ends;
+  ForEachRecord(buf, [&](const WalRecord& r) {
+    ends.push_back((ends.empty() ? 0 : ends.back()) + r.encoded.size());
+    return true;
+  });
+  REQUIRE(ends.size() == 3);
+  for (size_t n = 1; n < buf.size(); ++n) {
+    CAPTURE(n);
+    Status s = ForEachVerifiedRecord(std::string_view(buf).substr(0, n), [](const WalRecord&) { return Status::Ok(); });
+    bool whole = std::find(ends.begin(), ends.end(), n) != ends.end();
+    CHECK(s.ok() == whole);
+  }
+}
+
+namespace {
+// A v2 record with an arbitrary type and flags byte, CRC fixed up.
+std::string RawV2(uint8_t type, uint8_t flags, Lsn lsn, Epoch epoch, std::string_view payload) {
+  std::string buf;
+  AppendDelRecord(&buf, lsn, epoch, payload);
+  buf[8] = static_cast<char>(type);
+  buf[9] = static_cast<char>(flags);
+  wal::PutFixed32(buf.data(), wal::RecordCrc(buf.data(), kRecordHeaderBytes, static_cast<uint32_t>(payload.size())));
+  return buf;
+}
+Status Verify(std::string_view buf) {
+  return ForEachVerifiedRecord(buf, [](const WalRecord&) { return Status::Ok(); });
+}
+}  // namespace
+
+TEST_CASE("wal record: unknown types and flags: must-understand ones are refused, the others skipped") {
+  CHECK(Verify(RawV2(0x04, 0, 1, 1, "x")).IsCorruption());  // an unknown must-understand type
+  CHECK(Verify(RawV2(0x7f, 0, 1, 1, "x")).IsCorruption());
+  CHECK(Verify(RawV2(0x00, 0, 1, 1, "x")).IsCorruption());
+  CHECK(Verify(RawV2(0x02, 0x01, 1, 1, "x")).IsCorruption());  // a must-understand flag bit
+  CHECK(Verify(RawV2(0x02, 0x08, 1, 1, "x")).IsCorruption());
+  CHECK(Verify(RawV2(0x02, 0, 1, 0, "x")).IsCorruption());  // epoch 0 is not an epoch
+  CHECK(Verify(RawV2(0x02, 0x10, 1, 1, "x")).ok());  // an ignorable flag bit
+  CHECK(Verify(RawV2(0x80, 0xf0, 1, 1, "whatever")).ok());  // a skippable type
+  // A skippable record changes nothing when applied.
+  State st;
+  st.Put("whatever", "kept");
+  std::string skip = RawV2(0x9a, 0, 1, 1, "whatever");
+  Status applied = ForEachVerifiedRecord(skip, [&](const WalRecord& r) { return ApplyRecord(&st, r); });
+  CHECK(applied.ok());
+  CHECK(st.Get("whatever") == std::optional<std::string_view>("kept"));
+  CHECK(CheckRecordPayload({static_cast<RecordType>(0x9a), 1, "x"}).ok());
+  CHECK(CheckRecordPayload({static_cast<RecordType>(0x04), 1, "x"}).IsCorruption());
+  CHECK(CheckRecordPayload({RecordType::kPut, 1, "\x05\x00\x00\x00" "ab"}).IsCorruption());
 }
 
 TEST_CASE("wal record: PUT, DEL and BATCH round trip through ForEachRecord") {
@@ -51,11 +134,11 @@ TEST_CASE("wal record: PUT, DEL and BATCH round trip through ForEachRecord") {
   std::vector<BatchOp> ops{{OpType::kPut, "k1", "v1"}, {OpType::kDel, "k2", ""}, {OpType::kPut, bin, ""}};
   std::string buf = "prefix";  // appends grow whatever the caller has
   buf.clear();
-  AppendPutRecord(&buf, 7, "key", "value");
-  AppendDelRecord(&buf, 8, bin);
-  AppendBatchRecord(&buf, 9, ops);
-  AppendPutRecord(&buf, 10, "", big);
-  AppendPutRecord(&buf, 11, "empty", "");
+  AppendPutRecord(&buf, 7, kFirstEpoch, "key", "value");
+  AppendDelRecord(&buf, 8, kFirstEpoch, bin);
+  AppendBatchRecord(&buf, 9, kFirstEpoch, ops);
+  AppendPutRecord(&buf, 10, kFirstEpoch, "", big);
+  AppendPutRecord(&buf, 11, kFirstEpoch, "empty", "");
   auto recs = Parse(buf);
   REQUIRE(recs.size() == 5);
   for (size_t i = 0; i < recs.size(); ++i) CHECK(recs[i].lsn == 7 + i);
@@ -101,7 +184,7 @@ TEST_CASE("wal record: ApplyRecord refuses payloads that do not decode, applying
   // A batch whose second op is cut: the first op must not be applied.
   std::string buf;
   std::vector<BatchOp> ops{{OpType::kPut, "a", "1"}, {OpType::kPut, "b", "2"}};
-  AppendBatchRecord(&buf, 1, ops);
+  AppendBatchRecord(&buf, 1, kFirstEpoch, ops);
   std::string_view p = std::string_view(buf).substr(kRecordHeaderBytes);
   for (size_t cut = 0; cut < p.size(); ++cut) {
     CAPTURE(cut);
@@ -131,7 +214,7 @@ TEST_CASE("wal record: random records round trip") {
   std::string buf;
   for (Lsn lsn = 1; lsn <= 300; ++lsn) {
     auto k = rand_str(40), v = rand_str(300);
-    AppendPutRecord(&buf, lsn, k, v);
+    AppendPutRecord(&buf, lsn, kFirstEpoch, k, v);
     want.emplace_back(k, v);
   }
   auto recs = Parse(buf);

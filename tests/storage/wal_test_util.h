@@ -57,7 +57,7 @@ inline std::string Value(Lsn lsn) { return "value-" + std::to_string(lsn * 7919)
 // Records from..to (inclusive) as PUT Key(lsn) = Value(lsn).
 inline std::string Records(Lsn from, Lsn to) {
   std::string buf;
-  for (Lsn l = from; l <= to; ++l) AppendPutRecord(&buf, l, Key(l), Value(l));
+  for (Lsn l = from; l <= to; ++l) AppendPutRecord(&buf, l, kFirstEpoch, Key(l), Value(l));
   return buf;
 }
 
@@ -77,7 +77,7 @@ struct Replayed {
     for (size_t i = 0; i < records.size(); ++i) {
       std::string want;
       Lsn l = first + i;
-      AppendPutRecord(&want, l, Key(l), Value(l));
+      AppendPutRecord(&want, l, kFirstEpoch, Key(l), Value(l));
       if (records[i].lsn != l || records[i].type != RecordType::kPut ||
           records[i].payload != std::string_view(want).substr(kRecordHeaderBytes)) {
         return false;

@@ -100,7 +100,7 @@ TEST_CASE("wal writer: a record larger than a segment gets a segment of its own"
   auto o = RecoverAndOpen(Env::Default(), dir.path(), 1024);
   WriteRange(o.writer.get(), 1, 2);
   std::string big;
-  AppendPutRecord(&big, 3, "big", std::string(5000, 'b'));
+  AppendPutRecord(&big, 3, kFirstEpoch, "big", std::string(5000, 'b'));
   REQUIRE(o.writer->Write(big, 3, 3).ok());
   WriteRange(o.writer.get(), 4, 5);
   REQUIRE(o.writer->Close().ok());
@@ -270,7 +270,7 @@ TEST_CASE("wal writer: zero-fill ahead across several chunks keeps whole records
   std::string value(1000, 'z');
   while (o.writer->stats().bytes < (5u << 19)) {  // 2.5 MiB: past the first two zeroed chunks
     std::string buf;
-    for (int i = 0; i < 50; ++i, ++next) AppendPutRecord(&buf, next, Key(next), value);
+    for (int i = 0; i < 50; ++i, ++next) AppendPutRecord(&buf, next, kFirstEpoch, Key(next), value);
     REQUIRE(o.writer->Write(buf, next - 50, next - 1).ok());
     REQUIRE(o.writer->Sync().ok());
     REQUIRE(o.writer->ZeroFillAhead().ok());  // the committer's idle moment
@@ -298,7 +298,7 @@ TEST_CASE("wal writer: Sync never zero-fills; ZeroFillAhead keeps zeros ahead of
   std::string value(1000, 'z');
   while (o.writer->stats().zeroed_ahead > 0) {  // use up the first chunk with commits alone
     std::string buf;
-    for (int i = 0; i < 20; ++i, ++next) AppendPutRecord(&buf, next, Key(next), value);
+    for (int i = 0; i < 20; ++i, ++next) AppendPutRecord(&buf, next, kFirstEpoch, Key(next), value);
     REQUIRE(o.writer->Write(buf, next - 20, next - 1).ok());
     REQUIRE(o.writer->Sync().ok());
   }
@@ -327,7 +327,7 @@ TEST_CASE("wal writer: a failed fdatasync of zero-filled space is final for late
   std::string value(1000, 'z');
   while (o.writer->stats().zeroed_ahead > 0) {
     std::string buf;
-    AppendPutRecord(&buf, next, Key(next), value);
+    AppendPutRecord(&buf, next, kFirstEpoch, Key(next), value);
     REQUIRE(o.writer->Write(buf, next, next).ok());
     ++next;
   }

@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "kvd/env.h"
+#include "kvd/epoch_history.h"
 #include "kvd/snapshot.h"
 #include "kvd/state.h"
 #include "kvd/status.h"
@@ -116,6 +117,10 @@ struct RecoveryReport {
   uint64_t snapshot_entries = 0;
   std::vector<std::string> snapshot_failures;  // newer snapshots rejected, with why
   WalRecoveryReport wal;
+  EpochHistory epochs;           // as opened (after any rebuild or clamp)
+  // The epoch history file was missing and was rebuilt from the records
+  // recovery read (docs/wal_format.md §8.3).
+  bool epoch_history_rebuilt = false;
   Lsn last_lsn = 0;              // next write gets last_lsn + 1
   uint64_t keys = 0;
   uint64_t digest = 0;
@@ -175,6 +180,14 @@ class Engine {
   // writer and starts the committer thread. *report is filled even on failure
   // as far as recovery got.
   static Result<std::unique_ptr<Engine>> Open(EngineOptions options, RecoveryReport* report);
+  // Offline (no engine open on these directories): cuts a divergent tail
+  // after lsn (e.g. the fork point with a new primary), setting the records
+  // aside in set_aside_dir (TruncateWalAfter in kvd/wal.h), and drops the
+  // epochs that began after lsn from the epoch history. kInvalidArgument if
+  // a snapshot covers an LSN after lsn (its state includes the tail: a full
+  // resync is needed instead). Safe to run again after a crash.
+  static Status TruncateAfter(EngineOptions options, Lsn lsn, const std::string& set_aside_dir,
+                              WalTruncateReport* report = nullptr);
   virtual ~Engine() = default;
 
   // ---- writes -------------------------------------------------------------
@@ -187,6 +200,36 @@ class Engine {
   virtual Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) = 0;
   // Everything appended so far becomes durable; sink.OnFlushDone(token) then.
   virtual void RequestFlush(uint64_t token) = 0;
+
+  // ---- epochs and replication ----------------------------------------------
+  // New records are written in current_epoch(); epoch_history() says which
+  // epoch owns which LSNs (kvd/epoch_history.h, docs/wal_format.md §8).
+  virtual Epoch current_epoch() const { return kFirstEpoch; }
+  virtual EpochHistory epoch_history() const { return EpochHistory::Initial(); }
+  // Durably records (epoch history file replaced and fsynced before it
+  // returns, on this thread) that records from last_lsn() + 1 on belong to
+  // `epoch`. kInvalidArgument unless epoch > current_epoch(); on any error
+  // the current epoch is unchanged.
+  virtual Status BeginEpoch(Epoch epoch) {
+    (void)epoch;
+    return Status::Unsupported("this engine has no epochs");
+  }
+  // A replica's apply path: `records` are whole WAL v2 records exactly as
+  // another node encoded them (header, LSN, epoch, CRC). All of them are
+  // verified before any is appended: every CRC (kCorruption), LSNs exactly
+  // last_lsn() + 1, +2, ... (kInvalidArgument), epochs non-decreasing and
+  // never below current_epoch() (kInvalidArgument), payloads that decode
+  // (kCorruption). A record in a newer epoch first begins it (BeginEpoch).
+  // They are then written through the same group commit as Put and applied
+  // with ApplyRecord, like recovery. Each record completes like a write
+  // that asked for durability (sink.OnWriteDone(lsn) once durable and
+  // applied); the ticket is the last record's. Errors after verification
+  // (disk full, writes refused, a failed epoch history write) may leave the
+  // records before the failing one appended: last_lsn() tells how far.
+  virtual Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) {
+    (void)records;
+    return Status::Unsupported("this engine cannot append replicated records");
+  }
 
   // ---- driving --------------------------------------------------------------
   // Collects finished commits, applies, reports to sink, starts the next group.

@@ -11,6 +11,13 @@ namespace kvd {
 // 0 means "nothing" (an empty log, no snapshot).
 using Lsn = uint64_t;
 
+// Epoch (term): which primary's reign a record was written in. Every WAL v2
+// record carries one; the epoch history (epoch_history.h) maps LSN ranges to
+// epochs. A fresh data directory starts in epoch 1; records written before
+// epochs existed (WAL format v1) count as epoch 1. 0 means "none".
+using Epoch = uint64_t;
+inline constexpr Epoch kFirstEpoch = 1;
+
 // Size limits that every layer enforces (configurable lower, never higher).
 inline constexpr uint32_t kMaxKeyBytes = 64 * 1024;
 inline constexpr uint32_t kMaxValueBytes = 16 * 1024 * 1024;

@@ -1,15 +1,21 @@
 // The write-ahead log: record framing, the segment writer and recovery.
 // docs/wal_format.md is the normative description of the bytes on disk.
 //
-// Record (all little-endian):
-//   u32 masked_crc32c   of type, lsn and payload (LevelDB's mask)
+// Record, format v2 (all little-endian; v1 lacked flags and epoch):
+//   u32 masked_crc32c   of everything after the length (LevelDB's mask)
 //   u32 payload_length
-//   u8  type            1 PUT, 2 DEL, 3 BATCH
+//   u8  type            1 PUT, 2 DEL, 3 BATCH; 0x80.. may be skipped by a
+//                       reader that does not know them, 0x01..0x7f may not
+//   u8  flags           bits 0-3 must be understood, bits 4-7 may be ignored
 //   u64 lsn
+//   u64 epoch
 //   payload
+// A record is self-describing: LSN and epoch are under its CRC, so it can be
+// shipped to another node as it is on disk.
 // A segment file wal-<20-digit first LSN>.log starts with a 32-byte header
 // (magic, version, first LSN, header CRC) and is preallocated; the zeroed,
-// never-written rest reads as its end.
+// never-written rest reads as its end. The writer writes v2 segments;
+// recovery reads v1 and v2.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +35,16 @@ namespace kvd {
 
 enum class RecordType : uint8_t { kPut = 1, kDel = 2, kBatch = 3 };
 
-inline constexpr size_t kRecordHeaderBytes = 17;
+// Known types; a type >= kFirstSkippableType that a reader does not know is
+// verified (CRC, LSN, epoch) and then skipped: it changes no key.
+inline constexpr uint8_t kFirstSkippableType = 0x80;
+// Record flags: a set bit in kMustUnderstandFlags that the reader does not
+// know makes the record unreadable (corruption); the other bits are ignored.
+inline constexpr uint8_t kMustUnderstandFlags = 0x0f;
+inline constexpr uint8_t kKnownRecordFlags = 0x00;
+
+inline constexpr size_t kRecordHeaderBytes = 26;    // format v2, what the writer writes
+inline constexpr size_t kRecordHeaderBytesV1 = 17;  // format v1 (read only)
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr uint64_t kDefaultSegmentSize = 64ull * 1024 * 1024;
 
@@ -37,22 +52,37 @@ struct WalRecord {
   RecordType type;
   Lsn lsn;
   std::string_view payload;
+  Epoch epoch = kFirstEpoch;  // v1 records: kFirstEpoch
+  uint8_t flags = 0;
+  // The whole record as framed (header + payload), when read from a v2
+  // buffer or segment: what replication ships. Empty for v1 records.
+  std::string_view encoded = {};
 };
 
-// Appends one framed record to *buf. Callers validate sizes first.
-void AppendPutRecord(std::string* buf, Lsn lsn, std::string_view key, std::string_view value);
-void AppendDelRecord(std::string* buf, Lsn lsn, std::string_view key);
-void AppendBatchRecord(std::string* buf, Lsn lsn, std::span<const BatchOp> ops);
+// Appends one framed v2 record to *buf. Callers validate sizes first.
+void AppendPutRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key, std::string_view value);
+void AppendDelRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key);
+void AppendBatchRecord(std::string* buf, Lsn lsn, Epoch epoch, std::span<const BatchOp> ops);
 
-// Walks a buffer of whole framed records (as produced by Append*Record)
+// Walks a buffer of whole framed v2 records (as produced by Append*Record)
 // without verifying CRCs: for the live path, which made the buffer itself.
 // fn returns false to stop.
 void ForEachRecord(std::string_view buf, const std::function<bool(const WalRecord&)>& fn);
 
-// Applies one record to state, deterministically. For PUT/DEL, *existed tells
+// Parses and verifies a buffer of whole framed v2 records that came from
+// elsewhere (another node's WAL): every header must fit, every CRC verify,
+// every type and must-understand flag be known or skippable. fn sees each
+// record in order; the first failure is kCorruption naming the offset.
+Status ForEachVerifiedRecord(std::string_view buf, const std::function<Status(const WalRecord&)>& fn);
+
+// Applies one record to state, deterministically: recovery, the live path
+// and a replica's apply all go through here. For PUT/DEL, *existed tells
 // whether the key was present before (BATCH: whether its first op's key was).
-// kCorruption if the payload does not decode (never from our own buffers).
+// A skippable type (>= kFirstSkippableType) changes nothing. kCorruption if
+// the payload does not decode (never from our own buffers).
 Status ApplyRecord(State* state, const WalRecord& rec, bool* existed = nullptr);
+// Whether ApplyRecord would accept rec, without applying it.
+Status CheckRecordPayload(const WalRecord& rec);
 
 std::string SegmentFileName(Lsn first_lsn);
 std::optional<Lsn> ParseSegmentFileName(std::string_view name);
@@ -70,6 +100,8 @@ std::string_view ToString(DamageKind k);
 struct SegmentReport {
   std::string path;
   Lsn first_lsn = 0;        // from the header (or the name if the header is bad)
+  uint32_t format_version = 0;  // from a verified header (0: unknown)
+  Epoch last_epoch = 0;     // epoch of the last good record (0 if none)
   Lsn last_good_lsn = 0;    // 0 if no good record
   uint64_t good_records = 0;
   uint64_t good_bytes = 0;  // offset just past the last good record
@@ -116,6 +148,24 @@ struct WalRecoveryOptions {
 // A refusal is kCorruption whose message names file, offset, reason and the
 // recovery_mode that would accept it; the report is still filled.
 Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report);
+
+// Cuts the log after `lsn`, for a divergent tail, offline (no writer open).
+// The whole log must verify (recover it first). The records after `lsn` are
+// set aside, never deleted: copied into set_aside_dir (created if missing)
+// as WAL segments of their own format version (the cut part of a segment as
+// wal-<lsn + 1>.log with its own header, later segments whole), fsynced with
+// their directory; then the WAL segment holding lsn + 1 is truncated (or
+// removed if it starts there) and later ones removed, last first, and the
+// directory fsynced. A crash in between leaves a shorter log and the copies.
+// kInvalidArgument if the records up to lsn are not all in the WAL (a
+// snapshot deleted their segments) or a set-aside file already exists.
+struct WalTruncateReport {
+  Lsn last_lsn_before = 0;
+  uint64_t records_set_aside = 0;
+  std::vector<std::string> set_aside_files;
+};
+Status TruncateWalAfter(Env* env, const std::string& wal_dir, Lsn lsn, const std::string& set_aside_dir,
+                        WalTruncateReport* report);
 
 // ---- the writer --------------------------------------------------------------
 
