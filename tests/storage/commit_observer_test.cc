@@ -188,7 +188,7 @@ TEST_CASE("ENOSPC in sync mode: the failed write is never shown; its reused LSN 
   CHECK(shown.back().first == 4);
   CHECK(shown.back().last == 4);
   std::string want;
-  AppendPutRecord(&want, 4, "again", "y");
+  AppendPutRecord(&want, 4, e->current_epoch(), "again", "y");
   CHECK(shown.back().bytes == want);
 
   // EIO from write(): refused for good, and not shown either.
