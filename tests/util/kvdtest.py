@@ -409,13 +409,11 @@ class KvdServer:
                             "KVD_SOCKET")}
         self._open_notify_socket()
         with self._cond:
-            self._start_mark = len(self.notifications)  # before the exec: kvd may be ready very fast
+            # Marked before the process exists: a kvd that recovers in a few ms
+            # can send READY=1 before Popen returns to a busy test thread.
+            self._start_mark = len(self.notifications)
         env["NOTIFY_SOCKET"] = self.notify_path
         env.update(self.env)
-        # Marked before the process exists: a kvd that recovers in a few ms
-        # can send READY=1 before Popen returns to a busy test thread.
-        with self._cond:
-            self._start_mark = len(self.notifications)
         log = open(self.log_path, "ab")
         try:
             proc = subprocess.Popen([binary("KVD_BIN"), "--config", self.config_path] + self.extra_args, stdin=subprocess.DEVNULL,
