@@ -6,8 +6,8 @@ this runs the throughput rows of bench/compare.py -- durability modes sync,
 batch and none; PUT-only and 90:10 GET:PUT; 1, 16 and 64 clients; pipeline 1
 and 16 -- against a "before" and an "after" build in one run, alternating the
 two on every repetition so that machine noise hits both alike. Both servers
-are driven by the same kvctl (the "before" one unless --kvctl says otherwise),
-so only the server differs. Each row reports the median of --reps runs and
+are driven by the same kvctl (the "after" one unless --kvctl says otherwise:
+compare.py passes it the current flags), so only the server differs. Each row reports the median of --reps runs and
 after/before; a row more than --tolerance slower is marked.
 
 Usage: bench/ab.py --before DIR --after DIR [--reps N] [--tolerance 0.05]
@@ -40,7 +40,7 @@ def run(args):
     cpus = os.cpu_count() or 1
     server_cpu = compare.disk_irq_cpu() % cpus
     load_cpu = (server_cpu + 1) % cpus
-    kvctl = args.kvctl or os.path.join(args.before, "ctl", "kvctl")
+    kvctl = args.kvctl or os.path.join(args.after, "ctl", "kvctl")
     tmp = tempfile.mkdtemp(prefix="kvd-ab-", dir=args.tmp)
     rows = []
     try:
@@ -99,7 +99,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", required=True)
     ap.add_argument("--after", required=True)
-    ap.add_argument("--kvctl", default=None, help="load generator (default: the before build's kvctl)")
+    ap.add_argument("--kvctl", default=None, help="load generator (default: the after build's kvctl)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--modes", default="sync,batch,none")
