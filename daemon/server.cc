@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "log.h"
-#include "runtime_config.h"
+#include "sys/log.h"
+#include "config/runtime_config.h"
 
 namespace kvd::daemon {
 namespace {

@@ -20,15 +20,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include "commit_bridge.h"
-#include "config.h"
-#include "connection.h"
-#include "dispatcher.h"
-#include "listener.h"
-#include "notify.h"
-#include "signals.h"
-#include "snapshotter.h"
-#include "status_report.h"
+#include "node/commit_bridge.h"
+#include "config/config.h"
+#include "serve/connection.h"
+#include "serve/dispatcher.h"
+#include "net/listener.h"
+#include "sys/notify.h"
+#include "sys/signals.h"
+#include "node/snapshotter.h"
+#include "node/status_report.h"
 
 namespace kvd::daemon {
 

@@ -1,0 +1,83 @@
+// Connection: the libuv side of one client — the pipe handle, reads into the
+// Session's input buffer, one uv_write at a time of everything queued.
+//
+// Lifetime: owned by the Server's table while open. Closing removes it from
+// the table (so engine completions for it are dropped: they look sessions up
+// by id) and hands ownership to the handle; the object is deleted in the
+// uv_close callback, which libuv runs after any in-flight write callback
+// (UV_ECANCELED), so the uv_write_t and its buffer outlive the write.
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "serve/server_stats.h"
+#include "serve/session.h"
+
+namespace kvd::daemon {
+
+class Connection;
+
+class ConnectionHost {
+ public:
+  virtual ~ConnectionHost() = default;
+  // Schedule Flush() for this connection before the loop next sleeps.
+  virtual void MarkDirty(Connection* c) = 0;
+  // Remove from the table and close (the host calls StartClose()).
+  virtual void RequestClose(Connection* c) = 0;
+};
+
+class Connection {
+ public:
+  Connection(uint64_t id, RequestHandler* handler, Session::Limits limits, ConnectionHost* host,
+             ServerCounters* counters);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Initialises the pipe on loop and accepts from server; false on failure
+  // (then the object may be deleted directly: call StartClose anyway).
+  bool Accept(uv_loop_t* loop, uv_stream_t* server);
+  // Processes queued requests, sends queued replies, adjusts reading, and
+  // asks the host to close when finished. Called from the prepare phase.
+  void Flush();
+  // Stop taking new requests (shutdown); what was read is still answered.
+  void StopReading();
+  // Begins uv_close; `delete this` happens in the close callback. The caller
+  // must have released ownership.
+  void StartClose();
+
+  uint64_t id() const { return session_.id(); }
+  Session& session() { return session_; }
+  std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
+  bool dirty = false;  // queued in the host's dirty list
+
+ private:
+  static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  void UpdateReading();
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&pipe_); }
+
+  Session session_;
+  ConnectionHost* host_;
+  ServerCounters* counters_;
+  uv_pipe_t pipe_{};
+  uv_write_t write_req_{};
+  bool initialised_ = false;
+  bool reading_ = false;
+  bool peer_eof_ = false;     // the client shut down its sending side
+  bool stop_reading_ = false; // shutdown: no new requests
+  bool failed_ = false;       // socket error: close without sending more
+  std::chrono::steady_clock::time_point last_activity_;
+};
+
+// Sends one error frame on a just-accepted socket and closes it (over
+// max_connections, or shutting down). Never blocks: a new socket's buffer
+// has room for one small frame.
+void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, Code code, std::string_view message);
+
+}  // namespace kvd::daemon
