@@ -385,6 +385,10 @@ class KvdServer:
                             "KVD_SOCKET")}
         env["NOTIFY_SOCKET"] = self.notify_path
         env.update(self.env)
+        # The mark is taken before kvd exists: a kvd that starts quickly can
+        # notify before Popen returns to us, and those lines count too.
+        with self._cond:
+            mark = len(self.notifications)
         log = open(self.log_path, "ab")
         try:
             proc = subprocess.Popen([binary("KVD_BIN"), "--config", self.config_path] + self.extra_args, stdin=subprocess.DEVNULL,
@@ -394,7 +398,7 @@ class KvdServer:
         with self._cond:
             self.proc = proc
             self._exited = False
-            self._start_mark = len(self.notifications)
+            self._start_mark = mark
         threading.Thread(target=self._waiter, args=(proc,), daemon=True).start()
         return proc
 
