@@ -22,9 +22,15 @@ constexpr int kStatusLineEvery = 5;  // housekeeping ticks between STATUS= lines
 
 Dispatcher::Limits DispatchLimits(const Config& c) {
   Dispatcher::Limits l;
+  l.max_scan_reply_bytes = std::max<size_t>(4096, c.max_frame_bytes / 2);
+  return l;
+}
+
+NativeCodec::Limits CodecLimits(const Config& c) {
+  NativeCodec::Limits l;
+  l.max_frame_bytes = c.max_frame_bytes;
   l.max_key_bytes = c.max_key_bytes;
   l.max_value_bytes = c.max_value_bytes;
-  l.max_scan_reply_bytes = std::max<size_t>(4096, c.max_frame_bytes / 2);
   return l;
 }
 
@@ -37,6 +43,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       notifier_(notifier),
       started_(steady_clock::now()),
       dispatcher_(nullptr, this, DispatchLimits(config_), &counters_),
+      protocol_(CodecLimits(config_)),
       bridge_(loop, &dispatcher_, [this] { AfterPoll(); }),
       watchdog_progress_(steady_clock::now()) {}
 
@@ -106,20 +113,19 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
 
 void Server::OnAccept(uv_stream_t* server) {
   if (phase_ != Phase::kServing) {
-    RefuseConnection(loop_, server, Code::kShuttingDown, "kvd is shutting down");
+    RefuseConnection(loop_, server, protocol_, Code::kShuttingDown, "kvd is shutting down");
     return;
   }
   if (conns_.size() >= config_.max_connections) {
     ++counters_.connections_refused;
-    RefuseConnection(loop_, server, Code::kBusy,
+    RefuseConnection(loop_, server, protocol_, Code::kBusy,
                      fmt::format("too many connections (server.max_connections = {})", config_.max_connections));
     return;
   }
   const uint64_t id = next_conn_id_++;
   Session::Limits limits;
-  limits.max_frame_bytes = config_.max_frame_bytes;
   limits.max_pending_reply_bytes = config_.max_pending_reply_bytes;
-  auto c = std::make_unique<Connection>(id, &dispatcher_, limits, this, &counters_);
+  auto c = std::make_unique<Connection>(id, &dispatcher_, limits, protocol_.NewCodec(), this, &counters_);
   if (!c->Accept(loop_, server)) {
     c.release()->StartClose();
     return;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "node/commit_bridge.h"
+#include "serve/native_codec.h"
 #include "config/config.h"
 #include "serve/connection.h"
 #include "serve/dispatcher.h"
@@ -89,6 +90,7 @@ class Server : public DispatchHost, public ConnectionHost {
   std::unique_ptr<Engine> engine_;
   RecoveryReport recovery_;
   Dispatcher dispatcher_;
+  NativeProtocol protocol_;
   CommitBridge bridge_;
   Listener listener_;
   SignalWatcher signals_;

@@ -5,7 +5,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "kvd/protocol.h"
 
 namespace kvd::daemon {
 namespace {
@@ -118,12 +117,7 @@ std::string BuildStatusJson(const StatusInputs& in) {
                       {"largest_client_reply_bytes", in.largest_client_reply_bytes},
                       {"max", in.config->max_connections}};
   json ops = json::object();
-  for (size_t i = 0; i < c.ops.size(); ++i) {
-    if (!proto::IsKnownOpcode(static_cast<uint8_t>(i))) continue;
-    std::string name(proto::OpcodeName(static_cast<proto::Opcode>(i)));
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    ops[name] = c.ops[i];
-  }
+  for (size_t i = 0; i < c.ops.size(); ++i) ops[std::string(OpName(static_cast<Op>(i)))] = c.ops[i];
   j["ops"] = ops;
   j["errors"] = c.errors;
   j["bytes_in"] = c.bytes_in;

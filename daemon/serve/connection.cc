@@ -11,8 +11,8 @@ constexpr int kMaxSyncSends = 4;
 }  // namespace
 
 Connection::Connection(uint64_t id, RequestHandler* handler, Session::Limits limits,
-                       ConnectionHost* host, ServerCounters* counters)
-    : session_(id, handler, limits), host_(host), counters_(counters),
+                       std::unique_ptr<Codec> codec, ConnectionHost* host, ServerCounters* counters)
+    : session_(id, handler, limits, std::move(codec)), host_(host), counters_(counters),
       last_activity_(std::chrono::steady_clock::now()) {}
 
 bool Connection::Accept(uv_loop_t* loop, uv_stream_t* server) {
@@ -132,7 +132,8 @@ void Connection::StartClose() {
            [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
 }
 
-void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, Code code, std::string_view message) {
+void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, const Protocol& protocol, Code code,
+                      std::string_view message) {
   auto* pipe = new uv_pipe_t{};
   auto free_pipe = [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); };
   if (uv_pipe_init(loop, pipe, 0) != 0) {
@@ -142,9 +143,7 @@ void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, Code code, std::stri
   auto* stream = reinterpret_cast<uv_stream_t*>(pipe);
   if (uv_accept(server, stream) == 0) {
     std::string frame;
-    proto::ReplyHeader h;
-    h.status = code;
-    proto::EncodeReply(&frame, h, {message});
+    protocol.EncodeRefusal(code, message, &frame);
     uv_buf_t b = uv_buf_init(frame.data(), static_cast<unsigned>(frame.size()));
     (void)uv_try_write(stream, &b, 1);
   }

@@ -14,7 +14,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 
+#include "serve/codec.h"
 #include "serve/server_stats.h"
 #include "serve/session.h"
 
@@ -33,8 +35,8 @@ class ConnectionHost {
 
 class Connection {
  public:
-  Connection(uint64_t id, RequestHandler* handler, Session::Limits limits, ConnectionHost* host,
-             ServerCounters* counters);
+  Connection(uint64_t id, RequestHandler* handler, Session::Limits limits, std::unique_ptr<Codec> codec,
+             ConnectionHost* host, ServerCounters* counters);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -75,9 +77,10 @@ class Connection {
   std::chrono::steady_clock::time_point last_activity_;
 };
 
-// Sends one error frame on a just-accepted socket and closes it (over
-// max_connections, or shutting down). Never blocks: a new socket's buffer
-// has room for one small frame.
-void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, Code code, std::string_view message);
+// Sends one error reply (protocol's refusal) on a just-accepted socket and
+// closes it (over max_connections, or shutting down). Never blocks: a new
+// socket's buffer has room for one small reply.
+void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, const Protocol& protocol, Code code,
+                      std::string_view message);
 
 }  // namespace kvd::daemon

@@ -1,94 +1,66 @@
 #include "serve/dispatcher.h"
 
 #include "kvd/env.h"
-#include "serve/read_ops.h"
 
 namespace kvd::daemon {
-namespace {
 
-using proto::Opcode;
-
-proto::ReplyHeader HeaderFor(const proto::Request& req, Code status, Lsn durable, Lsn lsn = 0) {
-  proto::ReplyHeader h;
-  h.opcode = req.header.opcode;
-  h.status = status;
-  h.request_id = req.header.request_id;
-  h.durable_lsn = durable;
-  h.lsn = lsn;
-  return h;
-}
-
-// A request whose payload does not decode is a protocol error (the
-// connection is closed), except a key or value over its limit: that is the
-// client's data, not a broken frame, so only that request fails.
-bool IsPayloadFatal(const Status& st) { return st.code() != Code::kTooLarge; }
-
-}  // namespace
-
-void Dispatcher::CountOp(Opcode op) { ++counters_->ops[static_cast<size_t>(op) % ServerCounters::kOpcodeSlots]; }
+void Dispatcher::CountOp(Op op) { ++counters_->ops[static_cast<size_t>(op) % kOpCount]; }
 
 void Dispatcher::CountReply(Code code) {
   if (code != Code::kOk && code != Code::kNotFound) ++counters_->errors;
 }
 
-Status Dispatcher::Submit(Session& s, uint64_t seq, const proto::Request& req) {
-  const Opcode op = req.header.opcode;
+Status Dispatcher::Submit(Session& s, uint64_t seq, const Command& cmd) {
+  const Op op = cmd.ref.op;
   CountOp(op);
   if (shutting_down_) {
     s.replies().Complete(seq, Code::kShuttingDown, engine_->durable_lsn(), 0, "kvd is shutting down");
     CountReply(Code::kShuttingDown);
     return Status::Ok();
   }
-  if (op == Opcode::kFlush) {
+  if (op == Op::kFlush) {
     const uint64_t token = next_flush_token_++;
     flushes_.push_back({token, s.id(), seq});
     engine_->RequestFlush(token);
     return Status::Ok();
   }
-  return SubmitWrite(s, seq, req);
+  return SubmitWrite(s, seq, cmd);
 }
 
-Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const proto::Request& req) {
-  const Opcode op = req.header.opcode;
-  const bool durable = (req.header.flags & proto::kFlagDurable) != 0;
+Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
+  const Op op = cmd.ref.op;
   auto submit = [&]() -> Result<WriteTicket> {
+    if (!cmd.problem.ok()) return cmd.problem;
     switch (op) {
-      case Opcode::kPut: {
-        auto a = proto::DecodePut(req.payload, limits_.max_key_bytes, limits_.max_value_bytes);
-        if (!a.has_value()) return a.error();
-        s.NoteWriteKey(a->key);
-        return engine_->Put(a->key, a->value, durable);
-      }
-      case Opcode::kDel: {
-        auto k = proto::DecodeKey(req.payload, limits_.max_key_bytes);
-        if (!k.has_value()) return k.error();
-        s.NoteWriteKey(*k);
-        return engine_->Del(*k, durable);
-      }
-      default: {
-        Status st = proto::DecodeBatch(req.payload, limits_.max_key_bytes, limits_.max_value_bytes,
-                                       &batch_ops_);
-        if (!st.ok()) return st;
-        if (batch_ops_.empty()) return Status::InvalidArgument("BATCH with no operations");
-        for (const BatchOp& o : batch_ops_) s.NoteWriteKey(o.key);
-        return engine_->Batch(batch_ops_, durable);
-      }
+      case Op::kPut:
+        s.NoteWriteKey(cmd.key);
+        return engine_->Put(cmd.key, cmd.value, cmd.durable);
+      case Op::kDel:
+        s.NoteWriteKey(cmd.key);
+        return engine_->Del(cmd.key, cmd.durable);
+      default:
+        if (cmd.batch.empty()) return Status::InvalidArgument("BATCH with no operations");
+        for (const BatchOp& o : cmd.batch) s.NoteWriteKey(o.key);
+        return engine_->Batch(cmd.batch, cmd.durable);
     }
   };
   Result<WriteTicket> ticket = submit();
-  batch_ops_.clear();  // its views point into the input buffer
   if (!ticket.has_value()) {
     Status st = ticket.error();
     const bool engine_error = st.code() == Code::kWritesRefused || st.code() == Code::kNoSpace ||
                               st.code() == Code::kIOError || st.code() == Code::kShuttingDown;
-    if (!engine_error && IsPayloadFatal(st)) return st;
+    // A request that does not decode is a protocol error (the connection
+    // is closed), except a key or value over its limit: that is the
+    // client's data, not a broken frame, so only that request fails.
+    const bool fatal = cmd.problem.ok() ? st.code() != Code::kTooLarge : cmd.fatal;
+    if (!engine_error && fatal) return st;
     s.replies().Complete(seq, st.code(), engine_->durable_lsn(), 0, st.message());
     CountReply(st.code());
     if (engine_error) host_->OnWriteError(st);
     return Status::Ok();
   }
   if (ticket->done) {
-    const Code code = (op == Opcode::kDel && !ticket->existed) ? Code::kNotFound : Code::kOk;
+    const Code code = (op == Op::kDel && !ticket->existed) ? Code::kNotFound : Code::kOk;
     s.replies().Complete(seq, code, engine_->durable_lsn(), ticket->lsn);
     return Status::Ok();
   }
@@ -96,93 +68,71 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const proto::Request& r
   return Status::Ok();
 }
 
-Status Dispatcher::Evaluate(Session& s, const proto::Request& req, std::string* out) {
-  const Opcode op = req.header.opcode;
+Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command& cmd, Reply* reply) {
+  const Op op = cmd.ref.op;
   CountOp(op);
-  const Lsn durable = engine_->durable_lsn();
-  auto reply = [&](Code code, std::string_view payload = {}) {
+  reply->ref = cmd.ref;
+  reply->durable_lsn = engine_->durable_lsn();
+  auto answer = [&](Code code, std::string_view text = {}) {
     CountReply(code);
-    if (payload.empty()) {
-      proto::EncodeReply(out, HeaderFor(req, code, durable));
-    } else {
-      proto::EncodeReply(out, HeaderFor(req, code, durable), {payload});
-    }
+    reply->code = code;
+    reply->text = text;
+    return Evaluated::kReplied;
   };
+  if (!cmd.problem.ok()) {
+    if (cmd.fatal) return cmd.problem;
+    return answer(cmd.problem.code(), cmd.problem.message());
+  }
   switch (op) {
-    case Opcode::kPing:
-      reply(Code::kOk);
-      return Status::Ok();
-    case Opcode::kGet: {
-      auto key = proto::DecodeKey(req.payload, limits_.max_key_bytes);
-      if (!key.has_value()) {
-        if (IsPayloadFatal(key.error())) return key.error();
-        reply(key.error().code(), key.error().message());
-        return Status::Ok();
-      }
-      auto v = engine_->state().Get(*key);
-      if (!v.has_value()) {
-        reply(Code::kNotFound);
-      } else {
-        // An empty value is a valid value: encode without the helper's
-        // empty-payload shortcut (which is the same bytes anyway).
-        proto::EncodeReply(out, HeaderFor(req, Code::kOk, durable), {*v});
-      }
-      return Status::Ok();
+    case Op::kPing:
+      return answer(Code::kOk);
+    case Op::kGet: {
+      auto v = engine_->state().Get(cmd.key);
+      if (!v.has_value()) return answer(Code::kNotFound);
+      return answer(Code::kOk, *v);  // a view into the State, encoded before it can change
     }
-    case Opcode::kScan: {
-      auto args = proto::DecodeScan(req.payload);
-      if (!args.has_value()) return args.error();
-      ScanState(engine_->state(), *args, limits_.max_scan_reply_bytes, &scratch_);
-      reply(Code::kOk, scratch_);
-      return Status::Ok();
-    }
-    case Opcode::kCount: {
-      const uint64_t n = engine_->state().CountPrefix(AsStringView(req.payload));
-      reply(Code::kOk, proto::EncodeU64(n));
-      return Status::Ok();
-    }
-    case Opcode::kStatus:
+    case Op::kScan:
+      CollectScan(engine_->state(), cmd.scan, limits_.max_scan_reply_bytes, &scan_);
+      reply->scan = &scan_;
+      return answer(Code::kOk);
+    case Op::kCount:
+      reply->count = engine_->state().CountPrefix(cmd.key);
+      return answer(Code::kOk);
+    case Op::kStatus:
       scratch_ = host_->StatusJson();
-      reply(Code::kOk, scratch_);
-      return Status::Ok();
-    case Opcode::kConfigGet: {
-      auto json = host_->ConfigGetJson(AsStringView(req.payload));
+      return answer(Code::kOk, scratch_);
+    case Op::kConfigGet: {
+      auto json = host_->ConfigGetJson(cmd.key);
       if (!json.has_value()) {
-        reply(json.error().code(), json.error().message());
-      } else {
-        reply(Code::kOk, *json);
+        scratch_ = json.error().message();
+        return answer(json.error().code(), scratch_);
       }
-      return Status::Ok();
+      scratch_ = std::move(json).value();
+      return answer(Code::kOk, scratch_);
     }
-    case Opcode::kConfigSet: {
-      auto args = proto::DecodeConfigSet(req.payload);
-      if (!args.has_value()) return args.error();
-      Status st = host_->ConfigSet(args->name, args->value);
-      reply(st.code(), st.message());
-      return Status::Ok();
+    case Op::kConfigSet: {
+      Status st = host_->ConfigSet(cmd.key, cmd.value);
+      scratch_ = st.message();
+      return answer(st.code(), scratch_);
     }
-    case Opcode::kSnapshot: {
-      if (shutting_down_) {
-        reply(Code::kShuttingDown, "kvd is shutting down");
-        return Status::Ok();
-      }
-      const uint64_t seq = s.replies().Push(req.header.request_id, op);
+    case Op::kSnapshot: {
+      if (shutting_down_) return answer(Code::kShuttingDown, "kvd is shutting down");
+      const uint64_t seq = s.replies().Push(cmd.ref);
       snapshot_waiters_.push_back({s.id(), seq, engine_->applied_lsn(), op});
       host_->RequestSnapshot();
-      return Status::Ok();
+      return Evaluated::kQueued;
     }
     default:
       // Writes and FLUSH never get here (Session submits them).
-      return Status::Internal("opcode routed to Evaluate: " + std::string(proto::OpcodeName(op)));
+      return Status::Internal("operation routed to Evaluate: " + std::string(OpName(op)));
   }
 }
 
-bool Dispatcher::EvaluateAhead(Session& s, const proto::Request& req) {
-  auto key = proto::DecodeKey(req.payload, limits_.max_key_bytes);
-  if (!key.has_value() || s.MayHavePendingWrite(*key)) return false;  // a bad key errs in order
-  CountOp(Opcode::kGet);
-  const uint64_t seq = s.replies().Push(req.header.request_id, req.header.opcode);
-  auto v = engine_->state().Get(*key);
+bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
+  if (!cmd.problem.ok() || s.MayHavePendingWrite(cmd.key)) return false;  // a bad key errs in order
+  CountOp(Op::kGet);
+  const uint64_t seq = s.replies().Push(cmd.ref);
+  auto v = engine_->state().Get(cmd.key);
   const Code code = v.has_value() ? Code::kOk : Code::kNotFound;
   CountReply(code);
   s.replies().Complete(seq, code, engine_->durable_lsn(), 0, v.value_or(std::string_view{}));
@@ -212,7 +162,7 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
     host_->OnWriteError(status);
     return;
   }
-  const Code code = (w.op == Opcode::kDel && !existed) ? Code::kNotFound : Code::kOk;
+  const Code code = (w.op == Op::kDel && !existed) ? Code::kNotFound : Code::kOk;
   Complete(w.session, w.seq, code, lsn);
 }
 

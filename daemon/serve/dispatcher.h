@@ -1,4 +1,6 @@
-// Dispatcher: opcode -> engine call, and engine completions -> reply slots.
+// Dispatcher: neutral Command -> engine call -> neutral Reply, and engine
+// completions -> reply slots. It knows no wire format: the session's codec
+// decoded the command and encodes the reply.
 //
 // Writes are submitted in LSN order and the engine reports them in LSN
 // order, so pending writes wait in one FIFO keyed by LSN. A pending entry
@@ -23,6 +25,8 @@
 #include <vector>
 
 #include "kvd/engine.h"
+#include "serve/command.h"
+#include "serve/read_ops.h"
 #include "serve/server_stats.h"
 #include "serve/session.h"
 
@@ -48,9 +52,8 @@ class DispatchHost {
 
 class Dispatcher : public RequestHandler, public CompletionSink {
  public:
+  // Key and value sizes are checked where they are decoded (the codec).
   struct Limits {
-    uint32_t max_key_bytes = kMaxKeyBytes;
-    uint32_t max_value_bytes = kMaxValueBytes;
     size_t max_scan_reply_bytes = 4 * 1024 * 1024;
   };
   Dispatcher(Engine* engine, DispatchHost* host, Limits limits, ServerCounters* counters)
@@ -60,9 +63,9 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   void set_engine(Engine* engine) { engine_ = engine; }
 
   // RequestHandler
-  Status Submit(Session& s, uint64_t seq, const proto::Request& req) override;
-  Status Evaluate(Session& s, const proto::Request& req, std::string* out) override;
-  bool EvaluateAhead(Session& s, const proto::Request& req) override;
+  Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
+  Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
+  bool EvaluateAhead(Session& s, const Command& cmd) override;
 
   // CompletionSink
   void OnWriteDone(Lsn lsn, const Status& status, bool existed) override;
@@ -86,7 +89,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
     uint64_t session = 0;
     uint64_t seq = 0;
     Lsn lsn = 0;  // writes: the write's LSN; snapshots: the LSN it must cover
-    proto::Opcode op = proto::Opcode::kPing;
+    Op op = Op::kPing;
   };
   struct FlushWaiter {
     uint64_t token = 0;
@@ -94,9 +97,9 @@ class Dispatcher : public RequestHandler, public CompletionSink {
     uint64_t seq = 0;
   };
 
-  Status SubmitWrite(Session& s, uint64_t seq, const proto::Request& req);
+  Status SubmitWrite(Session& s, uint64_t seq, const Command& cmd);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
-  void CountOp(proto::Opcode op);
+  void CountOp(Op op);
   void CountReply(Code code);
 
   Engine* engine_;
@@ -106,8 +109,8 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::deque<Waiter> writes_;  // LSN order
   std::deque<FlushWaiter> flushes_;
   std::vector<Waiter> snapshot_waiters_;
-  std::vector<BatchOp> batch_ops_;  // reused across BATCH requests
-  std::string scratch_;             // reused reply payload (SCAN, STATUS)
+  std::string scratch_;  // reused reply text (STATUS, CONFIG GET)
+  ScanResult scan_;      // reused SCAN items
   uint64_t next_flush_token_ = 1;
   bool shutting_down_ = false;
 };

@@ -4,10 +4,9 @@
 
 namespace kvd::daemon {
 
-uint64_t ReplyQueue::Push(uint64_t request_id, proto::Opcode opcode) {
+uint64_t ReplyQueue::Push(const RequestRef& ref) {
   Slot& s = slots_.emplace_back();
-  s.request_id = request_id;
-  s.opcode = opcode;
+  s.ref = ref;
   return base_seq_ + slots_.size() - 1;
 }
 
@@ -25,22 +24,18 @@ bool ReplyQueue::Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn,
   return true;
 }
 
-size_t ReplyQueue::Drain(std::string* out) {
+size_t ReplyQueue::Drain(Codec& codec, std::string* out) {
   size_t n = 0;
   while (!slots_.empty() && slots_.front().done) {
     const Slot& s = slots_.front();
-    proto::ReplyHeader h;
-    h.opcode = s.opcode;
-    h.status = s.status;
-    h.request_id = s.request_id;
+    Reply r;
+    r.ref = s.ref;
+    r.code = s.status;
     sent_durable_ = std::max(sent_durable_, s.durable_lsn);
-    h.durable_lsn = sent_durable_;
-    h.lsn = s.lsn;
-    if (s.message.empty()) {
-      proto::EncodeReply(out, h);
-    } else {
-      proto::EncodeReply(out, h, {s.message});
-    }
+    r.durable_lsn = sent_durable_;
+    r.lsn = s.lsn;
+    r.text = s.message;
+    codec.EncodeReply(r, out);
     held_bytes_ -= s.message.size();
     slots_.pop_front();
     ++base_seq_;

@@ -3,7 +3,8 @@
 // Every request that cannot be answered at once (a write waiting for its
 // fdatasync, FLUSH, SNAPSHOT, an error queued behind pending writes) takes a
 // slot. Slots complete in any order; Drain() encodes only the completed
-// prefix, so replies leave strictly in request order. Sequence numbers are
+// prefix (through the connection's codec), so replies leave strictly in
+// request order. Sequence numbers are
 // never reused, so a late completion for a slot that is gone is detected.
 #pragma once
 
@@ -12,24 +13,25 @@
 #include <string>
 #include <string_view>
 
-#include "kvd/protocol.h"
 #include "kvd/status.h"
 #include "kvd/types.h"
+#include "serve/codec.h"
 
 namespace kvd::daemon {
 
 class ReplyQueue {
  public:
   // Appends a pending slot; returns its sequence number.
-  uint64_t Push(uint64_t request_id, proto::Opcode opcode);
+  uint64_t Push(const RequestRef& ref);
   // Completes a pending slot. `message` is the error text for a failure (or
   // the payload of a success, rarely used). False if seq is unknown or done.
   bool Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn, std::string_view message = {});
-  // Encodes the completed slots at the front into *out and removes them.
+  // Encodes the completed slots at the front into *out with codec and
+  // removes them.
   // Returns the number of replies encoded. The durable_lsn sent never
   // decreases along a connection's replies (a GET answered ahead of earlier
   // writes was built with an older one; the newer is just as true).
-  size_t Drain(std::string* out);
+  size_t Drain(Codec& codec, std::string* out);
 
   bool empty() const { return slots_.empty(); }
   // Payload and message bytes held in slots (completed, not yet drained).
@@ -39,8 +41,7 @@ class ReplyQueue {
 
  private:
   struct Slot {
-    uint64_t request_id = 0;
-    proto::Opcode opcode = proto::Opcode::kPing;
+    RequestRef ref;
     bool done = false;
     Code status = Code::kOk;
     Lsn durable_lsn = 0;

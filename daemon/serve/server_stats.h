@@ -4,11 +4,12 @@
 #include <array>
 #include <cstdint>
 
+#include "serve/command.h"
+
 namespace kvd::daemon {
 
 struct ServerCounters {
-  static constexpr size_t kOpcodeSlots = 16;  // indexed by opcode value
-  std::array<uint64_t, kOpcodeSlots> ops{};
+  std::array<uint64_t, kOpCount> ops{};  // requests by operation, whatever the protocol
   uint64_t errors = 0;       // replies with a status other than OK / NotFound
   uint64_t bad_frames = 0;   // connections closed for a protocol error
   uint64_t connections_current = 0;

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <functional>
 
+#include "serve/native_codec.h"
+
 namespace kvd::daemon {
 namespace {
 
@@ -16,17 +18,13 @@ constexpr size_t kMaxTrackedWriteKeys = 256;
 
 uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
-uint64_t LoadU64(const std::byte* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
 }  // namespace
 
-bool IsSubmittedAtOnce(proto::Opcode op) {
-  return proto::IsWriteOpcode(op) || op == proto::Opcode::kFlush;
-}
+Session::Session(uint64_t id, RequestHandler* handler, Limits limits, std::unique_ptr<Codec> codec)
+    : id_(id),
+      handler_(handler),
+      limits_(limits),
+      codec_(codec != nullptr ? std::move(codec) : std::make_unique<NativeCodec>(NativeCodec::Limits{})) {}
 
 void Session::NoteWriteKey(std::string_view key) {
   if (write_keys_.size() >= kMaxTrackedWriteKeys) {
@@ -46,44 +44,24 @@ bool Session::MayHavePendingWrite(std::string_view key) const {
 }
 
 void Session::Process() {
-  replies_.Drain(&out_);
+  replies_.Drain(*codec_, &out_);
   ForgetWriteKeysIfDrained();
   blocked_ = false;
+  Command cmd;
   while (!close_after_flush_) {
     UpdateOutputPause();
     if (output_paused_) break;
-    auto data = input_.data();
-    auto split = proto::SplitFrame(data, limits_.max_frame_bytes);
-    if (!split.has_value()) {
-      // Too large or too short to hold a header. The id is readable if the
-      // header arrived, so the client can tell which request failed.
-      uint64_t id = 0;
-      auto op = proto::Opcode::kPing;
-      if (data.size() >= proto::kLengthBytes + proto::kRequestHeaderBytes) {
-        id = LoadU64(data.data() + proto::kLengthBytes + 8);
-        uint8_t raw = static_cast<uint8_t>(data[proto::kLengthBytes + 3]);
-        if (proto::IsKnownOpcode(raw)) op = static_cast<proto::Opcode>(raw);
-      }
-      Status err = split.error();
-      FailFrame(err.code(), err.message(), id, op);
+    const DecodeResult d = codec_->Decode(input_.data(), consumed_requests_, &cmd);
+    if (d.kind == DecodeResult::kNeedMore) break;
+    if (d.kind == DecodeResult::kBroken) {
+      FailStream(d.error, d.ref);
       break;
     }
-    if (!split->has_value()) break;  // need more bytes
-    const size_t frame_len = **split;
-    auto frame = data.first(frame_len);
-    proto::RequestHeader partial;
-    auto req = proto::DecodeRequest(frame, &partial);
-    if (!req.has_value()) {
-      Status err = req.error();
-      FailFrame(err.code(), err.message(), partial.request_id, partial.opcode);
-      break;
-    }
-    const proto::Opcode op = req->header.opcode;
-    Status st;
+    const Op op = cmd.ref.op;
     if (IsSubmittedAtOnce(op)) {
       ForgetWriteKeysIfDrained();  // before this write's slot and keys go in
-      uint64_t seq = replies_.Push(req->header.request_id, op);
-      st = handler_->Submit(*this, seq, *req);
+      uint64_t seq = replies_.Push(cmd.ref);
+      Status st = handler_->Submit(*this, seq, cmd);
       if (!st.ok()) {
         // The slot is ours: answer it with the error, then close.
         replies_.Complete(seq, st.code(), 0, 0, st.message());
@@ -91,29 +69,34 @@ void Session::Process() {
         close_after_flush_ = true;
       }
     } else {
-      replies_.Drain(&out_);
+      replies_.Drain(*codec_, &out_);
       ForgetWriteKeysIfDrained();
       if (replies_.empty()) {
-        st = handler_->Evaluate(*this, *req, &out_);
-        if (!st.ok()) FailFrame(st.code(), st.message(), req->header.request_id, op);
-      } else if (op != proto::Opcode::kGet || !CanAnswerAhead() || !handler_->EvaluateAhead(*this, *req)) {
-        blocked_ = true;  // leave the frame in the buffer; resume on completion
+        Reply reply;
+        auto done = handler_->Evaluate(*this, cmd, &reply);
+        if (!done.has_value()) {
+          FailStream(done.error(), cmd.ref);
+        } else if (*done == RequestHandler::Evaluated::kReplied) {
+          codec_->EncodeReply(reply, &out_);
+        }
+      } else if (op != Op::kGet || !CanAnswerAhead() || !handler_->EvaluateAhead(*this, cmd)) {
+        blocked_ = true;  // leave the request in the buffer; resume on completion
         break;
       }
     }
-    input_.Consume(frame_len);
-    replies_.Drain(&out_);
+    input_.Consume(d.consumed);
+    ++consumed_requests_;
+    replies_.Drain(*codec_, &out_);
   }
   UpdateOutputPause();
   input_.ShrinkIfIdle(1 << 20);
 }
 
-void Session::FailFrame(Code code, std::string_view message, uint64_t request_id,
-                        proto::Opcode op) {
+void Session::FailStream(const Status& error, const RequestRef& ref) {
   ++bad_frames_;
-  uint64_t seq = replies_.Push(request_id, op);
-  replies_.Complete(seq, code, 0, 0, message);
-  replies_.Drain(&out_);
+  uint64_t seq = replies_.Push(ref);
+  replies_.Complete(seq, error.code(), 0, 0, error.message());
+  replies_.Drain(*codec_, &out_);
   close_after_flush_ = true;
 }
 
@@ -148,8 +131,7 @@ bool Session::WantsRead() const {
 
 bool Session::Idle() const {
   if (!replies_.empty()) return false;
-  auto split = proto::SplitFrame(input_.data(), limits_.max_frame_bytes);
-  return split.has_value() && !split->has_value();
+  return !codec_->HasRequest(input_.data());
 }
 
 }  // namespace kvd::daemon

@@ -1,7 +1,9 @@
-// Session: the protocol state of one client connection, without libuv.
+// Session: the ordering state of one client connection, without libuv and
+// without a wire format.
 //
-// Bytes in (InputBuffer) -> frames -> requests, in order -> the
-// RequestHandler (the dispatcher) -> replies out, in request order.
+// Bytes in (InputBuffer) -> the codec -> neutral Commands, in order -> the
+// RequestHandler (the dispatcher) -> neutral Replies -> the codec -> bytes
+// out, in request order. The rules below hold for every protocol.
 //
 // Ordering rule (docs/wire_protocol.md "Pipelining"): writes (PUT, DEL,
 // BATCH) and FLUSH are submitted to the engine as soon as they are read, so
@@ -17,22 +19,25 @@
 // reads what it would read after those writes (they cannot change its key,
 // and no later write has been submitted), and the requests after it go on.
 //
-// A bad frame gets an error reply (with the request id when it could be
-// read) queued behind the earlier replies; then the session stops reading and
-// the connection is closed once everything has been sent.
+// A broken request stream (a bad frame) gets an error reply (with the
+// request id when it could be read) queued behind the earlier replies; then
+// the session stops reading and the connection is closed once everything
+// has been sent.
 //
 // Threading: the loop thread only. The connection (libuv glue) owns it.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "serve/input_buffer.h"
-#include "kvd/protocol.h"
 #include "kvd/status.h"
+#include "serve/codec.h"
+#include "serve/command.h"
+#include "serve/input_buffer.h"
 #include "serve/reply_queue.h"
 
 namespace kvd::daemon {
@@ -46,32 +51,32 @@ class RequestHandler {
   // PUT/DEL/BATCH/FLUSH: slot `seq` of s.replies() is completed now or when
   // the engine reports. A non-OK return is a malformed request: the session
   // answers it with that status and closes the connection.
-  virtual Status Submit(Session& s, uint64_t seq, const proto::Request& req) = 0;
-  // Barriers, called when s.replies() is empty: append the reply to *out, or
-  // push a pending slot (SNAPSHOT). Non-OK return as for Submit.
-  virtual Status Evaluate(Session& s, const proto::Request& req, std::string* out) = 0;
+  virtual Status Submit(Session& s, uint64_t seq, const Command& cmd) = 0;
+  // Barriers, called when s.replies() is empty: fill *reply and return
+  // kReplied (the session encodes it at once, so its views need to live only
+  // until then), or push a pending slot and return kQueued (SNAPSHOT).
+  // Non-OK return as for Submit.
+  enum class Evaluated : uint8_t { kReplied, kQueued };
+  virtual Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) = 0;
   // A GET while s.replies() is not empty: if s.MayHavePendingWrite says no
   // for its key, push a slot, complete it with the reply and return true;
-  // otherwise (or for a payload that does not decode) return false and the
-  // GET waits as a barrier.
-  virtual bool EvaluateAhead(Session& s, const proto::Request& req) {
+  // otherwise (or for a command with a problem) return false and the GET
+  // waits as a barrier.
+  virtual bool EvaluateAhead(Session& s, const Command& cmd) {
     (void)s;
-    (void)req;
+    (void)cmd;
     return false;
   }
 };
 
-// True for the requests submitted at once (writes and FLUSH).
-bool IsSubmittedAtOnce(proto::Opcode op);
-
 class Session {
  public:
   struct Limits {
-    uint32_t max_frame_bytes = proto::kDefaultMaxFrameBytes;
     uint64_t max_pending_reply_bytes = 8 * 1024 * 1024;
   };
-  Session(uint64_t id, RequestHandler* handler, Limits limits)
-      : id_(id), handler_(handler), limits_(limits) {}
+  // codec: the connection's wire format; nullptr means the native protocol
+  // with its default limits (tests).
+  Session(uint64_t id, RequestHandler* handler, Limits limits, std::unique_ptr<Codec> codec = nullptr);
 
   uint64_t id() const { return id_; }
   InputBuffer& input() { return input_; }
@@ -101,7 +106,7 @@ class Session {
   bool close_requested() const { return close_after_flush_; }
   // Nothing left to send and no reply outstanding.
   bool Quiescent() const { return replies_.empty() && out_.empty() && !sending_active_; }
-  // No request in progress: nothing pending and no complete frame unprocessed.
+  // No request in progress: nothing pending and no complete request unprocessed.
   bool Idle() const;
   bool blocked() const { return blocked_; }
 
@@ -116,8 +121,8 @@ class Session {
   uint64_t bad_frames() const { return bad_frames_; }
 
  private:
-  // Queues an error reply for a bad frame and stops processing.
-  void FailFrame(Code code, std::string_view message, uint64_t request_id, proto::Opcode op);
+  // Queues an error reply for a broken request stream and stops processing.
+  void FailStream(const Status& error, const RequestRef& ref);
   void UpdateOutputPause();
   // Replies answered ahead wait in the queue: they count against the same
   // limit as unsent output, or a slow reader could pile them up unbounded.
@@ -133,6 +138,8 @@ class Session {
   const uint64_t id_;
   RequestHandler* handler_;
   Limits limits_;
+  std::unique_ptr<Codec> codec_;
+  uint64_t consumed_requests_ = 0;  // the sequence number of the next request
   InputBuffer input_;
   ReplyQueue replies_;
   std::string out_;
