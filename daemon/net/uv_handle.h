@@ -95,4 +95,11 @@ inline bool InitPipe(uv_loop_t* loop, UvHandle<uv_pipe_t>* p, void* data) {
   return true;
 }
 
+inline bool InitTcp(uv_loop_t* loop, UvHandle<uv_tcp_t>* t, void* data) {
+  if (uv_tcp_init(loop, t->Allocate()) != 0) return false;
+  t->MarkInitialised();
+  t->get()->data = data;
+  return true;
+}
+
 }  // namespace kvd::daemon

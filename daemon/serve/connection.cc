@@ -11,24 +11,29 @@ constexpr int kMaxSyncSends = 4;
 }  // namespace
 
 Connection::Connection(uint64_t id, RequestHandler* handler, Session::Limits limits,
-                       std::unique_ptr<Codec> codec, ConnectionHost* host, ServerCounters* counters)
-    : session_(id, handler, limits, std::move(codec)), host_(host), counters_(counters),
+                       std::unique_ptr<Codec> codec, ConnectionHost* host, ServerCounters* counters,
+                       StreamFilter* filter)
+    : session_(id, handler, limits, std::move(codec)),
+      host_(host),
+      counters_(counters),
+      filter_(filter != nullptr ? filter : PassThroughFilter::Shared()),
       last_activity_(std::chrono::steady_clock::now()) {}
 
 bool Connection::Accept(uv_loop_t* loop, uv_stream_t* server) {
-  if (uv_pipe_init(loop, &pipe_, 0) != 0) return false;
-  initialised_ = true;
-  pipe_.data = this;
+  const int r = socket_.Accept(loop, server);
+  // Set even on failure: the close callback finds the object through it.
+  if (socket_.initialised()) socket_.handle()->data = this;
   write_req_.data = this;
-  if (uv_accept(server, stream()) != 0) return false;
+  if (r != 0) return false;
   UpdateReading();
   return true;
 }
 
 void Connection::OnAlloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(h->data);
-  auto space = self->session_.input().Space(kReadChunk);
-  *buf = uv_buf_init(space.data(), static_cast<unsigned>(std::min<size_t>(space.size(), 1u << 30)));
+  self->read_space_ = self->session_.input().Space(kReadChunk);
+  auto target = self->filter_->ReadTarget(self->read_space_);
+  *buf = uv_buf_init(target.data(), static_cast<unsigned>(std::min<size_t>(target.size(), 1u << 30)));
 }
 
 void Connection::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/) {
@@ -44,15 +49,22 @@ void Connection::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/) 
     self->host_->MarkDirty(self);
     return;
   }
-  self->session_.input().Commit(static_cast<size_t>(nread));
   self->counters_->bytes_in += static_cast<uint64_t>(nread);
+  auto plain = self->filter_->OnRead(self->read_space_, static_cast<size_t>(nread));
+  if (!plain.has_value()) {
+    self->failed_ = true;
+    self->UpdateReading();
+    self->host_->MarkDirty(self);
+    return;
+  }
+  self->session_.input().Commit(*plain);
   self->last_activity_ = std::chrono::steady_clock::now();
   self->session_.Process();
   self->host_->MarkDirty(self);
 }
 
 void Connection::Flush() {
-  if (!initialised_) return;
+  if (!socket_.initialised()) return;
   // The output is tried on the socket at once first: a reply nearly always
   // fits in the socket buffer, while a uv_write that completes at once still
   // costs a deferred callback (one more loop round with a zero timeout) and an
@@ -67,7 +79,7 @@ void Connection::Flush() {
       host_->MarkDirty(this);
       break;
     }
-    std::string_view out = session_.BeginSend();
+    std::string_view out = filter_->OnWrite(session_.BeginSend());
     uv_buf_t b = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
     const int n = uv_try_write(stream(), &b, 1);
     if (n >= 0 && static_cast<size_t>(n) == out.size()) {
@@ -99,7 +111,7 @@ void Connection::Flush() {
 
 void Connection::OnWrite(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
-  if (status == 0) self->counters_->bytes_out += self->session_.sending_bytes();
+  if (status == 0) self->counters_->bytes_out += self->session_.sending_bytes();  // plain bytes
   self->session_.SendDone();
   if (status == UV_ECANCELED) return;  // closing; the object dies in the close callback
   if (status < 0) self->failed_ = true;
@@ -108,7 +120,7 @@ void Connection::OnWrite(uv_write_t* req, int status) {
 }
 
 void Connection::UpdateReading() {
-  const bool want = initialised_ && !failed_ && !peer_eof_ && !stop_reading_ && session_.WantsRead();
+  const bool want = socket_.initialised() && !failed_ && !peer_eof_ && !stop_reading_ && session_.WantsRead();
   if (want == reading_) return;
   if (want) {
     reading_ = uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) == 0;
@@ -124,30 +136,29 @@ void Connection::StopReading() {
 }
 
 void Connection::StartClose() {
-  if (!initialised_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(&pipe_))) {
-    if (!initialised_) delete this;
+  if (!socket_.initialised() || uv_is_closing(socket_.handle())) {
+    if (!socket_.initialised()) delete this;
     return;
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&pipe_),
-           [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  uv_close(socket_.handle(), [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
 }
 
 void RefuseConnection(uv_loop_t* loop, uv_stream_t* server, const Protocol& protocol, Code code,
                       std::string_view message) {
-  auto* pipe = new uv_pipe_t{};
-  auto free_pipe = [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); };
-  if (uv_pipe_init(loop, pipe, 0) != 0) {
-    delete pipe;
+  auto* socket = new StreamSocket;
+  const int r = socket->Accept(loop, server);
+  if (!socket->initialised()) {
+    delete socket;
     return;
   }
-  auto* stream = reinterpret_cast<uv_stream_t*>(pipe);
-  if (uv_accept(server, stream) == 0) {
+  socket->handle()->data = socket;
+  if (r == 0) {
     std::string frame;
     protocol.EncodeRefusal(code, message, &frame);
     uv_buf_t b = uv_buf_init(frame.data(), static_cast<unsigned>(frame.size()));
-    (void)uv_try_write(stream, &b, 1);
+    (void)uv_try_write(socket->stream(), &b, 1);
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(pipe), free_pipe);
+  uv_close(socket->handle(), [](uv_handle_t* h) { delete static_cast<StreamSocket*>(h->data); });
 }
 
 }  // namespace kvd::daemon

@@ -1,5 +1,6 @@
-// Connection: the libuv side of one client — the pipe handle, reads into the
-// Session's input buffer, one uv_write at a time of everything queued.
+// Connection: the libuv side of one client — its stream (a Unix or TCP
+// socket, net/stream.h), reads through the stream filter into the Session's
+// input buffer, one uv_write at a time of everything queued.
 //
 // Lifetime: owned by the Server's table while open. Closing removes it from
 // the table (so engine completions for it are dropped: they look sessions up
@@ -16,6 +17,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "net/stream.h"
+#include "net/stream_filter.h"
 #include "serve/codec.h"
 #include "serve/server_stats.h"
 #include "serve/session.h"
@@ -35,12 +38,14 @@ class ConnectionHost {
 
 class Connection {
  public:
+  // filter: nullptr for the shared pass-through filter.
   Connection(uint64_t id, RequestHandler* handler, Session::Limits limits, std::unique_ptr<Codec> codec,
-             ConnectionHost* host, ServerCounters* counters);
+             ConnectionHost* host, ServerCounters* counters, StreamFilter* filter = nullptr);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Initialises the pipe on loop and accepts from server; false on failure
+  // Initialises the stream on loop and accepts from server (Unix or TCP,
+  // whatever server listens on); false on failure
   // (then the object may be deleted directly: call StartClose anyway).
   bool Accept(uv_loop_t* loop, uv_stream_t* server);
   // Processes queued requests, sends queued replies, adjusts reading, and
@@ -54,6 +59,7 @@ class Connection {
 
   uint64_t id() const { return session_.id(); }
   Session& session() { return session_; }
+  const Session& session() const { return session_; }
   std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
   bool dirty = false;  // queued in the host's dirty list
 
@@ -62,14 +68,15 @@ class Connection {
   static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void OnWrite(uv_write_t* req, int status);
   void UpdateReading();
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&pipe_); }
+  uv_stream_t* stream() { return socket_.stream(); }
 
   Session session_;
   ConnectionHost* host_;
   ServerCounters* counters_;
-  uv_pipe_t pipe_{};
+  StreamFilter* filter_;
+  StreamSocket socket_;
   uv_write_t write_req_{};
-  bool initialised_ = false;
+  std::span<char> read_space_;  // the input buffer's space offered to the last read
   bool reading_ = false;
   bool peer_eof_ = false;     // the client shut down its sending side
   bool stop_reading_ = false; // shutdown: no new requests
