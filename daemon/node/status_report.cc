@@ -58,6 +58,8 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["pid"] = static_cast<int64_t>(::getpid());
   j["uptime_s"] = Seconds(now - in.started);
   j["state"] = in.stopping ? "stopping" : "serving";
+  j["role"] = std::string(in.role);
+  j["write_fence"] = in.write_fence == nullptr || in.write_fence->ok() ? std::string() : in.write_fence->ToString();
   j["keys"] = e.state().size();
   // Order-independent hash of every (key, value): equal after two recoveries of the same files.
   j["digest"] = e.state().Digest();

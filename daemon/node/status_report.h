@@ -9,18 +9,9 @@
 #include "config/config.h"
 #include "kvd/engine.h"
 #include "serve/server_stats.h"
-#include "node/snapshotter.h"
+#include "node/snapshot_scheduler.h"
 
 namespace kvd::daemon {
-
-struct SnapshotHistory {
-  uint64_t succeeded = 0;
-  uint64_t failed = 0;
-  bool have_last = false;
-  SnapshotOutcome last;  // last successful one
-  std::chrono::steady_clock::time_point last_at;
-  std::string last_error;  // of the last failure, if the last attempt failed
-};
 
 struct StatusInputs {
   const Config* config = nullptr;
@@ -37,6 +28,8 @@ struct StatusInputs {
   Lsn snapshot_running_lsn = 0;
   std::chrono::steady_clock::time_point snapshot_started;
   bool stopping = false;
+  std::string_view role = "primary";
+  const Status* write_fence = nullptr;  // OK: writes allowed (kNotPrimary / kFenced later)
 };
 
 std::string BuildStatusJson(const StatusInputs& in);
