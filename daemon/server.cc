@@ -33,7 +33,6 @@ FrontEnd::Options FrontEndOptions(const Config& c) {
 
 Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
     : loop_(loop),
-      notifier_(notifier),
       started_(std::chrono::steady_clock::now()),
       config_(std::move(config), notifier),
       dispatcher_(nullptr, this, DispatchLimits(config_.config()), &counters_),

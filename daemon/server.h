@@ -68,7 +68,6 @@ class Server : public DispatchHost {
   void StopHandles();
 
   uv_loop_t* loop_;
-  Notifier* notifier_;
   const std::chrono::steady_clock::time_point started_;
   ConfigControl config_;
   ServerCounters counters_;

@@ -12,7 +12,6 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
 constexpr uint64_t kKiB = 1ull << 10;
-constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kGiB = 1ull << 30;
 constexpr uint64_t kTiB = 1ull << 40;
 constexpr uint64_t kSecond = 1000;
