@@ -9,10 +9,10 @@
 
 #include <spdlog/fmt/fmt.h>
 
-#include "fs_check.h"
+#include "sys/fs_check.h"
 #include "kvd/engine.h"
-#include "log.h"
-#include "notify.h"
+#include "sys/log.h"
+#include "sys/notify.h"
 #include "server.h"
 
 namespace kvd::daemon {

@@ -4,7 +4,7 @@
 //   SIGTERM/SIGINT -> drain, fdatasync -> exit.
 #pragma once
 
-#include "config.h"
+#include "config/config.h"
 #include "kvd/env.h"
 
 namespace kvd::daemon {

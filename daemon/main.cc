@@ -14,10 +14,10 @@
 #include <string>
 #include <string_view>
 
-#include "check_data.h"
-#include "config.h"
+#include "sys/check_data.h"
+#include "config/config.h"
 #include "daemon.h"
-#include "log.h"
+#include "sys/log.h"
 #ifdef KVD_FAULT_INJECTION
 #include <cerrno>
 #include <cstdint>

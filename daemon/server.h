@@ -1,13 +1,17 @@
-// Server: the serving half of kvd, wired around one libuv loop.
+// Server: the composition root of a serving kvd. It builds the rooms and
+// wires them around one libuv loop; it holds no logic of its own beyond
+// that wiring.
 //
-//   Listener -> Connection (Session) -> Dispatcher -> Engine
+//   FrontEnd (listeners -> Connection -> Session + the protocol's Codec)
+//     -> Dispatcher (neutral commands) -> Engine, owned by the NodeController
 //   Engine committer -> CommitBridge (uv_async) -> Dispatcher (sink)
 //     -> reply slots -> dirty connections -> flushed in the prepare phase
-//   timers: snapshot interval, housekeeping (idle clients, WAL-size trigger,
-//   STATUS= line, disk-space recovery), watchdog; signals: stop, reload.
+//   SnapshotScheduler (forked snapshots), Housekeeping (timers),
+//   ConfigControl (CONFIG, SIGHUP), SignalWatcher, Shutdown.
 //
-// Replies are written from the prepare phase (like Redis's beforeSleep): all
-// replies a connection earned during one loop iteration leave in one write.
+// The prepare phase (once per loop turn, after every ready socket was read)
+// starts the next commit with all writes read so far and sends the replies
+// while it runs, like Redis's beforeSleep.
 //
 // Threading: loop thread only (the engine's notify is the one exception, and
 // it only touches the bridge's uv_async).
@@ -17,110 +21,65 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
-#include "commit_bridge.h"
-#include "config.h"
-#include "connection.h"
-#include "dispatcher.h"
-#include "listener.h"
-#include "notify.h"
-#include "signals.h"
-#include "snapshotter.h"
-#include "status_report.h"
+#include "config/config_control.h"
+#include "node/housekeeping.h"
+#include "node/node_controller.h"
+#include "node/snapshot_scheduler.h"
+#include "serve/dispatcher.h"
+#include "serve/front_end.h"
+#include "shutdown.h"
+#include "sys/notify.h"
+#include "sys/signals.h"
 
 namespace kvd::daemon {
 
-class Server : public DispatchHost, public ConnectionHost {
+class Server : public DispatchHost {
  public:
   Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier);
   ~Server() override;
 
   // For EngineOptions.notify (valid before Start).
-  std::function<void()> EngineNotify() { return bridge_.NotifyFn(); }
+  std::function<void()> EngineNotify() { return node_.EngineNotify(); }
   // Takes the recovered engine, listens, starts timers and signals.
   Status Start(std::unique_ptr<Engine> engine, RecoveryReport recovery);
   // Shutdown as on SIGTERM (also used by tests and fatal errors).
-  void BeginShutdown(std::string_view why);
+  void BeginShutdown(std::string_view why) { shutdown_.Begin(why); }
   // After uv_run returned: 0 clean, 3 when the final fdatasync failed.
-  int exit_code() const { return exit_code_; }
+  int exit_code() const { return shutdown_.exit_code(); }
   // Whether systemd passed the listening socket (kvd.socket, LISTEN_FDS).
-  bool socket_from_systemd() const { return listener_.from_systemd(); }
+  bool socket_from_systemd() const { return native_.socket_from_systemd(); }
+  // The native protocol on TCP as well (not in kvd.toml yet: tests, and the
+  // replication and RESP issues, use it). Port 0: ephemeral, see tcp_port().
+  Status ListenTcp(const std::string& host, uint16_t port) { return native_.ListenTcp(host, port); }
+  uint16_t tcp_port() const { return native_.tcp_port(); }
 
   // DispatchHost
-  Session* FindSession(uint64_t id) override;
-  void SessionReady(Session* s) override;
+  Session* FindSession(uint64_t id) override { return native_.FindSession(id); }
+  void SessionReady(Session* s) override { native_.SessionReady(s); }
   std::string StatusJson() override;
-  Result<std::string> ConfigGetJson(std::string_view name) override;
-  Status ConfigSet(std::string_view name, std::string_view value) override;
-  void RequestSnapshot() override { StartSnapshot("request"); }
-  void OnWriteError(const Status& status) override;
-
-  // ConnectionHost
-  void MarkDirty(Connection* c) override;
-  void RequestClose(Connection* c) override;
+  Result<std::string> ConfigGetJson(std::string_view name) override { return config_.GetJson(name); }
+  Status ConfigSet(std::string_view name, std::string_view value) override { return config_.Set(name, value); }
+  void RequestSnapshot() override { snapshots_.Trigger("request"); }
+  void OnWriteError(const Status& status) override { node_.OnWriteError(status); }
 
  private:
-  enum class Phase { kServing, kDraining, kFlushing, kDone };
-
-  void OnAccept(uv_stream_t* server);
-  void FlushDirty();
-  void AfterPoll();
-  void CheckFaults();
-  void Housekeeping();
-  void WatchdogTick();
-  void Reload();
-  void ApplyConfig(const Config& next);
-  void RestartSnapshotTimer();
-  void StartSnapshot(const char* reason);
-  void OnSnapshotDone(const SnapshotOutcome& o);
-  void ShutdownStep();
-  void CloseAllConnections();
+  void OnConfigApplied(const Config& before, const Config& after);
   void StopHandles();
 
   uv_loop_t* loop_;
-  Config config_;
-  Env* env_;
-  Notifier* notifier_;
   const std::chrono::steady_clock::time_point started_;
-
+  ConfigControl config_;
   ServerCounters counters_;
-  std::unique_ptr<Engine> engine_;
-  RecoveryReport recovery_;
   Dispatcher dispatcher_;
-  CommitBridge bridge_;
-  Listener listener_;
-  SignalWatcher signals_;
-  std::unique_ptr<Snapshotter> snapshotter_;
-  SnapshotHistory snapshots_;
-
-  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
-  std::vector<uint64_t> dirty_;
+  NodeController node_;
   uint64_t next_conn_id_ = 1;
-
+  FrontEnd native_;
+  SnapshotScheduler snapshots_;
+  Housekeeping housekeeping_;
+  SignalWatcher signals_;
+  Shutdown shutdown_;
   UvHandle<uv_prepare_t> prepare_;
-  UvHandle<uv_timer_t> housekeeping_;
-  UvHandle<uv_timer_t> snapshot_timer_;
-  UvHandle<uv_timer_t> watchdog_;
-  UvHandle<uv_timer_t> shutdown_timer_;
-
-  // Fault and progress tracking.
-  bool refusal_logged_ = false;
-  bool in_no_space_ = false;
-  uint64_t last_groups_ = 0;
-  std::chrono::steady_clock::time_point last_slow_log_{};
-  uint64_t slow_syncs_unlogged_ = 0;
-  Lsn watchdog_durable_ = 0;
-  std::chrono::steady_clock::time_point watchdog_progress_;
-  uint64_t wal_bytes_baseline_ = 0;
-  Lsn last_snapshot_lsn_ = 0;
-  std::chrono::steady_clock::time_point snapshot_retry_after_{};
-  uint64_t housekeeping_ticks_ = 0;
-
-  Phase phase_ = Phase::kServing;
-  std::chrono::steady_clock::time_point shutdown_started_;
-  int exit_code_ = 0;
 };
 
 }  // namespace kvd::daemon

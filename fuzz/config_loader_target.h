@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "config.h"
-#include "config_units.h"
+#include "config/config.h"
+#include "config/config_units.h"
 #include "fuzz/fuzz_check.h"
 
 namespace kvd::fuzz {

@@ -1,6 +1,6 @@
 // kvd --check-data against WALs built with the engine's own writer, then
 // damaged: the report, the exit code, and that no byte or name changed.
-#include "check_data.h"
+#include "sys/check_data.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>

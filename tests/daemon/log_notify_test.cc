@@ -11,11 +11,11 @@
 #include <set>
 #include <string>
 
-#include "config.h"
-#include "fs_check.h"
+#include "config/config.h"
+#include "sys/fs_check.h"
 #include "kvd/fd.h"
-#include "log.h"
-#include "notify.h"
+#include "sys/log.h"
+#include "sys/notify.h"
 
 using kvd::daemon::Config;
 using kvd::daemon::LogTarget;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/dispatcher.h"
-#include "daemon/session.h"
+#include "daemon/serve/dispatcher.h"
+#include "daemon/serve/session.h"
 #include "kvd/protocol.h"
 
 namespace kvd::daemon {

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "daemon/read_ops.h"
-#include "daemon/snapshot_child.h"
+#include "daemon/serve/read_ops.h"
+#include "daemon/node/snapshot_child.h"
 
 namespace kvd::daemon {
 namespace {

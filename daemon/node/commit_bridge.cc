@@ -1,0 +1,51 @@
+#include "node/commit_bridge.h"
+
+#include <algorithm>
+
+namespace kvd::daemon {
+
+CommitBridge::CommitBridge(uv_loop_t* loop, CompletionSink* sink, std::function<void()> after_poll)
+    : sink_(sink), after_poll_(std::move(after_poll)), last_notify_(std::chrono::steady_clock::now()) {
+  InitAsync(loop, &async_, &CommitBridge::OnAsync, this);
+  InitTimer(loop, &tick_, this);
+}
+
+std::function<void()> CommitBridge::NotifyFn() {
+  uv_async_t* a = async_.get();
+  return [a] { uv_async_send(a); };
+}
+
+void CommitBridge::Attach(Engine* engine, std::chrono::microseconds flush_interval) {
+  engine_ = engine;
+  SetFlushInterval(flush_interval);
+  OnAsync(async_.get());
+}
+
+void CommitBridge::SetFlushInterval(std::chrono::microseconds flush_interval) {
+  if (!tick_) return;
+  const auto half_ms = std::max<int64_t>(1, flush_interval.count() / 2000);
+  uv_timer_start(tick_.get(), &CommitBridge::OnTick, static_cast<uint64_t>(half_ms),
+                 static_cast<uint64_t>(half_ms));
+}
+
+void CommitBridge::Detach() {
+  engine_ = nullptr;
+  if (tick_) uv_timer_stop(tick_.get());
+}
+
+void CommitBridge::OnAsync(uv_async_t* a) {
+  auto* self = static_cast<CommitBridge*>(a->data);
+  self->last_notify_ = std::chrono::steady_clock::now();
+  if (self->engine_ == nullptr) return;
+  self->engine_->Poll(self->sink_);
+  if (self->after_poll_) self->after_poll_();
+}
+
+void CommitBridge::OnTick(uv_timer_t* t) {
+  auto* self = static_cast<CommitBridge*>(t->data);
+  if (self->engine_ == nullptr) return;
+  self->engine_->Tick(Clock::now(), self->sink_);
+  if (self->after_poll_) self->after_poll_();
+}
+
+}  // namespace kvd::daemon

@@ -1,0 +1,122 @@
+#include "node/snapshot_child.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "kvd/snapshot.h"
+
+namespace kvd::daemon {
+namespace {
+
+void PutU32(std::byte* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+void PutU64(std::byte* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+uint32_t GetU32(const std::byte* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+uint64_t GetU64(const std::byte* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+void EncodeChildResult(bool ok, Lsn lsn, uint64_t entries, uint64_t bytes, uint64_t duration_us,
+                       std::string_view error, std::array<std::byte, kChildResultBytes>* out) {
+  std::byte* p = out->data();
+  std::memset(p, 0, out->size());
+  PutU32(p, kChildResultMagic);
+  PutU32(p + 4, ok ? 1 : 0);
+  PutU64(p + 8, lsn);
+  PutU64(p + 16, entries);
+  PutU64(p + 24, bytes);
+  PutU64(p + 32, duration_us);
+  const size_t n = std::min(error.size(), kChildErrorBytes - 1);
+  if (n > 0) std::memcpy(p + 40, error.data(), n);
+}
+
+Result<ChildResult> ParseChildResult(std::span<const std::byte> data) {
+  if (data.size() != kChildResultBytes) {
+    return Status::Corruption("snapshot child result: " + std::to_string(data.size()) +
+                              " bytes, expected " + std::to_string(kChildResultBytes));
+  }
+  const std::byte* p = data.data();
+  if (GetU32(p) != kChildResultMagic) return Status::Corruption("snapshot child result: bad magic");
+  ChildResult r;
+  r.ok = GetU32(p + 4) == 1;
+  r.lsn = GetU64(p + 8);
+  r.entries = GetU64(p + 16);
+  r.bytes = GetU64(p + 24);
+  r.duration = std::chrono::microseconds(GetU64(p + 32));
+  const char* err = reinterpret_cast<const char*>(p + 40);
+  r.error.assign(err, strnlen(err, kChildErrorBytes));
+  return r;
+}
+
+namespace {
+
+void CloseInheritedFds(int keep) {
+  if (::close_range(3, static_cast<unsigned>(keep) - 1, 0) == 0 &&
+      ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0) == 0) {
+    return;
+  }
+  // close_range unavailable (kernel < 5.9): walk the descriptor table.
+  struct rlimit rl;
+  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? static_cast<int>(rl.rlim_cur)
+                         : 65536;
+  for (int fd = 3; fd < max_fd; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+}
+
+}  // namespace
+
+void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn, int result_fd) {
+  // The parent's libuv signal handlers would forward signals into the
+  // parent's loop through an inherited pipe: restore the defaults. Die with
+  // the parent: an orphan must not race a restarted kvd in the directory.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
+  // Close every inherited descriptor but the result pipe: the data-directory
+  // lock (a restarted kvd must not find it held by a dying child), client
+  // sockets (a client kvd closed must see EOF now, not when the child exits),
+  // the loop's epoll and eventfds. The child opens what it writes itself.
+  CloseInheritedFds(result_fd);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<SnapshotInfo> info = WriteSnapshot(env, dir, state, lsn);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
+  std::array<std::byte, kChildResultBytes> rec;
+  if (info.has_value()) {
+    EncodeChildResult(true, info->lsn, info->entries, info->bytes, static_cast<uint64_t>(us), {}, &rec);
+  } else {
+    EncodeChildResult(false, lsn, 0, 0, static_cast<uint64_t>(us), info.error().ToString(), &rec);
+  }
+  // kChildResultBytes < PIPE_BUF: one write is atomic.
+  ssize_t n;
+  do {
+    n = ::write(result_fd, rec.data(), rec.size());
+  } while (n < 0 && errno == EINTR);
+  ::_exit(info.has_value() && n == static_cast<ssize_t>(rec.size()) ? 0 : 1);
+}
+
+}  // namespace kvd::daemon

@@ -1,0 +1,79 @@
+// SnapshotScheduler: when snapshots are taken and what came of them. It
+// starts one on request (SNAPSHOT), on its interval timer when anything is
+// new, and when the WAL grew by snapshot.wal_bytes (checked by
+// housekeeping); runs it through the Snapshotter (a forked child); installs
+// a finished one in the engine (which then drops the WAL segments it
+// covers); keeps the history STATUS reports; and tells on_done so waiting
+// SNAPSHOT requests are answered. Automatic triggers back off for a few
+// seconds after a failure.
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "kvd/engine.h"
+#include "node/snapshotter.h"
+
+namespace kvd::daemon {
+
+struct SnapshotHistory {
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  bool have_last = false;
+  SnapshotOutcome last;  // last successful one
+  std::chrono::steady_clock::time_point last_at;
+  std::string last_error;  // of the last failure, if the last attempt failed
+};
+
+class SnapshotScheduler {
+ public:
+  // on_done(status, lsn): a requested or automatic snapshot finished.
+  using DoneFn = std::function<void(const Status& status, Lsn lsn)>;
+  SnapshotScheduler(uv_loop_t* loop, Env* env, const Config* config, DoneFn on_done);
+
+  // Starts scheduling for engine; recovered_lsn is the snapshot recovery
+  // started from (nothing new: no interval snapshot).
+  Status Start(Engine* engine, Lsn recovered_lsn);
+  // "request", "interval" or "wal_bytes". Ignored while one runs (it will
+  // report) or once stopped.
+  void Trigger(const char* reason);
+  // Housekeeping: snapshot once the WAL grew by snapshot.wal_bytes.
+  void CheckWalBytes(const EngineStats& stats);
+  // After a configuration change of snapshot.interval.
+  void RestartTimer();
+  // Shutdown: no more snapshots; a running child is abandoned (the previous
+  // snapshot is intact).
+  void Stop();
+  // Closes the handles.
+  void Close();
+
+  const SnapshotHistory& history() const { return history_; }
+  bool running() const { return snapshotter_ && snapshotter_->running(); }
+  Lsn running_lsn() const { return snapshotter_ ? snapshotter_->running_lsn() : 0; }
+  std::chrono::steady_clock::time_point running_since() const {
+    return snapshotter_ ? snapshotter_->started() : std::chrono::steady_clock::time_point{};
+  }
+
+ private:
+  void OnDone(const SnapshotOutcome& o);
+
+  uv_loop_t* loop_;
+  Env* env_;
+  const Config* config_;
+  DoneFn on_done_;
+  Engine* engine_ = nullptr;
+  std::unique_ptr<Snapshotter> snapshotter_;
+  UvHandle<uv_timer_t> timer_;
+  SnapshotHistory history_;
+  bool stopped_ = false;
+  Lsn last_lsn_ = 0;
+  uint64_t wal_bytes_baseline_ = 0;
+  std::chrono::steady_clock::time_point retry_after_{};
+};
+
+}  // namespace kvd::daemon

@@ -1,0 +1,23 @@
+#include "serve/command.h"
+
+namespace kvd::daemon {
+
+std::string_view OpName(Op op) {
+  switch (op) {
+    case Op::kPing: return "ping";
+    case Op::kGet: return "get";
+    case Op::kPut: return "put";
+    case Op::kDel: return "del";
+    case Op::kBatch: return "batch";
+    case Op::kScan: return "scan";
+    case Op::kCount: return "count";
+    case Op::kFlush: return "flush";
+    case Op::kSnapshot: return "snapshot";
+    case Op::kStatus: return "status";
+    case Op::kConfigGet: return "config_get";
+    case Op::kConfigSet: return "config_set";
+  }
+  return "unknown";
+}
+
+}  // namespace kvd::daemon

@@ -1,0 +1,211 @@
+#include "serve/dispatcher.h"
+
+#include "kvd/env.h"
+
+namespace kvd::daemon {
+
+void Dispatcher::CountOp(Op op) { ++counters_->ops[static_cast<size_t>(op) % kOpCount]; }
+
+void Dispatcher::CountReply(Code code) {
+  if (code != Code::kOk && code != Code::kNotFound) ++counters_->errors;
+}
+
+Status Dispatcher::Submit(Session& s, uint64_t seq, const Command& cmd) {
+  const Op op = cmd.ref.op;
+  CountOp(op);
+  if (shutting_down_) {
+    s.replies().Complete(seq, Code::kShuttingDown, engine_->durable_lsn(), 0, "kvd is shutting down");
+    CountReply(Code::kShuttingDown);
+    return Status::Ok();
+  }
+  if (op == Op::kFlush) {
+    const uint64_t token = next_flush_token_++;
+    flushes_.push_back({token, s.id(), seq});
+    engine_->RequestFlush(token);
+    return Status::Ok();
+  }
+  return SubmitWrite(s, seq, cmd);
+}
+
+Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
+  const Op op = cmd.ref.op;
+  auto submit = [&]() -> Result<WriteTicket> {
+    if (!cmd.problem.ok()) return cmd.problem;
+    switch (op) {
+      case Op::kPut:
+        s.NoteWriteKey(cmd.key);
+        return engine_->Put(cmd.key, cmd.value, cmd.durable);
+      case Op::kDel:
+        s.NoteWriteKey(cmd.key);
+        return engine_->Del(cmd.key, cmd.durable);
+      default:
+        if (cmd.batch.empty()) return Status::InvalidArgument("BATCH with no operations");
+        for (const BatchOp& o : cmd.batch) s.NoteWriteKey(o.key);
+        return engine_->Batch(cmd.batch, cmd.durable);
+    }
+  };
+  Result<WriteTicket> ticket = submit();
+  if (!ticket.has_value()) {
+    Status st = ticket.error();
+    const bool engine_error = st.code() == Code::kWritesRefused || st.code() == Code::kNoSpace ||
+                              st.code() == Code::kIOError || st.code() == Code::kShuttingDown;
+    // A request that does not decode is a protocol error (the connection
+    // is closed), except a key or value over its limit: that is the
+    // client's data, not a broken frame, so only that request fails.
+    const bool fatal = cmd.problem.ok() ? st.code() != Code::kTooLarge : cmd.fatal;
+    if (!engine_error && fatal) return st;
+    s.replies().Complete(seq, st.code(), engine_->durable_lsn(), 0, st.message());
+    CountReply(st.code());
+    if (engine_error) host_->OnWriteError(st);
+    return Status::Ok();
+  }
+  if (ticket->done) {
+    const Code code = (op == Op::kDel && !ticket->existed) ? Code::kNotFound : Code::kOk;
+    s.replies().Complete(seq, code, engine_->durable_lsn(), ticket->lsn);
+    return Status::Ok();
+  }
+  writes_.push_back({s.id(), seq, ticket->lsn, op});
+  return Status::Ok();
+}
+
+Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command& cmd, Reply* reply) {
+  const Op op = cmd.ref.op;
+  CountOp(op);
+  reply->ref = cmd.ref;
+  reply->durable_lsn = engine_->durable_lsn();
+  auto answer = [&](Code code, std::string_view text = {}) {
+    CountReply(code);
+    reply->code = code;
+    reply->text = text;
+    return Evaluated::kReplied;
+  };
+  if (!cmd.problem.ok()) {
+    if (cmd.fatal) return cmd.problem;
+    return answer(cmd.problem.code(), cmd.problem.message());
+  }
+  switch (op) {
+    case Op::kPing:
+      return answer(Code::kOk);
+    case Op::kGet: {
+      auto v = engine_->state().Get(cmd.key);
+      if (!v.has_value()) return answer(Code::kNotFound);
+      return answer(Code::kOk, *v);  // a view into the State, encoded before it can change
+    }
+    case Op::kScan:
+      CollectScan(engine_->state(), cmd.scan, limits_.max_scan_reply_bytes, &scan_);
+      reply->scan = &scan_;
+      return answer(Code::kOk);
+    case Op::kCount:
+      reply->count = engine_->state().CountPrefix(cmd.key);
+      return answer(Code::kOk);
+    case Op::kStatus:
+      scratch_ = host_->StatusJson();
+      return answer(Code::kOk, scratch_);
+    case Op::kConfigGet: {
+      auto json = host_->ConfigGetJson(cmd.key);
+      if (!json.has_value()) {
+        scratch_ = json.error().message();
+        return answer(json.error().code(), scratch_);
+      }
+      scratch_ = std::move(json).value();
+      return answer(Code::kOk, scratch_);
+    }
+    case Op::kConfigSet: {
+      Status st = host_->ConfigSet(cmd.key, cmd.value);
+      scratch_ = st.message();
+      return answer(st.code(), scratch_);
+    }
+    case Op::kSnapshot: {
+      if (shutting_down_) return answer(Code::kShuttingDown, "kvd is shutting down");
+      const uint64_t seq = s.replies().Push(cmd.ref);
+      snapshot_waiters_.push_back({s.id(), seq, engine_->applied_lsn(), op});
+      host_->RequestSnapshot();
+      return Evaluated::kQueued;
+    }
+    default:
+      // Writes and FLUSH never get here (Session submits them).
+      return Status::Internal("operation routed to Evaluate: " + std::string(OpName(op)));
+  }
+}
+
+bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
+  if (!cmd.problem.ok() || s.MayHavePendingWrite(cmd.key)) return false;  // a bad key errs in order
+  CountOp(Op::kGet);
+  const uint64_t seq = s.replies().Push(cmd.ref);
+  auto v = engine_->state().Get(cmd.key);
+  const Code code = v.has_value() ? Code::kOk : Code::kNotFound;
+  CountReply(code);
+  s.replies().Complete(seq, code, engine_->durable_lsn(), 0, v.value_or(std::string_view{}));
+  return true;
+}
+
+void Dispatcher::Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn,
+                          std::string_view message) {
+  CountReply(code);
+  Session* s = host_->FindSession(session);
+  if (s == nullptr) return;  // the client left; its reply is dropped
+  if (s->replies().Complete(seq, code, engine_->durable_lsn(), lsn, message)) host_->SessionReady(s);
+}
+
+void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
+  auto it = writes_.begin();
+  if (it == writes_.end() || it->lsn != lsn) {
+    // Not at the front: the engine reports in LSN order, so this is only a
+    // write that completed at submission; look it up anyway to be safe.
+    while (it != writes_.end() && it->lsn != lsn) ++it;
+    if (it == writes_.end()) return;
+  }
+  const Waiter w = *it;
+  writes_.erase(it);
+  if (!status.ok()) {
+    Complete(w.session, w.seq, status.code(), lsn, status.message());
+    host_->OnWriteError(status);
+    return;
+  }
+  const Code code = (w.op == Op::kDel && !existed) ? Code::kNotFound : Code::kOk;
+  Complete(w.session, w.seq, code, lsn);
+}
+
+void Dispatcher::OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) {
+  for (auto it = flushes_.begin(); it != flushes_.end(); ++it) {
+    if (it->token != token) continue;
+    const FlushWaiter w = *it;
+    flushes_.erase(it);
+    if (status.ok()) {
+      Complete(w.session, w.seq, Code::kOk, durable_lsn);
+    } else {
+      Complete(w.session, w.seq, status.code(), 0, status.message());
+    }
+    return;
+  }
+}
+
+void Dispatcher::OnSnapshotDone(const Status& status, Lsn lsn) {
+  std::vector<Waiter> waiting;
+  waiting.swap(snapshot_waiters_);
+  for (const Waiter& w : waiting) {
+    if (!status.ok()) {
+      Complete(w.session, w.seq, status.code(), 0, status.message());
+    } else if (lsn >= w.lsn) {
+      Complete(w.session, w.seq, Code::kOk, lsn);
+    } else {
+      snapshot_waiters_.push_back(w);  // asked for data newer than this snapshot
+    }
+  }
+  if (!snapshot_waiters_.empty() && !shutting_down_) host_->RequestSnapshot();
+}
+
+void Dispatcher::BeginShutdown() {
+  shutting_down_ = true;
+  std::deque<Waiter> writes;
+  writes.swap(writes_);
+  for (const Waiter& w : writes) Complete(w.session, w.seq, Code::kShuttingDown, w.lsn, "kvd is shutting down");
+  std::deque<FlushWaiter> flushes;
+  flushes.swap(flushes_);
+  for (const FlushWaiter& w : flushes) Complete(w.session, w.seq, Code::kShuttingDown, 0, "kvd is shutting down");
+  std::vector<Waiter> snaps;
+  snaps.swap(snapshot_waiters_);
+  for (const Waiter& w : snaps) Complete(w.session, w.seq, Code::kShuttingDown, 0, "kvd is shutting down");
+}
+
+}  // namespace kvd::daemon

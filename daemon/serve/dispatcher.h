@@ -1,0 +1,118 @@
+// Dispatcher: neutral Command -> engine call -> neutral Reply, and engine
+// completions -> reply slots. It knows no wire format: the session's codec
+// decoded the command and encodes the reply.
+//
+// Writes are submitted in LSN order and the engine reports them in LSN
+// order, so pending writes wait in one FIFO keyed by LSN. A pending entry
+// names its session by id, never by pointer: a client that disconnected with
+// writes in flight is simply not found when its completion arrives, and the
+// reply is dropped (the write itself still completes in the engine).
+//
+// SNAPSHOT semantics: the reply's LSN always covers every write the client
+// saw acknowledged before sending SNAPSHOT (it is a barrier on its own
+// connection; the waiter records the engine's applied LSN). A request that
+// arrives while a snapshot runs waits for it; if that snapshot covers the
+// waiter it is answered with its LSN, otherwise a fresh snapshot starts as
+// soon as the running one finishes. A failed snapshot fails every waiter.
+//
+// Threading: the loop thread only (Poll/Tick call the sink there).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvd/engine.h"
+#include "serve/command.h"
+#include "serve/read_ops.h"
+#include "serve/server_stats.h"
+#include "serve/session.h"
+
+namespace kvd::daemon {
+
+// How the dispatcher reaches sessions and the rest of the server.
+class DispatchHost {
+ public:
+  virtual ~DispatchHost() = default;
+  // nullptr when the session is gone.
+  virtual Session* FindSession(uint64_t id) = 0;
+  // A slot of s completed: process and flush it soon (never re-entrantly).
+  virtual void SessionReady(Session* s) = 0;
+  virtual std::string StatusJson() = 0;
+  // JSON object text {name: value} for one key or all (empty name).
+  virtual Result<std::string> ConfigGetJson(std::string_view name) = 0;
+  virtual Status ConfigSet(std::string_view name, std::string_view value) = 0;
+  // Start a snapshot unless one is running; OnSnapshotDone follows.
+  virtual void RequestSnapshot() = 0;
+  // A write failed (ENOSPC, refused ...): for logging state transitions.
+  virtual void OnWriteError(const Status& status) = 0;
+};
+
+class Dispatcher : public RequestHandler, public CompletionSink {
+ public:
+  // Key and value sizes are checked where they are decoded (the codec).
+  struct Limits {
+    size_t max_scan_reply_bytes = 4 * 1024 * 1024;
+  };
+  Dispatcher(Engine* engine, DispatchHost* host, Limits limits, ServerCounters* counters)
+      : engine_(engine), host_(host), limits_(limits), counters_(counters) {}
+
+  // The engine is created after the dispatcher (its notify needs the loop).
+  void set_engine(Engine* engine) { engine_ = engine; }
+
+  // RequestHandler
+  Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
+  Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
+  bool EvaluateAhead(Session& s, const Command& cmd) override;
+
+  // CompletionSink
+  void OnWriteDone(Lsn lsn, const Status& status, bool existed) override;
+  void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) override;
+
+  // The snapshot started by RequestSnapshot finished (lsn valid when ok).
+  // Waiters it covers are answered; if some need newer data, another
+  // snapshot is requested.
+  void OnSnapshotDone(const Status& status, Lsn lsn);
+
+  // After Engine::Close: new writes, flushes and snapshots get kShuttingDown;
+  // every waiter still pending is answered with it.
+  void BeginShutdown();
+
+  size_t pending_writes() const { return writes_.size(); }
+  size_t pending_flushes() const { return flushes_.size(); }
+  size_t snapshot_waiters() const { return snapshot_waiters_.size(); }
+
+ private:
+  struct Waiter {
+    uint64_t session = 0;
+    uint64_t seq = 0;
+    Lsn lsn = 0;  // writes: the write's LSN; snapshots: the LSN it must cover
+    Op op = Op::kPing;
+  };
+  struct FlushWaiter {
+    uint64_t token = 0;
+    uint64_t session = 0;
+    uint64_t seq = 0;
+  };
+
+  Status SubmitWrite(Session& s, uint64_t seq, const Command& cmd);
+  void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
+  void CountOp(Op op);
+  void CountReply(Code code);
+
+  Engine* engine_;
+  DispatchHost* host_;
+  Limits limits_;
+  ServerCounters* counters_;
+  std::deque<Waiter> writes_;  // LSN order
+  std::deque<FlushWaiter> flushes_;
+  std::vector<Waiter> snapshot_waiters_;
+  std::string scratch_;  // reused reply text (STATUS, CONFIG GET)
+  ScanResult scan_;      // reused SCAN items
+  uint64_t next_flush_token_ = 1;
+  bool shutting_down_ = false;
+};
+
+}  // namespace kvd::daemon

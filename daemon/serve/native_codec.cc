@@ -1,0 +1,179 @@
+#include "serve/native_codec.h"
+
+#include "kvd/env.h"
+
+namespace kvd::daemon {
+namespace {
+
+using proto::Opcode;
+
+uint64_t LoadU64(const std::byte* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+void PutU32At(std::string* out, size_t at, uint32_t v) {
+  for (size_t i = 0; i < 4; ++i) (*out)[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+void AppendU32(std::string* out, uint32_t v) {
+  char b[4];
+  for (size_t i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out->append(b, 4);
+}
+
+RequestRef RefFor(uint64_t id, uint8_t raw_opcode) {
+  RequestRef ref;
+  ref.id = id;
+  ref.tag = raw_opcode;
+  if (proto::IsKnownOpcode(raw_opcode)) ref.op = ToOp(static_cast<Opcode>(raw_opcode));
+  return ref;
+}
+
+void SetProblem(const Status& st, Command* cmd) {
+  cmd->problem = st;
+  // A key or value over its limit is the client's data, not a broken frame.
+  cmd->fatal = st.code() != Code::kTooLarge;
+}
+
+}  // namespace
+
+proto::Opcode ToOpcode(Op op) { return static_cast<Opcode>(static_cast<uint8_t>(op) + 1); }
+Op ToOp(proto::Opcode opcode) { return static_cast<Op>(static_cast<uint8_t>(opcode) - 1); }
+static_assert(static_cast<uint8_t>(Opcode::kConfigSet) == kOpCount, "Op and proto::Opcode list the same operations");
+
+DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq*/, Command* cmd) {
+  DecodeResult r;
+  auto split = proto::SplitFrame(data, limits_.max_frame_bytes);
+  if (!split.has_value()) {
+    // Too large or too short to hold a header. The id is readable if the
+    // header arrived, so the client can tell which request failed; the
+    // opcode is echoed only when known (else PING).
+    r.kind = DecodeResult::kBroken;
+    r.error = split.error();
+    r.ref.tag = static_cast<uint8_t>(Opcode::kPing);
+    if (data.size() >= proto::kLengthBytes + proto::kRequestHeaderBytes) {
+      const auto raw = static_cast<uint8_t>(data[proto::kLengthBytes + 3]);
+      r.ref = RefFor(LoadU64(data.data() + proto::kLengthBytes + 8),
+                     proto::IsKnownOpcode(raw) ? raw : static_cast<uint8_t>(Opcode::kPing));
+    }
+    return r;
+  }
+  if (!split->has_value()) return r;  // need more bytes
+  const size_t frame_len = **split;
+  auto frame = data.first(frame_len);
+  proto::RequestHeader partial;
+  auto req = proto::DecodeRequest(frame, &partial);
+  if (!req.has_value()) {
+    r.kind = DecodeResult::kBroken;
+    r.error = req.error();
+    r.ref = RefFor(partial.request_id, static_cast<uint8_t>(partial.opcode));
+    return r;
+  }
+  *cmd = Command{};
+  cmd->ref = RefFor(req->header.request_id, static_cast<uint8_t>(req->header.opcode));
+  cmd->durable = (req->header.flags & proto::kFlagDurable) != 0;
+  DecodePayload(req->header.opcode, req->payload, cmd);
+  r.kind = DecodeResult::kCommand;
+  r.consumed = frame_len;
+  return r;
+}
+
+void NativeCodec::DecodePayload(Opcode opcode, std::span<const std::byte> payload, Command* cmd) {
+  switch (opcode) {
+    case Opcode::kGet:
+    case Opcode::kDel: {
+      auto k = proto::DecodeKey(payload, limits_.max_key_bytes);
+      if (!k.has_value()) return SetProblem(k.error(), cmd);
+      cmd->key = *k;
+      return;
+    }
+    case Opcode::kPut: {
+      auto a = proto::DecodePut(payload, limits_.max_key_bytes, limits_.max_value_bytes);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->key = a->key;
+      cmd->value = a->value;
+      return;
+    }
+    case Opcode::kBatch: {
+      Status st = proto::DecodeBatch(payload, limits_.max_key_bytes, limits_.max_value_bytes, batch_);
+      if (!st.ok()) return SetProblem(st, cmd);
+      cmd->batch = *batch_;
+      return;
+    }
+    case Opcode::kScan: {
+      auto a = proto::DecodeScan(payload);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->scan = ScanSpec{a->kind == proto::ScanArgs::kPrefix, a->limit, a->a, a->b, a->after};
+      return;
+    }
+    case Opcode::kCount:
+    case Opcode::kConfigGet:
+      cmd->key = AsStringView(payload);
+      return;
+    case Opcode::kConfigSet: {
+      auto a = proto::DecodeConfigSet(payload);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->key = a->name;
+      cmd->value = a->value;
+      return;
+    }
+    case Opcode::kPing:
+    case Opcode::kFlush:
+    case Opcode::kSnapshot:
+    case Opcode::kStatus:
+      return;  // no payload to read
+  }
+}
+
+bool NativeCodec::HasRequest(std::span<const std::byte> data) const {
+  auto split = proto::SplitFrame(data, limits_.max_frame_bytes);
+  return !split.has_value() || split->has_value();
+}
+
+void NativeCodec::EncodeReply(const Reply& reply, std::string* out) {
+  proto::ReplyHeader h;
+  h.opcode = static_cast<Opcode>(reply.ref.tag);
+  h.status = reply.code;
+  h.request_id = reply.ref.id;
+  h.durable_lsn = reply.durable_lsn;
+  h.lsn = reply.lsn;
+  if (reply.scan != nullptr) {
+    // Straight into *out: header first, then the items, then the length.
+    const size_t start = out->size();
+    proto::EncodeReply(out, h);
+    AppendScanPayload(*reply.scan, out);
+    PutU32At(out, start, static_cast<uint32_t>(out->size() - start - proto::kLengthBytes));
+    return;
+  }
+  if (reply.ref.op == Op::kCount && reply.code == Code::kOk) {
+    char b[8];
+    for (size_t i = 0; i < 8; ++i) b[i] = static_cast<char>((reply.count >> (8 * i)) & 0xff);
+    proto::EncodeReply(out, h, {std::string_view(b, 8)});
+    return;
+  }
+  proto::EncodeReply(out, h, {reply.text});
+}
+
+void AppendScanPayload(const ScanResult& r, std::string* out) {
+  size_t bytes = 4 + 1;
+  for (const auto& [k, v] : r.items) bytes += 8 + k.size() + v.size();
+  out->reserve(out->size() + bytes);
+  AppendU32(out, static_cast<uint32_t>(r.items.size()));
+  for (const auto& [k, v] : r.items) {
+    AppendU32(out, static_cast<uint32_t>(k.size()));
+    out->append(k);
+    AppendU32(out, static_cast<uint32_t>(v.size()));
+    out->append(v);
+  }
+  out->push_back(r.more ? '\1' : '\0');
+}
+
+void NativeProtocol::EncodeRefusal(Code code, std::string_view message, std::string* out) const {
+  proto::ReplyHeader h;
+  h.status = code;
+  proto::EncodeReply(out, h, {message});
+}
+
+}  // namespace kvd::daemon

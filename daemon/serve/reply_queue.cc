@@ -1,0 +1,47 @@
+#include "serve/reply_queue.h"
+
+#include <algorithm>
+
+namespace kvd::daemon {
+
+uint64_t ReplyQueue::Push(const RequestRef& ref) {
+  Slot& s = slots_.emplace_back();
+  s.ref = ref;
+  return base_seq_ + slots_.size() - 1;
+}
+
+bool ReplyQueue::Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn,
+                          std::string_view message) {
+  if (seq < base_seq_ || seq - base_seq_ >= slots_.size()) return false;
+  Slot& s = slots_[seq - base_seq_];
+  if (s.done) return false;
+  s.done = true;
+  s.status = status;
+  s.durable_lsn = durable_lsn;
+  s.lsn = lsn;
+  s.message.assign(message);
+  held_bytes_ += s.message.size();
+  return true;
+}
+
+size_t ReplyQueue::Drain(Codec& codec, std::string* out) {
+  size_t n = 0;
+  while (!slots_.empty() && slots_.front().done) {
+    const Slot& s = slots_.front();
+    Reply r;
+    r.ref = s.ref;
+    r.code = s.status;
+    sent_durable_ = std::max(sent_durable_, s.durable_lsn);
+    r.durable_lsn = sent_durable_;
+    r.lsn = s.lsn;
+    r.text = s.message;
+    codec.EncodeReply(r, out);
+    held_bytes_ -= s.message.size();
+    slots_.pop_front();
+    ++base_seq_;
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace kvd::daemon

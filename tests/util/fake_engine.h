@@ -1,0 +1,86 @@
+// FakeEngine: an Engine in memory that models sync mode for serving-side
+// tests: writes are applied and reported only when the test calls Poll
+// ("the fdatasync returned"), in LSN order.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kvd/engine.h"
+
+namespace kvd::test {
+
+class FakeEngine : public Engine {
+ public:
+  Result<WriteTicket> Put(std::string_view k, std::string_view v, bool) override {
+    if (!refusal.ok()) return refusal;
+    pending_.push_back({++last_, {{OpType::kPut, std::string(k), std::string(v)}}});
+    return WriteTicket{last_, false, false};
+  }
+  Result<WriteTicket> Del(std::string_view k, bool) override {
+    if (!refusal.ok()) return refusal;
+    pending_.push_back({++last_, {{OpType::kDel, std::string(k), {}}}});
+    return WriteTicket{last_, false, false};
+  }
+  Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool) override {
+    if (!refusal.ok()) return refusal;
+    W w{++last_, {}};
+    for (const BatchOp& o : ops) w.ops.push_back({o.type, std::string(o.key), std::string(o.value)});
+    pending_.push_back(std::move(w));
+    return WriteTicket{last_, false, false};
+  }
+  void RequestFlush(uint64_t token) override { flushes_.push_back(token); }
+  void Poll(CompletionSink* sink) override {
+    auto p = std::move(pending_);
+    pending_.clear();
+    for (auto& w : p) {
+      bool existed = false;
+      for (auto& o : w.ops) existed = o.type == OpType::kPut ? state_.Put(o.key, o.value) : state_.Del(o.key);
+      durable_ = applied_ = w.lsn;
+      sink->OnWriteDone(w.lsn, Status::Ok(), existed);
+    }
+    auto f = std::move(flushes_);
+    flushes_.clear();
+    for (uint64_t t : f) sink->OnFlushDone(t, Status::Ok(), durable_);
+  }
+  void Tick(Clock::time_point, CompletionSink* sink) override { Poll(sink); }
+  Status WaitDurable(Lsn, CompletionSink* sink) override {
+    Poll(sink);
+    return Status::Ok();
+  }
+  const State& state() const override { return state_; }
+  State& mutable_state() { return state_; }
+  Lsn last_lsn() const override { return last_; }
+  Lsn durable_lsn() const override { return durable_; }
+  Lsn applied_lsn() const override { return applied_; }
+  Status write_refusal() const override { return refusal; }
+  EngineStats stats() const override { return {}; }
+  Status SetDurability(const DurabilityOptions&) override { return Status::Ok(); }
+  DurabilityOptions durability() const override { return {}; }
+  Lsn SnapshotLsn() const override { return applied_; }
+  Status SnapshotInstalled(Lsn) override { return Status::Ok(); }
+  Status Close(CompletionSink* sink) override {
+    Poll(sink);
+    return Status::Ok();
+  }
+  size_t pending() const { return pending_.size(); }
+
+  Status refusal;
+
+ private:
+  struct Op {
+    OpType type;
+    std::string key, value;
+  };
+  struct W {
+    Lsn lsn;
+    std::vector<Op> ops;
+  };
+  State state_;
+  std::vector<W> pending_;
+  std::vector<uint64_t> flushes_;
+  Lsn last_ = 0, durable_ = 0, applied_ = 0;
+};
+
+}  // namespace kvd::test
