@@ -115,7 +115,6 @@ std::string Server::StatusJson() {
   }
   in.stopping = !shutdown_.serving();
   in.role = RoleName(node_.role());
-  in.write_fence = &node_.write_fence();
   return BuildStatusJson(in);
 }
 

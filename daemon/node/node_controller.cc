@@ -76,6 +76,31 @@ void NodeController::CheckFaults() {
   notifier_->Status("writes refused: " + refusal.message());
 }
 
+Status NodeController::write_fence() const {
+  return engine_ ? engine_->write_fence() : Status::Ok();
+}
+
+Status NodeController::SetWriteFence(Status why) {
+  if (!engine_) return Status::Internal("no engine to fence");
+  const bool was_fenced = !engine_->write_fence().ok();
+  const std::string reason = why.ToString();
+  Status st = engine_->SetWriteFence(std::move(why));
+  if (!st.ok()) return st;
+  if (!was_fenced) {
+    LogEvent(spdlog::level::warn, Event::kWriteFence, engine_->durable_lsn(),
+             fmt::format("writes fenced ({}); reads keep working", reason));
+    notifier_->Status("writes fenced: " + reason);
+  }
+  return Status::Ok();
+}
+
+void NodeController::ClearWriteFence() {
+  if (!engine_ || engine_->write_fence().ok()) return;
+  engine_->ClearWriteFence();
+  LogEvent(spdlog::level::info, Event::kWriteFence, engine_->durable_lsn(), "write fence lifted; writes accepted");
+  notifier_->Status("serving");
+}
+
 void NodeController::OnWriteError(const Status& status) {
   if (status.IsNoSpace()) {
     if (!in_no_space_) {

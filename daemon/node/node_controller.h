@@ -4,11 +4,10 @@
 // engine's faults (a sticky write refusal after a failed fdatasync, disk
 // full, slow fdatasyncs) to log and report their transitions.
 //
-// Role and fence: kvd is always the primary for now and never fenced. The
-// replication and failover issues add the transitions here: a replica or a
-// node fenced by a newer epoch refuses writes (Engine::SetWriteFence with
-// kNotPrimary / kFenced, reversible, unlike the refusal after a failed
-// fdatasync). STATUS reports both already.
+// Role and fence: kvd is always the primary for now. The fence is the
+// engine's (Engine::SetWriteFence with kNotPrimary / kFenced: reversible,
+// unlike the refusal after a failed fdatasync); the replication and failover
+// parts raise and lift it through here, so every change is logged once.
 //
 // Threading: loop thread only (the engine's notify only touches the
 // bridge's uv_async).
@@ -49,8 +48,12 @@ class NodeController {
   CommitBridge& bridge() { return bridge_; }
 
   Role role() const { return role_; }
-  // OK while writes are allowed; kNotPrimary / kFenced once replication sets them.
-  const Status& write_fence() const { return fence_; }
+  // OK while writes are allowed; kNotPrimary / kFenced while fenced.
+  Status write_fence() const;
+  // Writes fail with `why` (kNotPrimary or kFenced) until ClearWriteFence.
+  // Reads go on. Logged at warning with the reason.
+  Status SetWriteFence(Status why);
+  void ClearWriteFence();
 
   // A write failed (disk full, refused ...): log the transition once.
   void OnWriteError(const Status& status);
@@ -73,7 +76,6 @@ class NodeController {
   RecoveryReport recovery_;
   CommitBridge bridge_;
   Role role_ = Role::kPrimary;
-  Status fence_;
   bool closed_ = false;
 
   // Fault and progress tracking.

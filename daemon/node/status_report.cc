@@ -59,7 +59,9 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["uptime_s"] = Seconds(now - in.started);
   j["state"] = in.stopping ? "stopping" : "serving";
   j["role"] = std::string(in.role);
-  j["write_fence"] = in.write_fence == nullptr || in.write_fence->ok() ? std::string() : in.write_fence->ToString();
+  const Status fence = e.write_fence();
+  j["write_fence"] = fence.ok() ? std::string() : fence.ToString();
+  j["epoch"] = e.current_epoch();
   j["keys"] = e.state().size();
   // Order-independent hash of every (key, value): equal after two recoveries of the same files.
   j["digest"] = e.state().Digest();
@@ -73,7 +75,15 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["durable_lsn"] = st.durable_lsn;
   j["applied_lsn"] = st.applied_lsn;
   j["pending_records"] = st.pending_records;
-  j["wal"] = {{"segments", st.wal.segments}, {"bytes", st.wal.bytes}, {"active_segment", st.wal.active_segment}};
+  j["wal"] = {{"segments", st.wal.segments},
+              {"bytes", st.wal.bytes},
+              {"active_segment", st.wal.active_segment},
+              {"retention_floor", st.retention_floor},
+              {"retained_segments", st.retained_wal_segments},
+              {"retained_bytes", st.retained_wal_bytes}};
+  if (st.ack_gate) {
+    j["ack_gate"] = {{"watermark", st.ack_watermark}, {"ack_lsn", st.ack_lsn}, {"gated_writes", st.gated_writes}};
+  }
 
   const SnapshotHistory& sh = *in.snapshots;
   json snap;

@@ -29,7 +29,6 @@ struct StatusInputs {
   std::chrono::steady_clock::time_point snapshot_started;
   bool stopping = false;
   std::string_view role = "primary";
-  const Status* write_fence = nullptr;  // OK: writes allowed (kNotPrimary / kFenced later)
 };
 
 std::string BuildStatusJson(const StatusInputs& in);

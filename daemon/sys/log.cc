@@ -143,6 +143,7 @@ std::string_view EventName(Event e) {
     case Event::kSlowSync: return "slow_sync";
     case Event::kCorruption: return "corruption";
     case Event::kConfigError: return "config_error";
+    case Event::kWriteFence: return "write_fence";
   }
   return "unknown";
 }

@@ -23,7 +23,7 @@ bool LoggingToJournal();
 
 enum class Event {
   kStartup, kRecovery, kSnapshot, kSnapshotFailed, kFsyncFailure, kNoSpace,
-  kReload, kShutdown, kSlowSync, kCorruption, kConfigError,
+  kReload, kShutdown, kSlowSync, kCorruption, kConfigError, kWriteFence,
 };
 std::string_view EventName(Event e);  // "startup", "recovery", "snapshot", ...
 
