@@ -71,7 +71,14 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
     r.ref = RefFor(partial.request_id, static_cast<uint8_t>(partial.opcode));
     return r;
   }
-  *cmd = Command{};
+  // Field by field rather than `*cmd = Command{}`: this runs once per request,
+  // and a fresh Command costs a Status (and its string) built and destroyed.
+  cmd->key = {};
+  cmd->value = {};
+  cmd->batch = {};
+  cmd->scan = ScanSpec{};
+  if (!cmd->problem.ok()) cmd->problem = Status::Ok();
+  cmd->fatal = false;
   cmd->ref = RefFor(req->header.request_id, static_cast<uint8_t>(req->header.opcode));
   cmd->durable = (req->header.flags & proto::kFlagDurable) != 0;
   DecodePayload(req->header.opcode, req->payload, cmd);
