@@ -11,71 +11,14 @@
 #include "daemon/serve/dispatcher.h"
 #include "daemon/serve/session.h"
 #include "kvd/protocol.h"
+#include "util/fake_engine.h"
 
 namespace kvd::daemon {
 namespace {
 
 using proto::Opcode;
 
-class FakeEngine : public Engine {
- public:
-  Result<WriteTicket> Put(std::string_view k, std::string_view v, bool) override {
-    if (!refusal_.ok()) return refusal_;
-    pending_.push_back({++last_, OpType::kPut, std::string(k), std::string(v)});
-    return WriteTicket{last_, false, false};
-  }
-  Result<WriteTicket> Del(std::string_view k, bool) override {
-    pending_.push_back({++last_, OpType::kDel, std::string(k), {}});
-    return WriteTicket{last_, false, false};
-  }
-  Result<WriteTicket> Batch(std::span<const BatchOp>, bool) override { return Status::Unsupported("fake"); }
-  void RequestFlush(uint64_t token) override { flushes_.push_back(token); }
-  // Completes everything pending, in LSN order ("the fdatasync returned").
-  void Poll(CompletionSink* sink) override {
-    auto p = std::move(pending_);
-    pending_.clear();
-    for (auto& w : p) {
-      bool existed = w.type == OpType::kPut ? state_.Put(w.key, w.value) : state_.Del(w.key);
-      durable_ = applied_ = w.lsn;
-      sink->OnWriteDone(w.lsn, Status::Ok(), existed);
-    }
-    auto f = std::move(flushes_);
-    flushes_.clear();
-    for (uint64_t t : f) sink->OnFlushDone(t, Status::Ok(), durable_);
-  }
-  void Tick(Clock::time_point, CompletionSink* sink) override { Poll(sink); }
-  Status WaitDurable(Lsn, CompletionSink* sink) override {
-    Poll(sink);
-    return Status::Ok();
-  }
-  const State& state() const override { return state_; }
-  Lsn last_lsn() const override { return last_; }
-  Lsn durable_lsn() const override { return durable_; }
-  Lsn applied_lsn() const override { return applied_; }
-  Status write_refusal() const override { return refusal_; }
-  EngineStats stats() const override { return {}; }
-  Status SetDurability(const DurabilityOptions&) override { return Status::Ok(); }
-  DurabilityOptions durability() const override { return {}; }
-  Lsn SnapshotLsn() const override { return applied_; }
-  Status SnapshotInstalled(Lsn) override { return Status::Ok(); }
-  Status Close(CompletionSink* sink) override {
-    Poll(sink);
-    return Status::Ok();
-  }
-
-  Status refusal_;
-
- private:
-  struct W {
-    Lsn lsn;
-    OpType type;
-    std::string key, value;
-  };
-  State state_;
-  std::vector<W> pending_;
-  std::vector<uint64_t> flushes_;
-  Lsn last_ = 0, durable_ = 0, applied_ = 0;
-};
+using test::FakeEngine;
 
 class FakeHost : public DispatchHost {
  public:
@@ -299,7 +242,7 @@ TEST_CASE("a client that left with writes in flight: the writes complete, replie
 
 TEST_CASE("refused writes get the engine's error and the host hears of it") {
   Fixture f;
-  f.engine.refusal_ = Status::WritesRefused("fdatasync failed");
+  f.engine.refusal = Status::WritesRefused("fdatasync failed");
   std::string in = f.Put("a", "1");
   in += f.Req(Opcode::kGet, {"a"});
   f.Feed(in);
