@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 
 #include "kvd/env.h"
@@ -26,13 +27,23 @@ std::string Frame(Opcode op, uint64_t id, std::initializer_list<std::string_view
 }
 
 struct Decoded {
+  std::shared_ptr<const std::string> frame;  // what cmd's views point into, for a temporary input
   DecodeResult result;
   Command cmd;
 };
 
+// The command's views point into `bytes`: it must outlive them.
 Decoded Decode(NativeCodec& c, const std::string& bytes) {
   Decoded d;
   d.result = c.Decode(AsBytes(bytes), 0, &d.cmd);
+  return d;
+}
+
+// A temporary input is kept alive with the result.
+Decoded Decode(NativeCodec& c, std::string&& bytes) {
+  auto frame = std::make_shared<const std::string>(std::move(bytes));
+  Decoded d = Decode(c, *frame);
+  d.frame = std::move(frame);
   return d;
 }
 

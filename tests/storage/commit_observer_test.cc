@@ -85,7 +85,8 @@ void RandomWrites(Engine* e, std::mt19937_64& rng, int n, RecordingSink* sink) {
         REQUIRE(e->Del(key, false).has_value());
         break;
       case 1: {
-        std::vector<BatchOp> ops{{OpType::kPut, key, "batch"}, {OpType::kDel, key + "b", {}}};
+        const std::string other = key + "b";  // BatchOp holds views: keep the key alive
+        std::vector<BatchOp> ops{{OpType::kPut, key, "batch"}, {OpType::kDel, other, {}}};
         REQUIRE(e->Batch(ops, rng() % 2 == 0).has_value());
         break;
       }

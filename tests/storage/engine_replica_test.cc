@@ -47,7 +47,8 @@ Primary RunPrimary(const TempDir& dir, int n, uint64_t seed) {
           t = e->Del(k, false);
           break;
         case 1: {
-          std::vector<BatchOp> ops{{OpType::kPut, k, v}, {OpType::kDel, "key-" + std::to_string(rng() % 40), ""}};
+          const std::string other = "key-" + std::to_string(rng() % 40);  // BatchOp holds views
+          std::vector<BatchOp> ops{{OpType::kPut, k, v}, {OpType::kDel, other, ""}};
           t = e->Batch(ops, false);
           break;
         }
