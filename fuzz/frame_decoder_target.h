@@ -93,6 +93,15 @@ inline int FrameDecoderTarget(const uint8_t* data, size_t size) {
     auto frame = buf.first(n);
     proto::RequestHeader partial;
     auto req = proto::DecodeRequest(frame, &partial);
+    // The serving path's fast decoder accepts exactly what the full one does.
+    proto::Request fast;
+    const bool fast_ok = proto::DecodeRequestFast(frame, &fast);
+    KVD_FUZZ_CHECK(fast_ok == req.has_value());
+    if (fast_ok) {
+      KVD_FUZZ_CHECK(fast.header.opcode == req->header.opcode && fast.header.flags == req->header.flags &&
+                     fast.header.request_id == req->header.request_id);
+      KVD_FUZZ_CHECK(fast.payload.data() == req->payload.data() && fast.payload.size() == req->payload.size());
+    }
     if (req) {
       KVD_FUZZ_CHECK(proto::IsKnownOpcode(static_cast<uint8_t>(req->header.opcode)));
       KVD_FUZZ_CHECK(partial.request_id == req->header.request_id);

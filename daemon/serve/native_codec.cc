@@ -63,11 +63,13 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   if (!split->has_value()) return r;  // need more bytes
   const size_t frame_len = **split;
   auto frame = data.first(frame_len);
-  proto::RequestHeader partial;
-  auto req = proto::DecodeRequest(frame, &partial);
-  if (!req.has_value()) {
+  proto::Request req;
+  if (!proto::DecodeRequestFast(frame, &req)) {
+    // Not a well-formed request: the full decoder says why.
+    proto::RequestHeader partial;
+    auto slow = proto::DecodeRequest(frame, &partial);
     r.kind = DecodeResult::kBroken;
-    r.error = req.error();
+    r.error = slow.has_value() ? Status::Internal("request header decoders disagree") : slow.error();
     r.ref = RefFor(partial.request_id, static_cast<uint8_t>(partial.opcode));
     return r;
   }
@@ -79,9 +81,9 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   cmd->scan = ScanSpec{};
   if (!cmd->problem.ok()) cmd->problem = Status::Ok();
   cmd->fatal = false;
-  cmd->ref = RefFor(req->header.request_id, static_cast<uint8_t>(req->header.opcode));
-  cmd->durable = (req->header.flags & proto::kFlagDurable) != 0;
-  DecodePayload(req->header.opcode, req->payload, cmd);
+  cmd->ref = RefFor(req.header.request_id, static_cast<uint8_t>(req.header.opcode));
+  cmd->durable = (req.header.flags & proto::kFlagDurable) != 0;
+  DecodePayload(req.header.opcode, req.payload, cmd);
   r.kind = DecodeResult::kCommand;
   r.consumed = frame_len;
   return r;

@@ -228,6 +228,28 @@ Result<Request> DecodeRequest(std::span<const std::byte> frame, RequestHeader* p
   return req;
 }
 
+bool DecodeRequestFast(std::span<const std::byte> frame, Request* out) {
+  if (frame.size() < kLengthBytes + kRequestHeaderBytes) return false;
+  auto le = [&](size_t at, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = n; i-- > 0;) v = (v << 8) | static_cast<uint8_t>(frame[at + i]);
+    return v;
+  };
+  const uint64_t length = le(0, 4);
+  const uint8_t opcode = static_cast<uint8_t>(frame[kLengthBytes + 3]);
+  const auto flags = static_cast<uint16_t>(le(kLengthBytes + 4, 2));
+  if (length != frame.size() - kLengthBytes || le(kLengthBytes, 2) != kMagic ||
+      static_cast<uint8_t>(frame[kLengthBytes + 2]) != kVersion || !IsKnownOpcode(opcode) ||
+      (flags & ~kFlagDurable) != 0 || le(kLengthBytes + 6, 2) != 0) {
+    return false;
+  }
+  out->header.opcode = static_cast<Opcode>(opcode);
+  out->header.flags = flags;
+  out->header.request_id = le(kLengthBytes + 8, 8);
+  out->payload = frame.subspan(kLengthBytes + kRequestHeaderBytes);
+  return true;
+}
+
 Result<ReplyHeader> DecodeReplyHeader(std::span<const std::byte> frame) {
   Reader r(frame);
   FrameHead fh;

@@ -40,6 +40,45 @@ TEST_CASE("request frame round trip, with the payload in parts") {
   CHECK(S(req->payload) == "abcde");
 }
 
+TEST_CASE("DecodeRequestFast accepts exactly what DecodeRequest accepts, with the same result") {
+  // Every known opcode and flag mix, then every byte of the header (and the
+  // length prefix) set to every value: the two decoders agree on each frame.
+  std::vector<std::string> frames;
+  for (uint8_t op = 1; op <= static_cast<uint8_t>(Opcode::kConfigSet); ++op) {
+    frames.push_back(Frame(static_cast<Opcode>(op), op % 2 ? kFlagDurable : 0, 0x1122334455667788ull * op, "pay"));
+  }
+  size_t accepted = 0, refused = 0;
+  auto agree = [&](const std::string& f) {
+    Request fast;
+    const bool ok = DecodeRequestFast(B(f), &fast);
+    auto slow = DecodeRequest(B(f));
+    REQUIRE(ok == slow.has_value());
+    if (!ok) {
+      ++refused;
+      return;
+    }
+    ++accepted;
+    CHECK(fast.header.opcode == slow->header.opcode);
+    CHECK(fast.header.flags == slow->header.flags);
+    CHECK(fast.header.request_id == slow->header.request_id);
+    CHECK(fast.payload.data() == slow->payload.data());
+    CHECK(fast.payload.size() == slow->payload.size());
+  };
+  for (const std::string& good : frames) {
+    agree(good);
+    for (size_t at = 0; at < kLengthBytes + kRequestHeaderBytes; ++at) {
+      for (int v = 0; v < 256; ++v) {
+        std::string f = good;
+        f[at] = static_cast<char>(v);
+        agree(f);
+      }
+    }
+    agree(good.substr(0, kLengthBytes + kRequestHeaderBytes - 1));  // too short for a header
+  }
+  CHECK(accepted > frames.size());  // the ids and payload-free bytes vary freely
+  CHECK(refused > 1000);
+}
+
 TEST_CASE("reply frame round trip") {
   std::string out;
   ReplyHeader h{Opcode::kDel, Code::kNotFound, 77, 1000, 1001};

@@ -99,6 +99,11 @@ Result<std::optional<size_t>> SplitFrame(std::span<const std::byte> buf, uint32_
 // (kUnsupported), unknown opcode (kUnsupported). The request id is filled in
 // *partial whenever the header was long enough to read it, so the error reply can carry it.
 Result<Request> DecodeRequest(std::span<const std::byte> frame, RequestHeader* partial = nullptr);
+// The same decoding for the common case, without building a Status: true and
+// *out filled exactly as DecodeRequest would when the frame is a well-formed
+// request; false for anything DecodeRequest would refuse (call it to learn why).
+// The serving path calls this once per request.
+bool DecodeRequestFast(std::span<const std::byte> frame, Request* out);
 Result<ReplyHeader> DecodeReplyHeader(std::span<const std::byte> frame);
 // The payload of a reply frame (after the 32-byte header).
 std::span<const std::byte> ReplyPayload(std::span<const std::byte> frame);
