@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "tests/storage/engine_test_util.h"
 
@@ -41,6 +42,21 @@ uint64_t CoveredBytes(const std::string& dir, Lsn covered) {
   return bytes;
 }
 
+// Polls on every notify until done() holds, for at most 30 s. One notify is
+// no proof that the drop ran: a notify of an earlier commit may still arrive
+// after the wait began.
+template <typename Done>
+bool PollUntil(Engine* e, NotifyCounter& notes, RecordingSink* sink, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    const uint64_t seen = notes.count();
+    e->Poll(sink);
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    (void)notes.WaitPastFor(seen, std::chrono::seconds(1));
+  }
+}
+
 TEST_CASE("a retention floor keeps the segments a consumer needs when a snapshot covers them") {
   TempDir dir;
   NotifyCounter notes;
@@ -66,10 +82,12 @@ TEST_CASE("a retention floor keeps the segments a consumer needs when a snapshot
 
     snap_lsn = e->SnapshotLsn();
     REQUIRE(WriteSnapshot(Env::Default(), o.snapshot_dir, e->state(), snap_lsn).has_value());
-    uint64_t seen = notes.count();
     REQUIRE(e->SnapshotInstalled(snap_lsn).ok());
-    notes.WaitPast(seen);  // the drop ran on the committer thread
-    e->Poll(&sink);
+    // The drop runs on the committer thread; its result arrives through Poll.
+    REQUIRE(PollUntil(e.get(), notes, &sink, [&] {
+      const auto now = SegmentFirsts(o.wal_dir);
+      return !now.empty() && now.front() == before[3] && e->stats().retained_wal_segments > 0;
+    }));
 
     const std::vector<Lsn> after = SegmentFirsts(o.wal_dir);
     REQUIRE_FALSE(after.empty());
@@ -88,10 +106,10 @@ TEST_CASE("a retention floor keeps the segments a consumer needs when a snapshot
     CHECK(e->stats().retained_wal_segments == after.size() - 1);
 
     // The consumer caught up: what it held goes.
-    seen = notes.count();
     e->SetRetentionFloor(snap_lsn + 1);
-    REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(30)));  // a drop ran
-    e->Poll(&sink);
+    REQUIRE(PollUntil(e.get(), notes, &sink, [&] {
+      return SegmentFirsts(o.wal_dir).size() == 1 && e->stats().retained_wal_segments == 0;
+    }));
     CHECK(SegmentFirsts(o.wal_dir).size() == 1);
     st = e->stats();
     CHECK(st.retained_wal_segments == 0);
@@ -119,10 +137,8 @@ TEST_CASE("without a floor, or with it cleared, a snapshot drops every segment i
   e->SetRetentionFloor(0);  // cleared
   const Lsn snap_lsn = e->SnapshotLsn();
   REQUIRE(WriteSnapshot(Env::Default(), o.snapshot_dir, e->state(), snap_lsn).has_value());
-  const uint64_t seen = notes.count();
   REQUIRE(e->SnapshotInstalled(snap_lsn).ok());
-  notes.WaitPast(seen);
-  e->Poll(&sink);
+  REQUIRE(PollUntil(e.get(), notes, &sink, [&] { return SegmentFirsts(o.wal_dir).size() == 1; }));
   CHECK(SegmentFirsts(o.wal_dir).size() == 1);
   CHECK(e->stats().retained_wal_segments == 0);
   CHECK(e->stats().retention_floor == 0);
