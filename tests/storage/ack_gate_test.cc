@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "kvd/fault_env.h"
 #include "tests/storage/engine_test_util.h"
@@ -22,6 +23,19 @@ std::vector<Lsn> DoneLsns(const RecordingSink& sink) {
   std::vector<Lsn> out;
   for (const auto& d : sink.writes) out.push_back(d.lsn);
   return out;
+}
+
+// Polls on every notify until an fdatasync after `syncs_before` returned (at
+// most 100 notifies of 10 s each). Counting notifies alone is not enough: a
+// notify of the commit before may still arrive after WaitDurable returned.
+void PollUntilSynced(Engine* e, NotifyCounter& notes, RecordingSink* sink, uint64_t syncs_before) {
+  for (int i = 0; i < 100 && e->stats().syncs == syncs_before; ++i) {
+    const uint64_t seen = notes.count();
+    e->Poll(sink);
+    if (e->stats().syncs == syncs_before) REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
+  }
+  e->Poll(sink);
+  REQUIRE(e->stats().syncs > syncs_before);
 }
 
 TEST_CASE("sync mode: a locally durable write waits for the watermark; reads already see it") {
@@ -103,15 +117,14 @@ TEST_CASE("FailGatedWrites fails the writes and FLUSHes the gate holds, in LSN o
   REQUIRE(e->SetAckWatermarkRequired(true).ok());
   for (int i = 1; i <= 3; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
   REQUIRE(e->WaitDurable(3, &sink).ok());
-  uint64_t seen = notes.count();
+  const uint64_t syncs_before = e->stats().syncs;
   e->RequestFlush(7);  // target 3: its sync returns, then the gate holds it
-  notes.WaitPast(seen);
-  e->Poll(&sink);
+  PollUntilSynced(e.get(), notes, &sink, syncs_before);
   CHECK(sink.flushes.empty());
   e->AdvanceAckWatermark(1);
 
   // A write whose commit is still running is not held by the gate yet.
-  seen = notes.count();
+  uint64_t seen = notes.count();
   auto t4 = e->Put("k4", "v", false);
   REQUIRE(t4.has_value());
   const Status timeout = Status::Busy("replicas did not confirm within sync_timeout");
@@ -157,13 +170,7 @@ TEST_CASE("FLUSH with the gate completes when the watermark covers it and report
   // WaitDurable returned, so counting notifies alone is not enough).
   const uint64_t syncs_before = e->stats().syncs;
   e->RequestFlush(9);
-  for (int i = 0; i < 100 && e->stats().syncs == syncs_before; ++i) {
-    const uint64_t seen = notes.count();
-    e->Poll(&sink);
-    if (e->stats().syncs == syncs_before) REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
-  }
-  e->Poll(&sink);
-  REQUIRE(e->stats().syncs > syncs_before);
+  PollUntilSynced(e.get(), notes, &sink, syncs_before);
   CHECK(sink.flushes.empty());  // durable, watermark behind
   e->AdvanceAckWatermark(1);
   e->Poll(&sink);
