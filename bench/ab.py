@@ -12,6 +12,15 @@ after/before; a row more than --tolerance slower is marked.
 
 Usage: bench/ab.py --before DIR --after DIR [--reps N] [--tolerance 0.05]
                    [--modes sync,batch,none] [--quick] [--out FILE.md]
+                   [--instructions [--requests N]]
+
+--instructions counts instead of timing: every row runs once per build on a
+fresh kvd under callgrind (no cache simulation), and the row reports the
+server's instructions per request, (run total - an idle start/stop) / N.
+Instruction counts do not move with the machine's load, so on a noisy shared
+machine this is the comparison that can resolve a few per cent; the timed
+rows cannot (run to run they scatter by +-10% there). System-call counts are
+not in it: check those with strace -c when a change could alter them.
 DIR holds daemon/kvd and ctl/kvctl (a build tree, or a copy of one).
 Exit status: 0 when no row is slower than the tolerance, 1 otherwise.
 """
@@ -19,6 +28,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -79,6 +89,84 @@ def run(args):
     return rows
 
 
+class CallgrindKvd(BenchKvd):
+    """A kvd under callgrind: instructions executed, whatever the machine's load."""
+
+    def start(self):
+        self.out = os.path.join(self.dir, "callgrind.out")
+        self.log = open(os.path.join(self.dir, "kvd.log"), "ab")
+        self.proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--cache-sim=no",
+                                      f"--callgrind-out-file={self.out}", self.bin, "--config", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        compare.wait_for_socket(self.sock, self.proc, timeout=300)
+
+    def instructions(self):
+        """Total Ir of the run; call after stop()."""
+        with open(self.out) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+        raise RuntimeError("no totals in " + self.out)
+
+
+def run_instructions(args):
+    kvctl = args.kvctl or os.path.join(args.after, "ctl", "kvctl")
+    tmp = tempfile.mkdtemp(prefix="kvd-ab-ir-", dir=args.tmp)
+    builds = (("before", args.before), ("after", args.after))
+
+    def one(build, mode, load):
+        k = CallgrindKvd(build, kvctl, tempfile.mkdtemp(dir=tmp), 0, mode)
+        k.start()
+        try:
+            r = load(k) if load else {"errors": 0}
+        finally:
+            k.stop()
+        return k.instructions(), r["errors"]
+
+    rows = []
+    try:
+        for mode in args.modes.split(","):
+            idle = {name: one(build, mode, None)[0] for name, build in builds}
+            for ratio in ("1:0", "1:9"):
+                for clients in [1, 16, 64]:
+                    for pipeline in (1, 16):
+                        n = args.requests
+                        row = {"mode": mode, "ratio": ratio, "clients": clients, "pipeline": pipeline}
+                        for name, build in builds:
+                            ir, errors = one(build, mode, lambda k: k.bench(
+                                0, clients, n, pipeline, ratio, 100, 1000000))
+                            row[name] = (ir - idle[name]) / n
+                            row[name + "_errors"] = errors
+                        # Fewer instructions is faster: after/before of the rate, as in the timed table.
+                        row["x"] = row["before"] / row["after"]
+                        row["slower"] = row["x"] < 1.0 - args.tolerance
+                        rows.append(row)
+                        print(f"{mode:5} {ratio:>4} c={clients:<3} P={pipeline:<3} before {row['before']:>8.0f} Ir/req"
+                              f"  after {row['after']:>8.0f} Ir/req  x{row['x']:.3f}"
+                              f"{'  SLOWER' if row['slower'] else ''}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def table_instructions(rows, tolerance, requests):
+    out = [f"Two kvd builds, each row once per build on a fresh kvd under callgrind, {requests} requests:",
+           "server instructions per request (run total minus an idle start/stop). x = before/after",
+           "(above 1: the after build executes fewer instructions).",
+           "",
+           "| mode | GET:PUT | clients | pipeline | before Ir/req | after Ir/req | x |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mix = "PUT only" if r["ratio"] == "1:0" else "90:10"
+        mark = " **slower**" if r["slower"] else ""
+        out.append(f"| {r['mode']} | {mix} | {r['clients']} | {r['pipeline']} | {r['before']:.0f} | "
+                   f"{r['after']:.0f} | {r['x']:.3f}{mark} |")
+    worst = min(rows, key=lambda r: r["x"])
+    out += ["", f"Worst row: {worst['mode']} {worst['ratio']} c={worst['clients']} P={worst['pipeline']} "
+                f"x{worst['x']:.3f}; tolerance {tolerance:.0%}."]
+    return "\n".join(out) + "\n"
+
+
 def table(rows, tolerance, reps):
     out = [f"Two kvd builds, {reps} alternating runs per row (median ops/s), same kvctl for both.",
            "",
@@ -106,11 +194,19 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny request counts (a smoke run)")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--instructions", action="store_true",
+                    help="count the server's instructions per request under callgrind instead of timing")
+    ap.add_argument("--requests", type=int, default=20000, help="with --instructions: requests per row")
     args = ap.parse_args()
-    if shutil.which("taskset") is None:
-        sys.exit("ab: taskset not found (run scripts/install-deps.sh)")
-    rows = run(args)
-    md = table(rows, args.tolerance, args.reps)
+    tool = "valgrind" if args.instructions else "taskset"
+    if shutil.which(tool) is None:
+        sys.exit(f"ab: {tool} not found (run scripts/install-deps.sh)")
+    if args.instructions:
+        rows = run_instructions(args)
+        md = table_instructions(rows, args.tolerance, args.requests)
+    else:
+        rows = run(args)
+        md = table(rows, args.tolerance, args.reps)
     print(md)
     if args.out:
         with open(args.out, "w") as f:

@@ -16,7 +16,7 @@ PACKAGES=(
   # service tests, packaging
   systemd dbus dpkg-dev file
   # benchmarks
-  redis-server redis-tools gnuplot-nox
+  redis-server redis-tools gnuplot-nox valgrind
 )
 
 missing=()

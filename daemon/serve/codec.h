@@ -44,7 +44,9 @@ class Codec {
   // connection consumed before it: the id for protocols that carry none.
   // Must be repeatable: a barrier that has to wait is left in the buffer and
   // decoded again later, to the same command. Views in *cmd stay valid until
-  // the next Decode (they point into data or the codec's scratch).
+  // the next Decode (they point into data or the codec's scratch). The session
+  // passes the same *cmd every time: a kCommand result must set every field
+  // (a field left alone would keep the previous request's value).
   virtual DecodeResult Decode(std::span<const std::byte> data, uint64_t seq, Command* cmd) = 0;
   // False only when data is the incomplete start of a request (more bytes
   // are needed); true for a whole request or a broken one.

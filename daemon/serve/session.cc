@@ -47,12 +47,16 @@ void Session::Process() {
   replies_.Drain(*codec_, &out_);
   ForgetWriteKeysIfDrained();
   blocked_ = false;
-  Command cmd;
+  Command& cmd = cmd_;
   while (!close_after_flush_) {
     UpdateOutputPause();
     if (output_paused_) break;
+    if (input_.size() == incomplete_size_) break;  // nothing new since "need more"
     const DecodeResult d = codec_->Decode(input_.data(), consumed_requests_, &cmd);
-    if (d.kind == DecodeResult::kNeedMore) break;
+    if (d.kind == DecodeResult::kNeedMore) {
+      incomplete_size_ = input_.size();
+      break;
+    }
     if (d.kind == DecodeResult::kBroken) {
       FailStream(d.error, d.ref);
       break;
@@ -85,6 +89,7 @@ void Session::Process() {
       }
     }
     input_.Consume(d.consumed);
+    incomplete_size_ = kNotKnown;
     ++consumed_requests_;
     replies_.Drain(*codec_, &out_);
   }
@@ -131,6 +136,7 @@ bool Session::WantsRead() const {
 
 bool Session::Idle() const {
   if (!replies_.empty()) return false;
+  if (input_.size() == incomplete_size_) return true;
   return !codec_->HasRequest(input_.data());
 }
 

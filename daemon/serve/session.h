@@ -141,7 +141,17 @@ class Session {
   std::unique_ptr<Codec> codec_;
   uint64_t consumed_requests_ = 0;  // the sequence number of the next request
   InputBuffer input_;
+  // input_.size() when the codec last said "need more bytes", or kNotKnown.
+  // Input only grows between reads and only Process consumes it, so the same
+  // size means the same incomplete bytes: Process does not decode them again
+  // (it runs up to three times per request: on read and per send round).
+  static constexpr size_t kNotKnown = ~size_t{0};
+  size_t incomplete_size_ = kNotKnown;
   ReplyQueue replies_;
+  // The request being processed. A member, not a local of Process: Process
+  // runs several times per request and a Command (with its Status) is not
+  // free to build; the codec resets every field it decodes.
+  Command cmd_;
   std::string out_;
   std::string sending_;
   bool sending_active_ = false;

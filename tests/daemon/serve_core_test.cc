@@ -189,6 +189,25 @@ TEST_CASE("session: a blocked barrier is decoded again, to the same request id")
   CHECK(lines == std::vector<std::string>{"0 put OK ", "1 count OK 1"});
 }
 
+TEST_CASE("session: an incomplete request is not decoded again until more bytes arrive") {
+  Core c;
+  c.Feed("PUT a 1\nGET");  // a whole PUT, then the start of a GET
+  CHECK(c.codec->decoded == 1);
+  const int calls = c.codec->calls;
+  // Process runs on every read and on every send round; with no new bytes
+  // the same incomplete input is not parsed again.
+  for (int i = 0; i < 3; ++i) c.session.Process();
+  CHECK(c.codec->calls == calls);
+  CHECK(c.session.Idle() == false);  // the PUT is still pending
+  c.engine.Poll(&c.dispatcher);
+  CHECK(c.Lines() == std::vector<std::string>{"0 put OK "});
+  CHECK(c.session.Idle());  // only an incomplete request left
+  CHECK(c.codec->calls == calls);
+  c.Feed(" a\n");  // the rest arrives: decoded now, and answered
+  CHECK(c.codec->decoded == 2);
+  CHECK(c.Lines() == std::vector<std::string>{"1 get OK 1"});
+}
+
 TEST_CASE("session: an unknown command fails alone; a broken stream is answered in order, then closed") {
   Core c;
   c.Feed("PUT a 1\nNOSUCH\nPING\n!garbage\nPING\n");

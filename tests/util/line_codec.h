@@ -19,6 +19,7 @@ class LineCodec : public daemon::Codec {
  public:
   daemon::DecodeResult Decode(std::span<const std::byte> data, uint64_t seq, daemon::Command* cmd) override {
     using daemon::Op;
+    ++calls;
     daemon::DecodeResult r;
     const std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
     const size_t eol = text.find('\n');
@@ -79,6 +80,7 @@ class LineCodec : public daemon::Codec {
   }
 
   int decoded = 0;  // commands decoded (a waiting barrier is decoded again)
+  int calls = 0;  // every Decode, whatever it returned
 };
 
 }  // namespace kvd::test
