@@ -108,8 +108,7 @@ DecodeResult RespCodec::Decode(std::span<const std::byte> data, uint64_t seq, Co
   Route(args, cmd);
   if (RespTag::Cmd(cmd->ref.tag) == RespCmd::kQuit && cmd->problem.ok()) {
     // Answered +OK, then the connection closes once every reply is out.
-    r.kind = DecodeResult::kBroken;
-    r.error = Status::InvalidArgument("QUIT");
+    r.kind = DecodeResult::kClose;
     r.ref = cmd->ref;
     return r;
   }

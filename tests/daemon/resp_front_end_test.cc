@@ -151,6 +151,7 @@ TEST_CASE("QUIT answers +OK after the replies before it, then closes") {
   f.Sync();
   CHECK(f.Out() == "+OK\r\n+OK\r\n");
   CHECK(f.s().close_requested());
+  CHECK(f.s().bad_frames() == 0);  // a goodbye, not a protocol error
 }
 
 TEST_CASE("with a password every command but AUTH, HELLO and QUIT needs AUTH first") {
