@@ -394,7 +394,8 @@ void RespCodec::EncodeHello(resp::ReplyWriter& w) {
   bool has_name = false;
   for (; i < args.size(); ++i) {
     if (Is(args[i], "auth")) {
-      if (!PasswordMatches(args[i + 1], args[i + 2])) {
+      // Without a password Redis's default user takes any (nopass).
+      if (!password_.empty() && !PasswordMatches(args[i + 1], args[i + 2])) {
         return w.Error("WRONGPASS invalid username-password pair or user is disabled.");
       }
       authenticated_ = true;

@@ -53,6 +53,10 @@ Status CheckRespConfig(const Config& c) {
   if (!c.resp_password.empty() && !c.resp_password_file.empty()) {
     return Status::InvalidArgument("resp.password and resp.password_file: set one of them, not both");
   }
+  if (!c.resp_socket.empty() && c.resp_socket == c.socket) {
+    return Status::InvalidArgument("resp.socket and server.socket are both \"" + c.socket +
+                                   "\": the Redis protocol needs a socket of its own");
+  }
   if (c.resp_listen.empty()) return Status::Ok();
   Result<HostPort> hp = ParseHostPort(c.resp_listen);
   if (!hp.has_value()) return Status::InvalidArgument("resp.listen: " + hp.error().message());

@@ -303,6 +303,7 @@ TEST_CASE("[resp]: a listener outside loopback needs a password") {
   CHECK(RespEnabled(*local));
   CHECK_FALSE(RespEnabled(Config{}));
   CHECK_FALSE(ParseConfig("[resp]\nlisten = \"nohost\"\n", "t.toml").has_value());
+  CHECK_FALSE(ParseConfig("[server]\nsocket = \"a.sock\"\n[resp]\nsocket = \"a.sock\"\n", "t.toml").has_value());
   CHECK(IsLoopbackHost("::1"));
   CHECK_FALSE(IsLoopbackHost("10.0.0.1"));
 }
