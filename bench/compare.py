@@ -18,7 +18,10 @@ Also measured: the fdatasync-per-write floor, start-to-ready with 1 M keys
 (kvd from WAL only and from a snapshot; Redis from AOF and from RDB), and RSS
 with 1 M keys. Writes bench/results/compare-<date>.md, .json and a PNG chart.
 
-Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR]
+RESP rows (bench/compare_resp.py): redis-benchmark drives Redis and kvd's
+RESP listener with identical flags, and kvctl bench kvd's native protocol.
+
+Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR] [--resp-only | --no-resp]
   --quick  a smoke run of seconds (CI): tiny request counts, one repetition.
 """
 import argparse
@@ -281,6 +284,12 @@ def run(args):
     results["floor_load_cpu"] = fdatasync_floor(tmp, load_cpu, floor_s)  # the other CPU, for reference
     print(f"fdatasync floor: {results['floor']['ops_per_sec']:.0f}/s on the server's CPU, "
           f"{results['floor_load_cpu']['ops_per_sec']:.0f}/s on the other", flush=True)
+    if not args.no_resp:
+        import compare_resp
+        results["resp_rows"] = compare_resp.run_rows(args, tmp, server_cpu, load_cpu)
+    if args.resp_only:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return results
     clients_list = [1, 16] if args.quick else [1, 16, 64]
     for kvd_mode, redis_aof in PAIRS:
         kdir = tempfile.mkdtemp(dir=tmp)
@@ -428,9 +437,11 @@ def write_reports(results, outdir):
                   f"| from snapshot (kvd snapshot / Redis RDB) | {rec['kvd_ready_from_snapshot_s']:.2f} s | {rec['redis_ready_from_rdb_s']:.2f} s |",
                   f"| RSS with the keys loaded | {rec['kvd_rss_mib']:.0f} MiB | {rec['redis_rss_mib']:.0f} MiB |"]
     lines += targets_section(results)
+    import compare_resp
+    lines += compare_resp.report_lines(results)
     with open(base + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    chart = plot(results, base)
+    chart = plot(results, base) if results["rows"] else None  # --resp-only: nothing to chart
     return base + ".md", chart
 
 
@@ -540,6 +551,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--recovery", action="store_true", help="with --quick: also the recovery/RSS part")
+    ap.add_argument("--resp-only", action="store_true", help="only the RESP rows (redis-benchmark on both sides)")
+    ap.add_argument("--no-resp", action="store_true", help="without the RESP rows")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--build", default=os.path.join(REPO, "build", "rel"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "node/status_report.h"
+#include "resp/resp_config.h"
 #include "serve/native_codec.h"
 
 namespace kvd::daemon {
@@ -29,6 +30,17 @@ FrontEnd::Options FrontEndOptions(const Config& c) {
   return o;
 }
 
+std::unique_ptr<RespService> MakeResp(uv_loop_t* loop, const Config& c, Dispatcher* dispatcher, DispatchHost* host,
+                                     ServerCounters* counters, uint64_t* next_conn_id, Status* error) {
+  if (!RespEnabled(c)) return nullptr;
+  auto svc = RespService::Create(loop, c, dispatcher, host, counters, next_conn_id, FrontEndOptions(c));
+  if (!svc.has_value()) {
+    *error = svc.error();
+    return nullptr;
+  }
+  return std::move(svc).value();
+}
+
 }  // namespace
 
 Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
@@ -39,21 +51,28 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       node_(loop, &dispatcher_, &config_.config(), notifier),
       native_(loop, NativeFor(config_.config()), &dispatcher_, &counters_, &next_conn_id_,
               FrontEndOptions(config_.config())),
+      resp_(MakeResp(loop, config_.config(), &dispatcher_, this, &counters_, &next_conn_id_, &resp_error_)),
       snapshots_(loop, env, &config_.config(),
                  [this](const Status& st, Lsn lsn) { dispatcher_.OnSnapshotDone(st, lsn); }),
       housekeeping_(&config_.config(), notifier, &node_, &snapshots_,
                     Housekeeping::Hooks{
-                        [this](auto now, auto timeout) { native_.CloseIdle(now, timeout); },
-                        [this] { return native_.size(); },
+                        [this](auto now, auto timeout) {
+                          for (FrontEnd* f : FrontEnds()) f->CloseIdle(now, timeout);
+                        },
+                        [this] {
+                          size_t n = 0;
+                          for (FrontEnd* f : FrontEnds()) n += f->size();
+                          return n;
+                        },
                         [this] { return shutdown_.serving(); },
                         [this] { return dispatcher_.pending_writes() > 0 || dispatcher_.pending_flushes() > 0; },
                     }),
-      shutdown_(loop, notifier, &node_, &dispatcher_, &snapshots_, {&native_}, [this] { StopHandles(); }) {
+      shutdown_(loop, notifier, &node_, &dispatcher_, &snapshots_, FrontEnds(), [this] { StopHandles(); }) {
   config_.set_on_applied([this](const Config& before, const Config& after) { OnConfigApplied(before, after); });
 }
 
 Server::~Server() {
-  native_.CloseAll();
+  for (FrontEnd* f : FrontEnds()) f->CloseAll();
   (void)node_.CloseEngine(&dispatcher_);
   StopHandles();
 }
@@ -66,6 +85,8 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery().snapshot_lsn));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
+  KVD_RETURN_IF_ERROR(resp_error_);
+  if (resp_ != nullptr) KVD_RETURN_IF_ERROR(resp_->Listen(c));
   IgnoreSigpipe();
   if (!signals_.Start(
           loop_, [this](int sig) { BeginShutdown(sig == SIGINT ? "SIGINT" : "SIGTERM"); },
@@ -85,6 +106,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
     Engine* live = self->node_.engine();
     live->StartCommits();
     self->native_.FlushDirty();
+    if (self->resp_ != nullptr) self->resp_->front_end().FlushDirty();
     live->StartCommits();
   });
   KVD_RETURN_IF_ERROR(housekeeping_.Start(loop_));
@@ -105,7 +127,7 @@ std::string Server::StatusJson() {
   in.engine = node_.engine();
   in.recovery = &node_.recovery();
   in.counters = &counters_;
-  native_.ReplyBytes(&in.reply_bytes, &in.largest_client_reply_bytes);
+  for (FrontEnd* f : FrontEnds()) f->ReplyBytes(&in.reply_bytes, &in.largest_client_reply_bytes);
   in.snapshots = &snapshots_.history();
   in.started = started_;
   in.snapshot_running = snapshots_.running();
@@ -118,9 +140,26 @@ std::string Server::StatusJson() {
   return BuildStatusJson(in);
 }
 
+std::vector<FrontEnd*> Server::FrontEnds() {
+  std::vector<FrontEnd*> all{&native_};
+  if (resp_ != nullptr) all.push_back(&resp_->front_end());
+  return all;
+}
+
+Session* Server::FindSession(uint64_t id) {
+  if (Session* s = native_.FindSession(id)) return s;
+  return resp_ != nullptr ? resp_->front_end().FindSession(id) : nullptr;
+}
+
+void Server::SessionReady(Session* s) {
+  // Connection ids are unique across front ends: only the owner finds it.
+  native_.SessionReady(s);
+  if (resp_ != nullptr) resp_->front_end().SessionReady(s);
+}
+
 void Server::StopHandles() {
   signals_.Stop();
-  native_.StopListening();
+  for (FrontEnd* f : FrontEnds()) f->StopListening();
   node_.CloseHandles();
   prepare_.reset();
   housekeeping_.Stop();

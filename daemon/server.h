@@ -26,6 +26,7 @@
 #include "node/housekeeping.h"
 #include "node/node_controller.h"
 #include "node/snapshot_scheduler.h"
+#include "resp/resp_service.h"
 #include "serve/dispatcher.h"
 #include "serve/front_end.h"
 #include "shutdown.h"
@@ -55,8 +56,8 @@ class Server : public DispatchHost {
   uint16_t tcp_port() const { return native_.tcp_port(); }
 
   // DispatchHost
-  Session* FindSession(uint64_t id) override { return native_.FindSession(id); }
-  void SessionReady(Session* s) override { native_.SessionReady(s); }
+  Session* FindSession(uint64_t id) override;
+  void SessionReady(Session* s) override;
   std::string StatusJson() override;
   Result<std::string> ConfigGetJson(std::string_view name) override { return config_.GetJson(name); }
   Status ConfigSet(std::string_view name, std::string_view value) override { return config_.Set(name, value); }
@@ -66,6 +67,8 @@ class Server : public DispatchHost {
  private:
   void OnConfigApplied(const Config& before, const Config& after);
   void StopHandles();
+  // Every protocol's front end: the native one, then RESP when configured.
+  std::vector<FrontEnd*> FrontEnds();
 
   uv_loop_t* loop_;
   const std::chrono::steady_clock::time_point started_;
@@ -75,6 +78,8 @@ class Server : public DispatchHost {
   NodeController node_;
   uint64_t next_conn_id_ = 1;
   FrontEnd native_;
+  Status resp_error_;                 // [resp] could not be set up: Start fails with it
+  std::unique_ptr<RespService> resp_;  // nullptr unless [resp] is configured
   SnapshotScheduler snapshots_;
   Housekeeping housekeeping_;
   SignalWatcher signals_;

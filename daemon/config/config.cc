@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "config/config_keys.h"
 #include "kvd/fd.h"
+#include "resp/resp_config.h"
 
 namespace kvd::daemon {
 namespace {
@@ -320,6 +321,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
                                   [](const Problem& a, const Problem& b) { return a.line < b.line; });
     return Status::InvalidArgument(first->message);
   }
+  if (Status st = CheckRespConfig(config); !st.ok()) return Status::InvalidArgument(name + ": " + st.message());
   return config;
 }
 

@@ -48,6 +48,12 @@ struct Config {
   DurabilityOptions durability;
   std::chrono::milliseconds slow_sync_warning{100};  // log fdatasyncs slower than this
 
+  // [resp] (docs/resp.md): off while both are empty
+  std::string resp_socket;         // Unix socket for Redis clients
+  std::string resp_listen;         // "HOST:PORT" for TCP
+  std::string resp_password;       // AUTH (requirepass)
+  std::string resp_password_file;  // AUTH, read at start-up
+
   // [log]
   std::string log_level = "info";  // trace debug info warn error critical off
   LogTarget log_target = LogTarget::kAuto;

@@ -106,6 +106,18 @@ const KeyDef kKeys[] = {
     {"durability", "slow_sync_warning", KeyKind::kDuration, 0, kHour, true, "",
      "log a warning for an fdatasync slower than this (0 = off)", KVD_DURATION_FIELD(slow_sync_warning)},
 
+    {"resp", "socket", KeyKind::kString, 0, kMaxSocketPath, false, "",
+     "Unix socket for Redis clients (empty = none)", KVD_STRING_FIELD(resp_socket)},
+    {"resp", "listen", KeyKind::kString, 0, 300, false, "",
+     "HOST:PORT for Redis clients over TCP (empty = none)", KVD_STRING_FIELD(resp_listen)},
+    // Shown as "(set)", never as itself (RenderConfig, CONFIG GET, logs).
+    {"resp", "password", KeyKind::kString, 0, 512, false, "",
+     "clients must AUTH with this password (empty = no AUTH)",
+     [](const Config& c) { return KeyValue{c.resp_password.empty() ? "" : "(set)", 0}; },
+     [](Config* c, const KeyValue& v) { c->resp_password = v.text; }},
+    {"resp", "password_file", KeyKind::kString, 0, kMaxPath, false, "",
+     "file holding the AUTH password (read at start-up)", KVD_STRING_FIELD(resp_password_file)},
+
     {"log", "level", KeyKind::kEnum, 0, 0, true, "trace|debug|info|warn|error|critical|off",
      "least severe level logged", KVD_ENUM_FIELD(log_level, Identity, SomeString)},
     {"log", "target", KeyKind::kEnum, 0, 0, false, "auto|stderr|journald",

@@ -30,11 +30,12 @@ struct DecodeResult {
     kNeedMore,  // no whole request yet: read more bytes
     kCommand,   // *cmd holds the first request, `consumed` bytes long
     kBroken,    // the stream cannot be read on: answer `error` for `ref`, then close
+    kClose,     // the client asked to end (RESP's QUIT): answer `ref` (OK), then close
   };
   Kind kind = kNeedMore;
   size_t consumed = 0;
   Status error;    // kBroken
-  RequestRef ref;  // kBroken: as much of the request as was readable
+  RequestRef ref;  // kBroken: as much of the request as was readable; kClose: the request
 };
 
 class Codec {

@@ -72,6 +72,9 @@ struct Command {
   std::string_view value;         // PUT; the value text of CONFIG SET
   std::span<const BatchOp> batch; // BATCH
   ScanSpec scan;                  // SCAN
+  // A protocol's own arguments for its own handler (RESP: the arguments
+  // after the command name); the native codec leaves it empty.
+  std::span<const std::string_view> args;
   // The arguments did not decode. fatal: the request stream is broken (the
   // connection is closed after the error reply, as for a bad frame);
   // otherwise only this request fails (a key or value over its limit).

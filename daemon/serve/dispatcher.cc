@@ -64,8 +64,23 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     s.replies().Complete(seq, code, engine_->durable_lsn(), ticket->lsn);
     return Status::Ok();
   }
+  if (track_pending_ && engine_->applied_lsn() < ticket->lsn) NotePending(cmd, ticket->lsn);
   writes_.push_back({s.id(), seq, ticket->lsn, op});
   return Status::Ok();
+}
+
+void Dispatcher::NotePending(const Command& cmd, Lsn lsn) {
+  auto value = [](OpType t, std::string_view v) -> std::optional<std::string_view> {
+    if (t == OpType::kDel) return std::nullopt;
+    return v;
+  };
+  switch (cmd.ref.op) {
+    case Op::kPut: pending_.Note(lsn, cmd.key, cmd.value); break;
+    case Op::kDel: pending_.Note(lsn, cmd.key, std::nullopt); break;
+    default:
+      for (const BatchOp& o : cmd.batch) pending_.Note(lsn, o.key, value(o.type, o.value));
+      break;
+  }
 }
 
 Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command& cmd, Reply* reply) {
@@ -157,6 +172,7 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
   }
   const Waiter w = *it;
   writes_.erase(it);
+  if (track_pending_) pending_.Done(lsn);
   if (!status.ok()) {
     Complete(w.session, w.seq, status.code(), lsn, status.message());
     host_->OnWriteError(status);
@@ -197,6 +213,7 @@ void Dispatcher::OnSnapshotDone(const Status& status, Lsn lsn) {
 
 void Dispatcher::BeginShutdown() {
   shutting_down_ = true;
+  pending_.Clear();
   std::deque<Waiter> writes;
   writes.swap(writes_);
   for (const Waiter& w : writes) Complete(w.session, w.seq, Code::kShuttingDown, w.lsn, "kvd is shutting down");

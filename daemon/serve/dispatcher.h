@@ -26,6 +26,7 @@
 
 #include "kvd/engine.h"
 #include "serve/command.h"
+#include "serve/pending_writes.h"
 #include "serve/read_ops.h"
 #include "serve/server_stats.h"
 #include "serve/session.h"
@@ -61,6 +62,12 @@ class Dispatcher : public RequestHandler, public CompletionSink {
 
   // The engine is created after the dispatcher (its notify needs the loop).
   void set_engine(Engine* engine) { engine_ = engine; }
+  Engine* engine() const { return engine_; }
+
+  // Keep the values of writes not yet applied (PendingWrites), for a front
+  // end with conditional writes. Off by default: it costs a copy per write.
+  void TrackPendingValues(bool on) { track_pending_ = on; }
+  const PendingWrites& pending_values() const { return pending_; }
 
   // RequestHandler
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
@@ -98,6 +105,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   };
 
   Status SubmitWrite(Session& s, uint64_t seq, const Command& cmd);
+  void NotePending(const Command& cmd, Lsn lsn);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
   void CountOp(Op op);
   void CountReply(Code code);
@@ -111,6 +119,8 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::vector<Waiter> snapshot_waiters_;
   std::string scratch_;  // reused reply text (STATUS, CONFIG GET)
   ScanResult scan_;      // reused SCAN items
+  PendingWrites pending_;
+  bool track_pending_ = false;
   uint64_t next_flush_token_ = 1;
   bool shutting_down_ = false;
 };

@@ -19,9 +19,21 @@ bool ReplyQueue::Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn,
   s.status = status;
   s.durable_lsn = durable_lsn;
   s.lsn = lsn;
+  // A success without a message of its own keeps the payload set earlier.
+  if (message.empty() && (status == Code::kOk || status == Code::kNotFound)) return true;
+  held_bytes_ -= s.message.size();
   s.message.assign(message);
   held_bytes_ += s.message.size();
   return true;
+}
+
+void ReplyQueue::SetPayload(uint64_t seq, std::string_view payload) {
+  if (seq < base_seq_ || seq - base_seq_ >= slots_.size()) return;
+  Slot& s = slots_[seq - base_seq_];
+  if (s.done) return;
+  held_bytes_ -= s.message.size();
+  s.message.assign(payload);
+  held_bytes_ += s.message.size();
 }
 
 size_t ReplyQueue::Drain(Codec& codec, std::string* out) {

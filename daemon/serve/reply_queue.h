@@ -26,6 +26,11 @@ class ReplyQueue {
   // Completes a pending slot. `message` is the error text for a failure (or
   // the payload of a success, rarely used). False if seq is unknown or done.
   bool Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn, std::string_view message = {});
+  // Sets the text a pending slot replies with when it completes OK (or
+  // NotFound) without a message of its own: a handler that decides a
+  // request's answer before its write is durable (RESP's SETNX, GETDEL)
+  // keeps the answer here until the write's completion releases it.
+  void SetPayload(uint64_t seq, std::string_view payload);
   // Encodes the completed slots at the front into *out with codec and
   // removes them.
   // Returns the number of replies encoded. The durable_lsn sent never

@@ -61,6 +61,13 @@ void Session::Process() {
       FailStream(d.error, d.ref);
       break;
     }
+    if (d.kind == DecodeResult::kClose) {
+      // Answered in order like any request; not a protocol failure.
+      replies_.Complete(replies_.Push(d.ref), Code::kOk, 0, 0);
+      replies_.Drain(*codec_, &out_);
+      close_after_flush_ = true;
+      break;
+    }
     const Op op = cmd.ref.op;
     if (IsSubmittedAtOnce(op)) {
       ForgetWriteKeysIfDrained();  // before this write's slot and keys go in
