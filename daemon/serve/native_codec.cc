@@ -79,6 +79,7 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   cmd->value = {};
   cmd->batch = {};
   cmd->scan = ScanSpec{};
+  cmd->args = {};
   if (!cmd->problem.ok()) cmd->problem = Status::Ok();
   cmd->fatal = false;
   cmd->ref = RefFor(req.header.request_id, static_cast<uint8_t>(req.header.opcode));
