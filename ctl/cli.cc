@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backup.h"
 #include "batch_ops.h"
 #include "bench.h"
 #include "commands.h"
@@ -87,9 +88,27 @@ int KvctlMain(int argc, char** argv) {
   get->add_option("KEY", key, "the key")->required();
   get->add_flag("--raw", raw, "exactly the value's bytes, no newline, nothing escaped (binary safe)");
 
-  auto* del = app.add_subcommand("del", "delete KEY; prints OK; absent: exit 1 (like get)");
-  del->add_option("KEY", key, "the key")->required();
+  auto* del = app.add_subcommand(
+      "del", "delete KEY; prints OK; absent: exit 1 (like get). --prefix/--from --to: a range, prints deleted=N lsn=L");
+  auto* del_key = del->add_option("KEY", key, "the key");
+  std::string del_prefix, del_from, del_to;
+  auto* del_prefix_opt = del->add_option("--prefix,-p", del_prefix, "delete every key starting with this");
+  auto* del_from_opt = del->add_option("--from", del_from, "range start (inclusive)");
+  auto* del_to_opt = del->add_option("--to", del_to, "range end (exclusive: [FROM, TO))");
+  del_key->excludes(del_prefix_opt)->excludes(del_from_opt)->excludes(del_to_opt);
   del->add_flag("--durable", durable, "reply only once the delete is durable");
+  del->footer(R"(A range delete (--prefix P, or --from A --to B for the half-open range [A, B))
+is one atomic write: one WAL record and one LSN, all of the keys or none across a
+crash. It prints the number of keys it deleted (0 is not an error: exit 0).)");
+
+  std::string backup_file;
+  auto* backup = app.add_subcommand(
+      "backup", "write an online, consistent backup of kvd to FILE (verified); prints OK lsn=N keys=K bytes=B");
+  backup->add_option("FILE", backup_file, "where to write it (atomically: FILE is whole or untouched)")->required();
+  backup->footer(R"(The backup is a snapshot taken by a forked child of kvd, pulled over the socket,
+written to FILE.tmp-PID, fsynced, verified (every checksum, its LSN and key count)
+and renamed to FILE. Restore it with kvd --restore FILE --config kvd.toml into an
+empty data directory (docs/backup.md). A large data set may need a longer --timeout.)");
 
   std::vector<std::string> batch_args;
   auto* batch = app.add_subcommand("batch", "apply puts and deletes atomically (one BATCH, one LSN); prints OK");
@@ -212,7 +231,19 @@ sends nothing and exits 2.)");
     }
     return CmdBatch(ctx, *entries, durable);
   }
-  if (*del) return CmdDel(ctx, key, durable);
+  if (*del) {
+    if (del_key->count() > 0) return CmdDel(ctx, key, durable);
+    DelRangeOptions ro;
+    if (del_prefix_opt->count() > 0) ro.prefix = del_prefix;
+    if (del_from_opt->count() > 0) ro.from = del_from;
+    if (del_to_opt->count() > 0) ro.to = del_to;
+    if (!ro.prefix && !ro.from && !ro.to) {
+      std::cerr << "kvctl del: give KEY, --prefix P or --from A --to B (see kvctl del --help)\n";
+      return kExitUsage;
+    }
+    return CmdDelRange(ctx, ro, durable);
+  }
+  if (*backup) return CmdBackup(ctx, backup_file);
   if (*size) return CmdSize(ctx);
   if (*count) return CmdCount(ctx, count_prefix);
   if (*scan) {

@@ -92,6 +92,39 @@ int CmdDel(const CommandContext& c, const std::string& key, bool durable) {
   });
 }
 
+int CmdDelRange(const CommandContext& c, const DelRangeOptions& o, bool durable) {
+  kvd::KeyRange range;
+  if (o.prefix) {
+    if (o.from || o.to) {
+      c.err << "kvctl: del --prefix excludes --from/--to\n";
+      return kExitUsage;
+    }
+    if (o.prefix->empty()) {
+      c.err << "kvctl: del --prefix '' would delete every key; refusing (use del --from '' --to KEY for a range)\n";
+      return kExitUsage;
+    }
+    range.a = *o.prefix;
+  } else {
+    if (!o.from || !o.to) {
+      c.err << "kvctl: del --from A --to B needs both bounds (the range is [A, B): B is not deleted)\n";
+      return kExitUsage;
+    }
+    if (*o.from >= *o.to) {
+      c.err << "kvctl: del --from A --to B: A must sort before B (the range is [A, B))\n";
+      return kExitUsage;
+    }
+    range.prefix = false;
+    range.a = *o.from;
+    range.b = *o.to;
+  }
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.DeleteRange(range, durable);
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << "deleted=" << r->removed << " lsn=" << r->lsn << "\n";
+    return kExitOk;
+  });
+}
+
 int CmdCount(const CommandContext& c, const std::string& prefix) {
   return WithClient(c, [&](kvd::Client& cl) {
     auto r = cl.Count(prefix);

@@ -33,6 +33,14 @@ int CmdPut(const CommandContext& c, const std::string& key, const std::string& v
 // raw: exactly the value's bytes, nothing added, even on a terminal.
 int CmdGet(const CommandContext& c, const std::string& key, bool raw);
 int CmdDel(const CommandContext& c, const std::string& key, bool durable);
+// One atomic DEL_RANGE: every key with the prefix, or every key in [from, to).
+// Prints "deleted=N lsn=L" (N may be 0: exit 0 all the same).
+struct DelRangeOptions {
+  std::optional<std::string> prefix;
+  std::optional<std::string> from;
+  std::optional<std::string> to;
+};
+int CmdDelRange(const CommandContext& c, const DelRangeOptions& o, bool durable);
 int CmdSize(const CommandContext& c);
 int CmdCount(const CommandContext& c, const std::string& prefix);
 int CmdScan(const CommandContext& c, const ScanOptions& o);

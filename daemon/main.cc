@@ -13,8 +13,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sys/check_data.h"
+#include "sys/restore.h"
 #include "config/config.h"
 #include "daemon.h"
 #include "sys/log.h"
@@ -88,6 +90,19 @@ int Run(int argc, char** argv) {
                    "examine the WAL and snapshots offline (changing nothing) and report what recovery would do; "
                    "exit 0 if nothing would be lost, 1 if data would be dropped or start-up refused");
   app.add_flag("--json", json, "with --check-data: print one JSON object")->needs(check_data_flag);
+  std::string restore_file;
+  auto* restore_opt = app.add_option("--restore", restore_file,
+                                     "load a backup (kvctl backup, kvd --salvage) into the EMPTY data directory the "
+                                     "config names, then exit; start kvd normally afterwards (docs/backup.md)");
+  std::vector<std::string> salvage_files;
+  std::string salvage_out;
+  auto* salvage_opt = app.add_option("--salvage", salvage_files,
+                                     "offline: read every valid record from set-aside WAL files (*.broken) and "
+                                     "write what they hold, in the backup format, to --out (docs/backup.md)");
+  auto* out_opt = app.add_option("--out", salvage_out, "with --salvage: the file to write (must not exist)");
+  salvage_opt->needs(out_opt);
+  out_opt->needs(salvage_opt);
+  restore_opt->excludes(salvage_opt)->excludes(check_data_flag);
   app.set_version_flag("--version", std::string("kvd ") + KVD_VERSION);
 #ifdef KVD_FAULT_INJECTION
   std::string fault_env;
@@ -111,6 +126,10 @@ int Run(int argc, char** argv) {
     // --help and --version are "errors" with exit code 0.
     return app.exit(e) == 0 ? 0 : kUsageError;
   }
+  if (salvage_opt->count() > 0) {
+    // Needs no configuration: it reads only the files named.
+    return kvd::daemon::Salvage(salvage_files, salvage_out, std::cout, std::cerr, kvd::Env::Default());
+  }
   if (check_config && check_data) {
     std::cerr << "kvd: --check-config and --check-data are exclusive\n";
     return kUsageError;
@@ -126,6 +145,9 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (check_data) return kvd::daemon::CheckData(*config, json, std::cout);
+  if (restore_opt->count() > 0) {
+    return kvd::daemon::Restore(*config, restore_file, std::cout, std::cerr, kvd::Env::Default());
+  }
 
   kvd::daemon::InitLogging(*config);
   kvd::Env* env = kvd::Env::Default();

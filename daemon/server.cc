@@ -12,6 +12,7 @@ namespace {
 Dispatcher::Limits DispatchLimits(const Config& c) {
   Dispatcher::Limits l;
   l.max_scan_reply_bytes = std::max<size_t>(4096, c.max_frame_bytes / 2);
+  l.snapshot_dir = c.snapshot_path;
   return l;
 }
 

@@ -102,6 +102,10 @@ DecodeResult RespCodec::Decode(std::span<const std::byte> data, uint64_t seq, Co
   cmd->fatal = false;
   cmd->durable = false;
   cmd->args = args.subspan(1);
+  cmd->range = KeyRange{};
+  cmd->backup_id = 0;
+  cmd->offset = 0;
+  cmd->max_bytes = 0;
   cmd->ref.id = seq;
   cmd->ref.op = Op::kPing;
   cmd->ref.tag = protocol_ >= 3 ? RespTag::kResp3 : 0;

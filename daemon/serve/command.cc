@@ -16,6 +16,10 @@ std::string_view OpName(Op op) {
     case Op::kStatus: return "status";
     case Op::kConfigGet: return "config_get";
     case Op::kConfigSet: return "config_set";
+    case Op::kDelRange: return "del_range";
+    case Op::kBackupBegin: return "backup_begin";
+    case Op::kBackupRead: return "backup_read";
+    case Op::kBackupEnd: return "backup_end";
   }
   return "unknown";
 }

@@ -36,14 +36,18 @@ enum class Op : uint8_t {
   kStatus,
   kConfigGet,
   kConfigSet,
+  kDelRange,     // a prefix or [a, b): one record, one LSN
+  kBackupBegin,  // a snapshot to stream to the client (docs/backup.md)
+  kBackupRead,
+  kBackupEnd,
 };
-inline constexpr size_t kOpCount = 12;
+inline constexpr size_t kOpCount = 16;
 
 // Lower-case name ("get", "config_set"): STATUS reports counters by it.
 std::string_view OpName(Op op);
 // Writes and FLUSH: submitted to the engine as soon as they are read.
 inline bool IsSubmittedAtOnce(Op op) {
-  return op == Op::kPut || op == Op::kDel || op == Op::kBatch || op == Op::kFlush;
+  return op == Op::kPut || op == Op::kDel || op == Op::kBatch || op == Op::kDelRange || op == Op::kFlush;
 }
 
 // What a reply needs from its request. id: the protocol's request id (the
@@ -75,6 +79,10 @@ struct Command {
   // A protocol's own arguments for its own handler (RESP: the arguments
   // after the command name); the native codec leaves it empty.
   std::span<const std::string_view> args;
+  KeyRange range;                 // DEL_RANGE
+  uint64_t backup_id = 0;         // BACKUP_READ, BACKUP_END
+  uint64_t offset = 0;            // BACKUP_READ
+  uint32_t max_bytes = 0;         // BACKUP_READ
   // The arguments did not decode. fatal: the request stream is broken (the
   // connection is closed after the error reply, as for a bad frame);
   // otherwise only this request fails (a key or value over its limit).
@@ -94,7 +102,8 @@ struct Reply {
   Lsn durable_lsn = 0;  // at reply time; never decreases along a connection
   Lsn lsn = 0;          // the write's LSN, the snapshot's, or FLUSH's durable LSN
   // For an error: the message. Otherwise: GET's value, STATUS's and CONFIG
-  // GET's JSON text; empty for the rest.
+  // GET's JSON text, DEL_RANGE's and BACKUP_BEGIN's encoded payload, a
+  // BACKUP_READ chunk; empty for the rest.
   std::string_view text;
   uint64_t count = 0;                // COUNT
   const ScanResult* scan = nullptr;  // SCAN

@@ -1,6 +1,9 @@
 #include "serve/dispatcher.h"
 
+#include <algorithm>
+
 #include "kvd/env.h"
+#include "kvd/snapshot.h"
 
 namespace kvd::daemon {
 
@@ -38,6 +41,9 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
       case Op::kDel:
         s.NoteWriteKey(cmd.key);
         return engine_->Del(cmd.key, cmd.durable);
+      case Op::kDelRange:
+        s.NoteWriteRange(cmd.range);
+        return engine_->DeleteRange(cmd.range, cmd.durable);
       default:
         if (cmd.batch.empty()) return Status::InvalidArgument("BATCH with no operations");
         for (const BatchOp& o : cmd.batch) s.NoteWriteKey(o.key);
@@ -60,6 +66,10 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     return Status::Ok();
   }
   if (ticket->done) {
+    if (op == Op::kDelRange) {
+      s.replies().Complete(seq, Code::kOk, engine_->durable_lsn(), ticket->lsn, proto::EncodeU64(ticket->removed));
+      return Status::Ok();
+    }
     const Code code = (op == Op::kDel && !ticket->existed) ? Code::kNotFound : Code::kOk;
     s.replies().Complete(seq, code, engine_->durable_lsn(), ticket->lsn);
     return Status::Ok();
@@ -77,6 +87,7 @@ void Dispatcher::NotePending(const Command& cmd, Lsn lsn) {
   switch (cmd.ref.op) {
     case Op::kPut: pending_.Note(lsn, cmd.key, cmd.value); break;
     case Op::kDel: pending_.Note(lsn, cmd.key, std::nullopt); break;
+    case Op::kDelRange: pending_.NoteRange(lsn, cmd.range); break;
     default:
       for (const BatchOp& o : cmd.batch) pending_.Note(lsn, o.key, value(o.type, o.value));
       break;
@@ -137,10 +148,52 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
       host_->RequestSnapshot();
       return Evaluated::kQueued;
     }
+    case Op::kBackupBegin:
+    case Op::kBackupRead:
+    case Op::kBackupEnd:
+      return EvaluateBackup(s, cmd, reply);
     default:
       // Writes and FLUSH never get here (Session submits them).
       return Status::Internal("operation routed to Evaluate: " + std::string(OpName(op)));
   }
+}
+
+RequestHandler::Evaluated Dispatcher::EvaluateBackup(Session& s, const Command& cmd, Reply* reply) {
+  auto answer = [&](const Status& st, std::string_view text) {
+    CountReply(st.code());
+    reply->code = st.code();
+    reply->text = st.ok() ? text : std::string_view(scratch_ = st.message());
+    return Evaluated::kReplied;
+  };
+  switch (cmd.ref.op) {
+    case Op::kBackupBegin: {
+      // As SNAPSHOT: the snapshot covers every write this client saw acknowledged.
+      if (shutting_down_) return answer(Status::ShuttingDown("kvd is shutting down"), {});
+      const uint64_t seq = s.replies().Push(cmd.ref);
+      snapshot_waiters_.push_back({s.id(), seq, engine_->applied_lsn(), Op::kBackupBegin});
+      host_->RequestSnapshot();
+      return Evaluated::kQueued;
+    }
+    case Op::kBackupRead: {
+      // One bounded chunk per request: the client pulls, so a slow one holds
+      // nothing but the file, and the loop never reads more than a chunk.
+      const uint32_t cap = static_cast<uint32_t>(std::min<size_t>(proto::kMaxBackupChunk, limits_.max_scan_reply_bytes));
+      Status st = backups_.Read(s.id(), cmd.backup_id, cmd.offset, std::min(cmd.max_bytes, cap), &scratch_);
+      return answer(st, scratch_);
+    }
+    default:
+      return answer(backups_.End(s.id(), cmd.backup_id), {});
+  }
+}
+
+void Dispatcher::AnswerBackup(const Waiter& w, Lsn lsn) {
+  if (host_->FindSession(w.session) == nullptr) return;  // the client left: open nothing
+  auto opened = backups_.Open(w.session, JoinPath(limits_.snapshot_dir, SnapshotFileName(lsn)));
+  if (!opened.has_value()) {
+    Complete(w.session, w.seq, opened.error().code(), 0, opened.error().message());
+    return;
+  }
+  Complete(w.session, w.seq, Code::kOk, lsn, proto::EncodeBackupBeginReply(*opened));
 }
 
 bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
@@ -182,6 +235,15 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
   Complete(w.session, w.seq, code, lsn);
 }
 
+void Dispatcher::OnDeleteRangeDone(Lsn lsn, const Status& status, uint64_t removed) {
+  if (!status.ok()) return OnWriteDone(lsn, status, false);
+  auto it = std::find_if(writes_.begin(), writes_.end(), [&](const Waiter& w) { return w.lsn == lsn; });
+  if (it == writes_.end()) return;
+  const Waiter w = *it;
+  writes_.erase(it);
+  Complete(w.session, w.seq, Code::kOk, lsn, proto::EncodeU64(removed));
+}
+
 void Dispatcher::OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) {
   for (auto it = flushes_.begin(); it != flushes_.end(); ++it) {
     if (it->token != token) continue;
@@ -202,6 +264,8 @@ void Dispatcher::OnSnapshotDone(const Status& status, Lsn lsn) {
   for (const Waiter& w : waiting) {
     if (!status.ok()) {
       Complete(w.session, w.seq, status.code(), 0, status.message());
+    } else if (lsn >= w.lsn && w.op == Op::kBackupBegin) {
+      AnswerBackup(w, lsn);
     } else if (lsn >= w.lsn) {
       Complete(w.session, w.seq, Code::kOk, lsn);
     } else {

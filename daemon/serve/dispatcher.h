@@ -8,6 +8,10 @@
 // writes in flight is simply not found when its completion arrives, and the
 // reply is dropped (the write itself still completes in the engine).
 //
+// BACKUP_BEGIN waits like SNAPSHOT and is answered with the installed
+// snapshot held open for the client (BackupFiles); BACKUP_READ and
+// BACKUP_END are answered at once (docs/backup.md).
+//
 // SNAPSHOT semantics: the reply's LSN always covers every write the client
 // saw acknowledged before sending SNAPSHOT (it is a barrier on its own
 // connection; the waiter records the engine's applied LSN). A request that
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "kvd/engine.h"
+#include "node/backup_files.h"
 #include "serve/command.h"
 #include "serve/pending_writes.h"
 #include "serve/read_ops.h"
@@ -56,6 +61,8 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // Key and value sizes are checked where they are decoded (the codec).
   struct Limits {
     size_t max_scan_reply_bytes = 4 * 1024 * 1024;
+    // Where snapshots are written: BACKUP_BEGIN opens the one it waited for.
+    std::string snapshot_dir;
   };
   Dispatcher(Engine* engine, DispatchHost* host, Limits limits, ServerCounters* counters)
       : engine_(engine), host_(host), limits_(limits), counters_(counters) {}
@@ -73,9 +80,11 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
   Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
   bool EvaluateAhead(Session& s, const Command& cmd) override;
+  void SessionClosed(uint64_t session) override { backups_.DropSession(session); }
 
   // CompletionSink
   void OnWriteDone(Lsn lsn, const Status& status, bool existed) override;
+  void OnDeleteRangeDone(Lsn lsn, const Status& status, uint64_t removed) override;
   void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) override;
 
   // The snapshot started by RequestSnapshot finished (lsn valid when ok).
@@ -90,6 +99,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   size_t pending_writes() const { return writes_.size(); }
   size_t pending_flushes() const { return flushes_.size(); }
   size_t snapshot_waiters() const { return snapshot_waiters_.size(); }
+  size_t open_backups() const { return backups_.open_count(); }
 
  private:
   struct Waiter {
@@ -106,6 +116,9 @@ class Dispatcher : public RequestHandler, public CompletionSink {
 
   Status SubmitWrite(Session& s, uint64_t seq, const Command& cmd);
   void NotePending(const Command& cmd, Lsn lsn);
+  // A snapshot at lsn covers backup waiter w: open it and answer.
+  void AnswerBackup(const Waiter& w, Lsn lsn);
+  Evaluated EvaluateBackup(Session& s, const Command& cmd, Reply* reply);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
   void CountOp(Op op);
   void CountReply(Code code);
@@ -117,7 +130,8 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::deque<Waiter> writes_;  // LSN order
   std::deque<FlushWaiter> flushes_;
   std::vector<Waiter> snapshot_waiters_;
-  std::string scratch_;  // reused reply text (STATUS, CONFIG GET)
+  BackupFiles backups_;
+  std::string scratch_;  // reused reply text (STATUS, CONFIG GET, a backup chunk)
   ScanResult scan_;      // reused SCAN items
   PendingWrites pending_;
   bool track_pending_ = false;

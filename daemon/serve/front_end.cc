@@ -82,6 +82,7 @@ void FrontEnd::MarkDirty(Connection* c) {
 void FrontEnd::RequestClose(Connection* c) {
   auto node = conns_.extract(c->id());
   if (node.empty()) return;
+  handler_->SessionClosed(c->id());
   node.mapped().release()->StartClose();
   --counters_->connections_current;
 }

@@ -41,7 +41,7 @@ void SetProblem(const Status& st, Command* cmd) {
 
 proto::Opcode ToOpcode(Op op) { return static_cast<Opcode>(static_cast<uint8_t>(op) + 1); }
 Op ToOp(proto::Opcode opcode) { return static_cast<Op>(static_cast<uint8_t>(opcode) - 1); }
-static_assert(static_cast<uint8_t>(Opcode::kConfigSet) == kOpCount, "Op and proto::Opcode list the same operations");
+static_assert(static_cast<uint8_t>(proto::kLastOpcode) == kOpCount, "Op and proto::Opcode list the same operations");
 
 DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq*/, Command* cmd) {
   DecodeResult r;
@@ -80,6 +80,10 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   cmd->batch = {};
   cmd->scan = ScanSpec{};
   cmd->args = {};
+  cmd->range = KeyRange{};
+  cmd->backup_id = 0;
+  cmd->offset = 0;
+  cmd->max_bytes = 0;
   if (!cmd->problem.ok()) cmd->problem = Status::Ok();
   cmd->fatal = false;
   cmd->ref = RefFor(req.header.request_id, static_cast<uint8_t>(req.header.opcode));
@@ -129,8 +133,29 @@ void NativeCodec::DecodePayload(Opcode opcode, std::span<const std::byte> payloa
       cmd->value = a->value;
       return;
     }
+    case Opcode::kDelRange: {
+      auto a = proto::DecodeDelRange(payload);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->range = *a;
+      return;
+    }
+    case Opcode::kBackupRead: {
+      auto a = proto::DecodeBackupRead(payload);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->backup_id = a->backup_id;
+      cmd->offset = a->offset;
+      cmd->max_bytes = a->max_bytes;
+      return;
+    }
+    case Opcode::kBackupEnd: {
+      auto id = proto::DecodeU64(payload);
+      if (!id.has_value()) return SetProblem(id.error(), cmd);
+      cmd->backup_id = *id;
+      return;
+    }
     case Opcode::kPing:
     case Opcode::kFlush:
+    case Opcode::kBackupBegin:
     case Opcode::kSnapshot:
     case Opcode::kStatus:
       return;  // no payload to read

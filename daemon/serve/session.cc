@@ -15,6 +15,8 @@ constexpr size_t kMaxBufferedWhileBlocked = 256 * 1024;
 // Write keys tracked for GETs answered ahead; past this a GET simply waits
 // (a linear scan stays cheaper than a hash set at pipeline depths).
 constexpr size_t kMaxTrackedWriteKeys = 256;
+// Range deletes tracked the same way (rare: past this every GET waits).
+constexpr size_t kMaxTrackedWriteRanges = 16;
 
 uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
@@ -34,8 +36,19 @@ void Session::NoteWriteKey(std::string_view key) {
   write_keys_.push_back(KeyHash(key));
 }
 
+void Session::NoteWriteRange(const KeyRange& r) {
+  if (write_ranges_.size() >= kMaxTrackedWriteRanges) {
+    write_keys_overflow_ = true;
+    return;
+  }
+  write_ranges_.push_back({r.prefix, std::string(r.a), std::string(r.b)});
+}
+
 bool Session::MayHavePendingWrite(std::string_view key) const {
   if (write_keys_overflow_) return true;
+  for (const OwnedRange& r : write_ranges_) {
+    if (KeyRangeContains(KeyRange{r.prefix, r.a, r.b}, key)) return true;
+  }
   const uint64_t h = KeyHash(key);
   for (uint64_t k : write_keys_) {
     if (k == h) return true;

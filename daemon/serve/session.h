@@ -13,6 +13,9 @@
 // sees that PUT, and never sees a later one. While a barrier waits, nothing
 // after it is processed (the bytes stay in the input buffer).
 //
+// A range delete (DEL_RANGE) is a write to every key it covers: a GET of
+// such a key waits for it like a GET of a key an earlier PUT wrote.
+//
 // One exception keeps pipelined GET/PUT mixes from costing an fdatasync per
 // PUT: a GET whose key no earlier write still in the reply queue may touch is
 // answered at once, into its own slot (RequestHandler::EvaluateAhead). It
@@ -67,6 +70,8 @@ class RequestHandler {
     (void)cmd;
     return false;
   }
+  // The connection with this session id is closed (whatever it held goes).
+  virtual void SessionClosed(uint64_t session) { (void)session; }
 };
 
 class Session {
@@ -115,6 +120,8 @@ class Session {
   // until the queue drains: a collision or too many keys only makes a GET
   // wait, as every read did before.
   void NoteWriteKey(std::string_view key);
+  // A range delete covers every key in r: a GET of any of them waits for it.
+  void NoteWriteRange(const KeyRange& r);
   bool MayHavePendingWrite(std::string_view key) const;
 
   // Protocol-level failure on this connection (for tests and counters).
@@ -131,6 +138,7 @@ class Session {
   void ForgetWriteKeysIfDrained() {
     if (replies_.empty()) {
       write_keys_.clear();
+      write_ranges_.clear();
       write_keys_overflow_ = false;
     }
   }
@@ -160,6 +168,11 @@ class Session {
   bool close_after_flush_ = false;
   uint64_t bad_frames_ = 0;
   std::vector<uint64_t> write_keys_;  // hashes of keys written since the queue was last empty
+  struct OwnedRange {                 // copies: the request's bytes go once it is consumed
+    bool prefix;
+    std::string a, b;
+  };
+  std::vector<OwnedRange> write_ranges_;  // range deletes since the queue was last empty
   bool write_keys_overflow_ = false;  // more than the tracked limit: assume any key
 };
 

@@ -2,6 +2,11 @@
 
 namespace kvd {
 
+bool KeyRangeContains(const KeyRange& r, std::string_view key) {
+  if (r.prefix) return key.starts_with(r.a);
+  return key >= r.a && (r.b.empty() || key < r.b);
+}
+
 std::string_view ToString(DurabilityMode m) {
   switch (m) {
     case DurabilityMode::kSync: return "sync";

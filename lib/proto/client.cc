@@ -225,6 +225,34 @@ Result<WriteAck> Client::Batch(std::span<const BatchOp> ops, bool durable) {
   return AckOf(r);
 }
 
+Result<RangeDeleteAck> Client::DeleteRange(const KeyRange& range, bool durable) {
+  const std::string payload = proto::EncodeDelRangePayload(range);
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kDelRange, DurableFlag(durable), {payload}));
+  if (!r.ok()) return r.status();
+  KVD_ASSIGN_OR_RETURN(uint64_t removed, proto::DecodeU64(AsBytes(r.payload)));
+  return RangeDeleteAck{r.header.lsn, r.header.durable_lsn, removed};
+}
+
+Result<BackupHandle> Client::BackupBegin() {
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kBackupBegin));
+  if (!r.ok()) return r.status();
+  KVD_ASSIGN_OR_RETURN(proto::BackupBeginReply b, proto::DecodeBackupBeginReply(AsBytes(r.payload)));
+  return BackupHandle{b.backup_id, r.header.lsn, b.size, b.entries};
+}
+
+Result<std::string> Client::BackupRead(uint64_t id, uint64_t offset, uint32_t max_bytes) {
+  const std::string payload = proto::EncodeBackupReadPayload({id, offset, max_bytes});
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kBackupRead, 0, {payload}));
+  if (!r.ok()) return r.status();
+  return std::move(r.payload);
+}
+
+Status Client::BackupEnd(uint64_t id) {
+  const std::string payload = proto::EncodeU64(id);
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kBackupEnd, 0, {payload}));
+  return r.status();
+}
+
 Result<proto::ScanReply> Client::Scan(const proto::ScanArgs& args) {
   const std::string payload = proto::EncodeScanPayload(args);
   KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kScan, 0, {payload}));

@@ -160,16 +160,20 @@ std::string_view OpcodeName(Opcode op) {
     case Opcode::kStatus: return "STATUS";
     case Opcode::kConfigGet: return "CONFIG_GET";
     case Opcode::kConfigSet: return "CONFIG_SET";
+    case Opcode::kDelRange: return "DEL_RANGE";
+    case Opcode::kBackupBegin: return "BACKUP_BEGIN";
+    case Opcode::kBackupRead: return "BACKUP_READ";
+    case Opcode::kBackupEnd: return "BACKUP_END";
   }
   return "UNKNOWN";
 }
 
 bool IsKnownOpcode(uint8_t op) {
-  return op >= static_cast<uint8_t>(Opcode::kPing) && op <= static_cast<uint8_t>(Opcode::kConfigSet);
+  return op >= static_cast<uint8_t>(Opcode::kPing) && op <= static_cast<uint8_t>(kLastOpcode);
 }
 
 bool IsWriteOpcode(Opcode op) {
-  return op == Opcode::kPut || op == Opcode::kDel || op == Opcode::kBatch;
+  return op == Opcode::kPut || op == Opcode::kDel || op == Opcode::kBatch || op == Opcode::kDelRange;
 }
 
 Result<std::optional<size_t>> SplitFrame(std::span<const std::byte> buf, uint32_t max_frame_bytes,
@@ -416,6 +420,47 @@ Result<ConfigSetArgs> DecodeConfigSet(std::span<const std::byte> payload) {
   return args;
 }
 
+Result<KeyRange> DecodeDelRange(std::span<const std::byte> payload) {
+  Reader r(payload);
+  KeyRange range;
+  uint8_t kind = 0;
+  if (!r.U8(&kind)) return Truncated("DEL_RANGE");
+  if (kind > 1) return Status::InvalidArgument("DEL_RANGE: unknown kind " + std::to_string(kind));
+  range.prefix = kind == 0;
+  for (std::string_view* field : {&range.a, &range.b}) {
+    uint32_t len = 0;
+    if (!r.U32(&len) || !r.Bytes(len, field)) return Truncated("DEL_RANGE");
+    if (len > kMaxKeyBytes) return Status::InvalidArgument("DEL_RANGE: bound longer than the key limit");
+  }
+  if (!r.done()) return Trailing("DEL_RANGE");
+  if (range.prefix && !range.b.empty()) return Status::InvalidArgument("DEL_RANGE: a prefix delete takes no range end");
+  return range;
+}
+
+Result<BackupReadArgs> DecodeBackupRead(std::span<const std::byte> payload) {
+  Reader r(payload);
+  BackupReadArgs args;
+  if (!r.U64(&args.backup_id) || !r.U64(&args.offset) || !r.U32(&args.max_bytes)) return Truncated("BACKUP_READ");
+  if (!r.done()) return Trailing("BACKUP_READ");
+  return args;
+}
+
+std::string EncodeDelRangePayload(const KeyRange& range) {
+  std::string out;
+  PutFixed<uint8_t>(&out, range.prefix ? 0 : 1);
+  PutLengthPrefixed(&out, range.a);
+  PutLengthPrefixed(&out, range.prefix ? std::string_view() : range.b);
+  return out;
+}
+
+std::string EncodeBackupReadPayload(const BackupReadArgs& args) {
+  std::string out;
+  PutFixed<uint64_t>(&out, args.backup_id);
+  PutFixed<uint64_t>(&out, args.offset);
+  PutFixed<uint32_t>(&out, args.max_bytes);
+  return out;
+}
+
 std::string EncodePutPayload(std::string_view key, std::string_view value) {
   std::string out;
   out.reserve(4 + key.size() + value.size());
@@ -496,6 +541,22 @@ Result<ScanReply> DecodeScanReply(std::span<const std::byte> payload) {
   if (!r.done()) return Trailing("SCAN reply");
   reply.more = more == 1;
   return reply;
+}
+
+std::string EncodeBackupBeginReply(const BackupBeginReply& b) {
+  std::string out;
+  PutFixed<uint64_t>(&out, b.backup_id);
+  PutFixed<uint64_t>(&out, b.size);
+  PutFixed<uint64_t>(&out, b.entries);
+  return out;
+}
+
+Result<BackupBeginReply> DecodeBackupBeginReply(std::span<const std::byte> payload) {
+  Reader r(payload);
+  BackupBeginReply b;
+  if (!r.U64(&b.backup_id) || !r.U64(&b.size) || !r.U64(&b.entries)) return Truncated("BACKUP_BEGIN reply");
+  if (!r.done()) return Trailing("BACKUP_BEGIN reply");
+  return b;
 }
 
 std::string EncodeU64(uint64_t v) {

@@ -47,7 +47,7 @@ EngineImpl::Group& EngineImpl::GroupForAppend() {
 }
 
 template <typename Encode, typename ApplyNow>
-Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow apply_now) {
+Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow apply_now, bool range) {
   KVD_RETURN_IF_ERROR(CheckWritable());
   const Lsn lsn = last_lsn_ + 1;
   Group& g = GroupForAppend();
@@ -70,12 +70,13 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
   // The apply rule (engine_impl.h): visible at once unless sync mode or an
   // older write still waits to be applied.
   const bool can_apply = dur_.mode != DurabilityMode::kSync && applied_lsn_ + 1 == lsn;
-  bool existed = false;
+  uint64_t affected = 0;
   if (can_apply) {
-    existed = apply_now();
+    affected = apply_now();
     applied_lsn_ = lsn;
   }
-  WriteTicket t{lsn, false, existed};
+  const bool existed = affected > 0;
+  WriteTicket t{lsn, false, existed, range ? affected : 0};
   // The acknowledgement gate makes every write wait for its fdatasync (and
   // the watermark, in Report), as a `durable` one does.
   const bool must_sync = durable || ack_gate_;
@@ -84,7 +85,7 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
     acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
   } else {
     const bool needs_durable = must_sync || dur_.mode != DurabilityMode::kNone;
-    waiters_.push_back({lsn, needs_durable, existed});
+    waiters_.push_back({lsn, needs_durable, existed, range, range ? affected : 0});
     if (needs_durable) g.has_waiter = true;
   }
   // Deferred: the owner's StartCommits() starts it, with the writes read
@@ -131,6 +132,17 @@ Result<WriteTicket> EngineImpl::Batch(std::span<const BatchOp> ops, bool durable
         }
         return existed;
       });
+}
+
+Result<WriteTicket> EngineImpl::DeleteRange(const KeyRange& range, bool durable) {
+  if (range.a.size() > opts_.max_key_bytes || range.b.size() > opts_.max_key_bytes) {
+    return Status::InvalidArgument("a range bound is longer than the key limit");
+  }
+  if (range.prefix && !range.b.empty()) return Status::InvalidArgument("a prefix delete takes no range end");
+  KVD_RETURN_IF_ERROR(ClampEpochHistory());
+  return Append(
+      durable, [&](std::string* buf, Lsn lsn) { AppendDelRangeRecord(buf, lsn, epoch_, range); },
+      [&]() -> uint64_t { return kvd::DeleteRange(&state_, range); }, /*range=*/true);
 }
 
 Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> records) {
@@ -313,11 +325,15 @@ void EngineImpl::ApplyGroup(std::string_view records) {
   ForEachRecord(records, [&](const WalRecord& rec) {
     if (rec.lsn <= applied_lsn_) return true;
     bool existed = false;
-    Status s = ApplyRecord(&state_, rec, &existed);
+    uint64_t removed = 0;
+    Status s = ApplyRecord(&state_, rec, &existed, &removed);
     if (!s.ok()) Warn("applying our own record failed (a bug): " + s.ToString());
     applied_lsn_ = rec.lsn;
     while (w != waiters_.end() && w->lsn < rec.lsn) ++w;
-    if (w != waiters_.end() && w->lsn == rec.lsn) w->existed = existed;
+    if (w != waiters_.end() && w->lsn == rec.lsn) {
+      w->existed = existed;
+      w->removed = removed;
+    }
     return true;
   });
 }
@@ -385,7 +401,11 @@ void EngineImpl::Report(CompletionSink* sink) {
     const Waiter& w = waiters_.front();
     if (w.lsn > applied_lsn_ || ((w.needs_durable || ack_gate_) && w.lsn > durable_lsn_)) break;
     if (w.lsn <= gate_limit) {
-      if (sink) sink->OnWriteDone(w.lsn, Status::Ok(), w.existed);
+      if (sink && w.range) {
+        sink->OnDeleteRangeDone(w.lsn, Status::Ok(), w.removed);
+      } else if (sink) {
+        sink->OnWriteDone(w.lsn, Status::Ok(), w.existed);
+      }
     } else if (w.lsn <= gate_fail_upto_) {
       if (sink) sink->OnWriteDone(w.lsn, gate_fail_status_, w.existed);
     } else {

@@ -57,6 +57,7 @@ class EngineImpl final : public Engine {
   Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) override;
   Result<WriteTicket> Del(std::string_view key, bool durable) override;
   Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) override;
+  Result<WriteTicket> DeleteRange(const KeyRange& range, bool durable) override;
   void RequestFlush(uint64_t token) override;
 
   Epoch current_epoch() const override { return epoch_; }
@@ -107,6 +108,8 @@ class EngineImpl final : public Engine {
     Lsn lsn;
     bool needs_durable;
     bool existed = false;
+    bool range = false;    // a DEL_RANGE: completes through OnDeleteRangeDone
+    uint64_t removed = 0;  // its count, once applied
   };
   struct Flush {
     uint64_t token;
@@ -117,8 +120,11 @@ class EngineImpl final : public Engine {
 
   Status CheckWritable() const;
   Group& GroupForAppend();
+  // apply_now() applies the write to the State and returns how many keys it
+  // affected as the completion reports it: existed (0/1), or for a range
+  // delete (range = true) the number of keys deleted.
   template <typename Encode, typename ApplyNow>
-  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now);
+  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now, bool range = false);
 
   bool SyncWanted() const;
   void MaybeStartCommit(Clock::time_point now);

@@ -283,7 +283,12 @@ std::optional<Lsn> ParseSnapshotFileName(std::string_view name) {
 }
 
 Result<SnapshotInfo> WriteSnapshot(Env* env, const std::string& dir, const State& state, Lsn lsn) {
-  const std::string path = JoinPath(dir, SnapshotFileName(lsn));
+  return WriteSnapshotFile(env, JoinPath(dir, SnapshotFileName(lsn)), state, lsn);
+}
+
+Result<SnapshotInfo> WriteSnapshotFile(Env* env, const std::string& path, const State& state, Lsn lsn) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const std::string tmp = path + ".tmp";
   KVD_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp, OpenMode::kCreateTruncate));
   uint64_t size = 0;

@@ -55,6 +55,20 @@ Status CheckBatchOps(const WalRecord& rec, Decoder check, uint32_t count) {
 
 }  // namespace
 
+Result<KeyRange> DecodeDelRangePayload(const WalRecord& rec) {
+  Decoder d(rec.payload);
+  uint8_t kind = 0;
+  uint32_t n = 0;
+  KeyRange r;
+  if (!d.U8(&kind) || kind > 1 || !d.U32(&n) || !d.Bytes(n, &r.a) || !d.U32(&n) || !d.Bytes(n, &r.b) ||
+      !d.rest().empty()) {
+    return Bad(rec, "bad DEL_RANGE payload");
+  }
+  r.prefix = kind == 0;
+  if (r.prefix && !r.b.empty()) return Bad(rec, "DEL_RANGE: a prefix with a range end");
+  return r;
+}
+
 Status CheckRecordPayload(const WalRecord& rec) {
   Decoder d(rec.payload);
   switch (rec.type) {
@@ -71,14 +85,19 @@ Status CheckRecordPayload(const WalRecord& rec) {
       if (!d.U32(&count)) return Bad(rec, "bad BATCH payload");
       return CheckBatchOps(rec, d, count);
     }
+    case RecordType::kDelRange: {
+      auto r = DecodeDelRangePayload(rec);
+      return r.has_value() ? Status::Ok() : r.error();
+    }
     default:
       if (static_cast<uint8_t>(rec.type) >= kFirstSkippableType) return Status::Ok();
       return Bad(rec, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
   }
 }
 
-Status ApplyRecord(State* state, const WalRecord& rec, bool* existed) {
+Status ApplyRecord(State* state, const WalRecord& rec, bool* existed, uint64_t* removed) {
   bool ex = false;
+  uint64_t gone = 0;
   switch (rec.type) {
     case RecordType::kPut: {
       Decoder d(rec.payload);
@@ -116,12 +135,20 @@ Status ApplyRecord(State* state, const WalRecord& rec, bool* existed) {
       }
       break;
     }
+    case RecordType::kDelRange: {
+      auto r = DecodeDelRangePayload(rec);
+      if (!r.has_value()) return r.error();
+      gone = DeleteRange(state, *r);
+      ex = gone > 0;
+      break;
+    }
     default:
       // Skippable types change no key (docs/wal_format.md §3.2).
       if (static_cast<uint8_t>(rec.type) >= kFirstSkippableType) break;
       return Bad(rec, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
   }
   if (existed != nullptr) *existed = ex;
+  if (removed != nullptr) *removed = gone;
   return Status::Ok();
 }
 

@@ -71,7 +71,8 @@ inline bool RecordCrcMatches(const char* rec, size_t header_bytes, uint32_t payl
 
 // Why a CRC-valid record's type or flags are unreadable here, or empty.
 inline std::string CheckTypeAndFlags(const RecordHeader& h, uint32_t version) {
-  const bool known = h.type >= 1 && h.type <= 3;
+  // v1 knew PUT, DEL and BATCH only; DEL_RANGE came with v2.
+  const bool known = h.type >= 1 && h.type <= (version == kFormatVersionV1 ? 3 : kLastKnownRecordType);
   if (!known && (version == kFormatVersionV1 || h.type < kFirstSkippableType)) {
     return "unknown record type " + std::to_string(h.type);
   }

@@ -79,6 +79,19 @@ void AppendBatchRecord(std::string* buf, Lsn lsn, Epoch epoch, std::span<const B
   FinishRecord(buf, off, len);
 }
 
+void AppendDelRangeRecord(std::string* buf, Lsn lsn, Epoch epoch, const KeyRange& range) {
+  const std::string_view b = range.prefix ? std::string_view() : range.b;
+  const size_t len = 1 + 4 + range.a.size() + 4 + b.size();
+  size_t off;
+  char* p = BeginRecord(buf, RecordType::kDelRange, lsn, epoch, len, &off);
+  *p++ = range.prefix ? 0 : 1;
+  PutFixed32(p, static_cast<uint32_t>(range.a.size()));
+  p = PutBytes(p + 4, range.a);
+  PutFixed32(p, static_cast<uint32_t>(b.size()));
+  PutBytes(p + 4, b);
+  FinishRecord(buf, off, len);
+}
+
 void ForEachRecord(std::string_view buf, const std::function<bool(const WalRecord&)>& fn) {
   size_t pos = 0;
   while (buf.size() - pos >= kRecordHeaderBytes) {

@@ -166,6 +166,45 @@ TEST_CASE("a GET answered ahead never sees a later write, nor misses an earlier 
   CHECK(r[4].first.status == Code::kNotFound);
 }
 
+TEST_CASE("a DEL_RANGE is a write barrier for GETs of the keys it covers, and only those") {
+  Fixture f;
+  f.Preload("p:1", "x");
+  f.Preload("p:2", "y");
+  f.Preload("q", "z");
+  std::string in = f.Req(Opcode::kDelRange, {proto::EncodeDelRangePayload(KeyRange{true, "p:", ""})});
+  in += f.Req(Opcode::kGet, {"q"});    // not covered: answered ahead
+  in += f.Req(Opcode::kGet, {"p:1"});  // covered: waits for the range delete
+  f.Feed(in);
+  CHECK(f.session.blocked());
+  CHECK(f.Replies().empty());
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 3);
+  CHECK(r[0].first.opcode == Opcode::kDelRange);
+  CHECK(r[0].first.status == Code::kOk);
+  CHECK(r[0].first.lsn == 1);
+  CHECK(proto::DecodeU64(AsBytes(r[0].second)).value() == 2);  // the keys it deleted
+  CHECK(r[1].second == "z");
+  CHECK(r[2].first.status == Code::kNotFound);  // never the value from before the delete
+
+  // A range [a, b): a GET of b is not covered and goes ahead; one inside waits.
+  f.Preload("m", "1");
+  f.Preload("n", "2");
+  in = f.Req(Opcode::kDelRange, {proto::EncodeDelRangePayload(KeyRange{false, "m", "n"})});
+  in += f.Req(Opcode::kGet, {"n"});
+  f.Feed(in);
+  CHECK_FALSE(f.session.blocked());
+  in = f.Req(Opcode::kGet, {"m"});
+  f.Feed(in);
+  CHECK(f.session.blocked());
+  f.engine.Poll(&f.dispatcher);
+  r = f.Replies();
+  REQUIRE(r.size() == 3);
+  CHECK(proto::DecodeU64(AsBytes(r[0].second)).value() == 1);
+  CHECK(r[1].second == "2");
+  CHECK(r[2].first.status == Code::kNotFound);
+}
+
 TEST_CASE("consecutive writes are all submitted at once (one group) and answered in order") {
   Fixture f;
   std::string in;

@@ -173,7 +173,7 @@ TEST_CASE("bad magic, version, opcode, flags and reserved bits") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == Code::kUnsupported);
 
-  for (uint8_t op : {0, 13, 99, 255}) {
+  for (uint8_t op : {0, 17, 99, 255}) {
     bad = good;
     bad[7] = static_cast<char>(op);
     partial = {};
@@ -205,14 +205,18 @@ TEST_CASE("bad magic, version, opcode, flags and reserved bits") {
 }
 
 TEST_CASE("opcode names and classes") {
-  for (uint8_t op = 1; op <= 12; op++) {
+  for (uint8_t op = 1; op <= static_cast<uint8_t>(kLastOpcode); op++) {
     CHECK(IsKnownOpcode(op));
     CHECK(OpcodeName(static_cast<Opcode>(op)) != "UNKNOWN");
   }
   CHECK(IsWriteOpcode(Opcode::kPut));
   CHECK(IsWriteOpcode(Opcode::kDel));
   CHECK(IsWriteOpcode(Opcode::kBatch));
+  CHECK(IsWriteOpcode(Opcode::kDelRange));
+  CHECK_FALSE(IsWriteOpcode(Opcode::kBackupBegin));
   CHECK_FALSE(IsWriteOpcode(Opcode::kGet));
+  CHECK(OpcodeName(Opcode::kDelRange) == "DEL_RANGE");
+  CHECK(static_cast<uint8_t>(kLastOpcode) == 16);
   CHECK_FALSE(IsWriteOpcode(Opcode::kFlush));
 }
 
@@ -307,6 +311,53 @@ TEST_CASE("SCAN payload: round trip, limit clamp, errors") {
   CHECK_FALSE(DecodeScan(B(p + "!")));
   p[0] = 2;
   CHECK(DecodeScan(B(p)).error().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("DEL_RANGE payload: round trip, truncation at every byte, errors") {
+  for (const KeyRange& in : {KeyRange{true, "user:", ""}, KeyRange{false, "a", std::string_view("b\0c", 3)},
+                             KeyRange{false, "", ""}}) {
+    const std::string p = EncodeDelRangePayload(in);
+    auto out = DecodeDelRange(B(p));
+    REQUIRE(out.has_value());
+    CHECK(out->prefix == in.prefix);
+    CHECK(out->a == in.a);
+    CHECK(out->b == in.b);
+    for (size_t cut = 0; cut < p.size(); ++cut) {
+      CHECK(DecodeDelRange(B(p).first(cut)).error().code() == Code::kInvalidArgument);
+    }
+    CHECK(DecodeDelRange(B(p + "x")).error().code() == Code::kInvalidArgument);
+  }
+  // Exact bytes: kind, then two length-prefixed bounds.
+  CHECK(EncodeDelRangePayload(KeyRange{false, "a", "b"}) == std::string("\x01\x01\0\0\0a\x01\0\0\0b", 11));
+  std::string bad_kind = EncodeDelRangePayload(KeyRange{true, "p", ""});
+  bad_kind[0] = 2;
+  CHECK(DecodeDelRange(B(bad_kind)).error().code() == Code::kInvalidArgument);
+  std::string prefix_with_end = EncodeDelRangePayload(KeyRange{false, "p", "q"});
+  prefix_with_end[0] = 0;
+  CHECK(DecodeDelRange(B(prefix_with_end)).error().code() == Code::kInvalidArgument);
+  const std::string long_bound(kMaxKeyBytes + 1, 'k');
+  CHECK(DecodeDelRange(B(EncodeDelRangePayload(KeyRange{true, long_bound, ""}))).error().code() ==
+        Code::kInvalidArgument);
+}
+
+TEST_CASE("BACKUP payloads: BACKUP_READ request and BACKUP_BEGIN reply round trip") {
+  const std::string r = EncodeBackupReadPayload({7, 1ull << 33, 65536});
+  CHECK(r.size() == 20);
+  auto a = DecodeBackupRead(B(r));
+  REQUIRE(a.has_value());
+  CHECK(a->backup_id == 7);
+  CHECK(a->offset == 1ull << 33);
+  CHECK(a->max_bytes == 65536);
+  CHECK(DecodeBackupRead(B(r).first(19)).error().code() == Code::kInvalidArgument);
+  CHECK(DecodeBackupRead(B(r + "x")).error().code() == Code::kInvalidArgument);
+  const std::string b = EncodeBackupBeginReply({3, 4096, 12});
+  CHECK(b.size() == 24);
+  auto d = DecodeBackupBeginReply(B(b));
+  REQUIRE(d.has_value());
+  CHECK(d->backup_id == 3);
+  CHECK(d->size == 4096);
+  CHECK(d->entries == 12);
+  CHECK_FALSE(DecodeBackupBeginReply(B(b).first(23)).has_value());
 }
 
 TEST_CASE("CONFIG_SET payload") {

@@ -216,6 +216,11 @@ inline std::vector<Example> AllExamples() {
       EncodeConfigSetPayload("durability.mode", "batch"));
   add(Rep("CONFIG_SET reply", O::kConfigSet, Code::kOk, 14, 44, 0, {}));
 
+  add(Req("DEL_RANGE request, prefix", O::kDelRange, 0, 16,
+          {U8(0, "kind (prefix)"), Len("user:", "a_len"), Raw("user:", "prefix"), Len("", "b_len"), Raw("", "b")}),
+      EncodeDelRangePayload(KeyRange{true, "user:", ""}));
+  add(Rep("DEL_RANGE reply", O::kDelRange, Code::kOk, 16, 45, 45, {{EncodeU64(2), "deleted = 2 (u64)"}}));
+
   const std::string msg = "unknown opcode 99";
   add(Rep("Error reply to an unknown opcode 99 (then the server closes the connection)", static_cast<O>(99),
           Code::kUnsupported, 15, 44, 0, {Raw(msg, "message")}));

@@ -108,7 +108,7 @@ Status Verify(std::string_view buf) {
 }  // namespace
 
 TEST_CASE("wal record: unknown types and flags: must-understand ones are refused, the others skipped") {
-  CHECK(Verify(RawV2(0x04, 0, 1, 1, "x")).IsCorruption());  // an unknown must-understand type
+  CHECK(Verify(RawV2(0x05, 0, 1, 1, "x")).IsCorruption());  // an unknown must-understand type (4 is DEL_RANGE)
   CHECK(Verify(RawV2(0x7f, 0, 1, 1, "x")).IsCorruption());
   CHECK(Verify(RawV2(0x00, 0, 1, 1, "x")).IsCorruption());
   CHECK(Verify(RawV2(0x02, 0x01, 1, 1, "x")).IsCorruption());  // a must-understand flag bit
@@ -124,7 +124,7 @@ TEST_CASE("wal record: unknown types and flags: must-understand ones are refused
   CHECK(applied.ok());
   CHECK(st.Get("whatever") == std::optional<std::string_view>("kept"));
   CHECK(CheckRecordPayload({static_cast<RecordType>(0x9a), 1, "x"}).ok());
-  CHECK(CheckRecordPayload({static_cast<RecordType>(0x04), 1, "x"}).IsCorruption());
+  CHECK(CheckRecordPayload({static_cast<RecordType>(0x05), 1, "x"}).IsCorruption());
   CHECK(CheckRecordPayload({RecordType::kPut, 1, "\x05\x00\x00\x00" "ab"}).IsCorruption());
 }
 

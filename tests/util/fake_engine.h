@@ -3,6 +3,7 @@
 // ("the fdatasync returned"), in LSN order.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,11 +31,24 @@ class FakeEngine : public Engine {
     pending_.push_back(std::move(w));
     return WriteTicket{last_, false, false};
   }
+  Result<WriteTicket> DeleteRange(const KeyRange& r, bool) override {
+    if (!refusal.ok()) return refusal;
+    pending_.push_back({++last_, {}});
+    ranges_[last_] = {r.prefix, std::string(r.a), std::string(r.b)};
+    return WriteTicket{last_, false, false};
+  }
   void RequestFlush(uint64_t token) override { flushes_.push_back(token); }
   void Poll(CompletionSink* sink) override {
     auto p = std::move(pending_);
     pending_.clear();
     for (auto& w : p) {
+      if (auto it = ranges_.find(w.lsn); it != ranges_.end()) {
+        const uint64_t n = kvd::DeleteRange(&state_, KeyRange{it->second.prefix, it->second.a, it->second.b});
+        ranges_.erase(it);
+        durable_ = applied_ = w.lsn;
+        sink->OnDeleteRangeDone(w.lsn, Status::Ok(), n);
+        continue;
+      }
       bool existed = false;
       for (auto& o : w.ops) existed = o.type == OpType::kPut ? state_.Put(o.key, o.value) : state_.Del(o.key);
       durable_ = applied_ = w.lsn;
@@ -77,6 +91,11 @@ class FakeEngine : public Engine {
     Lsn lsn;
     std::vector<Op> ops;
   };
+  struct OwnedRange {
+    bool prefix;
+    std::string a, b;
+  };
+  std::map<Lsn, OwnedRange> ranges_;  // the pending writes that are DeleteRanges
   State state_;
   std::vector<W> pending_;
   std::vector<uint64_t> flushes_;

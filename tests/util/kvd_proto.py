@@ -27,8 +27,10 @@ MAX_SCAN_LIMIT = 10000
 
 OP_PING, OP_GET, OP_PUT, OP_DEL, OP_BATCH, OP_SCAN, OP_COUNT = 1, 2, 3, 4, 5, 6, 7
 OP_FLUSH, OP_SNAPSHOT, OP_STATUS, OP_CONFIG_GET, OP_CONFIG_SET = 8, 9, 10, 11, 12
+OP_DEL_RANGE, OP_BACKUP_BEGIN, OP_BACKUP_READ, OP_BACKUP_END = 13, 14, 15, 16
 OPCODE_NAMES = {1: "PING", 2: "GET", 3: "PUT", 4: "DEL", 5: "BATCH", 6: "SCAN", 7: "COUNT",
-                8: "FLUSH", 9: "SNAPSHOT", 10: "STATUS", 11: "CONFIG_GET", 12: "CONFIG_SET"}
+                8: "FLUSH", 9: "SNAPSHOT", 10: "STATUS", 11: "CONFIG_GET", 12: "CONFIG_SET",
+                13: "DEL_RANGE", 14: "BACKUP_BEGIN", 15: "BACKUP_READ", 16: "BACKUP_END"}
 
 # Status codes (kvd::Code).
 OK, NOT_FOUND, INVALID_ARGUMENT, TOO_LARGE, WRITES_REFUSED, NO_SPACE = 0, 1, 2, 3, 4, 5
@@ -195,6 +197,13 @@ def decode_scan_reply(payload):
     if pos != len(payload) or more > 1:
         raise KvdProtocolError("malformed SCAN reply")
     return items, more == 1
+
+
+def del_range_payload(prefix=None, start=None, end=b""):
+    """DEL_RANGE: every key with `prefix`, or every key in [start, end) (empty end: unbounded)."""
+    if prefix is not None:
+        return struct.pack("<B", 0) + _lp(_b(prefix)) + _lp(b"")
+    return struct.pack("<B", 1) + _lp(_b(start)) + _lp(_b(end))
 
 
 def config_set_payload(name, value):

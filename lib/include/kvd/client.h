@@ -30,6 +30,19 @@ struct WriteAck {
   bool existed = true;  // DEL: whether the key was present
 };
 
+struct RangeDeleteAck {
+  Lsn lsn = 0;
+  Lsn durable_lsn = 0;
+  uint64_t removed = 0;  // keys the range delete removed
+};
+
+struct BackupHandle {
+  uint64_t id = 0;
+  Lsn lsn = 0;  // the backup covers every write up to this LSN
+  uint64_t size = 0;
+  uint64_t entries = 0;
+};
+
 class Client {
  public:
   // Connects to a Unix socket. timeout bounds connect and every later call
@@ -55,7 +68,14 @@ class Client {
   Result<WriteAck> Put(std::string_view key, std::string_view value, bool durable = false);
   Result<WriteAck> Del(std::string_view key, bool durable = false);
   Result<WriteAck> Batch(std::span<const BatchOp> ops, bool durable = false);
+  // One atomic DEL_RANGE (a prefix, or [a, b)).
+  Result<RangeDeleteAck> DeleteRange(const KeyRange& range, bool durable = false);
   Result<proto::ScanReply> Scan(const proto::ScanArgs& args);
+  // A backup (docs/backup.md): Begin waits for its snapshot, Read pulls
+  // chunks (empty at the end), End lets the server drop its hold.
+  Result<BackupHandle> BackupBegin();
+  Result<std::string> BackupRead(uint64_t id, uint64_t offset, uint32_t max_bytes);
+  Status BackupEnd(uint64_t id);
   Result<uint64_t> Count(std::string_view prefix = {});
   // Returns the durable LSN.
   Result<Lsn> FlushWal();

@@ -134,6 +134,7 @@ struct WriteTicket {
   // applied and `existed` is valid. false: wait for the sink's OnWriteDone.
   bool done = false;
   bool existed = false;
+  uint64_t removed = 0;  // DeleteRange, when done: the keys it deleted
 };
 
 // Receives completions from Poll(), in LSN order.
@@ -147,6 +148,12 @@ class CompletionSink {
   // FailGatedWrites, a later refusal or Close): that one is durable locally
   // and applied, only its acknowledgement failed.
   virtual void OnWriteDone(Lsn lsn, const Status& status, bool existed) = 0;
+  // A DeleteRange whose ticket was not done finished OK: applied (and
+  // durable as above), deleting `removed` keys. A failed one is reported
+  // through OnWriteDone like any write.
+  virtual void OnDeleteRangeDone(Lsn lsn, const Status& status, uint64_t removed) {
+    OnWriteDone(lsn, status, removed > 0);
+  }
   // A RequestFlush finished: everything up to durable_lsn is durable (with
   // the gate on: and covered by the watermark; durable_lsn is then ack_lsn()).
   virtual void OnFlushDone(uint64_t token, const Status& status, Lsn durable_lsn) = 0;
@@ -198,6 +205,16 @@ class Engine {
   virtual Result<WriteTicket> Put(std::string_view key, std::string_view value, bool durable) = 0;
   virtual Result<WriteTicket> Del(std::string_view key, bool durable) = 0;
   virtual Result<WriteTicket> Batch(std::span<const BatchOp> ops, bool durable) = 0;
+  // Deletes every key in `range` as ONE record with one LSN (DEL_RANGE,
+  // docs/wal_format.md §3.4): all of them or none across a crash. The keys
+  // are those present when the record is applied (sync mode: once durable),
+  // so the count comes with the completion: ticket.removed when done, else
+  // sink.OnDeleteRangeDone. kInvalidArgument for a bound over the key limit.
+  virtual Result<WriteTicket> DeleteRange(const KeyRange& range, bool durable) {
+    (void)range;
+    (void)durable;
+    return Status::Unsupported("this engine has no range delete");
+  }
   // Everything appended so far becomes durable; sink.OnFlushDone(token) then.
   virtual void RequestFlush(uint64_t token) = 0;
 

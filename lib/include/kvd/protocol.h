@@ -61,11 +61,22 @@ enum class Opcode : uint8_t {
                    // reply: JSON object {name: value}
   kConfigSet = 12, // payload: u32 name_len, name, value text (as in kvd.toml: "64", "batch", "10ms")
                    // reply: empty | kInvalidArgument with a message
+  kDelRange = 13,  // payload: u8 kind (0 prefix, 1 range), u32 len, a (prefix | range start, inclusive),
+                   //          u32 len, b (range end, exclusive; empty = unbounded; prefix: empty)
+                   // reply: u64 keys deleted, lsn set. One WAL record: atomic.
+  kBackupBegin = 14,  // payload: empty. reply once a snapshot for it is installed: lsn = its LSN,
+                      // payload u64 backup_id, u64 size (bytes), u64 entries
+  kBackupRead = 15,   // payload: u64 backup_id, u64 offset, u32 max_bytes.
+                      // reply: up to max_bytes of the file from offset (empty: at its end)
+  kBackupEnd = 16,    // payload: u64 backup_id. reply: empty (the server lets the file go)
 };
+inline constexpr Opcode kLastOpcode = Opcode::kBackupEnd;
+// BACKUP_READ never returns more than this in one reply.
+inline constexpr uint32_t kMaxBackupChunk = 1024 * 1024;
 
 std::string_view OpcodeName(Opcode op);
 bool IsKnownOpcode(uint8_t op);
-bool IsWriteOpcode(Opcode op);  // PUT, DEL, BATCH
+bool IsWriteOpcode(Opcode op);  // PUT, DEL, BATCH, DEL_RANGE
 
 struct RequestHeader {
   Opcode opcode = Opcode::kPing;
@@ -141,11 +152,21 @@ Status DecodeBatch(std::span<const std::byte> payload, uint32_t max_key, uint32_
                    std::vector<BatchOp>* ops);
 Result<ScanArgs> DecodeScan(std::span<const std::byte> payload);
 Result<ConfigSetArgs> DecodeConfigSet(std::span<const std::byte> payload);
+// Bounds over kMaxKeyBytes, a bad kind or a prefix with an end: kInvalidArgument.
+Result<KeyRange> DecodeDelRange(std::span<const std::byte> payload);
+struct BackupReadArgs {
+  uint64_t backup_id = 0;
+  uint64_t offset = 0;
+  uint32_t max_bytes = 0;
+};
+Result<BackupReadArgs> DecodeBackupRead(std::span<const std::byte> payload);
 
 std::string EncodePutPayload(std::string_view key, std::string_view value);
 std::string EncodeBatchPayload(std::span<const BatchOp> ops);
 std::string EncodeScanPayload(const ScanArgs& args);
 std::string EncodeConfigSetPayload(std::string_view name, std::string_view value);
+std::string EncodeDelRangePayload(const KeyRange& range);
+std::string EncodeBackupReadPayload(const BackupReadArgs& args);
 
 // ---- payload codecs: replies ---------------------------------------------
 struct ScanReply {
@@ -166,6 +187,14 @@ class ScanReplyBuilder {
   uint32_t count_ = 0;
 };
 Result<ScanReply> DecodeScanReply(std::span<const std::byte> payload);
+// BACKUP_BEGIN's reply payload.
+struct BackupBeginReply {
+  uint64_t backup_id = 0;
+  uint64_t size = 0;
+  uint64_t entries = 0;
+};
+std::string EncodeBackupBeginReply(const BackupBeginReply& r);
+Result<BackupBeginReply> DecodeBackupBeginReply(std::span<const std::byte> payload);
 std::string EncodeU64(uint64_t v);
 Result<uint64_t> DecodeU64(std::span<const std::byte> payload);
 

@@ -32,6 +32,10 @@ std::optional<Lsn> ParseSnapshotFileName(std::string_view name);
 // On failure the temp file is removed and no existing snapshot is touched.
 Result<SnapshotInfo> WriteSnapshot(Env* env, const std::string& dir, const State& state, Lsn lsn);
 
+// The same, to any path (path.tmp, fsync, rename, fsync of path's
+// directory): backups and `kvd --salvage` output share the snapshot format.
+Result<SnapshotInfo> WriteSnapshotFile(Env* env, const std::string& path, const State& state, Lsn lsn);
+
 // Reads and verifies a snapshot (header, every entry, body checksum) into
 // *state, which is cleared first. On any failure *state is left empty and the
 // error is kCorruption naming the file and offset.

@@ -31,6 +31,8 @@
 #include <optional>
 #include <string_view>
 
+#include "kvd/types.h"
+
 namespace kvd {
 
 class State {
@@ -84,5 +86,10 @@ class State {
   struct Rep;
   std::unique_ptr<Rep> rep_;
 };
+
+// Deletes every key in r (a range delete, docs/wal_format.md §3.4) and
+// returns how many there were. Deterministic like Put/Del: the same State
+// and range give the same result.
+uint64_t DeleteRange(State* state, const KeyRange& r);
 
 }  // namespace kvd

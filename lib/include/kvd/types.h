@@ -33,6 +33,17 @@ struct BatchOp {
   std::string_view value;  // empty for kDel
 };
 
+// The keys a range delete covers (docs/wal_format.md §3.4): every key that
+// starts with `a` (prefix), or every key k with a <= k < b (range; an empty b
+// is unbounded). Views into the caller's buffer.
+struct KeyRange {
+  bool prefix = true;
+  std::string_view a;
+  std::string_view b;  // range end (exclusive); empty for a prefix
+};
+// Whether key is in r (bytewise unsigned order, as the State orders keys).
+bool KeyRangeContains(const KeyRange& r, std::string_view key);
+
 // When a write is acknowledged (docs/durability.md has the exact promises).
 enum class DurabilityMode : uint8_t {
   kSync,   // after the fdatasync that covers it returned (default)

@@ -4,7 +4,7 @@
 // Record, format v2 (all little-endian; v1 lacked flags and epoch):
 //   u32 masked_crc32c   of everything after the length (LevelDB's mask)
 //   u32 payload_length
-//   u8  type            1 PUT, 2 DEL, 3 BATCH; 0x80.. may be skipped by a
+//   u8  type            1 PUT, 2 DEL, 3 BATCH, 4 DEL_RANGE; 0x80.. may be skipped by a
 //                       reader that does not know them, 0x01..0x7f may not
 //   u8  flags           bits 0-3 must be understood, bits 4-7 may be ignored
 //   u64 lsn
@@ -33,7 +33,9 @@
 
 namespace kvd {
 
-enum class RecordType : uint8_t { kPut = 1, kDel = 2, kBatch = 3 };
+enum class RecordType : uint8_t { kPut = 1, kDel = 2, kBatch = 3, kDelRange = 4 };
+// The highest must-understand type this reader knows.
+inline constexpr uint8_t kLastKnownRecordType = 4;
 
 // Known types; a type >= kFirstSkippableType that a reader does not know is
 // verified (CRC, LSN, epoch) and then skipped: it changes no key.
@@ -63,6 +65,10 @@ struct WalRecord {
 void AppendPutRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key, std::string_view value);
 void AppendDelRecord(std::string* buf, Lsn lsn, Epoch epoch, std::string_view key);
 void AppendBatchRecord(std::string* buf, Lsn lsn, Epoch epoch, std::span<const BatchOp> ops);
+// A range delete: one record, one LSN, whatever number of keys it removes.
+void AppendDelRangeRecord(std::string* buf, Lsn lsn, Epoch epoch, const KeyRange& range);
+// Decodes a DEL_RANGE payload (views into it); kCorruption if it does not.
+Result<KeyRange> DecodeDelRangePayload(const WalRecord& rec);
 
 // Walks a buffer of whole framed v2 records (as produced by Append*Record)
 // without verifying CRCs: for the live path, which made the buffer itself.
@@ -77,10 +83,11 @@ Status ForEachVerifiedRecord(std::string_view buf, const std::function<Status(co
 
 // Applies one record to state, deterministically: recovery, the live path
 // and a replica's apply all go through here. For PUT/DEL, *existed tells
-// whether the key was present before (BATCH: whether its first op's key was).
-// A skippable type (>= kFirstSkippableType) changes nothing. kCorruption if
+// whether the key was present before (BATCH: whether its first op's key was;
+// DEL_RANGE: whether any key was). *removed, when given, is the number of
+// keys a DEL_RANGE deleted (PUT/DEL/BATCH: 0). A skippable type (>= kFirstSkippableType) changes nothing. kCorruption if
 // the payload does not decode (never from our own buffers).
-Status ApplyRecord(State* state, const WalRecord& rec, bool* existed = nullptr);
+Status ApplyRecord(State* state, const WalRecord& rec, bool* existed = nullptr, uint64_t* removed = nullptr);
 // Whether ApplyRecord would accept rec, without applying it.
 Status CheckRecordPayload(const WalRecord& rec);
 
