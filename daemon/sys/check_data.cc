@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sys/check_data_env.h"
+#include "sys/check_data_remedy.h"
 #include "kvd/snapshot.h"
 #include "kvd/state.h"
 #include "kvd/wal.h"
@@ -26,89 +27,6 @@ struct SnapshotCheck {
   uint64_t bytes = 0;
   std::string error;  // empty: verified
 };
-
-// A segment after the damage: recovery sets it aside without replaying it.
-struct LaterSegment {
-  std::string path;
-  uint64_t bytes = 0;
-  uint64_t records = 0;  // good records in it, counted on its own
-};
-
-// What one dry run in one mode found and would drop.
-struct DryRun {
-  RecoveryMode mode = RecoveryMode::kTolerateTail;
-  Status status;  // OK, kCorruption (refusal / undecodable record), or an I/O error
-  WalRecoveryReport report;
-  std::optional<SegmentReport> damaged;  // the segment where it stopped, if any
-  std::vector<LaterSegment> later;
-  uint64_t dropped_bytes = 0;
-  uint64_t dropped_records = 0;
-};
-
-Result<std::vector<std::string>> SegmentNames(Env* env, const std::string& dir) {
-  auto names = env->ListDir(dir);
-  if (!names) {
-    if (names.error().IsNotFound()) return std::vector<std::string>{};
-    return names.error();
-  }
-  std::vector<std::pair<Lsn, std::string>> found;
-  for (const std::string& n : *names) {
-    if (auto lsn = ParseSegmentFileName(n)) found.emplace_back(*lsn, n);
-  }
-  std::sort(found.begin(), found.end());
-  std::vector<std::string> out;
-  for (auto& f : found) out.push_back(std::move(f.second));
-  return out;
-}
-
-// Counts the good records of one segment by dry-running recovery over a view
-// of the directory that holds only that file.
-uint64_t CountRecords(Env* env, const std::string& dir, const std::string& name) {
-  SingleFileEnv one(env, name);
-  WalRecoveryOptions o;
-  o.dir = dir;
-  o.mode = RecoveryMode::kPointInTime;
-  o.dry_run = true;
-  if (auto lsn = ParseSegmentFileName(name); lsn && *lsn > 0) o.start_lsn = *lsn - 1;
-  WalRecoveryReport r;
-  (void)RecoverWal(&one, o, &r);
-  uint64_t n = 0;
-  for (const SegmentReport& s : r.segments) n += s.good_records + s.dropped_records;
-  return n;
-}
-
-DryRun Run(Env* env, const std::string& dir, RecoveryMode mode, Lsn start_lsn, bool apply) {
-  DryRun run;
-  run.mode = mode;
-  State scratch;  // records are decoded and applied as at start-up, then thrown away
-  WalRecoveryOptions o;
-  o.dir = dir;
-  o.mode = mode;
-  o.start_lsn = start_lsn;
-  o.dry_run = true;
-  if (apply) o.apply = [&scratch](const WalRecord& rec) { return ApplyRecord(&scratch, rec); };
-  run.status = RecoverWal(env, o, &run.report);
-  for (const SegmentReport& s : run.report.segments) {
-    if (s.damage != DamageKind::kNone) run.damaged = s;
-  }
-  if (!run.damaged) return run;
-  run.dropped_bytes = run.damaged->dropped_bytes;
-  run.dropped_records = run.damaged->dropped_records;
-  auto names = SegmentNames(env, dir);
-  if (!names) return run;
-  bool after = false;
-  for (const std::string& n : *names) {
-    const std::string path = JoinPath(dir, n);
-    if (after) {
-      LaterSegment l{path, env->FileSize(path).value_or(0), CountRecords(env, dir, n)};
-      run.dropped_bytes += l.bytes;
-      run.dropped_records += l.records;
-      run.later.push_back(std::move(l));
-    }
-    after = after || path == run.damaged->path;
-  }
-  return run;
-}
 
 // Stable identifiers for --json ("torn_tail"), whatever ToString() prints.
 std::string_view DamageId(DamageKind k) {
@@ -159,6 +77,79 @@ void PrintSegment(std::ostream& out, const SegmentReport& s) {
       << s.dropped_bytes << " bytes and " << s.dropped_records << " valid-looking records after it\n";
 }
 
+
+// What to do for a remedy, in words.
+std::string Action(const Remedy& r, const std::vector<StrayFile>& strays, const std::string& wal_path) {
+  std::string a;
+  if (!strays.empty()) {
+    a = "move the " + std::to_string(strays.size()) + " stray file(s) out of " + wal_path + ", then ";
+  }
+  if (r.as_configured) return a + "start kvd as configured (recovery_mode=" + std::string(ToString(r.mode)) + ")";
+  return a + "set recovery_mode = \"" + std::string(ToString(r.mode)) +
+         "\" in [storage], start kvd once, then set it back";
+}
+
+std::string LsnRange(Lsn first, Lsn last) {
+  return first == 0 ? std::string("none") : "lsn " + std::to_string(first) + ".." + std::to_string(last);
+}
+
+Json RemedyJson(const Remedy& r, const std::vector<StrayFile>& strays, const std::string& wal_path, Lsn start_lsn) {
+  const DryRun& d = r.run;
+  Json move = Json::array();
+  for (const StrayFile& f : strays) move.push_back(f.path);
+  Json set_aside = Json::array();
+  if (d.damaged && d.damaged->good_bytes < d.damaged->file_bytes) set_aside.push_back(d.damaged->path + ".broken");
+  for (const LaterSegment& l : d.later) set_aside.push_back(l.path + ".broken");
+  const Lsn kept_last = std::max(d.report.last_lsn, start_lsn);
+  return Json{{"recovery_mode", std::string(ToString(r.mode))},
+              {"as_configured", r.as_configured},
+              {"move_away", move},
+              {"action", Action(r, strays, wal_path)},
+              {"keeps",
+               {{"snapshot_lsn", start_lsn},
+                {"first_lsn", d.report.records_replayed > 0 ? start_lsn + 1 : 0},
+                {"last_lsn", kept_last},
+                {"records", d.report.records_replayed},
+                {"keys", d.keys}}},
+              {"drops",
+               {{"bytes", d.dropped_bytes},
+                {"records", d.dropped_records},
+                {"first_lsn", d.dropped_first_lsn},
+                {"last_lsn", d.dropped_last_lsn},
+                {"valid_records_after_damage", d.dropped_records},
+                {"keys_changed", d.keys_changed},
+                {"damage_path", d.damaged ? Json(d.damaged->path) : Json(nullptr)},
+                {"damage_offset", d.damaged ? Json(d.damaged->damage_offset) : Json(nullptr)},
+                {"later_segments", d.later.size()},
+                {"set_aside", set_aside}}}};
+}
+
+void PrintRemedy(std::ostream& out, size_t n, const Remedy& r, const std::vector<StrayFile>& strays,
+                 const std::string& wal_path, Lsn start_lsn) {
+  const DryRun& d = r.run;
+  out << "  " << n << ". " << Action(r, strays, wal_path) << "\n";
+  out << "     keeps: ";
+  if (start_lsn > 0) out << "the snapshot (up to lsn " << start_lsn << ") and ";
+  out << d.report.records_replayed << " records ("
+      << LsnRange(d.report.records_replayed > 0 ? start_lsn + 1 : 0, d.report.last_lsn) << "); " << d.keys
+      << " keys\n";
+  out << "     drops: ";
+  if (d.dropped_bytes == 0) {
+    out << "nothing\n";
+    return;
+  }
+  out << d.dropped_bytes << " bytes from " << Where(*d.damaged) << " on (the damaged bytes and all after them)";
+  if (d.dropped_records == 0) {
+    out << " (no whole record)";
+  } else {
+    out << ", among them " << d.dropped_records << " VALID records ("
+        << LsnRange(d.dropped_first_lsn, d.dropped_last_lsn) << ") that follow the damage";
+  }
+  if (!d.later.empty()) out << "; sets " << d.later.size() << " later segment(s) aside";
+  out << "; " << d.keys_changed << " keys would differ from replaying those records\n";
+  out << "     set aside (not deleted) as *.broken next to the segments\n";
+}
+
 }  // namespace
 
 int CheckData(const Config& config, bool json, std::ostream& out) {
@@ -203,18 +194,36 @@ int CheckData(const Config& config, bool json, std::ostream& out, Env* env) {
   const Lsn start_lsn = used != nullptr ? used->lsn : 0;
 
   // ---- the WAL, in the configured mode.
-  DryRun run = Run(env, config.wal_path, config.recovery_mode, start_lsn, /*apply=*/true);
+  const std::string snapshot = used != nullptr ? used->path : std::string();
+  DryRun run = RunRecovery(env, config.wal_path, config.recovery_mode, start_lsn, snapshot);
   if (!run.status.ok() && !run.status.IsCorruption()) return fail("reading the WAL: " + run.status.ToString());
   const bool refused = !run.status.ok();
 
+  // Stray files: no mode starts while they are there. Look at the WAL as it
+  // would be once they are moved away (a discontinuity shows only when the
+  // log before it has been read, so hide and look again).
+  HidingEnv view(env);
+  std::vector<StrayFile> strays;
+  DryRun moved = run;  // the configured mode, once the strays are moved away
+  while (!moved.report.stray_files.empty() && strays.size() < 1000) {
+    for (const StrayFile& f : moved.report.stray_files) {
+      strays.push_back(f);
+      view.Hide(BaseName(f.path));
+    }
+    moved = RunRecovery(&view, config.wal_path, config.recovery_mode, start_lsn, snapshot);
+  }
+  // The segments as recovery would read them (once the strays are away).
+  const std::vector<SegmentReport>& segments = moved.report.segments;
+  const std::vector<Remedy> remedies = Remedies(&view, config.wal_path, config.recovery_mode, start_lsn, snapshot);
+
   // If it refuses, what would the mode that accepts the damage drop?
   std::optional<DryRun> alt;
-  if (refused && run.damaged) {
+  if (refused && run.damaged && strays.empty()) {
     const bool torn = run.damaged->damage == DamageKind::kTornTail;
     const RecoveryMode alt_mode = torn && config.recovery_mode == RecoveryMode::kAbsolute
                                       ? RecoveryMode::kTolerateTail
                                       : RecoveryMode::kPointInTime;
-    alt = Run(env, config.wal_path, alt_mode, start_lsn, /*apply=*/false);
+    alt = RunRecovery(env, config.wal_path, alt_mode, start_lsn, snapshot);
   }
 
   // ---- the verdict.
@@ -223,7 +232,12 @@ int CheckData(const Config& config, bool json, std::ostream& out, Env* env) {
   if (refused) {
     lost = true;
     verdict = "refuse";
-    if (!run.damaged) {
+    if (!strays.empty()) {
+      message = "would refuse to start: " + std::to_string(strays.size()) + " file(s) in " + config.wal_path +
+                " are not segments of this log (";
+      for (size_t i = 0; i < strays.size(); ++i) message += (i > 0 ? ", " : "") + BaseName(strays[i].path);
+      message += "); no recovery_mode starts while they are there: move them out of the directory";
+    } else if (!run.damaged) {
       message = "would refuse to start: " + run.status.message();
     } else {
       message = "would refuse to start: " + std::string(ToString(run.damaged->damage)) + " in " +
@@ -267,7 +281,7 @@ int CheckData(const Config& config, bool json, std::ostream& out, Env* env) {
                        {"error", c.error}});
     }
     Json segs = Json::array();
-    for (const SegmentReport& s : run.report.segments) segs.push_back(SegmentJson(s));
+    for (const SegmentReport& s : segments) segs.push_back(SegmentJson(s));
     Json j{{"ok", !lost},
            {"verdict", verdict},
            {"message", message},
@@ -286,6 +300,12 @@ int CheckData(const Config& config, bool json, std::ostream& out, Env* env) {
            {"dropped_bytes", refused ? 0 : run.dropped_bytes},
            {"dropped_records", refused ? 0 : run.dropped_records},
            {"error", refused ? run.status.message() : ""}};
+    Json stray = Json::array();
+    for (const StrayFile& f : strays) stray.push_back({{"path", f.path}, {"reason", f.reason}});
+    j["stray_files"] = stray;
+    Json rem = Json::array();
+    for (const Remedy& r : remedies) rem.push_back(RemedyJson(r, strays, config.wal_path, start_lsn));
+    j["remedies"] = rem;
     if (alt) {
       j["alternative"] = {{"recovery_mode", std::string(ToString(alt->mode))},
                           {"accepts", alt->status.ok()},
@@ -311,15 +331,29 @@ int CheckData(const Config& config, bool json, std::ostream& out, Env* env) {
   }
   out << "WAL in " << config.wal_path << " (recovery_mode=" << ToString(config.recovery_mode)
       << ", replaying records after lsn " << start_lsn << "):\n";
-  if (run.report.segments.empty()) out << "  (no segments)\n";
-  for (const SegmentReport& s : run.report.segments) PrintSegment(out, s);
+  if (segments.empty()) out << "  (no segments)\n";
+  for (const SegmentReport& s : segments) PrintSegment(out, s);
   const std::vector<LaterSegment>& later = alt ? alt->later : run.later;
   for (const LaterSegment& l : later) {
     out << "  " << BaseName(l.path) << ": after the damage, not replayed: " << l.bytes << " bytes, " << l.records
         << " records would be set aside" << (refused ? " by recovery_mode=" + std::string(ToString(alt->mode)) : "")
         << "\n";
   }
+  if (!strays.empty()) {
+    out << "not segments of this log (kvd refuses to start while they are in " << config.wal_path << "):\n";
+    for (const StrayFile& f : strays) out << "  " << BaseName(f.path) << ": " << f.reason << "\n";
+  }
   out << "verdict: " << message << "\n";
+  if (lost) {
+    if (remedies.empty()) {
+      out << "remedies: none: no recovery_mode would start on this WAL\n";
+    } else {
+      out << "remedies, least destructive first:\n";
+      for (size_t i = 0; i < remedies.size(); ++i) {
+        PrintRemedy(out, i + 1, remedies[i], strays, config.wal_path, start_lsn);
+      }
+    }
+  }
   return code;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -96,11 +97,31 @@ class PosixRandomAccessFile final : public RandomAccessFile {
     return static_cast<uint64_t>(st.st_size);
   }
   const std::string& path() const override { return path_; }
+  Result<std::vector<ByteRange>> DataRanges() override;
 
  private:
   std::string path_;
   Fd fd_;
 };
+
+Result<std::vector<ByteRange>> PosixRandomAccessFile::DataRanges() {
+  KVD_ASSIGN_OR_RETURN(uint64_t size, Size());
+  std::vector<ByteRange> out;
+  off_t pos = 0;
+  while (static_cast<uint64_t>(pos) < size) {
+    off_t data = ::lseek(fd_.get(), pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole from pos to the end
+      if (errno == EINVAL || errno == EOPNOTSUPP) return RandomAccessFile::DataRanges();  // cannot tell
+      return Status::FromErrno(errno, "lseek SEEK_DATA " + path_);
+    }
+    off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+    if (hole < 0) return Status::FromErrno(errno, "lseek SEEK_HOLE " + path_);
+    out.push_back({static_cast<uint64_t>(data), std::min(size, static_cast<uint64_t>(hole))});
+    pos = hole;
+  }
+  return out;
+}
 
 class PosixFileLock final : public FileLock {
  public:
@@ -218,6 +239,12 @@ Env* Env::Default() {
 }
 
 Clock::time_point Env::Now() { return Clock::now(); }
+
+Result<std::vector<ByteRange>> RandomAccessFile::DataRanges() {
+  KVD_ASSIGN_OR_RETURN(uint64_t size, Size());
+  if (size == 0) return std::vector<ByteRange>{};
+  return std::vector<ByteRange>{{0, size}};
+}
 
 Result<std::string> Env::ReadFileToString(const std::string& path, uint64_t max_bytes) {
   KVD_ASSIGN_OR_RETURN(auto file, NewRandomAccessFile(path));

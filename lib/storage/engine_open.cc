@@ -80,6 +80,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, RecoveryRepo
   wo.dir = options.wal_dir;
   wo.mode = options.recovery_mode;
   wo.start_lsn = snap_lsn;
+  wo.segment_size = options.segment_size;  // a preallocated segment keeps its size through a crash
   wo.apply = [state, &epochs, have_history](const WalRecord& rec) -> Status {
     if (have_history) {
       const Epoch want = epochs.EpochOf(rec.lsn);

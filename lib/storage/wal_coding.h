@@ -36,6 +36,10 @@ static_assert(std::endian::native == std::endian::little, "kvd's on-disk helpers
 // Segment header flags: bits 0-15 must be understood (none are defined: a
 // reader refuses a segment with any of them set), bits 16-31 may be ignored.
 inline constexpr uint32_t kSegmentMustUnderstandFlags = 0x0000ffff;
+// May-ignore hint: the file was reserved to its full size (fallocate) when it
+// was created, so a crash cannot leave it shorter than its records reach
+// (docs/wal_format.md §2, §6). The writer sets it only when fallocate worked.
+inline constexpr uint32_t kSegmentFlagPreallocated = 1u << 16;
 inline constexpr uint32_t kFormatVersionV1 = 1;
 
 inline size_t RecordHeaderBytesFor(uint32_t version) {
@@ -83,10 +87,11 @@ inline std::string CheckTypeAndFlags(const RecordHeader& h, uint32_t version) {
   return {};
 }
 
-inline std::string EncodeSegmentHeader(Lsn first_lsn, uint32_t version = kFormatVersion) {
+inline std::string EncodeSegmentHeader(Lsn first_lsn, uint32_t version = kFormatVersion, uint32_t flags = 0) {
   std::string h(kSegmentHeaderBytes, '\0');
   std::memcpy(h.data(), kSegmentMagic, 8);
   PutFixed32(h.data() + 8, version);
+  PutFixed32(h.data() + 12, flags);
   PutFixed64(h.data() + 16, first_lsn);
   PutFixed32(h.data() + kHeaderCrcOffset, Crc32cMask(Crc32c(h.data(), kHeaderCrcOffset)));
   return h;
@@ -96,7 +101,8 @@ inline std::string EncodeSegmentHeader(Lsn first_lsn, uint32_t version = kFormat
 // *version are set when the header is valid; *verified when its CRC matched
 // (a verified header that is still refused was written that way: not a torn
 // write).
-inline std::string CheckSegmentHeader(std::string_view data, Lsn* first_lsn, uint32_t* version, bool* verified) {
+inline std::string CheckSegmentHeader(std::string_view data, Lsn* first_lsn, uint32_t* version, bool* verified,
+                                      uint32_t* flags_out = nullptr) {
   *verified = false;
   if (data.size() < kSegmentHeaderBytes) return "segment header truncated";
   if (std::memcmp(data.data(), kSegmentMagic, 8) != 0) return "bad segment magic";
@@ -112,6 +118,7 @@ inline std::string CheckSegmentHeader(std::string_view data, Lsn* first_lsn, uin
   if (refused != 0 || GetFixed32(data.data() + 24) != 0) return "unknown segment header flags";
   *first_lsn = GetFixed64(data.data() + 16);
   *version = v;
+  if (flags_out != nullptr) *flags_out = flags;
   return {};
 }
 

@@ -9,6 +9,9 @@
 namespace kvd::wal {
 namespace {
 
+// A shrunk file ends in record bytes: non-zero data within its last page.
+constexpr uint64_t kShrinkEvidenceBytes = 4096;
+
 // A record header at p that could be the real continuation after damage:
 // readable type and flags, LSN within [lo, hi], length fits, CRC verifies.
 bool PlausibleRecordAt(std::string_view data, size_t p, uint32_t version, Lsn lo, Lsn hi, uint64_t* budget,
@@ -32,7 +35,8 @@ bool PlausibleRecordAt(std::string_view data, size_t p, uint32_t version, Lsn lo
 // next_lsn (each record is at least a header long, so a real one d bytes
 // further on has an LSN of at most next_lsn + d/header).
 uint64_t CountRecordsAfter(std::string_view data, uint32_t version, size_t from, size_t end, Lsn next_lsn,
-                           uint64_t budget) {
+                           uint64_t budget, Lsn* first, Lsn* last,
+                           const std::function<void(const WalRecord&)>& on_record) {
   const size_t hdr = RecordHeaderBytesFor(version);
   uint64_t found = 0;
   size_t base = from;
@@ -41,7 +45,14 @@ uint64_t CountRecordsAfter(std::string_view data, uint32_t version, size_t from,
     Lsn lsn = 0;
     Lsn hi = next_lsn + (p - base) / hdr + 1;
     if (PlausibleRecordAt(data, p, version, next_lsn, hi, &budget, &len, &lsn)) {
-      ++found;
+      if (found++ == 0) *first = lsn;
+      *last = lsn;
+      if (on_record) {
+        const char* rec = data.data() + p;
+        const RecordHeader h = ParseRecordHeader(rec, version);
+        const size_t hdr_len = RecordHeaderBytesFor(version);
+        on_record(WalRecord{static_cast<RecordType>(h.type), lsn, {rec + hdr_len, h.length}, h.epoch, h.flags});
+      }
       next_lsn = lsn + 1;
       p += len;
       base = p;
@@ -75,7 +86,7 @@ size_t EndOfNonZero(std::string_view data) {
 
 Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
                    const std::function<Status(const WalRecord&)>& fn, SegmentReport* rep) {
-  rep->file_bytes = data.size();
+  rep->file_bytes = opts.file_bytes != 0 ? opts.file_bytes : data.size();
   rep->first_lsn = opts.name_lsn;
   rep->last_good_lsn = 0;
   rep->good_records = 0;
@@ -90,8 +101,11 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
     size_t end = EndOfNonZero(data);
     rep->damage_offset = offset;
     rep->dropped_bytes = end > offset ? end - offset : 0;
-    rep->dropped_records =
-        offset + 1 < end ? CountRecordsAfter(data, version, offset + 1, end, next_lsn, opts.resync_crc_budget) : 0;
+    rep->dropped_first_lsn = rep->dropped_last_lsn = 0;
+    rep->dropped_records = offset + 1 < end ? CountRecordsAfter(data, version, offset + 1, end, next_lsn,
+                                                                opts.resync_crc_budget, &rep->dropped_first_lsn,
+                                                                &rep->dropped_last_lsn, opts.on_dropped)
+                                            : 0;
     bool torn = !definite && rep->dropped_records == 0;
     if (rep->dropped_records > 0) {
       reason += ", " + std::to_string(rep->dropped_records) + " valid record(s) follow";
@@ -101,15 +115,34 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
     rep->damage_reason = std::move(reason);
   };
 
+  uint32_t header_flags = 0;
+  // The last record runs past the end of the file (or claims more than any
+  // record may). In a preallocated segment a crash leaves the size as it was,
+  // so a file shorter than that which ends in record bytes was shrunk
+  // (truncated, copied short): corruption.
+  auto ends_inside_record = [&](size_t offset, std::string reason, Lsn next_lsn) {
+    const uint64_t size = rep->file_bytes;
+    const bool shrunk = (header_flags & kSegmentFlagPreallocated) != 0 &&
+                        (opts.preallocated_bytes == 0 || size < opts.preallocated_bytes) &&
+                        EndOfNonZero(data) + kShrinkEvidenceBytes > size;
+    if (shrunk) {
+      reason += "; the segment was preallocated but the file is only " + std::to_string(size) +
+                " bytes and ends inside a record: a crash does not shrink a preallocated segment (truncated or "
+                "copied short?)";
+    }
+    damage(offset, std::move(reason), shrunk, next_lsn);
+  };
+
   Lsn header_lsn = 0;
   bool verified = false;
-  std::string why = CheckSegmentHeader(data, &header_lsn, &version, &verified);
+  std::string why = CheckSegmentHeader(data, &header_lsn, &version, &verified, &header_flags);
   if (why.empty() && header_lsn != opts.name_lsn) {
     why = "header first lsn " + std::to_string(header_lsn) + " does not match the file name";
   }
   if (!why.empty()) {
     damage(0, std::move(why), verified, opts.name_lsn);
     rep->dropped_records = 0;  // records in a file whose header is bad do not count
+    rep->dropped_first_lsn = rep->dropped_last_lsn = 0;
     return Status::Ok();
   }
   rep->format_version = version;
@@ -125,17 +158,21 @@ Status ScanSegment(std::string_view data, const SegmentScanOptions& opts,
     Lsn next = rep->good_records > 0 ? prev + 1 : header_lsn;
     if (left < hdr || AllZero({rec, hdr})) {
       if (AllZero(data.substr(pos))) return Status::Ok();  // preallocated, never written
-      damage(pos, left < hdr ? "truncated record header" : "zero record header followed by data", false, next);
+      if (left < hdr) {
+        ends_inside_record(pos, "truncated record header", next);
+      } else {
+        damage(pos, "zero record header followed by data", false, next);
+      }
       return Status::Ok();
     }
     const RecordHeader h = ParseRecordHeader(rec, version);
     const uint32_t len = h.length;
     if (len > kMaxRecordPayload) {
-      damage(pos, "record length " + std::to_string(len) + " over the limit", false, next);
+      ends_inside_record(pos, "record length " + std::to_string(len) + " over the limit", next);
       return Status::Ok();
     }
     if (len > left - hdr) {
-      damage(pos, "record length " + std::to_string(len) + " past the end of the segment", false, next);
+      ends_inside_record(pos, "record length " + std::to_string(len) + " past the end of the segment", next);
       return Status::Ok();
     }
     if (!RecordCrcMatches(rec, hdr, len)) {

@@ -9,25 +9,6 @@
 namespace kvd {
 namespace {
 
-struct SegmentFile {
-  Lsn lsn;
-  std::string name;
-};
-
-Result<std::vector<SegmentFile>> ListSegments(Env* env, const std::string& dir) {
-  auto names = env->ListDir(dir);
-  if (!names) {
-    if (names.error().IsNotFound()) return std::vector<SegmentFile>{};
-    return names.error();
-  }
-  std::vector<SegmentFile> out;
-  for (std::string& n : *names) {
-    if (auto lsn = ParseSegmentFileName(n)) out.push_back({*lsn, std::move(n)});
-  }
-  std::sort(out.begin(), out.end(), [](const SegmentFile& a, const SegmentFile& b) { return a.lsn < b.lsn; });
-  return out;
-}
-
 // A name for set-aside bytes that does not overwrite earlier evidence.
 std::string FreeBrokenName(Env* env, const std::string& path) {
   std::string name = path + ".broken";
@@ -64,6 +45,30 @@ Status SetAside(Env* env, const std::string& path, WalRecoveryReport* report) {
   return Status::Ok();
 }
 
+Status RefuseStrays(const std::string& dir, const std::vector<StrayFile>& strays) {
+  std::string msg = "WAL directory " + dir + " holds " + std::to_string(strays.size()) +
+                    " file(s) that are not segments of this log: ";
+  for (size_t i = 0; i < strays.size(); ++i) msg += (i > 0 ? "; " : "") + strays[i].path + ": " + strays[i].reason;
+  msg += " (no recovery_mode reads them as part of the log; move them out of the directory, then start again)";
+  return Status::Corruption(std::move(msg));
+}
+
+// Why segment `file` does not continue the log whose last record so far is
+// prev (0: none yet), or empty. Records a snapshot covers may have gaps.
+std::string Discontinuity(const wal::SegmentFile& file, const std::string& prev_path, Lsn prev, Lsn start_lsn) {
+  if (prev == 0) return {};
+  if (file.lsn <= prev) {
+    return "starts at lsn " + std::to_string(file.lsn) + ", inside " + prev_path + " (which ends at lsn " +
+           std::to_string(prev) + "): lsn reordering between segments";
+  }
+  if (file.lsn > std::max(prev, start_lsn) + 1) {
+    return "lsn gap " + std::to_string(std::max(prev, start_lsn)) + " -> " + std::to_string(file.lsn) +
+           " between segments: the log before it ends at lsn " + std::to_string(prev) + " in " + prev_path +
+           " (a stray file, or the segments in between are missing)";
+  }
+  return {};
+}
+
 Status Refuse(const SegmentReport& seg, RecoveryMode mode) {
   bool torn = seg.damage == DamageKind::kTornTail;
   std::string msg = std::string(torn ? "WAL torn tail in " : "WAL corruption in ") + seg.path + " at offset " +
@@ -78,17 +83,31 @@ Status Refuse(const SegmentReport& seg, RecoveryMode mode) {
 
 Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report) {
   *report = WalRecoveryReport{};
-  KVD_ASSIGN_OR_RETURN(std::vector<SegmentFile> files, ListSegments(env, options.dir));
+  KVD_ASSIGN_OR_RETURN(wal::WalInventory inv, wal::TakeWalInventory(env, options.dir));
+  if (!inv.strays.empty()) {
+    report->stray_files = inv.strays;
+    return RefuseStrays(options.dir, inv.strays);
+  }
+  const std::vector<wal::SegmentFile>& files = inv.segments;
   Lsn prev = 0;
   Epoch prev_epoch = 0;
+  std::string prev_path;
   for (size_t i = 0; i < files.size(); ++i) {
     bool last = i + 1 == files.size();
     SegmentReport seg;
     seg.path = JoinPath(options.dir, files[i].name);
-    KVD_ASSIGN_OR_RETURN(std::string data, env->ReadFileToString(seg.path));
+    if (std::string why = Discontinuity(files[i], prev_path, prev, options.start_lsn); !why.empty()) {
+      report->stray_files.push_back({seg.path, std::move(why)});
+      return RefuseStrays(options.dir, report->stray_files);
+    }
+    KVD_ASSIGN_OR_RETURN(wal::SegmentData file, wal::ReadSegmentData(env, seg.path));
+    report->bytes_read += file.bytes_read;
+    const std::string& data = file.bytes;
 
     wal::SegmentScanOptions scan{.name_lsn = files[i].lsn, .start_lsn = options.start_lsn, .prev_lsn = prev,
-                                 .prev_epoch = prev_epoch, .last_segment = last};
+                                 .prev_epoch = prev_epoch, .last_segment = last,
+                                 .file_bytes = file.file_bytes, .preallocated_bytes = options.segment_size,
+                                 .on_dropped = options.on_dropped_record};
     Status s = wal::ScanSegment(
         data, scan,
         [&](const WalRecord& rec) -> Status {
@@ -104,6 +123,7 @@ Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport
     if (seg.last_good_lsn != 0) {
       prev = seg.last_good_lsn;
       prev_epoch = seg.last_epoch;
+      prev_path = seg.path;
     }
     if (options.progress) options.progress(seg);
     if (seg.damage == DamageKind::kNone) continue;

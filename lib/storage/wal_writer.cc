@@ -102,9 +102,10 @@ Status WalWriterImpl::CreateSegment(Lsn lsn, uint64_t capacity) {
   {
     auto f = env_->NewWritableFile(tmp, OpenMode::kCreateExclusive);
     if (!f) return f.error();
-    std::string header = wal::EncodeSegmentHeader(lsn);
     s = Preallocate(f->get(), 0, capacity);
-    if (s.ok()) s = (*f)->WriteAt(0, AsBytes(header));
+    // prealloc_ is false from here if fallocate turned out unsupported.
+    const uint32_t flags = prealloc_ ? wal::kSegmentFlagPreallocated : 0;
+    if (s.ok()) s = (*f)->WriteAt(0, AsBytes(wal::EncodeSegmentHeader(lsn, wal::kFormatVersion, flags)));
     if (s.ok()) s = WriteZeros(f->get(), kSegmentHeaderBytes, std::min(capacity, kSegmentHeaderBytes + kZeroFirst));
     if (s.ok()) s = (*f)->SyncAll();
     Status c = (*f)->Close();

@@ -249,3 +249,88 @@ TEST_CASE("check-data: snapshots are verified and the newest valid one is the st
   CHECK(o.text.find("CORRUPT") != std::string::npos);
   CHECK(Tree(c.snapshot_path) == before);
 }
+
+TEST_CASE("check-data: a stray file is named, no mode is proposed that drops the log, moving it keeps everything") {
+  TempDir d;
+  Config c;
+  c.wal_path = d / "wal";
+  c.snapshot_path = d / "snap";
+  const auto segs = WriteWal(c.wal_path, 300);
+  const std::string junk = (fs::path(c.wal_path) / kvd::SegmentFileName(0)).string();
+  { std::ofstream(junk) << "junk\n"; }  // echo junk > wal-00000000000000000000.log
+  const auto before = Tree(c.wal_path);
+  for (kvd::RecoveryMode m : {kvd::RecoveryMode::kTolerateTail, kvd::RecoveryMode::kPointInTime}) {
+    c.recovery_mode = m;
+    const Outcome o = Check(c);
+    CHECK(o.code == kvd::daemon::kCheckDataLoss);
+    CHECK(o.json["verdict"] == "refuse");
+    CHECK(o.json["stray_files"].size() == 1);
+    CHECK(o.json["stray_files"][0]["path"] == junk);
+    CHECK(o.json["message"].get<std::string>().find(kvd::SegmentFileName(0)) != std::string::npos);
+    CHECK(!o.json.contains("alternative"));  // the old advice: point_in_time, setting every segment aside
+    CHECK(o.text.find("point_in_time would accept") == std::string::npos);
+    // The only remedy: move it away; then nothing is dropped.
+    REQUIRE(o.json["remedies"].size() == 1);
+    const Json& r = o.json["remedies"][0];
+    CHECK(r["as_configured"] == true);
+    CHECK(r["move_away"] == Json::array({junk}));
+    CHECK(r["keeps"]["records"] == 300);
+    CHECK(r["keeps"]["last_lsn"] == 300);
+    CHECK(r["keeps"]["keys"] == 300);
+    CHECK(r["drops"]["records"] == 0);
+    CHECK(r["drops"]["bytes"] == 0);
+    CHECK(o.json["segments"].size() == segs.size());  // as recovery will read them once it is moved
+    CHECK(o.text.find("move the 1 stray file(s) out of") != std::string::npos);
+  }
+  CHECK(Tree(c.wal_path) == before);
+}
+
+TEST_CASE("check-data: remedies say what each mode keeps and drops, least destructive first") {
+  TempDir d;
+  Config c;
+  c.wal_path = d / "wal";
+  c.snapshot_path = d / "snap";
+  const auto segs = WriteWal(c.wal_path, 300);
+  REQUIRE(segs.size() >= 3);
+  FlipByte(segs[0], fs::file_size(segs[0]) / 2);
+  const Outcome o = Check(c);
+  CHECK(o.json["verdict"] == "refuse");
+  // tolerate_tail and absolute refuse mid-log corruption: point_in_time is the only way to start.
+  REQUIRE(o.json["remedies"].size() == 1);
+  const Json& r = o.json["remedies"][0];
+  CHECK(r["recovery_mode"] == "point_in_time");
+  CHECK(r["as_configured"] == false);
+  const uint64_t last_good = o.json["segments"][0]["last_good_lsn"].get<uint64_t>();
+  CHECK(r["keeps"]["last_lsn"] == last_good);
+  CHECK(r["keeps"]["records"] == last_good);
+  CHECK(r["keeps"]["keys"] == last_good);  // one key per record
+  // Every record after the damaged one is valid and dropped, and it says so.
+  CHECK(r["drops"]["records"] == 300 - last_good - 1);
+  CHECK(r["drops"]["valid_records_after_damage"] == 300 - last_good - 1);
+  CHECK(r["drops"]["first_lsn"] == last_good + 2);
+  CHECK(r["drops"]["last_lsn"] == 300);
+  CHECK(r["drops"]["keys_changed"] == 300 - last_good - 1);
+  CHECK(r["drops"]["later_segments"] == segs.size() - 1);
+  CHECK(r["drops"]["set_aside"].size() == segs.size());
+  CHECK(o.text.find("VALID records (lsn " + std::to_string(last_good + 2) + "..300) that follow the damage") !=
+        std::string::npos);
+  CHECK(o.text.find("set recovery_mode = \"point_in_time\" in [storage], start kvd once") != std::string::npos);
+}
+
+TEST_CASE("check-data: a torn tail: the configured mode first, then the stricter ones that drop more are left out") {
+  TempDir d;
+  Config c;
+  c.wal_path = d / "wal";
+  c.snapshot_path = d / "snap";
+  const auto segs = WriteWal(c.wal_path, 200);
+  fs::resize_file(segs.back(), fs::file_size(segs.back()) - 7);  // grown by writing: a torn tail
+  const Outcome o = Check(c);
+  REQUIRE(o.json["remedies"].size() == 1);  // point_in_time would do just the same
+  const Json& r = o.json["remedies"][0];
+  CHECK(r["recovery_mode"] == "tolerate_tail");
+  CHECK(r["as_configured"] == true);
+  CHECK(r["keeps"]["last_lsn"] == 199);
+  CHECK(r["drops"]["records"] == 0);
+  CHECK(r["drops"]["bytes"].get<uint64_t>() > 0);
+  CHECK(o.text.find("(no whole record)") != std::string::npos);
+}

@@ -4,9 +4,11 @@ One kvd builds real data once (64 KiB segments, several of them, two
 snapshots), recording every acknowledged write with its LSN in a ledger. Then,
 for each case, a fresh copy of that data directory is damaged between runs:
 the last segment truncated at every offset inside its last record (and at a
-few places before), a byte flipped at every offset of the last record, bytes
-flipped at random offsets elsewhere (mid-log records, zero padding, segment
-headers) and snapshots flipped, truncated, zeroed or deleted.
+few places before: a preallocated segment cut short is corruption, not a torn
+tail), a byte flipped at every offset of the last record, bytes flipped at
+random offsets elsewhere (mid-log records, zero padding, segment headers: a
+segment with a damaged header is a stray file, refused in every mode) and
+snapshots flipped, truncated, zeroed or deleted.
 
 For each damaged copy, before kvd starts:
   * `kvd --check-data` and `--check-data --json` change no byte of the data
@@ -147,11 +149,14 @@ class Case:
     """
 
     def __init__(self, name, mutate, floor, expect, lost, segment=None, offset=None, kind=None, dropped=None,
-                 snapshot=None, retry=True):
+                 snapshot=None, retry=True, stray=False):
         self.name, self.mutate, self.floor, self.expect, self.lost = name, mutate, floor, expect, lost
         self.segment, self.offset, self.kind, self.dropped, self.snapshot = segment, offset, kind, dropped, snapshot
         # After a refusal, start again in the recovery_mode the message names.
         self.retry = retry
+        # The segment is no longer one kvd wrote (its header is damaged): no
+        # mode reads it; kvd refuses, naming it, until it is moved away.
+        self.stray = stray
 
 
 # ---- the test ------------------------------------------------------------------
@@ -297,9 +302,13 @@ class Corruption(KvdTestCase):
                             kind="torn_tail" if cut_at else None)
             tail = last_data[rec[0]:cut_at] if rec else b""
             partial = tail.rstrip(b"\0")
-            return Case(name, lambda d: truncate(os.path.join(d, wal(seg)), cut_at), floor, "serve",
+            # The last segment was trimmed by a clean stop, but it is marked
+            # preallocated: cut inside a record it was shrunk, which a crash
+            # does not do: corruption, refused; point_in_time cuts it.
+            return Case(name, lambda d: truncate(os.path.join(d, wal(seg)), cut_at), floor,
+                        "refuse" if partial else "serve",
                         lost=bool(partial), segment=seg, offset=rec[0] if partial else None,
-                        kind="torn_tail" if partial else "none", dropped=len(partial) if partial else 0)
+                        kind="corruption" if partial else "none", dropped=len(partial) if partial else 0)
 
         # 1. Truncate the last segment at every offset inside its last record.
         for o in range(rec_off, rec_off + rec_size):
@@ -313,9 +322,11 @@ class Corruption(KvdTestCase):
         for o in sorted(picks):
             cases.append(torn("truncate %s at %d (before the last record)" % (last, o), li, o))
 
-        def flipped(name, seg_i, o, expect, kind):
+        def flipped(name, seg_i, o, expect, kind, kind_of=None):
             seg = segs[seg_i]
             xor = rng.randrange(1, 256)
+            if kind_of is not None:
+                expect, kind = kind_of(o, xor)
             rec = self.record_at(seg, o)
             floor = self.floor_for(segs, seg_i, o)
             offset = rec[0] if rec else (0 if o < SEGMENT_HEADER else None)
@@ -323,9 +334,19 @@ class Corruption(KvdTestCase):
                         lambda d: flip(os.path.join(d, wal(seg)), o, xor), floor, expect, lost=True,
                         segment=seg, offset=offset, kind=kind)
 
-        # 2. Flip a byte at every offset of the last record: a torn tail, cut.
+        # 2. Flip a byte at every offset of the last record: a torn tail, cut;
+        #    unless the length now runs past the end of this trimmed (shorter
+        #    than preallocated) segment: shrunk, corruption.
+        def last_record_flip(o, xor):
+            if rec_off + 4 <= o < rec_off + 8:
+                length = bytearray(last_data[rec_off + 4:rec_off + 8])
+                length[o - rec_off - 4] ^= xor
+                if struct.unpack("<I", bytes(length))[0] > len(last_data) - rec_off - RECORD_HEADERS[2].size:
+                    return "refuse", "corruption"
+            return "serve", "torn_tail"
+
         for o in range(rec_off, rec_off + rec_size):
-            cases.append(flipped("flip in the last record", li, o, "serve", "torn_tail"))
+            cases.append(flipped("flip in the last record", li, o, None, None, kind_of=last_record_flip))
         # 3. Earlier records of the last segment: valid records follow, so corruption.
         for rec in rng.sample(earlier, min(6, len(earlier))):
             cases.append(flipped("flip mid last segment", li, rec[0] + rng.randrange(rec[1]), "refuse", "corruption"))
@@ -334,13 +355,14 @@ class Corruption(KvdTestCase):
             i = rng.randrange(li)
             size = os.path.getsize(os.path.join(self.pristine, "wal", segs[i]))
             cases.append(flipped("flip mid-log", i, rng.randrange(SEGMENT_HEADER, size), "refuse", "corruption"))
-        # 5. Segment headers: corruption, the last segment's included, because
-        #    valid records follow (only a header cut short with nothing after it
-        #    is a torn tail: the truncation cases above).
+        # 5. Segment headers: not a segment kvd wrote any more, the last
+        #    segment's included: refused in every mode, naming the file (only
+        #    a header cut short with nothing after it is a torn tail: the
+        #    truncation cases above).
         for i in range(len(segs)):
             for o in rng.sample(range(SEGMENT_HEADER), 2):
-                c = flipped("flip in header", i, o, "refuse", "corruption")
-                c.offset = 0
+                c = flipped("flip in header", i, o, "refuse", None)
+                c.offset, c.stray, c.retry = None, True, False
                 cases.append(c)
 
         # 6. Snapshots.
@@ -429,6 +451,10 @@ class Corruption(KvdTestCase):
                     self.assertEqual(d["dropped_bytes"], case.dropped, ctx)
                 self.assertIn("offset %d" % d["damage_offset"], text, ctx)
                 self.assertIn(case.kind.replace("_", " "), text.lower(), ctx)
+        if case.stray:
+            self.assertIn(case.segment, [os.path.basename(f["path"]) for f in report["stray_files"]], ctx)
+            self.assertNotIn("alternative", report, ctx)
+            self.assertIn(case.segment, text, ctx)
         if case.snapshot is not None:
             snaps = {os.path.basename(s["path"]): s for s in report.get("snapshots", [])}
             if case.snapshot in snaps:
@@ -509,7 +535,10 @@ class Corruption(KvdTestCase):
         self.assertEqual(report["verdict"], "refuse", "--check-data did not predict the refusal" + ctx)
         self.assertNotEqual(rc, 0, ctx)
         self.assertEqual(tree_digest(data), before, "a refused start changed the data directory" + ctx)
-        self.assertIn("recovery_mode=", log, "the refusal does not name the recovery_mode that would allow it" + ctx)
+        if case.stray:
+            self.assertIn("move them out of the directory", log, ctx)
+        else:
+            self.assertIn("recovery_mode=", log, "the refusal does not name the recovery_mode that would allow it" + ctx)
         if case.segment is not None:
             self.assertIn(case.segment, log, ctx)
             if case.offset is not None:

@@ -16,11 +16,13 @@ namespace {
 Env* env() { return Env::Default(); }
 
 // Writes records 1..n with the real writer; closes (trimmed) unless keep_prealloc.
-void WriteWal(const std::string& dir, Lsn n, uint64_t segment_size, bool close = true) {
+// Without preallocate the segment grows by writing (no preallocated flag).
+void WriteWal(const std::string& dir, Lsn n, uint64_t segment_size, bool close = true, bool preallocate = true) {
   WalRecoveryReport empty;
   WalWriterOptions wo;
   wo.dir = dir;
   wo.segment_size = segment_size;
+  wo.preallocate = preallocate;
   auto w = WalWriter::Open(env(), wo, empty, 1);
   REQUIRE(w.has_value());
   for (Lsn l = 1; l <= n; ++l) REQUIRE((*w)->Write(Records(l, l), l, l).ok());
@@ -71,7 +73,7 @@ TEST_CASE("wal recovery: a missing or empty directory is an empty WAL") {
 TEST_CASE("wal recovery: cut at every byte of the last records gives exactly the whole-record prefix") {
   constexpr Lsn kN = 12;
   TempDir src;
-  WriteWal(src.path(), kN, 1 << 16);
+  WriteWal(src.path(), kN, 1 << 16, /*close=*/true, /*preallocate=*/false);  // a cut file is a growing one
   std::string seg_name = SegmentFileName(1);
   std::string full = ReadAll(src / seg_name);
   auto ends = RecordEnds(1, kN);

@@ -51,7 +51,9 @@ TEST_CASE("wal writer: first segment, header, preallocation, close trims") {
   std::string seg = dir / SegmentFileName(1);
   CHECK(o.writer->stats().active_segment == seg);
   CHECK(FileSize(seg) == (1u << 20));  // fallocated whole
-  CHECK(ReadAll(seg).substr(0, kSegmentHeaderBytes) == wal::EncodeSegmentHeader(1));
+  // Flagged as preallocated: recovery then knows a crash cannot have shrunk it.
+  CHECK(ReadAll(seg).substr(0, kSegmentHeaderBytes) ==
+        wal::EncodeSegmentHeader(1, wal::kFormatVersion, wal::kSegmentFlagPreallocated));
   WriteRange(o.writer.get(), 1, 10);
   REQUIRE(o.writer->Sync().ok());
   CHECK(o.writer->stats().bytes == Records(1, 10).size());

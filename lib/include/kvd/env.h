@@ -54,6 +54,13 @@ class WritableFile {
   virtual const std::string& path() const = 0;
 };
 
+// A half-open byte range of a file.
+struct ByteRange {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
 class RandomAccessFile {
  public:
   virtual ~RandomAccessFile() = default;
@@ -61,6 +68,13 @@ class RandomAccessFile {
   virtual Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) = 0;
   virtual Result<uint64_t> Size() = 0;
   virtual const std::string& path() const = 0;
+  // The ranges [begin, end) of the file that may hold non-zero bytes, in
+  // order (lseek SEEK_DATA/SEEK_HOLE); every byte outside them reads as zero.
+  // May over-report (a written or cached zero page counts as data) but never
+  // under-report. The default, for Envs and file systems that cannot tell,
+  // is the whole file. Recovery uses it to skip a segment's preallocated,
+  // never-written region without reading it.
+  virtual Result<std::vector<ByteRange>> DataRanges();
 };
 
 // Held while a data directory is in use; released on destruction.

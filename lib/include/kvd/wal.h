@@ -118,10 +118,22 @@ struct SegmentReport {
   std::string damage_reason;    // "crc mismatch", "length past end", "lsn gap 41 -> 43", ...
   uint64_t dropped_bytes = 0;   // non-zero bytes from damage_offset to the end of data
   uint64_t dropped_records = 0; // valid-looking records found after the damage
+  Lsn dropped_first_lsn = 0;    // their LSNs (0: none)
+  Lsn dropped_last_lsn = 0;
+};
+
+// A file in the WAL directory named like a segment that is not one of this
+// log's segments (docs/wal_format.md §6): recovery refuses to start, in
+// every mode, until it is moved away; it is never read as part of the log.
+struct StrayFile {
+  std::string path;
+  std::string reason;
+  bool operator==(const StrayFile&) const = default;
 };
 
 struct WalRecoveryReport {
   std::vector<SegmentReport> segments;
+  std::vector<StrayFile> stray_files;  // non-empty: recovery refused
   Lsn last_lsn = 0;              // last record replayed (or skipped as covered)
   uint64_t records_replayed = 0; // records with LSN > the start LSN that were applied
   uint64_t bytes_replayed = 0;
@@ -131,6 +143,7 @@ struct WalRecoveryReport {
   uint64_t dropped_bytes = 0;
   std::string broken_file;       // where the dropped bytes were kept
   std::vector<std::string> set_aside;  // point_in_time: later segments renamed *.broken
+  uint64_t bytes_read = 0;       // from segment files (the zero region is skipped, not read)
   bool data_lost() const { return dropped_bytes > 0 || !set_aside.empty(); }
 };
 
@@ -145,6 +158,15 @@ struct WalRecoveryOptions {
   std::function<Status(const WalRecord&)> apply;
   // Progress, called after each segment (for sd_notify STATUS/EXTEND_TIMEOUT).
   std::function<void(const SegmentReport&)> progress;
+  // The writer's segment_size (0: unknown). A segment whose header says it
+  // was preallocated (fallocate worked), shorter than this, whose last record
+  // runs past the end of the file was shrunk: a crash does not do that, so
+  // it is corruption, not a torn tail. Without the header flag (an older
+  // writer, or a file system without fallocate) such a tail stays a torn one.
+  uint64_t segment_size = 0;
+  // Called for each valid record found after the damage in the damaged
+  // segment, in order (what a cut there drops; kvd --check-data counts it).
+  std::function<void(const WalRecord&)> on_dropped_record;
 };
 
 // Scans every segment in order and replays it. Damage handling per mode:
@@ -154,6 +176,10 @@ struct WalRecoveryOptions {
 // cuts there and renames every later segment to *.broken.
 // A refusal is kCorruption whose message names file, offset, reason and the
 // recovery_mode that would accept it; the report is still filled.
+// Stray files (StrayFile) are refused in every mode before anything is read
+// or changed, and so is a segment whose first LSN does not continue the log
+// before it (a gap or an overlap between segments no snapshot covers): they
+// are listed in report->stray_files by name.
 Status RecoverWal(Env* env, const WalRecoveryOptions& options, WalRecoveryReport* report);
 
 // Cuts the log after `lsn`, for a divergent tail, offline (no writer open).
