@@ -13,10 +13,6 @@ Unlike crash_loop_power_loss this trusts nothing in kvd: a build that skips
 the fdatasync system call, or a directory fsync, loses acknowledged writes
 here (docs/testing.md, "The power-cut file system").
 
-kvd's data directories are created and made durable (fsync of their parent)
-before the first start: kvd's CreateDirs does not fsync the parent, so on a
-fresh directory the first cut would take the whole WAL with it.
-
 Every cut also drops unsynced bytes of a canary file of the test's own, and
 the loop fails unless the canary comes back with only its synced content (the
 file system really was lazy on this very mount). Prints crash_loop.py's
@@ -114,8 +110,8 @@ def main():
             print("SKIPPED: " + str(e))
             rc = SKIP_EXIT
             return rc
-        for d in ("wal", "snapshots"):
-            os.mkdir(os.path.join(fs.mountpoint, d))
+        # kvd creates its data directories itself (the first cut may land
+        # before anything else fsyncs their parent).
         with open(os.path.join(fs.mountpoint, "canary"), "wb") as f:
             f.write(CANARY)
             f.flush()
