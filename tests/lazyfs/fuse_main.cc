@@ -27,6 +27,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "lazyfs.h"
 
@@ -35,21 +36,41 @@ namespace {
 
 LazyFs* g_fs = nullptr;
 
-// A file handle: an open file of the model, or the control file.
+// A file handle: an open file of the model, the control file, or a directory.
 struct Handle {
-  std::unique_ptr<OpenFile> file;  // null: the control file
+  std::unique_ptr<OpenFile> file;  // null for the control file and directories
+  std::string dir;                 // a directory's path (fsyncdir may come without one)
 };
+// Every handle, owned here: the kernel may never send the release of a file
+// that was open when the mount went away, and a sanitizer build must not
+// report that as a leak.
+std::unordered_map<uint64_t, std::unique_ptr<Handle>> g_handles;
+uint64_t g_next_fh = 1;
+
+uint64_t Register(std::unique_ptr<Handle> h) {
+  g_handles[g_next_fh] = std::move(h);
+  return g_next_fh++;
+}
+Handle* H(const fuse_file_info* fi) {
+  if (fi == nullptr) return nullptr;
+  auto it = g_handles.find(fi->fh);
+  return it == g_handles.end() ? nullptr : it->second.get();
+}
+OpenFile* F(const fuse_file_info* fi) {
+  Handle* h = H(fi);
+  return h == nullptr ? nullptr : h->file.get();
+}
+
+bool IsCtlHandle(const fuse_file_info* fi) {
+  Handle* h = H(fi);
+  return h != nullptr && !h->file && h->dir.empty();
+}
 
 std::string Rel(const char* path) {
   if (path == nullptr || path[0] != '/' || path[1] == '\0') return ".";
   return std::string(path + 1);
 }
 bool IsCtl(const char* path) { return path != nullptr && Rel(path) == kCtlName; }
-Handle* H(const fuse_file_info* fi) { return fi == nullptr ? nullptr : reinterpret_cast<Handle*>(fi->fh); }
-OpenFile* F(const fuse_file_info* fi) {
-  Handle* h = H(fi);
-  return h == nullptr ? nullptr : h->file.get();
-}
 
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE);
@@ -67,7 +88,7 @@ void Destroy(void*) {
 }
 
 int GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
-  if ((F(fi) == nullptr && IsCtl(path)) || (H(fi) != nullptr && F(fi) == nullptr)) {
+  if (IsCtlHandle(fi) || (fi == nullptr && IsCtl(path))) {
     std::memset(st, 0, sizeof(*st));
     st->st_mode = S_IFREG | 0600;
     st->st_nlink = 1;
@@ -82,7 +103,7 @@ int Open(const char* path, fuse_file_info* fi) {
     if (int rc = g_fs->OpenFileAt(Rel(path), fi->flags, &h->file); rc < 0) return rc;
   }
   fi->direct_io = 1;
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  fi->fh = Register(std::move(h));
   return 0;
 }
 
@@ -91,31 +112,33 @@ int Create(const char* path, mode_t mode, fuse_file_info* fi) {
   auto h = std::make_unique<Handle>();
   if (int rc = g_fs->Create(Rel(path), mode, fi->flags, &h->file); rc < 0) return rc;
   fi->direct_io = 1;
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  fi->fh = Register(std::move(h));
   return 0;
 }
 
 int Read(const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  if (F(fi) == nullptr) {
+  if (IsCtlHandle(fi)) {
     const std::string s = g_fs->Status();
     if (static_cast<size_t>(off) >= s.size()) return 0;
     const size_t n = std::min(size, s.size() - static_cast<size_t>(off));
     std::memcpy(buf, s.data() + off, n);
     return static_cast<int>(n);
   }
+  if (F(fi) == nullptr) return -EBADF;
   return static_cast<int>(g_fs->Read(*F(fi), buf, size, static_cast<uint64_t>(off)));
 }
 
 int Write(const char*, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  if (F(fi) == nullptr) {
+  if (IsCtlHandle(fi)) {
     int rc = g_fs->Control(std::string(buf, size));
     return rc < 0 ? rc : static_cast<int>(size);
   }
+  if (F(fi) == nullptr) return -EBADF;
   return static_cast<int>(g_fs->Write(*F(fi), buf, size, static_cast<uint64_t>(off)));
 }
 
 int Truncate(const char* path, off_t size, fuse_file_info* fi) {
-  if (F(fi) == nullptr && (H(fi) != nullptr || IsCtl(path))) return 0;  // "> .lazyfs-ctl" truncates first
+  if (IsCtlHandle(fi) || (fi == nullptr && IsCtl(path))) return 0;  // "> .lazyfs-ctl" truncates first
   if (size < 0) return -EINVAL;
   return g_fs->Truncate(Rel(path), F(fi), static_cast<uint64_t>(size));
 }
@@ -126,15 +149,18 @@ int Fallocate(const char*, int mode, off_t off, off_t len, fuse_file_info* fi) {
 }
 
 int Fsync(const char*, int /*datasync: both persist data and size alike*/, fuse_file_info* fi) {
-  if (F(fi) == nullptr) return 0;
+  if (IsCtlHandle(fi)) return 0;
+  if (F(fi) == nullptr) return -EBADF;
   return g_fs->Fsync(*F(fi));
 }
 
 int Flush(const char*, fuse_file_info*) { return 0; }
 
 int Release(const char*, fuse_file_info* fi) {
-  std::unique_ptr<Handle> h(H(fi));
-  if (h->file) g_fs->Release(std::move(h->file));
+  auto it = g_handles.find(fi->fh);
+  if (it == g_handles.end()) return 0;
+  if (it->second->file) g_fs->Release(std::move(it->second->file));
+  g_handles.erase(it);
   return 0;
 }
 
@@ -146,21 +172,24 @@ int Rename(const char* from, const char* to, unsigned flags) {
   return g_fs->Rename(Rel(from), Rel(to), flags);
 }
 
-// A directory handle remembers its path: fsyncdir may come without one.
 int OpenDir(const char* path, fuse_file_info* fi) {
-  fi->fh = reinterpret_cast<uint64_t>(new std::string(Rel(path)));
+  auto h = std::make_unique<Handle>();
+  h->dir = Rel(path);
+  fi->fh = Register(std::move(h));
   return 0;
 }
 int ReleaseDir(const char*, fuse_file_info* fi) {
-  delete reinterpret_cast<std::string*>(fi->fh);
+  g_handles.erase(fi->fh);
   return 0;
 }
 int ReadDir(const char*, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info* fi, fuse_readdir_flags) {
-  const std::string& rel = *reinterpret_cast<std::string*>(fi->fh);
-  return g_fs->ReadDir(rel, [&](const char* name) { fill(buf, name, nullptr, 0, static_cast<fuse_fill_dir_flags>(0)); });
+  Handle* h = H(fi);
+  if (h == nullptr) return -EBADF;
+  return g_fs->ReadDir(h->dir, [&](const char* name) { fill(buf, name, nullptr, 0, static_cast<fuse_fill_dir_flags>(0)); });
 }
 int FsyncDir(const char*, int, fuse_file_info* fi) {
-  return g_fs->FsyncDir(*reinterpret_cast<std::string*>(fi->fh));
+  Handle* h = H(fi);
+  return h == nullptr ? -EBADF : g_fs->FsyncDir(h->dir);
 }
 
 int Chmod(const char* path, mode_t mode, fuse_file_info*) { return g_fs->Chmod(Rel(path), mode); }
@@ -240,6 +269,7 @@ int Main(int argc, char** argv) {
   fuse_unmount(f);
   fuse_destroy(f);  // calls Destroy: the final sync
   const uint64_t revert_errors = fs->stats().revert_errors;
+  g_handles.clear();
   g_fs = nullptr;
   fs.reset();
   if (rc != 0) std::fprintf(stderr, "lazyfs: the FUSE loop ended with %d\n", rc);
