@@ -5,7 +5,8 @@
 //
 //   kvd_lazyfs [--debug] BACKING_DIR MOUNTPOINT
 //
-// Runs in the foreground; prints "mounted" on stdout once the mount is up.
+// Runs in the foreground; prints "mounted" on stdout once the mount is up,
+// and ends (unmounting) when the process that started it dies.
 // Control: write "cut" (power cut; every later call fails with EIO) or
 // "sync" to MOUNTPOINT/.lazyfs-ctl; reading it gives the counters. Unmount
 // with fusermount3 -u (or SIGTERM); a mount whose power is on syncs everything
@@ -20,9 +21,12 @@
 #define FUSE_USE_VERSION 31
 
 #include <fuse.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -237,6 +241,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s [--debug] BACKING_DIR MOUNTPOINT\n", argv[0]);
     return 2;
   }
+  const pid_t parent = ::getppid();
   const char* backing = argv[i];
   const char* mountpoint = argv[i + 1];
   std::unique_ptr<LazyFs> fs;
@@ -262,6 +267,10 @@ int Main(int argc, char** argv) {
   }
   fuse_session* se = fuse_get_session(f);
   fuse_set_signal_handlers(se);
+  // A test driver that dies (a watchdog's _exit, a ctest timeout) takes the
+  // mount with it: SIGTERM ends the loop and unmounts.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent) fuse_exit(f);
   std::printf("mounted\n");
   std::fflush(stdout);
   int rc = fuse_loop(f);
