@@ -250,6 +250,16 @@ class NamespaceTest(LazyFsCase):
         self.fsync_dir("kept")
         self.cut_and_check({"kept/sub/x": b"x"}, {"kept", "kept/sub"})
 
+    def test_sync_command_makes_everything_durable(self):
+        os.mkdir(self.p("d"))
+        self.create("d/f", b"file data")
+        self.create("g", b"old")
+        self.fsync_dir()
+        os.rename(self.p("g"), self.p("h"))
+        self.fs.control("sync")
+        self.assertEqual(self.fs.status()["pending_dirops"], 0)
+        self.cut_and_check({"d/f": b"file data", "h": b"old"}, {"d"})
+
     def test_renames_across_directories_are_refused(self):
         os.mkdir(self.p("d"))
         self.create("f", b"f")
