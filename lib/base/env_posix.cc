@@ -189,7 +189,10 @@ class PosixEnv final : public Env {
       pos = dir.find('/', pos + 1);
       partial = dir.substr(0, pos);
       if (partial.empty()) continue;
-      if (::mkdir(partial.c_str(), 0750) != 0 && errno != EEXIST) {
+      if (::mkdir(partial.c_str(), 0750) == 0) {
+        // A new directory's entry is durable only once its parent is fsynced.
+        KVD_RETURN_IF_ERROR(SyncDir(DirName(partial)));
+      } else if (errno != EEXIST) {
         return Status::FromErrno(errno, "mkdir " + partial);
       }
     }

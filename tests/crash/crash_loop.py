@@ -52,7 +52,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "util"))
 import kvd_proto as kp  # noqa: E402
-from kvdtest import KvdServer, SKIP_EXIT, binary  # noqa: E402
+from kvdtest import KvdError, KvdServer, SKIP_EXIT, binary  # noqa: E402
 from crash_check import Checker, Ledger  # noqa: E402
 
 SHARED_KEYS = 64
@@ -165,12 +165,27 @@ class CrashLoop:
         self.ledger_path = os.path.join(self.work, "ledger.log")  # outside kvd's data dir
         durability = {"mode": args.mode, "batch_size": args.batch_size, "flush_interval": "50ms"}
         self.server = KvdServer(os.path.join(self.work, "kvd"), start=False,
-                                storage={"segment_size": "64KiB"},
+                                storage={"segment_size": "64KiB", **self.storage_overrides()},
                                 snapshot={"wal_bytes": "512KiB"},
                                 durability=durability,
                                 extra_args=["--fault-env", self.fault_spec()] if args.power_loss else [])
         self.chk = Checker(args.mode, args.batch_size, args.min_acked_per_cycle, args.max_connect_failures)
         self.kills_in_recovery = self.snapshot_kills = 0
+
+    def storage_overrides(self):
+        """More [storage] keys (a subclass may put the data elsewhere)."""
+        return {}
+
+    def crash(self):
+        """The crash itself: SIGKILL (with --power-loss the fault layer drops
+        the rest). tests/lazyfs/crash_loop_lazyfs.py cuts the power first."""
+        self.server.kill(signal.SIGKILL)
+
+    def crash_during_startup(self):
+        self.server.spawn_and_kill(self.rng.uniform(0, 0.02))
+
+    def kind(self):
+        return "power-loss" if self.args.power_loss else "process-kill"
 
     def fault_spec(self):
         return "power-loss,writeback" if self.args.writeback else "power-loss"
@@ -197,7 +212,7 @@ class CrashLoop:
             except OSError:
                 pass
         killed.set()
-        self.server.kill(signal.SIGKILL)
+        self.crash()
         stop.set()
         for w in writers:
             w.join(timeout=30)
@@ -208,8 +223,16 @@ class CrashLoop:
         if self.rng.random() < 0.2:
             # Kill it again while it starts up (recovery), then start for real.
             self.kills_in_recovery += 1
-            self.server.spawn_and_kill(self.rng.uniform(0, 0.02))
-        self.server.start()
+            self.crash_during_startup()
+        try:
+            self.server.start()
+        except KvdError as e:
+            # Refusing to recover loses every write acknowledged this cycle.
+            acked = len(ledger.acked())
+            self.chk.acked += acked
+            self.chk.lost += acked
+            self.fail(f"cycle {n}: kvd did not recover ({acked} acknowledged writes of this cycle lost): {e}")
+            return False
         self.verify(n, ledger)
         if n % self.args.twice_every == 0:
             self.check_recovers_twice()
@@ -243,13 +266,14 @@ class CrashLoop:
         self.server.start()
         try:
             for n in range(1, self.args.cycles + 1):
-                self.cycle(n)
+                if self.cycle(n) is False:
+                    break
                 if self.chk.errors and not self.args.keep_going:
                     break
         finally:
             self.server.terminate_and_wait()
         took = time.monotonic() - t0
-        kind = "power-loss" if self.args.power_loss else "process-kill"
+        kind = self.kind()
         c = self.chk
         print(f"crash loop ({kind}, {self.args.mode} mode, seed {self.args.seed}): cycles {n}, "
               f"writes acknowledged {c.acked}, writes checked {c.checked}, writes lost {c.lost}, "
@@ -265,8 +289,9 @@ class CrashLoop:
         return 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arg_parser(description=__doc__):
+    """The crash loop's options (tests/lazyfs/crash_loop_lazyfs.py adds its own)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cycles", type=int, default=50)
     ap.add_argument("--mode", choices=("sync", "batch"), default="sync")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -286,7 +311,11 @@ def main():
                     help="fail if more writer connections than this failed before the kill")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep-going", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = arg_parser().parse_args()
     if args.power_loss and not fault_env_built():
         print("SKIPPED: kvd was built without KVD_FAULT_INJECTION: no --fault-env power-loss")
         sys.exit(SKIP_EXIT)

@@ -441,11 +441,14 @@ class KvdServer:
         self.wait_notification(lambda n: n == "READY=1", since=self._start_mark, timeout=timeout)
         return self
 
-    def spawn_and_kill(self, delay):
+    def spawn_and_kill(self, delay, before_kill=None):
         """Starts kvd and SIGKILLs it `delay` seconds later, ready or not (a
-        crash during start-up and recovery). Returns the exit code."""
+        crash during start-up and recovery); before_kill() runs just before
+        the signal (e.g. a power cut). Returns the exit code."""
         proc = self._spawn()
         time.sleep(delay)  # a random moment on purpose: nothing is awaited
+        if before_kill is not None:
+            before_kill()
         proc.kill()
         return self.wait_exit()
 
