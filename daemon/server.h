@@ -23,6 +23,7 @@
 #include <string>
 
 #include "config/config_control.h"
+#include "metrics/metrics_endpoint.h"
 #include "node/housekeeping.h"
 #include "node/node_controller.h"
 #include "node/snapshot_scheduler.h"
@@ -66,11 +67,14 @@ class Server : public DispatchHost {
  private:
   void OnConfigApplied(const Config& before, const Config& after);
   void StopHandles();
+  // The metrics endpoint's copy of everything it shows (loop thread).
+  void FillMetrics(MetricsSnapshot* s);
 
   uv_loop_t* loop_;
   const std::chrono::steady_clock::time_point started_;
   ConfigControl config_;
   ServerCounters counters_;
+  RequestLatency latency_;  // recorded by sessions only while metrics are on
   Dispatcher dispatcher_;
   NodeController node_;
   uint64_t next_conn_id_ = 1;
@@ -80,6 +84,7 @@ class Server : public DispatchHost {
   SignalWatcher signals_;
   Shutdown shutdown_;
   UvHandle<uv_prepare_t> prepare_;
+  MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
 };
 
 }  // namespace kvd::daemon

@@ -59,6 +59,7 @@ void Connection::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/) 
   }
   self->session_.input().Commit(*plain);
   self->last_activity_ = std::chrono::steady_clock::now();
+  self->session_.NoteRead(self->last_activity_);
   self->session_.Process();
   self->host_->MarkDirty(self);
 }
@@ -84,8 +85,8 @@ void Connection::Flush() {
     const int n = uv_try_write(stream(), &b, 1);
     if (n >= 0 && static_cast<size_t>(n) == out.size()) {
       counters_->bytes_out += out.size();
-      session_.SendDone();
       last_activity_ = std::chrono::steady_clock::now();
+      session_.SendDoneAt(last_activity_);
       continue;
     }
     if (n < 0 && n != UV_EAGAIN) {
@@ -111,11 +112,15 @@ void Connection::Flush() {
 
 void Connection::OnWrite(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
-  if (status == 0) self->counters_->bytes_out += self->session_.sending_bytes();  // plain bytes
-  self->session_.SendDone();
+  self->last_activity_ = std::chrono::steady_clock::now();
+  if (status == 0) {
+    self->counters_->bytes_out += self->session_.sending_bytes();  // plain bytes
+    self->session_.SendDoneAt(self->last_activity_);
+  } else {
+    self->session_.SendDone();
+  }
   if (status == UV_ECANCELED) return;  // closing; the object dies in the close callback
   if (status < 0) self->failed_ = true;
-  self->last_activity_ = std::chrono::steady_clock::now();
   self->host_->MarkDirty(self);
 }
 

@@ -56,7 +56,10 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     if (!engine_error && fatal) return st;
     s.replies().Complete(seq, st.code(), engine_->durable_lsn(), 0, st.message());
     CountReply(st.code());
-    if (engine_error) host_->OnWriteError(st);
+    if (engine_error) {
+      if (st.code() != Code::kShuttingDown) ++counters_->writes_refused;
+      host_->OnWriteError(st);
+    }
     return Status::Ok();
   }
   if (ticket->done) {
@@ -158,6 +161,7 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
   const Waiter w = *it;
   writes_.erase(it);
   if (!status.ok()) {
+    if (status.code() != Code::kShuttingDown) ++counters_->writes_refused;
     Complete(w.session, w.seq, status.code(), lsn, status.message());
     host_->OnWriteError(status);
     return;
