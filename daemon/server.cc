@@ -152,6 +152,7 @@ std::string Server::StatusJson() {
   }
   in.stopping = !shutdown_.serving();
   in.role = RoleName(node_.role());
+  in.storage_warnings = &storage_warnings_;
   return BuildStatusJson(in);
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config_control.h"
 #include "metrics/metrics_endpoint.h"
@@ -54,13 +55,18 @@ class Server : public DispatchHost {
   // replication and RESP issues, use it). Port 0: ephemeral, see tcp_port().
   Status ListenTcp(const std::string& host, uint16_t port) { return native_.ListenTcp(host, port); }
   uint16_t tcp_port() const { return native_.tcp_port(); }
+  // Start-up warnings about where the data lives (tmpfs, NFS ...), repeated
+  // in STATUS as storage_warnings.
+  void set_storage_warnings(std::vector<std::string> w) { storage_warnings_ = std::move(w); }
 
   // DispatchHost
   Session* FindSession(uint64_t id) override { return native_.FindSession(id); }
   void SessionReady(Session* s) override { native_.SessionReady(s); }
   std::string StatusJson() override;
   Result<std::string> ConfigGetJson(std::string_view name) override { return config_.GetJson(name); }
-  Status ConfigSet(std::string_view name, std::string_view value) override { return config_.Set(name, value); }
+  Status ConfigSet(std::string_view name, std::string_view value, const Peer& who) override {
+    return config_.Set(name, value, who.Describe());
+  }
   void RequestSnapshot() override { snapshots_.Trigger("request"); }
   void OnWriteError(const Status& status) override { node_.OnWriteError(status); }
 
@@ -85,6 +91,7 @@ class Server : public DispatchHost {
   Shutdown shutdown_;
   UvHandle<uv_prepare_t> prepare_;
   MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
+  std::vector<std::string> storage_warnings_;
 };
 
 }  // namespace kvd::daemon

@@ -1,5 +1,7 @@
 #include "serve/connection.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 namespace kvd::daemon {
@@ -25,6 +27,10 @@ bool Connection::Accept(uv_loop_t* loop, uv_stream_t* server) {
   if (socket_.initialised()) socket_.handle()->data = this;
   write_req_.data = this;
   if (r != 0) return false;
+  session_.set_peer(PeerOf(stream()));
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("connection {} opened by {}", id(), session_.peer().Describe());
+  }
   UpdateReading();
   return true;
 }
@@ -105,7 +111,14 @@ void Connection::Flush() {
   UpdateReading();
   const bool finished = session_.close_requested() || peer_eof_;
   if (failed_ || (finished && session_.Quiescent() && (session_.close_requested() || session_.Idle()))) {
-    if (session_.bad_frames() > 0) ++counters_->bad_frames;
+    if (session_.bad_frames() > 0) {
+      ++counters_->bad_frames;
+      spdlog::warn("connection {} ({}): protocol error: {}; closed", id(), session_.peer().Describe(),
+                   session_.stream_error());
+    } else if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("connection {} ({}) closed{}", id(), session_.peer().Describe(),
+                    failed_ ? " after a socket error" : "");
+    }
     host_->RequestClose(this);
   }
 }

@@ -114,7 +114,7 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
       return answer(Code::kOk, scratch_);
     }
     case Op::kConfigSet: {
-      Status st = host_->ConfigSet(cmd.key, cmd.value);
+      Status st = host_->ConfigSet(cmd.key, cmd.value, s.peer());
       scratch_ = st.message();
       return answer(st.code(), scratch_);
     }

@@ -68,6 +68,7 @@ void Session::Process() {
       if (!st.ok()) {
         // The slot is ours: answer it with the error, then close.
         replies_.Complete(seq, st.code(), 0, 0, st.message());
+        if (bad_frames_ == 0) stream_error_ = st.ToString();
         ++bad_frames_;
         close_after_flush_ = true;
       }
@@ -98,6 +99,7 @@ void Session::Process() {
 }
 
 void Session::FailStream(const Status& error, const RequestRef& ref, bool timed) {
+  if (bad_frames_ == 0) stream_error_ = error.ToString();
   ++bad_frames_;
   if (!timed) TimeRequest(ref.op, false);
   uint64_t seq = replies_.Push(ref);

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "kvd/status.h"
+#include "net/peer.h"
 #include "serve/codec.h"
 #include "serve/command.h"
 #include "serve/input_buffer.h"
@@ -133,6 +134,12 @@ class Session {
 
   // Protocol-level failure on this connection (for tests and counters).
   uint64_t bad_frames() const { return bad_frames_; }
+  // Why the request stream broke (the first protocol error), for the log.
+  const std::string& stream_error() const { return stream_error_; }
+
+  // Who the client is (set by the connection at accept; logs, CONFIG SET).
+  void set_peer(Peer peer) { peer_ = std::move(peer); }
+  const Peer& peer() const { return peer_; }
 
  private:
   // Queues an error reply for a broken request stream and stops processing.
@@ -174,6 +181,8 @@ class Session {
   bool output_paused_ = false;  // unsent bytes passed the limit (resume below half)
   bool close_after_flush_ = false;
   uint64_t bad_frames_ = 0;
+  std::string stream_error_;
+  Peer peer_;
   std::vector<uint64_t> write_keys_;  // hashes of keys written since the queue was last empty
   bool write_keys_overflow_ = false;  // more than the tracked limit: assume any key
 

@@ -29,7 +29,7 @@ class FakeHost : public DispatchHost {
   void SessionReady(Session* s) override { ready.push_back(s->id()); }
   std::string StatusJson() override { return "{}"; }
   Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
-  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override { ++snapshot_requests; }
   void OnWriteError(const Status&) override { ++write_errors; }
 
