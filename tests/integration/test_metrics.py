@@ -153,6 +153,17 @@ class Metrics(KvdTestCase):
         self.assertEqual(p.returncode, 2, p)
         self.assertRegex(p.stderr.decode(), r"kvd\.toml:\d+: metrics\.listen: expected HOST:PORT")
 
+    def test_a_port_in_use_stops_start_up_with_the_key(self):
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            kvd = self.server(start=False, metrics={"listen": "127.0.0.1:%d" % port})
+            rc, log = kvd.start_expect_failure()
+        self.assertNotEqual(rc, 0)
+        self.assertIn('metrics.listen = "127.0.0.1:%d": cannot listen' % port, log)
+
     def test_refused_writes_are_counted(self):
         if not fault_env_supported():
             print("SKIP: kvd has no --fault-env (configure with -DKVD_FAULT_INJECTION=ON)")
