@@ -139,6 +139,44 @@ class Metrics(KvdTestCase):
         self.assertEqual(value(s, "kvd_requests_total", op="put"), sent["put"] + 1)
         self.assertEqual(value(s, "kvd_keys"), len(model) + 1)
         self.assertEqual(value(s, "kvd_connections_total"), 2)
+        # SIGTERM: the endpoint stops (its thread joined, the async closed) and kvd exits cleanly.
+        self.assertEqual(kvd.terminate_and_wait(), 0, kvd.log_tail())
+
+    def test_scrapes_during_traffic_and_snapshots(self):
+        """Scrapes race writes and forked snapshots: counters never go back,
+        the endpoint keeps answering across forks, and the end agrees."""
+        import threading
+        kvd, url = self.metrics_server()
+        done, errors, puts = threading.Event(), [], [0]
+
+        def writer():
+            try:
+                with kvd.client() as c:
+                    while not done.is_set():
+                        c.put(b"w%d" % (puts[0] % 50), b"x").check()
+                        puts[0] += 1
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        last = 0
+        try:
+            with kvd.client() as c:
+                for i in range(30):
+                    if i % 10 == 0:
+                        c.snapshot().check()
+                    n = value(parse_metrics(self.scrape(url)), "kvd_requests_total", op="put")
+                    self.assertGreaterEqual(n, last)
+                    last = n
+        finally:
+            done.set()
+            t.join(TIMEOUT)
+        self.assertEqual(errors, [])
+        s = parse_metrics(self.scrape(url))
+        self.assertEqual(value(s, "kvd_requests_total", op="put"), puts[0])
+        self.assertEqual(value(s, "kvd_request_duration_seconds_count", op="put"), puts[0])
+        self.assertEqual(value(s, "kvd_snapshots_total", result="ok"), 3)
 
     def test_off_by_default(self):
         kvd = self.server()
