@@ -127,7 +127,7 @@ std::string_view Session::BeginSend() {
 
 void Session::SendDoneAt(std::chrono::steady_clock::time_point at) {
   if (limits_.latency != nullptr) {
-    for (size_t i = 0; i < sending_count_; ++i) {
+    for (size_t i = timings_head_; i < timings_head_ + sending_count_; ++i) {
       const Timing& t = timings_[i];
       if (!t.counted) continue;
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(at - t.read_at).count();
@@ -139,7 +139,14 @@ void Session::SendDoneAt(std::chrono::steady_clock::time_point at) {
 
 void Session::SendDone() {
   if (limits_.latency != nullptr) {
-    timings_.erase(timings_.begin(), timings_.begin() + static_cast<std::ptrdiff_t>(sending_count_));
+    timings_head_ += sending_count_;
+    if (timings_head_ == timings_.size()) {
+      timings_.clear();  // the usual case: everything answered was sent
+      timings_head_ = 0;
+    } else if (timings_head_ >= 64 && timings_head_ * 2 >= timings_.size()) {
+      timings_.erase(timings_.begin(), timings_.begin() + static_cast<std::ptrdiff_t>(timings_head_));
+      timings_head_ = 0;
+    }
     encoded_ -= sending_count_;
     sending_count_ = 0;
   }

@@ -29,7 +29,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -188,7 +187,8 @@ class Session {
 
   // Latency bookkeeping (only with limits_.latency). Every request decoded,
   // and the error reply of a broken stream, gets one reply, in request
-  // order: timings_ holds one entry per reply not yet sent, oldest first.
+  // order: timings_[timings_head_..] holds one entry per reply not yet
+  // sent, oldest first (a vector used as a FIFO: cheaper than a deque).
   // The first sending_count_ are in sending_, the next encoded_ -
   // sending_count_ in out_, the rest not yet encoded.
   struct Timing {
@@ -197,7 +197,8 @@ class Session {
     bool counted;  // false: the reply to a broken frame (no operation)
   };
   std::chrono::steady_clock::time_point read_at_{};
-  std::deque<Timing> timings_;
+  std::vector<Timing> timings_;
+  size_t timings_head_ = 0;
   size_t encoded_ = 0;
   size_t sending_count_ = 0;
 };
