@@ -28,7 +28,7 @@ kvd::Result<Json> ParseObject(std::string_view text) {
 // server's order (kvd may add fields without kvctl changing).
 constexpr std::string_view kScalarOrder[] = {"version", "pid", "state", "uptime_s", "keys", "last_lsn",
                                              "durable_lsn", "applied_lsn", "pending_records", "writes_refused",
-                                             "write_refusal"};
+                                             "write_refusal", "storage_warnings"};
 constexpr std::string_view kGroupOrder[] = {"durability", "group_commit", "wal", "snapshot", "recovery",
                                             "memory", "connections", "ops"};
 

@@ -9,6 +9,9 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <string>
+#include <vector>
+
 #include "sys/fs_check.h"
 #include "kvd/engine.h"
 #include "sys/log.h"
@@ -38,10 +41,13 @@ Result<std::unique_ptr<FileLock>> LockDir(Env* env, const std::string& dir, cons
   return std::move(lock).value();
 }
 
-void LogFileSystem(const std::string& dir, const char* what) {
+// Logs the file system; a warning is also kept for STATUS (storage_warnings).
+void LogFileSystem(const std::string& dir, const char* what, std::vector<std::string>* warnings) {
   const std::string fs = FileSystemName(dir);
   if (auto warning = FileSystemWarning(dir)) {
-    spdlog::warn("{} directory {} is on {}: {}", what, dir, fs, *warning);
+    std::string line = fmt::format("{} directory {} is on {}: {}", what, dir, fs, *warning);
+    spdlog::warn("{}", line);
+    warnings->push_back(std::move(line));
   } else {
     spdlog::info("{} directory {} is on {}", what, dir, fs);
   }
@@ -89,9 +95,11 @@ void DrainLoop(uv_loop_t* loop) {
   uv_run(loop, UV_RUN_DEFAULT);
 }
 
-int Serve(const Config& config, Env* env, uv_loop_t* loop, Notifier* notifier) {
+int Serve(const Config& config, Env* env, uv_loop_t* loop, Notifier* notifier,
+          std::vector<std::string> storage_warnings) {
   // The server first: the engine's committer notifies through its uv_async.
   Server server(loop, config, env, notifier);
+  server.set_storage_warnings(std::move(storage_warnings));
 
   EngineOptions eo;
   eo.env = env;
@@ -165,15 +173,18 @@ int RunDaemon(const Config& config, Env* env) {
     }
     snap_lock = std::move(l).value();
   }
-  LogFileSystem(config.wal_path, "WAL");
-  if (RealPath(config.snapshot_path) != RealPath(config.wal_path)) LogFileSystem(config.snapshot_path, "snapshot");
+  std::vector<std::string> storage_warnings;
+  LogFileSystem(config.wal_path, "WAL", &storage_warnings);
+  if (RealPath(config.snapshot_path) != RealPath(config.wal_path)) {
+    LogFileSystem(config.snapshot_path, "snapshot", &storage_warnings);
+  }
 
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {
     spdlog::critical("uv_loop_init failed");
     return kStartupFailed;
   }
-  const int code = Serve(config, env, &loop, &notifier);
+  const int code = Serve(config, env, &loop, &notifier, std::move(storage_warnings));
   DrainLoop(&loop);
   uv_loop_close(&loop);
   if (code != 0) notifier.Stopping();

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "node/status_report.h"
@@ -24,17 +26,20 @@ std::unique_ptr<Protocol> NativeFor(const Config& c) {
   return std::make_unique<NativeProtocol>(l);
 }
 
-FrontEnd::Options FrontEndOptions(const Config& c) {
+FrontEnd::Options FrontEndOptions(const Config& c, RequestLatency* latency) {
   FrontEnd::Options o;
   o.session.max_pending_reply_bytes = c.max_pending_reply_bytes;
+  // Latency is measured only for the metrics endpoint: off, no cost.
+  if (!c.metrics_listen.empty()) o.session.latency = latency;
   o.max_connections = c.max_connections;
   return o;
 }
 
 std::unique_ptr<RespService> MakeResp(uv_loop_t* loop, const Config& c, Dispatcher* dispatcher, DispatchHost* host,
-                                     ServerCounters* counters, uint64_t* next_conn_id, Status* error) {
+                                     ServerCounters* counters, uint64_t* next_conn_id, RequestLatency* latency,
+                                     Status* error) {
   if (!RespEnabled(c)) return nullptr;
-  auto svc = RespService::Create(loop, c, dispatcher, host, counters, next_conn_id, FrontEndOptions(c));
+  auto svc = RespService::Create(loop, c, dispatcher, host, counters, next_conn_id, FrontEndOptions(c, latency));
   if (!svc.has_value()) {
     *error = svc.error();
     return nullptr;
@@ -51,8 +56,9 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       dispatcher_(nullptr, this, DispatchLimits(config_.config()), &counters_),
       node_(loop, &dispatcher_, &config_.config(), notifier),
       native_(loop, NativeFor(config_.config()), &dispatcher_, &counters_, &next_conn_id_,
-              FrontEndOptions(config_.config())),
-      resp_(MakeResp(loop, config_.config(), &dispatcher_, this, &counters_, &next_conn_id_, &resp_error_)),
+              FrontEndOptions(config_.config(), &latency_)),
+      resp_(MakeResp(loop, config_.config(), &dispatcher_, this, &counters_, &next_conn_id_, &latency_,
+                     &resp_error_)),
       snapshots_(loop, env, &config_.config(),
                  [this](const Status& st, Lsn lsn) { dispatcher_.OnSnapshotDone(st, lsn); }),
       housekeeping_(&config_.config(), notifier, &node_, &snapshots_,
@@ -111,8 +117,41 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
     live->StartCommits();
   });
   KVD_RETURN_IF_ERROR(housekeeping_.Start(loop_));
+  if (!c.metrics_listen.empty()) {
+    KVD_RETURN_IF_ERROR(metrics_.Start(loop_, c.metrics_listen, [this](MetricsSnapshot* s) { FillMetrics(s); }));
+    spdlog::info("metrics on http://{}:{}/metrics", c.metrics_listen.substr(0, c.metrics_listen.rfind(':')),
+                 metrics_.port());
+  }
   node_.Run();
   return Status::Ok();
+}
+
+void Server::FillMetrics(MetricsSnapshot* m) {
+  m->counters = counters_;
+  m->latency = latency_;
+  m->uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  const SnapshotHistory& h = snapshots_.history();
+  m->snapshots_succeeded = h.succeeded;
+  m->snapshots_failed = h.failed;
+  m->snapshot_duration_ms = h.duration_ms;
+  m->snapshot_running = snapshots_.running();
+  m->last_snapshot_lsn = h.have_last ? h.last.lsn : 0;
+  m->rss_bytes = ProcessRssBytes();
+  const Engine* e = node_.engine();
+  if (e == nullptr) return;
+  const EngineStats st = e->stats();
+  m->last_lsn = st.last_lsn;
+  m->durable_lsn = st.durable_lsn;
+  m->applied_lsn = st.applied_lsn;
+  m->pending_records = st.pending_records;
+  m->wal_bytes = st.wal.bytes;
+  m->wal_segments = st.wal.segments;
+  m->sync_latency_us = st.sync_latency_us;
+  m->group_records = st.group_records;
+  m->writes_refusing = !st.write_refusal.empty();
+  m->keys = e->state().size();
+  m->state_bytes = e->state().MemoryBytes();
+  m->data_bytes = e->state().DataBytes();
 }
 
 void Server::OnConfigApplied(const Config& before, const Config& after) {
@@ -138,6 +177,7 @@ std::string Server::StatusJson() {
   }
   in.stopping = !shutdown_.serving();
   in.role = RoleName(node_.role());
+  in.storage_warnings = &storage_warnings_;
   return BuildStatusJson(in);
 }
 
@@ -159,6 +199,7 @@ void Server::SessionReady(Session* s) {
 }
 
 void Server::StopHandles() {
+  metrics_.Stop();
   signals_.Stop();
   for (FrontEnd* f : FrontEnds()) f->StopListening();
   node_.CloseHandles();

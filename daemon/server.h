@@ -21,8 +21,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config_control.h"
+#include "metrics/metrics_endpoint.h"
 #include "node/housekeeping.h"
 #include "node/node_controller.h"
 #include "node/snapshot_scheduler.h"
@@ -54,13 +56,18 @@ class Server : public DispatchHost {
   // replication and RESP issues, use it). Port 0: ephemeral, see tcp_port().
   Status ListenTcp(const std::string& host, uint16_t port) { return native_.ListenTcp(host, port); }
   uint16_t tcp_port() const { return native_.tcp_port(); }
+  // Start-up warnings about where the data lives (tmpfs, NFS ...), repeated
+  // in STATUS as storage_warnings.
+  void set_storage_warnings(std::vector<std::string> w) { storage_warnings_ = std::move(w); }
 
   // DispatchHost
   Session* FindSession(uint64_t id) override;
   void SessionReady(Session* s) override;
   std::string StatusJson() override;
   Result<std::string> ConfigGetJson(std::string_view name) override { return config_.GetJson(name); }
-  Status ConfigSet(std::string_view name, std::string_view value) override { return config_.Set(name, value); }
+  Status ConfigSet(std::string_view name, std::string_view value, const Peer& who) override {
+    return config_.Set(name, value, who.Describe());
+  }
   void RequestSnapshot() override { snapshots_.Trigger("request"); }
   void OnWriteError(const Status& status) override { node_.OnWriteError(status); }
 
@@ -69,11 +76,14 @@ class Server : public DispatchHost {
   void StopHandles();
   // Every protocol's front end: the native one, then RESP when configured.
   std::vector<FrontEnd*> FrontEnds();
+  // The metrics endpoint's copy of everything it shows (loop thread).
+  void FillMetrics(MetricsSnapshot* s);
 
   uv_loop_t* loop_;
   const std::chrono::steady_clock::time_point started_;
   ConfigControl config_;
   ServerCounters counters_;
+  RequestLatency latency_;  // recorded by sessions only while metrics are on
   Dispatcher dispatcher_;
   NodeController node_;
   uint64_t next_conn_id_ = 1;
@@ -85,6 +95,8 @@ class Server : public DispatchHost {
   SignalWatcher signals_;
   Shutdown shutdown_;
   UvHandle<uv_prepare_t> prepare_;
+  MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
+  std::vector<std::string> storage_warnings_;
 };
 
 }  // namespace kvd::daemon

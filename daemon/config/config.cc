@@ -172,6 +172,7 @@ Result<KeyValue> FromToml(const KeyDef& k, const toml::value& v) {
   switch (k.kind) {
     case KeyKind::kString:
     case KeyKind::kEnum:
+    case KeyKind::kHostPort:
       if (!v.is_string()) return wrong_type("a string");
       out.text = v.as_string().str;
       break;

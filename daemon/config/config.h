@@ -1,4 +1,4 @@
-// kvd's configuration: the [server] [storage] [snapshot] [durability] [log]
+// kvd's configuration: the [server] [storage] [snapshot] [durability] [log] [metrics]
 // tables of kvd.toml, validated. Every key is documented in conf/kvd.toml.
 //
 // Keys are described once, in a table in config.cc (name, type, default,
@@ -57,6 +57,9 @@ struct Config {
   // [log]
   std::string log_level = "info";  // trace debug info warn error critical off
   LogTarget log_target = LogTarget::kAuto;
+
+  // [metrics]
+  std::string metrics_listen;  // "HOST:PORT" of the Prometheus endpoint; empty = off
 };
 
 // Reads and validates a TOML file. Unknown keys, wrong types and

@@ -21,7 +21,7 @@ Result<std::string> ConfigControl::GetJson(std::string_view name) const {
   return j.dump();
 }
 
-Status ConfigControl::Set(std::string_view name, std::string_view value) {
+Status ConfigControl::Set(std::string_view name, std::string_view value, std::string_view who) {
   if (GetConfigValue(config_, name).has_value() && !IsRuntimeKey(name)) {
     return Status::InvalidArgument(std::string(name) + " cannot change at run time (edit kvd.toml and restart)");
   }
@@ -29,8 +29,8 @@ Status ConfigControl::Set(std::string_view name, std::string_view value) {
   KVD_RETURN_IF_ERROR(SetConfigValue(&next, name, value));
   const std::string before = GetConfigValue(config_, name).value_or("");
   Apply(next);
-  LogEvent(spdlog::level::info, Event::kReload, 0,
-           fmt::format("CONFIG SET {}: {} -> {}", name, before, GetConfigValue(config_, name).value_or("")));
+  LogNotice(Event::kConfigSet, fmt::format("CONFIG SET {}: {} -> {} (by {})", name, before,
+                                           GetConfigValue(config_, name).value_or(""), who));
   return Status::Ok();
 }
 

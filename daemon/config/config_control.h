@@ -30,8 +30,9 @@ class ConfigControl {
 
   // JSON object text {name: value} for one key or all (empty name).
   Result<std::string> GetJson(std::string_view name) const;
-  // CONFIG SET: runtime keys only; nothing changes on an error.
-  Status Set(std::string_view name, std::string_view value);
+  // CONFIG SET: runtime keys only; nothing changes on an error. A change is
+  // logged at notice level with `who` made it ("pid 12 uid 1000").
+  Status Set(std::string_view name, std::string_view value, std::string_view who = "unknown peer");
   // SIGHUP: re-reads the file, applies the runtime keys, logs what changed
   // and what needs a restart (RELOADING=1 ... READY=1 around it).
   void Reload();

@@ -123,6 +123,9 @@ const KeyDef kKeys[] = {
     {"log", "target", KeyKind::kEnum, 0, 0, false, "auto|stderr|journald",
      "where logs go (auto: journald under systemd, else stderr)",
      KVD_ENUM_FIELD(log_target, LogTargetName, ParseLogTarget)},
+
+    {"metrics", "listen", KeyKind::kHostPort, 0, 0, false, "",
+     "serve Prometheus metrics at http://HOST:PORT/metrics (\"\" = off)", KVD_STRING_FIELD(metrics_listen)},
 };
 
 #undef KVD_STRING_FIELD
@@ -175,7 +178,8 @@ const KeyDef* FindKey(std::string_view dotted_name) {
 std::string FormatValue(const KeyDef& k, const KeyValue& v) {
   switch (k.kind) {
     case KeyKind::kString:
-    case KeyKind::kEnum: return v.text;
+    case KeyKind::kEnum:
+    case KeyKind::kHostPort: return v.text;
     case KeyKind::kBool: return v.number != 0 ? "true" : "false";
     default: return FormatNumber(k.kind, v.number);
   }
@@ -197,6 +201,9 @@ Status CheckValue(const KeyDef& k, const KeyValue& v) {
       }
       return Status::Ok();
     case KeyKind::kBool: return Status::Ok();
+    case KeyKind::kHostPort:
+      if (v.text.empty()) return Status::Ok();
+      return ParseHostPort(v.text, nullptr, nullptr);
     default:
       if (v.number < k.min || v.number > k.max) {
         return Status::InvalidArgument("must be between " + FormatNumber(k.kind, k.min) + " and " +
@@ -210,7 +217,8 @@ Result<KeyValue> ParseValueText(const KeyDef& k, std::string_view text) {
   KeyValue v;
   switch (k.kind) {
     case KeyKind::kString:
-    case KeyKind::kEnum: v.text = std::string(text); break;
+    case KeyKind::kEnum:
+    case KeyKind::kHostPort: v.text = std::string(text); break;
     case KeyKind::kBool:
       if (text != "true" && text != "false") {
         return Status::InvalidArgument("expected true or false, got \"" + std::string(text) + "\"");

@@ -24,6 +24,7 @@ enum class KeyKind : uint8_t {
   kSize,      // integer bytes or "64KiB" "64MiB" "1GiB"
   kMode,      // "0660" (octal string) or 0o660
   kEnum,      // TOML string, one of `choices`
+  kHostPort,  // TOML string "HOST:PORT", or "" (off)
 };
 
 // A key's value in the one shape every kind fits: `text` for strings and

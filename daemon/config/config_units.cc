@@ -142,4 +142,29 @@ Result<uint32_t> ParseMode(std::string_view text) {
   return mode;
 }
 
+Status ParseHostPort(std::string_view listen, std::string* host, uint16_t* port) {
+  if (listen.size() > 255 || listen.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("expected HOST:PORT of at most 255 bytes");
+  }
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return Status::InvalidArgument("expected HOST:PORT such as \"127.0.0.1:9380\", got \"" + std::string(listen) + "\"");
+  }
+  std::string_view h = listen.substr(0, colon);
+  const std::string_view p = listen.substr(colon + 1);
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return Status::InvalidArgument("an IPv6 host needs brackets: \"[::1]:9380\"");
+  } else if (h.find(':') != std::string_view::npos) {
+    return Status::InvalidArgument("an IPv6 host needs brackets: \"[::1]:9380\"");
+  }
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || value > 65535) {
+    return Status::InvalidArgument("the port must be a number from 0 to 65535, got \"" + std::string(p) + "\"");
+  }
+  if (host != nullptr) *host = std::string(h);
+  if (port != nullptr) *port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
 }  // namespace kvd::daemon

@@ -21,5 +21,8 @@ std::string FormatSize(uint64_t bytes);
 std::string FormatMode(uint32_t mode);
 // "0660", "660", "0o660": octal digits only, at most 0777.
 Result<uint32_t> ParseMode(std::string_view text);
+// "HOST:PORT" ("127.0.0.1:9380", "[::1]:9380", port 0 = any free one);
+// kInvalidArgument saying why otherwise. host/port may be null.
+Status ParseHostPort(std::string_view text, std::string* host, uint16_t* port);
 
 }  // namespace kvd::daemon

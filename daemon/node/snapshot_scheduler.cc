@@ -68,6 +68,7 @@ void SnapshotScheduler::OnDone(const SnapshotOutcome& o) {
     history_.last = o;
     history_.last_at = steady_clock::now();
     history_.last_error.clear();
+    history_.duration_ms.Add(static_cast<uint64_t>(std::max<int64_t>(0, o.duration.count() / 1000)));
     last_lsn_ = std::max(last_lsn_, o.lsn);
     wal_bytes_baseline_ = engine_->stats().wal.bytes;
     LogEvent(spdlog::level::info, Event::kSnapshot, o.lsn,

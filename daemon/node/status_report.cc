@@ -137,6 +137,7 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["write_refusal"] = st.write_refusal;
   j["writes_refused"] = !st.write_refusal.empty();
   j["no_space"] = st.no_space;
+  j["storage_warnings"] = in.storage_warnings != nullptr ? *in.storage_warnings : std::vector<std::string>{};
   return j.dump();
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "kvd/engine.h"
@@ -29,6 +30,8 @@ struct StatusInputs {
   std::chrono::steady_clock::time_point snapshot_started;
   bool stopping = false;
   std::string_view role = "primary";
+  // Warnings about the data directories' file systems (tmpfs ...); may be null.
+  const std::vector<std::string>* storage_warnings = nullptr;
 };
 
 std::string BuildStatusJson(const StatusInputs& in);

@@ -1,5 +1,7 @@
 #include "serve/connection.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 namespace kvd::daemon {
@@ -25,6 +27,10 @@ bool Connection::Accept(uv_loop_t* loop, uv_stream_t* server) {
   if (socket_.initialised()) socket_.handle()->data = this;
   write_req_.data = this;
   if (r != 0) return false;
+  session_.set_peer(PeerOf(stream()));
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("connection {} opened by {}", id(), session_.peer().Describe());
+  }
   UpdateReading();
   return true;
 }
@@ -59,6 +65,7 @@ void Connection::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/) 
   }
   self->session_.input().Commit(*plain);
   self->last_activity_ = std::chrono::steady_clock::now();
+  self->session_.NoteRead(self->last_activity_);
   self->session_.Process();
   self->host_->MarkDirty(self);
 }
@@ -84,8 +91,8 @@ void Connection::Flush() {
     const int n = uv_try_write(stream(), &b, 1);
     if (n >= 0 && static_cast<size_t>(n) == out.size()) {
       counters_->bytes_out += out.size();
-      session_.SendDone();
       last_activity_ = std::chrono::steady_clock::now();
+      session_.SendDoneAt(last_activity_);
       continue;
     }
     if (n < 0 && n != UV_EAGAIN) {
@@ -104,18 +111,29 @@ void Connection::Flush() {
   UpdateReading();
   const bool finished = session_.close_requested() || peer_eof_;
   if (failed_ || (finished && session_.Quiescent() && (session_.close_requested() || session_.Idle()))) {
-    if (session_.bad_frames() > 0) ++counters_->bad_frames;
+    if (session_.bad_frames() > 0) {
+      ++counters_->bad_frames;
+      spdlog::warn("connection {} ({}): protocol error: {}; closed", id(), session_.peer().Describe(),
+                   session_.stream_error());
+    } else if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("connection {} ({}) closed{}", id(), session_.peer().Describe(),
+                    failed_ ? " after a socket error" : "");
+    }
     host_->RequestClose(this);
   }
 }
 
 void Connection::OnWrite(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
-  if (status == 0) self->counters_->bytes_out += self->session_.sending_bytes();  // plain bytes
-  self->session_.SendDone();
+  self->last_activity_ = std::chrono::steady_clock::now();
+  if (status == 0) {
+    self->counters_->bytes_out += self->session_.sending_bytes();  // plain bytes
+    self->session_.SendDoneAt(self->last_activity_);
+  } else {
+    self->session_.SendDone();
+  }
   if (status == UV_ECANCELED) return;  // closing; the object dies in the close callback
   if (status < 0) self->failed_ = true;
-  self->last_activity_ = std::chrono::steady_clock::now();
   self->host_->MarkDirty(self);
 }
 

@@ -62,7 +62,10 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     if (!engine_error && fatal) return st;
     s.replies().Complete(seq, st.code(), engine_->durable_lsn(), 0, st.message());
     CountReply(st.code());
-    if (engine_error) host_->OnWriteError(st);
+    if (engine_error) {
+      if (st.code() != Code::kShuttingDown) ++counters_->writes_refused;
+      host_->OnWriteError(st);
+    }
     return Status::Ok();
   }
   if (ticket->done) {
@@ -137,7 +140,7 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
       return answer(Code::kOk, scratch_);
     }
     case Op::kConfigSet: {
-      Status st = host_->ConfigSet(cmd.key, cmd.value);
+      Status st = host_->ConfigSet(cmd.key, cmd.value, s.peer());
       scratch_ = st.message();
       return answer(st.code(), scratch_);
     }
@@ -227,6 +230,7 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
   writes_.erase(it);
   if (track_pending_) pending_.Done(lsn);
   if (!status.ok()) {
+    if (status.code() != Code::kShuttingDown) ++counters_->writes_refused;
     Complete(w.session, w.seq, status.code(), lsn, status.message());
     host_->OnWriteError(status);
     return;

@@ -49,7 +49,8 @@ class DispatchHost {
   virtual std::string StatusJson() = 0;
   // JSON object text {name: value} for one key or all (empty name).
   virtual Result<std::string> ConfigGetJson(std::string_view name) = 0;
-  virtual Status ConfigSet(std::string_view name, std::string_view value) = 0;
+  // who: the client that asked (its session's peer), for the log.
+  virtual Status ConfigSet(std::string_view name, std::string_view value, const Peer& who) = 0;
   // Start a snapshot unless one is running; OnSnapshotDone follows.
   virtual void RequestSnapshot() = 0;
   // A write failed (ENOSPC, refused ...): for logging state transitions.

@@ -1,6 +1,7 @@
 #include "serve/front_end.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -116,7 +117,13 @@ size_t FrontEnd::CloseIdle(std::chrono::steady_clock::time_point now, std::chron
       idle.push_back(c.get());
     }
   }
-  for (Connection* c : idle) RequestClose(c);
+  for (Connection* c : idle) {
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("connection {} ({}) closed: idle for {} ms", c->id(), c->session().peer().Describe(),
+                    idle_timeout.count());
+    }
+    RequestClose(c);
+  }
   counters_->idle_closed += idle.size();
   return idle.size();
 }

@@ -12,6 +12,8 @@ struct ServerCounters {
   std::array<uint64_t, kOpCount> ops{};  // requests by operation, whatever the protocol
   uint64_t errors = 0;       // replies with a status other than OK / NotFound
   uint64_t bad_frames = 0;   // connections closed for a protocol error
+  // Writes the engine refused or failed (failed fdatasync, disk full, I/O error).
+  uint64_t writes_refused = 0;
   uint64_t connections_current = 0;
   uint64_t connections_total = 0;
   uint64_t connections_refused = 0;  // over max_connections

@@ -56,8 +56,10 @@ bool Session::MayHavePendingWrite(std::string_view key) const {
   return false;
 }
 
+void Session::DrainReplies() { Encoded(replies_.Drain(*codec_, &out_)); }
+
 void Session::Process() {
-  replies_.Drain(*codec_, &out_);
+  DrainReplies();
   ForgetWriteKeysIfDrained();
   blocked_ = false;
   Command& cmd = cmd_;
@@ -82,6 +84,7 @@ void Session::Process() {
       break;
     }
     const Op op = cmd.ref.op;
+    TimeRequest(op, true);
     if (IsSubmittedAtOnce(op)) {
       ForgetWriteKeysIfDrained();  // before this write's slot and keys go in
       uint64_t seq = replies_.Push(cmd.ref);
@@ -89,21 +92,24 @@ void Session::Process() {
       if (!st.ok()) {
         // The slot is ours: answer it with the error, then close.
         replies_.Complete(seq, st.code(), 0, 0, st.message());
+        if (bad_frames_ == 0) stream_error_ = st.ToString();
         ++bad_frames_;
         close_after_flush_ = true;
       }
     } else {
-      replies_.Drain(*codec_, &out_);
+      DrainReplies();
       ForgetWriteKeysIfDrained();
       if (replies_.empty()) {
         Reply reply;
         auto done = handler_->Evaluate(*this, cmd, &reply);
         if (!done.has_value()) {
-          FailStream(done.error(), cmd.ref);
+          FailStream(done.error(), cmd.ref, /*timed=*/true);
         } else if (*done == RequestHandler::Evaluated::kReplied) {
           codec_->EncodeReply(reply, &out_);
+          Encoded(1);
         }
       } else if (op != Op::kGet || !CanAnswerAhead() || !handler_->EvaluateAhead(*this, cmd)) {
+        if (limits_.latency != nullptr) timings_.pop_back();  // decoded again once unblocked
         blocked_ = true;  // leave the request in the buffer; resume on completion
         break;
       }
@@ -111,17 +117,19 @@ void Session::Process() {
     input_.Consume(d.consumed);
     incomplete_size_ = kNotKnown;
     ++consumed_requests_;
-    replies_.Drain(*codec_, &out_);
+    DrainReplies();
   }
   UpdateOutputPause();
   input_.ShrinkIfIdle(1 << 20);
 }
 
-void Session::FailStream(const Status& error, const RequestRef& ref) {
+void Session::FailStream(const Status& error, const RequestRef& ref, bool timed) {
+  if (bad_frames_ == 0) stream_error_ = error.ToString();
   ++bad_frames_;
+  if (!timed) TimeRequest(ref.op, false);
   uint64_t seq = replies_.Push(ref);
   replies_.Complete(seq, error.code(), 0, 0, error.message());
-  replies_.Drain(*codec_, &out_);
+  DrainReplies();
   close_after_flush_ = true;
 }
 
@@ -138,10 +146,35 @@ std::string_view Session::BeginSend() {
   sending_.swap(out_);
   out_.clear();
   sending_active_ = true;
+  sending_count_ = encoded_;
   return sending_;
 }
 
+void Session::SendDoneAt(std::chrono::steady_clock::time_point at) {
+  if (limits_.latency != nullptr) {
+    for (size_t i = timings_head_; i < timings_head_ + sending_count_; ++i) {
+      const Timing& t = timings_[i];
+      if (!t.counted) continue;
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(at - t.read_at).count();
+      limits_.latency->by_op[static_cast<size_t>(t.op) % kOpCount].Add(us > 0 ? static_cast<uint64_t>(us) : 0);
+    }
+  }
+  SendDone();
+}
+
 void Session::SendDone() {
+  if (limits_.latency != nullptr) {
+    timings_head_ += sending_count_;
+    if (timings_head_ == timings_.size()) {
+      timings_.clear();  // the usual case: everything answered was sent
+      timings_head_ = 0;
+    } else if (timings_head_ >= 64 && timings_head_ * 2 >= timings_.size()) {
+      timings_.erase(timings_.begin(), timings_.begin() + static_cast<std::ptrdiff_t>(timings_head_));
+      timings_head_ = 0;
+    }
+    encoded_ -= sending_count_;
+    sending_count_ = 0;
+  }
   sending_.clear();
   sending_active_ = false;
   // Do not keep a huge buffer around after one large reply.

@@ -30,6 +30,7 @@
 // Threading: the loop thread only. The connection (libuv glue) owns it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -38,10 +39,12 @@
 #include <vector>
 
 #include "kvd/status.h"
+#include "net/peer.h"
 #include "serve/codec.h"
 #include "serve/command.h"
 #include "serve/input_buffer.h"
 #include "serve/reply_queue.h"
+#include "serve/request_latency.h"
 
 namespace kvd::daemon {
 
@@ -78,6 +81,9 @@ class Session {
  public:
   struct Limits {
     uint64_t max_pending_reply_bytes = 8 * 1024 * 1024;
+    // Where request latencies are recorded; nullptr: not measured (no
+    // clock reads, no bookkeeping). Not owned; outlives the session.
+    RequestLatency* latency = nullptr;
   };
   // codec: the connection's wire format; nullptr means the native protocol
   // with its default limits (tests).
@@ -90,13 +96,21 @@ class Session {
   // Drains completed replies and processes buffered requests until one
   // blocks, more bytes are needed, output is over its limit, or a bad frame.
   void Process();
+  // The time of the read that just added bytes to input(): the start of the
+  // latency of the requests decoded next (with latency measured). A request
+  // that waited in the buffer behind a barrier while later bytes arrived is
+  // timed from the latest read before it was decoded.
+  void NoteRead(std::chrono::steady_clock::time_point at) { read_at_ = at; }
 
   // Output: bytes queued and not yet handed to the socket.
   bool HasOutput() const { return !out_.empty(); }
   // Moves the queued output into the "sending" buffer and returns it; it
   // stays valid until SendDone(). Only one send at a time.
   std::string_view BeginSend();
+  // The send failed or was cancelled (its replies are not timed).
   void SendDone();
+  // The whole send reached the socket at `at`: the replies in it are timed.
+  void SendDoneAt(std::chrono::steady_clock::time_point at);
   bool sending() const { return sending_active_; }
   size_t sending_bytes() const { return sending_.size(); }
   // Bytes accepted from requests but not yet confirmed sent.
@@ -126,10 +140,27 @@ class Session {
 
   // Protocol-level failure on this connection (for tests and counters).
   uint64_t bad_frames() const { return bad_frames_; }
+  // Why the request stream broke (the first protocol error), for the log.
+  const std::string& stream_error() const { return stream_error_; }
+
+  // Who the client is (set by the connection at accept; logs, CONFIG SET).
+  void set_peer(Peer peer) { peer_ = std::move(peer); }
+  const Peer& peer() const { return peer_; }
 
  private:
   // Queues an error reply for a broken request stream and stops processing.
-  void FailStream(const Status& error, const RequestRef& ref);
+  // timed: the request already has its latency entry (it was decoded).
+  void FailStream(const Status& error, const RequestRef& ref, bool timed = false);
+  // Moves the completed prefix of replies_ into out_ (and counts them for
+  // the latency bookkeeping).
+  void DrainReplies();
+  // One reply encoded into out_.
+  void Encoded(size_t n) {
+    if (limits_.latency != nullptr) encoded_ += n;
+  }
+  void TimeRequest(Op op, bool counted) {
+    if (limits_.latency != nullptr) timings_.push_back({read_at_, op, counted});
+  }
   void UpdateOutputPause();
   // Replies answered ahead wait in the queue: they count against the same
   // limit as unsent output, or a slow reader could pile them up unbounded.
@@ -167,6 +198,8 @@ class Session {
   bool output_paused_ = false;  // unsent bytes passed the limit (resume below half)
   bool close_after_flush_ = false;
   uint64_t bad_frames_ = 0;
+  std::string stream_error_;
+  Peer peer_;
   std::vector<uint64_t> write_keys_;  // hashes of keys written since the queue was last empty
   struct OwnedRange {                 // copies: the request's bytes go once it is consumed
     bool prefix;
@@ -174,6 +207,23 @@ class Session {
   };
   std::vector<OwnedRange> write_ranges_;  // range deletes since the queue was last empty
   bool write_keys_overflow_ = false;  // more than the tracked limit: assume any key
+
+  // Latency bookkeeping (only with limits_.latency). Every request decoded,
+  // and the error reply of a broken stream, gets one reply, in request
+  // order: timings_[timings_head_..] holds one entry per reply not yet
+  // sent, oldest first (a vector used as a FIFO: cheaper than a deque).
+  // The first sending_count_ are in sending_, the next encoded_ -
+  // sending_count_ in out_, the rest not yet encoded.
+  struct Timing {
+    std::chrono::steady_clock::time_point read_at;
+    Op op;
+    bool counted;  // false: the reply to a broken frame (no operation)
+  };
+  std::chrono::steady_clock::time_point read_at_{};
+  std::vector<Timing> timings_;
+  size_t timings_head_ = 0;
+  size_t encoded_ = 0;
+  size_t sending_count_ = 0;
 };
 
 }  // namespace kvd::daemon

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <string>
@@ -34,6 +35,19 @@ struct EventFields {
   Lsn lsn = 0;
 };
 thread_local const EventFields* t_event = nullptr;
+thread_local bool t_notice = false;  // set around LogNotice's spdlog call
+
+constexpr int kLogNotice = 5;
+
+// %q in the stderr pattern: the level name, "notice" for LogNotice.
+class LevelOrNotice final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const auto name = t_notice ? spdlog::string_view_t("notice") : spdlog::level::to_string_view(msg.level);
+    dest.append(name.data(), name.data() + name.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<LevelOrNotice>(); }
+};
 
 int SyslogPriority(spdlog::level::level_enum level) {
   switch (level) {
@@ -51,7 +65,7 @@ class JournaldSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::vector<std::string> fields;
     fields.reserve(5);
     fields.push_back("MESSAGE=" + std::string(msg.payload.data(), msg.payload.size()));
-    fields.push_back("PRIORITY=" + std::to_string(SyslogPriority(msg.level)));
+    fields.push_back("PRIORITY=" + std::to_string(t_notice ? kLogNotice : SyslogPriority(msg.level)));
     fields.push_back("SYSLOG_IDENTIFIER=kvd");
     if (t_event != nullptr) {
       fields.push_back("KVD_EVENT=" + std::string(t_event->name));
@@ -110,7 +124,9 @@ void InitLogging(const Config& config) {
     sink = std::make_shared<JournaldSink>();
   } else {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    sink->set_pattern("%Y-%m-%d %H:%M:%S.%e kvd[%P] %l: %v");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<LevelOrNotice>('q').set_pattern("%Y-%m-%d %H:%M:%S.%e kvd[%P] %q: %v");
+    sink->set_formatter(std::move(formatter));
   }
   auto logger = std::make_shared<spdlog::logger>("kvd", std::move(sink));
   logger->set_level(LevelFromName(config.log_level).value_or(spdlog::level::info));
@@ -144,6 +160,7 @@ std::string_view EventName(Event e) {
     case Event::kCorruption: return "corruption";
     case Event::kConfigError: return "config_error";
     case Event::kWriteFence: return "write_fence";
+    case Event::kConfigSet: return "config_set";
   }
   return "unknown";
 }
@@ -153,6 +170,12 @@ void LogEvent(spdlog::level::level_enum level, Event event, Lsn lsn, std::string
   t_event = &fields;
   spdlog::log(level, "{}", message);
   t_event = nullptr;
+}
+
+void LogNotice(Event event, std::string_view message) {
+  t_notice = true;
+  LogEvent(spdlog::level::info, event, 0, message);
+  t_notice = false;
 }
 
 }  // namespace kvd::daemon

@@ -24,11 +24,15 @@ bool LoggingToJournal();
 enum class Event {
   kStartup, kRecovery, kSnapshot, kSnapshotFailed, kFsyncFailure, kNoSpace,
   kReload, kShutdown, kSlowSync, kCorruption, kConfigError, kWriteFence,
+  kConfigSet,
 };
 std::string_view EventName(Event e);  // "startup", "recovery", "snapshot", ...
 
 // Logs message at level, and on journald adds KVD_EVENT=<name> and, when
 // lsn != 0, KVD_LSN=<lsn>.
 void LogEvent(spdlog::level::level_enum level, Event event, Lsn lsn, std::string_view message);
+// Syslog's "notice" (normal but significant, e.g. a CONFIG SET), which
+// spdlog lacks: filtered as info, PRIORITY=5 on journald, "notice" on stderr.
+void LogNotice(Event event, std::string_view message);
 
 }  // namespace kvd::daemon

@@ -83,7 +83,7 @@ uint64_t Committer::outstanding() const {
 SyncLatency Committer::sync_latency() const {
   std::lock_guard<std::mutex> l(mu_);
   return {sync_hist_.Percentile(0.5), sync_hist_.Percentile(0.99), sync_hist_.max(), last_sync_us_,
-          sync_hist_.count()};
+          sync_hist_.count(), sync_buckets_};
 }
 
 void Committer::Stop() {
@@ -109,6 +109,7 @@ void Committer::Run() {
     l.lock();
     if (r.job.kind == CommitJob::Kind::kCommit && r.job.sync && r.sync_status.ok() && r.write_status.ok()) {
       sync_hist_.Add(r.sync_us);
+      sync_buckets_.Add(r.sync_us);
       last_sync_us_ = r.sync_us;
     }
     results_.push_back(std::move(r));

@@ -97,6 +97,7 @@ class LatencyHistogram {
 
 struct SyncLatency {
   uint64_t p50_us = 0, p99_us = 0, max_us = 0, last_us = 0, count = 0;
+  SyncLatencyHistogram buckets;  // every successful fdatasync
 };
 
 class Committer {
@@ -136,6 +137,7 @@ class Committer {
   uint64_t running_ = 0;  // 1 while a job executes
   bool stop_ = false;
   LatencyHistogram sync_hist_;
+  SyncLatencyHistogram sync_buckets_;
   uint64_t last_sync_us_ = 0;
   std::thread thread_;  // last: started after everything above exists
 };

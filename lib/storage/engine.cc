@@ -307,6 +307,7 @@ void EngineImpl::HandleCommit(CommitResult r, CompletionSink* sink) {
     if (written_lsn_ > durable_lsn_) {
       groups_++;
       grouped_records_ += written_lsn_ - durable_lsn_;
+      group_sizes_.Add(written_lsn_ - durable_lsn_);
     }
     durable_lsn_ = written_lsn_;
     syncs_done_ = inflight_sync_seq_;
@@ -516,12 +517,14 @@ EngineStats EngineImpl::stats() const {
   st.groups = groups_;
   st.syncs = syncs_done_;
   st.grouped_records = grouped_records_;
+  st.group_records = group_sizes_;
   if (committer_) {
     SyncLatency l = committer_->sync_latency();
     st.sync_p50_us = l.p50_us;
     st.sync_p99_us = l.p99_us;
     st.sync_max_us = l.max_us;
     st.last_sync_us = l.last_us;
+    st.sync_latency_us = l.buckets;
   }
   st.pending_records = last_lsn_ - durable_lsn_;
   st.wal = wal_stats_;

@@ -201,6 +201,7 @@ class EngineImpl final : public Engine {
   RetainedWal retained_;             // as the last drop found it
 
   uint64_t groups_ = 0, grouped_records_ = 0;
+  GroupSizeHistogram group_sizes_;   // records per synced group, as grouped_records_
   WalStats wal_stats_;
   bool closed_ = false;
   Status close_status_;

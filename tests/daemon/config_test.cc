@@ -234,8 +234,25 @@ TEST_CASE("runtime keys: get, set, diff") {
   CHECK(kvd::daemon::DiffConfig(c, c).runtime_changed.empty());
 
   const auto all = kvd::daemon::ListConfigValues(c);
-  CHECK(all.size() == 24);
+  CHECK(all.size() == 25);
   CHECK(all.front().first == "server.socket");
+}
+
+TEST_CASE("metrics.listen: off by default, HOST:PORT checked with file:line, restart-only") {
+  CHECK(Parse("").metrics_listen.empty());
+  CHECK(Parse("[metrics]\nlisten = \"127.0.0.1:9380\"\n").metrics_listen == "127.0.0.1:9380");
+  CHECK(Parse("[metrics]\nlisten = \"[::1]:0\"\n").metrics_listen == "[::1]:0");
+  CHECK(Parse("[metrics]\nlisten = \"\"\n").metrics_listen.empty());
+  for (const char* bad : {"localhost", ":9380", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:9x", "::1:9380",
+                          "[]:1"}) {
+    CAPTURE(bad);
+    const std::string e = ErrorOf(std::string("\n[metrics]\nlisten = \"") + bad + "\"\n");
+    CHECK(e.find("t.toml:3: metrics.listen: ") == 0);
+  }
+  CHECK(ErrorOf("[metrics]\nlisten = 9380\n").find("expected a string") != std::string::npos);
+  Config c;
+  CHECK_FALSE(kvd::daemon::SetConfigValue(&c, "metrics.listen", "127.0.0.1:1").ok());
+  CHECK(c.metrics_listen.empty());
 }
 
 TEST_CASE("RenderConfig re-parses to the same config") {

@@ -36,7 +36,7 @@ struct Host : DispatchHost {
   void SessionReady(Session* s) override { front->SessionReady(s); }
   std::string StatusJson() override { return "{}"; }
   Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
-  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override {}
   void OnWriteError(const Status&) override {}
 };

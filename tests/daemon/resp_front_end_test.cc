@@ -37,7 +37,7 @@ class FakeHost : public DispatchHost {
   Result<std::string> ConfigGetJson(std::string_view) override {
     return std::string(R"({"durability.mode":"sync","durability.batch_size":"64","log.level":"info"})");
   }
-  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override {}
   void OnWriteError(const Status&) override {}
   std::map<uint64_t, Session*> sessions;

@@ -28,7 +28,7 @@ class FakeHost : public DispatchHost {
     if (name == "nope") return Status::InvalidArgument("unknown config key: nope");
     return std::string("{}");
   }
-  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override { ++snapshot_requests; }
   void OnWriteError(const Status&) override { ++write_errors; }
 

@@ -29,7 +29,7 @@ class FakeHost : public DispatchHost {
   void SessionReady(Session* s) override { ready.push_back(s->id()); }
   std::string StatusJson() override { return "{}"; }
   Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
-  Status ConfigSet(std::string_view, std::string_view) override { return Status::Ok(); }
+  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override { ++snapshot_requests; }
   void OnWriteError(const Status&) override { ++write_errors; }
 
@@ -111,6 +111,65 @@ TEST_CASE("a GET pipelined behind a PUT waits for it, and never sees a later PUT
   CHECK(r2[0].first.lsn == 2);
   CHECK(r2[1].second == "2");
   CHECK(r2[1].first.request_id == 4);
+}
+
+TEST_CASE("latency: each reply is timed from its request's read to the write that sent it, by operation") {
+  using std::chrono::microseconds;
+  RequestLatency latency;
+  Session::Limits limits;
+  limits.latency = &latency;
+  Fixture f(limits);
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  std::string in = f.Put("z", "1");
+  in += f.Req(Opcode::kGet, {"z"});  // blocked behind the PUT
+  in += f.Req(Opcode::kPing);
+  f.session.NoteRead(t0);
+  f.Feed(in);
+  auto send = [&](std::chrono::steady_clock::time_point at) {
+    f.session.Process();
+    const size_t bytes = f.session.BeginSend().size();
+    f.session.SendDoneAt(at);
+    return bytes;
+  };
+  CHECK(send(t0 + microseconds(10)) == 0);  // nothing encoded yet: nothing timed
+  auto counted = [&](Op op) { return latency.by_op[static_cast<size_t>(op)].count(); };
+  CHECK(counted(Op::kPut) == 0);
+  f.engine.Poll(&f.dispatcher);  // the PUT is durable; GET and PING go through, read at t0 (no read since)
+  send(t0 + microseconds(3000));
+  CHECK(counted(Op::kPut) == 1);
+  CHECK(counted(Op::kGet) == 1);
+  CHECK(counted(Op::kPing) == 1);
+  CHECK(latency.by_op[static_cast<size_t>(Op::kPut)].sum() == 3000);
+  CHECK(latency.by_op[static_cast<size_t>(Op::kPut)].counts()[12] == 1);  // (2048, 4096] us
+  // A failed send times nothing; the next request is timed from its own read.
+  f.session.NoteRead(t0 + microseconds(5000));
+  f.Feed(f.Req(Opcode::kPing));
+  f.session.Process();
+  (void)f.session.BeginSend();
+  f.session.SendDone();
+  CHECK(counted(Op::kPing) == 1);
+  f.session.NoteRead(t0 + microseconds(6000));
+  f.Feed(f.Req(Opcode::kPing));
+  send(t0 + microseconds(6007));
+  CHECK(counted(Op::kPing) == 2);
+  CHECK(latency.by_op[static_cast<size_t>(Op::kPing)].sum() == 3000 + 7);
+  // A bad frame's error reply is sent but timed under no operation.
+  std::string bad = f.Req(Opcode::kPing);
+  bad[4] = 'X';
+  f.Feed(bad);
+  CHECK(send(t0 + microseconds(7000)) > 0);
+  uint64_t total = 0;
+  for (const auto& h : latency.by_op) total += h.count();
+  CHECK(total == 4);  // PUT, GET, two PINGs
+}
+
+TEST_CASE("latency off (no RequestLatency): SendDoneAt works as SendDone") {
+  Fixture f;
+  f.Feed(f.Req(Opcode::kPing));
+  f.session.Process();
+  CHECK(f.session.BeginSend().size() > 0);
+  f.session.SendDoneAt(std::chrono::steady_clock::now());
+  CHECK(f.session.Quiescent());
 }
 
 TEST_CASE("a GET of a key no pending write touches is answered ahead; the writes after it go on") {

@@ -89,6 +89,12 @@ TEST_CASE("group commit: many writes share one fdatasync; groups are capped at b
       CHECK(st.groups == 11);  // 1 + 99 in groups of at most 10
     }
     CHECK(st.sync_max_us >= st.sync_p50_us);
+    // The metrics histograms count the same groups and syncs.
+    CHECK(st.group_records.count() == st.groups);
+    CHECK(st.group_records.sum() == 100);
+    CHECK(st.group_records.counts()[0] == 1);  // the first write's group of one
+    CHECK(st.sync_latency_us.count() == st.syncs);
+    if (batch == 1024) CHECK(st.group_records.counts()[7] == 1);  // 99 records: bucket le=128
     CHECK(e->Close(&sink).ok());
   }
 }

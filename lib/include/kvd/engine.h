@@ -35,6 +35,7 @@
 
 #include "kvd/env.h"
 #include "kvd/epoch_history.h"
+#include "kvd/log2_histogram.h"
 #include "kvd/snapshot.h"
 #include "kvd/state.h"
 #include "kvd/status.h"
@@ -166,6 +167,11 @@ struct EngineStats {
   uint64_t grouped_records = 0;   // records they covered (mean group = grouped_records / groups)
   uint64_t sync_p50_us = 0, sync_p99_us = 0, sync_max_us = 0;
   uint64_t last_sync_us = 0;
+  // Every successful fdatasync since Open (its duration, as the p50/p99
+  // above) and the records each group that synced covered (as groups /
+  // grouped_records), for metrics.
+  SyncLatencyHistogram sync_latency_us;
+  GroupSizeHistogram group_records;
   uint64_t pending_records = 0;   // appended, not yet durable
   WalStats wal;
   std::string write_refusal;      // empty while writes are accepted
