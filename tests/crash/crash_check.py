@@ -21,6 +21,14 @@ def apply_ops(state, ops):
             state[k] = v
 
 
+# Errors after which a write may still be in the log (docs/durability.md,
+# "A failed fdatasync is final"): its bytes may have reached the disk before
+# the failure (a sync that returned before the next segment could not be
+# created, say). Such a write is checked like one still in flight. NoSpace,
+# by contrast, says the write was cut back and not applied.
+INDETERMINATE = (kp.IO_ERROR, kp.WRITES_REFUSED)
+
+
 class Write:
     """One write request: its ops and where it sits in the history we know of."""
 
@@ -32,7 +40,7 @@ class Write:
         self.lower = lower        # highest LSN acknowledged before it was sent: its LSN is above
         self.lsn = None           # set when acknowledged
         self.acked_at = None      # ledger clock of the acknowledgement
-        self.failed = False       # answered with an error (never applied)
+        self.failed = False       # answered with an error that says it was not applied
 
     def value_of(self, key):
         """The value this write leaves for key (None: deleted); KeyError if it does not touch key."""
@@ -73,6 +81,8 @@ class Ledger:
                 self.max_acked = max(self.max_acked, reply.lsn)
                 if self.file:
                     self.file.write(f"{reply.lsn} {w.ops!r}\n")
+            elif reply.status in INDETERMINATE:
+                pass  # may or may not be in the log: checked like a write in flight
             else:
                 w.failed = True
 

@@ -57,6 +57,21 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(check(h, 3, {"u:0:1:1": "a", "s:1": "c"}), [])
         self.assertEqual(check(h, 2, {"u:0:1:1": "a", "s:1": "b"}), [])
 
+    def test_a_write_failed_by_an_io_error_may_be_there_one_refused_for_space_may_not(self):
+        h = History()
+        h.ack(h.send(0, put("s:1", "a")), 1)
+        w = h.send(1, put("s:1", "b"))
+        h.ledger.answer(w, kp.Reply(kp.OP_PUT, kp.WRITES_REFUSED, 0, 1, 0, b"a WAL write failed"))
+        # Its bytes reached the disk before the failure: fine, in history order.
+        self.assertEqual(check(h, 2, {"s:1": "b"}), [])
+        self.assertEqual(check(h, 1, {"s:1": "a"}), [])
+        h2 = History()
+        h2.ack(h2.send(0, put("s:1", "a")), 1)
+        w2 = h2.send(1, put("s:1", "b"))
+        h2.ledger.answer(w2, kp.Reply(kp.OP_PUT, kp.NO_SPACE, 0, 1, 0, b"disk full"))
+        errors = check(h2, 2, {"s:1": "b"})
+        self.assertTrue(any("key b's:1'" in e for e in errors), errors)
+
     def test_a_lost_acknowledged_write_fails(self):
         h = History()
         h.ack(h.send(0, put("u:0:1:1", "a")), 1)
