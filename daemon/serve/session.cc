@@ -3,6 +3,7 @@
 #include <cstring>
 #include <functional>
 
+#include "kvd/mutation.h"
 #include "serve/native_codec.h"
 
 namespace kvd::daemon {
@@ -35,6 +36,7 @@ void Session::NoteWriteKey(std::string_view key) {
 }
 
 bool Session::MayHavePendingWrite(std::string_view key) const {
+  if (KVD_MUTANT(get_ahead_of_pending_write)) return false;
   if (write_keys_overflow_) return true;
   const uint64_t h = KeyHash(key);
   for (uint64_t k : write_keys_) {
