@@ -6,7 +6,9 @@
 #   build/fuzz  clang + libFuzzer: every fuzz target for a bounded time
 #   build/release-tests  Release with tests: everything builds, unit tests run
 #   build/rel   the release build (scripts/build.sh), which the service test
-#               installs and packages
+#               installs and packages; it must not hold the mutation switches
+#   build/mutation  scripts/mutate.sh: every mutant must make a test of the
+#               default suite fail
 #   build/test  optimised build with test options: every test, the systemd
 #               service test included; its ctest summary closes the output
 # KVD_SOAK=1 lengthens the crash loops to 1,000 cycles; KVD_FUZZ_SECONDS
@@ -59,6 +61,13 @@ cmake --build build/release-tests -j"$JOBS"
 phase "release build"
 ./scripts/build.sh -DKVD_WERROR=ON
 export KVD_PKG_BUILD="$PWD/build/rel"
+if grep -qa KVD_MUTANT build/rel/daemon/kvd; then
+  echo "build/rel/daemon/kvd holds the mutation switches (KVD_MUTATION): never in a release build" >&2
+  exit 1
+fi
+
+phase "mutation testing"
+scripts/mutate.sh
 
 phase "optimised build and every test"
 configure build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <functional>
 
+#include "kvd/mutation.h"
 #include "serve/native_codec.h"
 
 namespace kvd::daemon {
@@ -45,6 +46,7 @@ void Session::NoteWriteRange(const KeyRange& r) {
 }
 
 bool Session::MayHavePendingWrite(std::string_view key) const {
+  if (KVD_MUTANT(get_ahead_of_pending_write)) return false;
   if (write_keys_overflow_) return true;
   for (const OwnedRange& r : write_ranges_) {
     if (KeyRangeContains(KeyRange{r.prefix, r.a, r.b}, key)) return true;

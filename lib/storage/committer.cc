@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "kvd/mutation.h"
+
 namespace kvd {
 
 // ---- LatencyHistogram ---------------------------------------------------------
@@ -106,6 +108,8 @@ void Committer::Run() {
     running_ = 1;
     l.unlock();
     CommitResult r = Execute(std::move(job));  // I/O without the lock
+    const bool sync_after_reply = KVD_MUTANT(ack_before_fdatasync) && r.job.kind == CommitJob::Kind::kCommit &&
+                                  r.job.sync && r.write_status.ok();
     l.lock();
     if (r.job.kind == CommitJob::Kind::kCommit && r.job.sync && r.sync_status.ok() && r.write_status.ok()) {
       sync_hist_.Add(r.sync_us);
@@ -117,6 +121,7 @@ void Committer::Run() {
     l.unlock();
     result_cv_.notify_all();
     if (opts_.notify) opts_.notify();
+    if (sync_after_reply) (void)wal_->Sync();  // the owner may be replying already
     l.lock();
     if (jobs_.empty() && !stop_) {
       // Idle: prepare WAL space now rather than inside the next commit. A
@@ -142,7 +147,10 @@ CommitResult Committer::Execute(CommitJob job) {
           if (opts_.observer) opts_.observer->OnRecordsWritten(job.first, job.last, job.records);
         }
       }
-      if (r.write_status.ok() && job.sync) {
+      if (r.write_status.ok() && job.sync && KVD_MUTANT(ack_before_fdatasync)) {
+        r.synced = true;  // claimed now; Run() syncs after handing the result back
+        if (opts_.observer) opts_.observer->OnDurable(written_lsn_);
+      } else if (r.write_status.ok() && job.sync) {
         auto t0 = std::chrono::steady_clock::now();
         r.sync_status = wal_->Sync();
         auto dt = std::chrono::steady_clock::now() - t0;

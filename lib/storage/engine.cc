@@ -2,6 +2,7 @@
 // Engine::Open (recovery) is in engine_open.cc.
 #include <algorithm>
 
+#include "kvd/mutation.h"
 #include "storage/engine_impl.h"
 
 namespace kvd {
@@ -69,7 +70,8 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
 
   // The apply rule (engine_impl.h): visible at once unless sync mode or an
   // older write still waits to be applied.
-  const bool can_apply = dur_.mode != DurabilityMode::kSync && applied_lsn_ + 1 == lsn;
+  const bool can_apply =
+      (dur_.mode != DurabilityMode::kSync || KVD_MUTANT(apply_before_durable_sync_mode)) && applied_lsn_ + 1 == lsn;
   uint64_t affected = 0;
   if (can_apply) {
     affected = apply_now();
@@ -255,7 +257,7 @@ void EngineImpl::StartCommit(bool sync) {
     job.last = g.last;
     job.count = g.count;
   }
-  job.sync = sync;
+  job.sync = sync && !(KVD_MUTANT(skip_fdatasync_sync_mode) && dur_.mode == DurabilityMode::kSync);
   inflight_sync_seq_ = 0;
   if (sync) {
     inflight_sync_seq_ = ++syncs_started_;
@@ -299,7 +301,7 @@ void EngineImpl::HandleCommit(CommitResult r, CompletionSink* sink) {
     written_lsn_ = job.last;
     no_space_.clear();
   }
-  if (job.sync) {
+  if (job.sync || (KVD_MUTANT(skip_fdatasync_sync_mode) && inflight_sync_seq_ != 0)) {
     if (!r.sync_status.ok()) {
       Refuse(r.sync_status, "fdatasync failed", sink);
       return;

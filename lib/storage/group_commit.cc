@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "kvd/mutation.h"
+
 namespace kvd {
 namespace {
 
@@ -44,7 +46,8 @@ bool AckAtOnce(const DurabilityOptions& opts, bool durable, bool can_apply,
       return true;
     case DurabilityMode::kBatch:
       // After this write: window.count() + 1 acknowledged, not durable.
-      if (window.count() + 1 >= opts.batch_size) return false;
+      if (KVD_MUTANT(batch_exceeds_bound)) return true;
+      if (window.count() + (KVD_MUTANT(batch_bound_off_by_one) ? 0 : 1) >= opts.batch_size) return false;
       return window.empty() || Since(window.oldest(), now) < opts.flush_interval;
   }
   return false;

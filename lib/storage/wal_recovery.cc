@@ -2,6 +2,7 @@
 // mode to damage (docs/wal_format.md §6).
 #include <algorithm>
 
+#include "kvd/mutation.h"
 #include "kvd/wal.h"
 #include "storage/wal_coding.h"
 #include "storage/wal_reader.h"
@@ -21,7 +22,7 @@ Status CutSegment(Env* env, const std::string& dir, const SegmentReport& seg, st
                   WalRecoveryReport* report) {
   uint64_t end = seg.damage_offset + seg.dropped_bytes;
   std::string broken = FreeBrokenName(env, seg.path);
-  {
+  if (!KVD_MUTANT(truncate_instead_of_set_aside)) {
     KVD_ASSIGN_OR_RETURN(auto f, env->NewWritableFile(broken, OpenMode::kCreateExclusive));
     KVD_RETURN_IF_ERROR(f->WriteAt(0, AsBytes(data.substr(seg.damage_offset, end - seg.damage_offset))));
     KVD_RETURN_IF_ERROR(f->SyncAll());

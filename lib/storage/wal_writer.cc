@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 
+#include "kvd/mutation.h"
 #include "kvd/wal.h"
 #include "storage/wal_coding.h"
 
@@ -117,7 +118,7 @@ Status WalWriterImpl::CreateSegment(Lsn lsn, uint64_t capacity) {
     return s.Annotate("creating WAL segment " + path);
   }
   // From here the segment exists; the directory fsync makes it durable.
-  s = env_->SyncDir(opts_.dir);
+  s = KVD_MUTANT(skip_dir_fsync_new_segment) ? Status::Ok() : env_->SyncDir(opts_.dir);
   auto f = s.ok() ? env_->NewWritableFile(path, OpenMode::kExisting) : Result<std::unique_ptr<WritableFile>>(s);
   if (!f) {
     (void)env_->RemoveFile(path);
@@ -227,7 +228,7 @@ Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*
       }
       // Roll: the old segment is synced before the next one exists, so a torn
       // tail can only ever be in the last segment.
-      Status synced = file_->Sync();
+      Status synced = KVD_MUTANT(skip_sync_before_rollover) ? Status::Ok() : file_->Sync();
       if (!synced.ok()) return Fail(Status::IOError("fdatasync before WAL roll-over: " + synced.message()));
       Lsn lsn = wal::ParseRecordHeader(records.data() + off, wal::kFormatVersion).lsn;
       std::unique_ptr<WritableFile> old = std::move(file_);
@@ -277,7 +278,7 @@ Status WalWriterImpl::Rollback(std::unique_ptr<WritableFile> orig_file, size_t o
   limit_ = orig_limit;
   zeroed_end_ = std::max(orig_zeroed, orig_end);
   segments_.back().bytes -= std::min(segments_.back().bytes, orig_end - orig_pos);
-  if (orig_end > orig_pos) {
+  if (orig_end > orig_pos && !KVD_MUTANT(keep_failed_write_bytes)) {
     // Undo what this call wrote and make that durable: a write reported as
     // failed must not come back after a crash. Overwriting preallocated
     // blocks needs no space; without preallocation cut the file instead (the
@@ -313,6 +314,7 @@ Status WalWriterImpl::ZeroFillAhead() {
 Status WalWriterImpl::Sync() {
   KVD_RETURN_IF_ERROR(Usable());
   Status s = file_->Sync();
+  if (!s.ok() && KVD_MUTANT(retry_failed_fdatasync)) s = file_->Sync();  // the fsyncgate mistake
   if (!s.ok()) return Fail(s);
   return s;
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <random>
 
+#include "kvd/fault_env.h"
 #include "kvd/wal.h"
 #include "storage/wal_test_util.h"
 
@@ -241,6 +242,24 @@ TEST_CASE("wal writer: a failed fdatasync is final") {
   CHECK_FALSE(o.writer->Sync().ok());  // never pretend success after a failure
   CHECK_FALSE(o.writer->Write(Records(4, 4), 4, 4).ok());
   CHECK_FALSE(o.writer->Close().ok());
+}
+
+// fsyncgate: after a failed fdatasync Linux has marked the pages clean, so a
+// retry that succeeds proves nothing (FaultEnv loses those records at the
+// next power cut). The writer makes one attempt and stays failed.
+TEST_CASE("wal writer: a failed fdatasync is never retried") {
+  TempDir dir;
+  FaultEnv env(Env::Default());
+  auto o = RecoverAndOpen(&env, dir.path(), 1 << 16);
+  WriteRange(o.writer.get(), 1, 3);
+  REQUIRE(o.writer->Sync().ok());
+  WriteRange(o.writer.get(), 4, 6);
+  env.FailNext(FaultEnv::Op::kSync, EIO, 1, "wal-");
+  const uint64_t syncs = env.count(FaultEnv::Op::kSync);
+  CHECK_FALSE(o.writer->Sync().ok());
+  CHECK(env.count(FaultEnv::Op::kSync) == syncs + 1);
+  CHECK_FALSE(o.writer->Sync().ok());
+  CHECK(env.count(FaultEnv::Op::kSync) == syncs + 1);
 }
 
 TEST_CASE("wal writer: DropSegmentsUpTo removes covered segments, never the active one") {
