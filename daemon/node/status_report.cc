@@ -117,7 +117,10 @@ std::string BuildStatusJson(const StatusInputs& in) {
                        {"fdatasync_p50_us", st.sync_p50_us},
                        {"fdatasync_p99_us", st.sync_p99_us},
                        {"fdatasync_max_us", st.sync_max_us},
-                       {"last_fdatasync_us", st.last_sync_us}};
+                       {"last_fdatasync_us", st.last_sync_us},
+                       {"acked_not_durable", st.ack_window},
+                       {"acked_not_durable_peak", st.ack_window_peak},
+                       {"acked_not_durable_age_peak_us", st.ack_window_age_peak_us}};
 
   const ServerCounters& c = *in.counters;
   j["connections"] = {{"current", c.connections_current},
