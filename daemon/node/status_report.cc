@@ -102,6 +102,8 @@ std::string BuildStatusJson(const StatusInputs& in) {
     snap["last"] = nullptr;
   }
   snap["last_error"] = sh.last_error;
+  snap["wal_grown_bytes"] = in.snapshot_wal_grown;
+  snap["wal_growth_threshold_bytes"] = in.snapshot_wal_growth_threshold;
   snap["in_progress"] = in.snapshot_running;
   if (in.snapshot_running) {
     snap["in_progress_lsn"] = in.snapshot_running_lsn;
