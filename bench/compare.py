@@ -153,6 +153,7 @@ snapshot_path = "{workdir}/snapshots"
 [snapshot]
 interval = "0"
 wal_bytes = "0"
+wal_growth_percent = 0
 [durability]
 mode = "{mode}"
 batch_size = {batch_size}

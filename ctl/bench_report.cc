@@ -112,6 +112,7 @@ std::string FormatBenchJson(const BenchReport& r) {
   j["puts"] = r.load.puts;
   j["gets"] = r.load.gets;
   j["get_misses"] = r.load.get_misses;
+  j["max_ack_lag"] = r.load.max_ack_lag;
   j["clients"] = o.clients;
   j["pipeline"] = o.pipeline;
   j["threads"] = o.threads;

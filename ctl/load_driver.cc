@@ -227,6 +227,8 @@ void Worker::OnReadable(Conn& c) {
     ++(sent.is_get ? result_.gets : result_.puts);
     if (header->status == kvd::Code::kNotFound && sent.is_get) {
       ++result_.get_misses;
+    } else if (header->status == kvd::Code::kOk && !sent.is_get && header->lsn > header->durable_lsn) {
+      result_.max_ack_lag = std::max(result_.max_ack_lag, header->lsn - header->durable_lsn);
     } else if (header->status != kvd::Code::kOk) {
       ++result_.errors;
       if (result_.first_error.empty()) {
@@ -375,6 +377,7 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
     total.puts += r.puts;
     total.gets += r.gets;
     total.get_misses += r.get_misses;
+    total.max_ack_lag = std::max(total.max_ack_lag, r.max_ack_lag);
     total.latency_us.Merge(r.latency_us);
     if (total.first_error.empty()) total.first_error = r.first_error;
     if (w->first_send_ns() && (first == 0 || w->first_send_ns() < first)) first = w->first_send_ns();

@@ -52,6 +52,10 @@ struct LoadResult {
   uint64_t gets = 0;
   uint64_t get_misses = 0;
   double seconds = 0;     // first request sent to last reply received
+  // Largest lsn - durable_lsn of a PUT's OK reply: how many writes, at most,
+  // were acknowledged but not yet durable when kvd answered (batch/none
+  // mode's loss window, as the clients saw it; 0 in sync mode).
+  uint64_t max_ack_lag = 0;
   Histogram latency_us;   // send -> reply, per request
   std::string first_error;
 };

@@ -89,7 +89,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   Engine* e = node_.engine();
   dispatcher_.set_engine(e);
   config_.set_engine(e);
-  KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery().snapshot_lsn));
+  KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery()));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
   KVD_RETURN_IF_ERROR(resp_error_);
@@ -178,6 +178,11 @@ std::string Server::StatusJson() {
   in.stopping = !shutdown_.serving();
   in.role = RoleName(node_.role());
   in.storage_warnings = &storage_warnings_;
+  if (in.engine != nullptr) {
+    const EngineStats st = in.engine->stats();
+    in.snapshot_wal_grown = snapshots_.wal_grown(st);
+    in.snapshot_wal_growth_threshold = snapshots_.wal_growth_threshold();
+  }
   return BuildStatusJson(in);
 }
 

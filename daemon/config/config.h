@@ -40,9 +40,13 @@ struct Config {
   uint32_t max_key_bytes = kMaxKeyBytes;
   uint32_t max_value_bytes = kMaxValueBytes;
 
-  // [snapshot]
-  std::chrono::milliseconds snapshot_interval{0};  // 0 = off
-  uint64_t snapshot_wal_bytes = 0;                  // 0 = off
+  // [snapshot] Automatic snapshots are on by default (node/snapshot_policy.h):
+  // when the WAL grew by 100% of the data size and by at least 64 MiB, or an
+  // hour after the last one if anything was written.
+  std::chrono::milliseconds snapshot_interval{std::chrono::hours(1)};  // 0 = off
+  uint64_t snapshot_wal_bytes = 0;                                     // 0 = off
+  uint32_t snapshot_wal_growth_percent = 100;                          // 0 = off
+  uint64_t snapshot_wal_min_bytes = 64ull * 1024 * 1024;
 
   // [durability]
   DurabilityOptions durability;

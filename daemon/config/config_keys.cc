@@ -94,6 +94,12 @@ const KeyDef kKeys[] = {
      "take a snapshot this often (0 = off)", KVD_DURATION_FIELD(snapshot_interval)},
     {"snapshot", "wal_bytes", KeyKind::kSize, 0, kTiB, true, "",
      "take a snapshot once the WAL grows past this (0 = off)", KVD_NUMBER_FIELD(snapshot_wal_bytes)},
+    {"snapshot", "wal_growth_percent", KeyKind::kInt, 0, 1'000'000, true, "",
+     "take a snapshot once the WAL grew by this percentage of the data size (0 = off)",
+     KVD_NUMBER_FIELD(snapshot_wal_growth_percent)},
+    {"snapshot", "wal_min_bytes", KeyKind::kSize, 0, kTiB, true, "",
+     "wal_growth_percent waits for at least this much WAL growth",
+     KVD_NUMBER_FIELD(snapshot_wal_min_bytes)},
 
     {"durability", "mode", KeyKind::kEnum, 0, 0, true, "sync|batch|none",
      "when a write is acknowledged", KVD_ENUM_FIELD(durability.mode, ToString, ParseDurabilityMode)},

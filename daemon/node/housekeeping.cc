@@ -58,7 +58,7 @@ void Housekeeping::Tick() {
   }
   const EngineStats st = engine->stats();
   node_->CheckNoSpaceCleared(st);
-  if (serving) snapshots_->CheckWalBytes(st);
+  if (serving) snapshots_->Check(st);
   if (++ticks_ % kStatusLineEvery == 0 && serving) {
     std::string line = fmt::format("serving: {} keys, durable LSN {}, {} clients", engine->state().size(),
                                    st.durable_lsn, hooks_.clients());

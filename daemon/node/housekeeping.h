@@ -1,7 +1,7 @@
 // Housekeeping: the periodic checks of a serving kvd, on two timers.
 //   housekeeping (every second, or half the idle timeout): close idle
-//   clients, notice that disk space came back, snapshot once the WAL grew by
-//   snapshot.wal_bytes, send a STATUS= line to systemd every few ticks;
+//   clients, notice that disk space came back, start a snapshot when the
+//   snapshot policy says one is due, send a STATUS= line to systemd every few ticks;
 //   watchdog (half of WatchdogSec, if set): pet systemd's watchdog while the
 //   loop turns and the committer makes progress when writes wait for it.
 // What it needs from the serving side comes through Hooks, so this room

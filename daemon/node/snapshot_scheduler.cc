@@ -11,16 +11,20 @@ namespace {
 
 using std::chrono::steady_clock;
 
-constexpr auto kRetryDelay = std::chrono::seconds(5);
-
 }  // namespace
 
 SnapshotScheduler::SnapshotScheduler(uv_loop_t* loop, Env* env, const Config* config, DoneFn on_done)
     : loop_(loop), env_(env), config_(config), on_done_(std::move(on_done)) {}
 
-Status SnapshotScheduler::Start(Engine* engine, Lsn recovered_lsn) {
+Status SnapshotScheduler::Start(Engine* engine, const RecoveryReport& recovery) {
   engine_ = engine;
-  last_lsn_ = recovered_lsn;
+  uint64_t snapshot_bytes = 0;
+  if (!recovery.snapshot_path.empty()) {
+    auto size = env_->FileSize(recovery.snapshot_path);
+    if (size) snapshot_bytes = *size;
+  }
+  policy_ = std::make_unique<SnapshotPolicy>(env_->Now(), recovery.snapshot_lsn, snapshot_bytes,
+                                             recovery.wal.bytes_replayed);
   snapshotter_ = std::make_unique<Snapshotter>(loop_, engine_, env_, config_->snapshot_path,
                                                [this](const SnapshotOutcome& o) { OnDone(o); });
   if (!InitTimer(loop_, &timer_, this)) return Status::Internal("uv_timer_init failed");
@@ -33,26 +37,32 @@ void SnapshotScheduler::RestartTimer() {
   uv_timer_stop(timer_.get());
   const auto ms = static_cast<uint64_t>(config_->snapshot_interval.count());
   if (ms == 0 || stopped_) return;
+  // Housekeeping checks every second as well; this keeps short intervals on time.
   uv_timer_start(timer_.get(), [](uv_timer_t* t) {
     auto* self = static_cast<SnapshotScheduler*>(t->data);
-    // Nothing new since the last snapshot: nothing to write.
-    if (self->engine_ && self->engine_->SnapshotLsn() > self->last_lsn_) self->Trigger("interval");
+    if (self->engine_) self->Check(self->engine_->stats());
   }, ms, ms);
+}
+
+SnapshotTriggers SnapshotScheduler::Triggers() const {
+  return {config_->snapshot_interval, config_->snapshot_wal_bytes, config_->snapshot_wal_growth_percent,
+          config_->snapshot_wal_min_bytes};
+}
+
+WalProgress SnapshotScheduler::Progress(const EngineStats& stats) const {
+  return {stats.wal.appended_bytes, engine_->SnapshotLsn()};
 }
 
 void SnapshotScheduler::Trigger(const char* reason) {
   if (!snapshotter_ || snapshotter_->running() || stopped_) return;
-  const bool automatic = std::string_view(reason) != "request";
-  if (automatic && steady_clock::now() < retry_after_) return;
   spdlog::debug("snapshot: starting ({}) at LSN {}", reason, engine_->SnapshotLsn());
+  policy_->Started(Progress(engine_->stats()), env_->Now());
   (void)snapshotter_->Start(reason);  // failures arrive through OnDone
 }
 
-void SnapshotScheduler::CheckWalBytes(const EngineStats& stats) {
-  if (!stopped_ && config_->snapshot_wal_bytes > 0 &&
-      stats.wal.bytes >= wal_bytes_baseline_ + config_->snapshot_wal_bytes) {
-    Trigger("wal_bytes");
-  }
+void SnapshotScheduler::Check(const EngineStats& stats) {
+  if (stopped_ || !policy_ || running()) return;
+  if (const char* reason = policy_->Due(Triggers(), Progress(stats), env_->Now())) Trigger(reason);
 }
 
 void SnapshotScheduler::OnDone(const SnapshotOutcome& o) {
@@ -69,8 +79,7 @@ void SnapshotScheduler::OnDone(const SnapshotOutcome& o) {
     history_.last_at = steady_clock::now();
     history_.last_error.clear();
     history_.duration_ms.Add(static_cast<uint64_t>(std::max<int64_t>(0, o.duration.count() / 1000)));
-    last_lsn_ = std::max(last_lsn_, o.lsn);
-    wal_bytes_baseline_ = engine_->stats().wal.bytes;
+    policy_->Succeeded(o.bytes);
     LogEvent(spdlog::level::info, Event::kSnapshot, o.lsn,
              fmt::format("snapshot at LSN {} ({}): {} keys, {} bytes, took {:.1f} ms (child wrote in {:.1f} ms), "
                          "fork {} us, child peak RSS {:.1f} MiB",
@@ -80,7 +89,7 @@ void SnapshotScheduler::OnDone(const SnapshotOutcome& o) {
   } else {
     ++history_.failed;
     history_.last_error = st.ToString();
-    retry_after_ = steady_clock::now() + kRetryDelay;
+    policy_->Failed(env_->Now());
     LogEvent(spdlog::level::err, Event::kSnapshotFailed, o.lsn,
              fmt::format("snapshot at LSN {} ({}) failed: {}; the previous snapshot is intact; retrying at the "
                          "next trigger",

@@ -1,11 +1,12 @@
 // SnapshotScheduler: when snapshots are taken and what came of them. It
-// starts one on request (SNAPSHOT), on its interval timer when anything is
-// new, and when the WAL grew by snapshot.wal_bytes (checked by
-// housekeeping); runs it through the Snapshotter (a forked child); installs
-// a finished one in the engine (which then drops the WAL segments it
-// covers); keeps the history STATUS reports; and tells on_done so waiting
-// SNAPSHOT requests are answered. Automatic triggers back off for a few
-// seconds after a failure.
+// starts one on request (SNAPSHOT) and whenever the SnapshotPolicy says an
+// automatic one is due (WAL growth relative to the data size, an absolute
+// WAL growth, or the interval when anything is new; checked by housekeeping
+// and the interval timer, on the Env's clock); runs it through the
+// Snapshotter (a forked child); installs a finished one in the engine (which
+// then drops the WAL segments it covers); keeps the history STATUS reports;
+// and tells on_done so waiting SNAPSHOT requests are answered. Automatic
+// triggers back off for a few seconds after a failure.
 //
 // Threading: loop thread only.
 #pragma once
@@ -18,6 +19,7 @@
 #include "config/config.h"
 #include "kvd/engine.h"
 #include "kvd/log2_histogram.h"
+#include "node/snapshot_policy.h"
 #include "node/snapshotter.h"
 
 namespace kvd::daemon {
@@ -39,14 +41,14 @@ class SnapshotScheduler {
   using DoneFn = std::function<void(const Status& status, Lsn lsn)>;
   SnapshotScheduler(uv_loop_t* loop, Env* env, const Config* config, DoneFn on_done);
 
-  // Starts scheduling for engine; recovered_lsn is the snapshot recovery
-  // started from (nothing new: no interval snapshot).
-  Status Start(Engine* engine, Lsn recovered_lsn);
-  // "request", "interval" or "wal_bytes". Ignored while one runs (it will
+  // Starts scheduling for engine; `recovery` says which snapshot recovery
+  // started from and how much WAL it replayed after it (growth that counts).
+  Status Start(Engine* engine, const RecoveryReport& recovery);
+  // "request" (or any reason for the log). Ignored while one runs (it will
   // report) or once stopped.
   void Trigger(const char* reason);
-  // Housekeeping: snapshot once the WAL grew by snapshot.wal_bytes.
-  void CheckWalBytes(const EngineStats& stats);
+  // Housekeeping: starts an automatic snapshot if the policy says one is due.
+  void Check(const EngineStats& stats);
   // After a configuration change of snapshot.interval.
   void RestartTimer();
   // Shutdown: no more snapshots; a running child is abandoned (the previous
@@ -56,6 +58,10 @@ class SnapshotScheduler {
   void Close();
 
   const SnapshotHistory& history() const { return history_; }
+  // For STATUS: WAL growth since the last snapshot (what a restart would
+  // replay) and the growth that triggers wal_growth (0: off).
+  uint64_t wal_grown(const EngineStats& stats) const { return policy_ ? policy_->Grown(Progress(stats)) : 0; }
+  uint64_t wal_growth_threshold() const { return policy_ ? policy_->GrowthThreshold(Triggers()) : 0; }
   bool running() const { return snapshotter_ && snapshotter_->running(); }
   Lsn running_lsn() const { return snapshotter_ ? snapshotter_->running_lsn() : 0; }
   std::chrono::steady_clock::time_point running_since() const {
@@ -64,6 +70,8 @@ class SnapshotScheduler {
 
  private:
   void OnDone(const SnapshotOutcome& o);
+  SnapshotTriggers Triggers() const;
+  WalProgress Progress(const EngineStats& stats) const;
 
   uv_loop_t* loop_;
   Env* env_;
@@ -74,9 +82,7 @@ class SnapshotScheduler {
   UvHandle<uv_timer_t> timer_;
   SnapshotHistory history_;
   bool stopped_ = false;
-  Lsn last_lsn_ = 0;
-  uint64_t wal_bytes_baseline_ = 0;
-  std::chrono::steady_clock::time_point retry_after_{};
+  std::unique_ptr<SnapshotPolicy> policy_;  // from Start
 };
 
 }  // namespace kvd::daemon

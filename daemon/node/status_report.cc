@@ -102,6 +102,8 @@ std::string BuildStatusJson(const StatusInputs& in) {
     snap["last"] = nullptr;
   }
   snap["last_error"] = sh.last_error;
+  snap["wal_grown_bytes"] = in.snapshot_wal_grown;
+  snap["wal_growth_threshold_bytes"] = in.snapshot_wal_growth_threshold;
   snap["in_progress"] = in.snapshot_running;
   if (in.snapshot_running) {
     snap["in_progress_lsn"] = in.snapshot_running_lsn;
@@ -117,7 +119,10 @@ std::string BuildStatusJson(const StatusInputs& in) {
                        {"fdatasync_p50_us", st.sync_p50_us},
                        {"fdatasync_p99_us", st.sync_p99_us},
                        {"fdatasync_max_us", st.sync_max_us},
-                       {"last_fdatasync_us", st.last_sync_us}};
+                       {"last_fdatasync_us", st.last_sync_us},
+                       {"acked_not_durable", st.ack_window},
+                       {"acked_not_durable_peak", st.ack_window_peak},
+                       {"acked_not_durable_age_peak_us", st.ack_window_age_peak_us}};
 
   const ServerCounters& c = *in.counters;
   j["connections"] = {{"current", c.connections_current},

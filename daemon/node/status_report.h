@@ -28,6 +28,8 @@ struct StatusInputs {
   bool snapshot_running = false;
   Lsn snapshot_running_lsn = 0;
   std::chrono::steady_clock::time_point snapshot_started;
+  uint64_t snapshot_wal_grown = 0;            // SnapshotScheduler::wal_grown
+  uint64_t snapshot_wal_growth_threshold = 0; // SnapshotScheduler::wal_growth_threshold
   bool stopping = false;
   std::string_view role = "primary";
   // Warnings about the data directories' file systems (tmpfs ...); may be null.

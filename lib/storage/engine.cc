@@ -82,13 +82,18 @@ Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow app
   // The acknowledgement gate makes every write wait for its fdatasync (and
   // the watermark, in Report), as a `durable` one does.
   const bool must_sync = durable || ack_gate_;
-  if (AckAtOnce(dur_, must_sync, can_apply, acked_, now)) {
+  if (!RoomWaiterQueued() && AckAtOnce(dur_, must_sync, can_apply, acked_, now)) {
     t.done = true;
-    acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
+    PushAcked(lsn, now);
   } else {
-    const bool needs_durable = must_sync || dur_.mode != DurabilityMode::kNone;
-    waiters_.push_back({lsn, needs_durable, existed, range, range ? affected : 0});
-    if (needs_durable) g.has_waiter = true;
+    // Batch mode without a reason to sync: it waits only for the bound.
+    const bool needs_room = dur_.mode == DurabilityMode::kBatch && !must_sync && can_apply;
+    const bool needs_durable = !needs_room && (must_sync || dur_.mode != DurabilityMode::kNone);
+    waiters_.push_back({lsn, needs_durable, needs_room, existed, range, range ? affected : 0});
+    if (needs_room) last_room_waiter_ = lsn;
+    // A room waiter wants a sync too (its room comes from one; after a
+    // switch to none mode nothing else would start it).
+    if (needs_durable || needs_room) g.has_waiter = true;
   }
   // Deferred: the owner's StartCommits() starts it, with the writes read
   // after this one in the same turn. A full group still starts at once.
@@ -239,7 +244,6 @@ void EngineImpl::MaybeStartCommit(Clock::time_point now) {
     in.oldest_pending = pending_.front().oldest;
   }
   in.sync_wanted = SyncWanted();
-  in.acked = &acked_;
   CommitPlan plan = Decide(dur_, in);
   if (plan.start) StartCommit(plan.sync);
 }
@@ -313,7 +317,13 @@ void EngineImpl::HandleCommit(CommitResult r, CompletionSink* sink) {
     }
     durable_lsn_ = written_lsn_;
     syncs_done_ = inflight_sync_seq_;
-    acked_.OnDurable(durable_lsn_);
+    if (!acked_.empty()) {
+      // The oldest acknowledged record leaves the window now (if covered):
+      // how long it was at risk.
+      const Clock::time_point now = env_->Now();
+      if (now > acked_.oldest()) ack_age_peak_ = std::max(ack_age_peak_, now - acked_.oldest());
+      acked_.OnDurable(durable_lsn_);
+    }
   }
   if (job.last > applied_lsn_) ApplyGroup(job.records);
   if (job.records.capacity() <= 2 * kGroupBytes && job.records.capacity() > spare_buf_.capacity()) {
@@ -400,9 +410,18 @@ void EngineImpl::Refuse(const Status& cause, std::string_view what, CompletionSi
 void EngineImpl::Report(CompletionSink* sink) {
   // Gate off: no limit, and no waiter needs more than it asked for.
   const Lsn gate_limit = ack_gate_ ? ack_watermark_ : UINT64_MAX;
+  Clock::time_point now{};  // read once, only for a room waiter
   while (!waiters_.empty()) {
     const Waiter& w = waiters_.front();
     if (w.lsn > applied_lsn_ || ((w.needs_durable || ack_gate_) && w.lsn > durable_lsn_)) break;
+    if (w.needs_room && w.lsn > durable_lsn_) {
+      // Acknowledged before durable, as at append: only in batch mode, and
+      // only while the bound holds with it.
+      if (dur_.mode != DurabilityMode::kBatch) break;
+      if (now == Clock::time_point{}) now = env_->Now();
+      if (!HasRoom(dur_, acked_, now)) break;
+      PushAcked(w.lsn, now);
+    }
     if (w.lsn <= gate_limit) {
       if (sink && w.range) {
         sink->OnDeleteRangeDone(w.lsn, Status::Ok(), w.removed);
@@ -529,6 +548,10 @@ EngineStats EngineImpl::stats() const {
     st.sync_latency_us = l.buckets;
   }
   st.pending_records = last_lsn_ - durable_lsn_;
+  st.ack_window = acked_.count();
+  st.ack_window_peak = ack_window_peak_;
+  st.ack_window_age_peak_us =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(ack_age_peak_).count());
   st.wal = wal_stats_;
   if (!refusal_.ok()) st.write_refusal = refusal_.message();
   st.no_space = no_space_;

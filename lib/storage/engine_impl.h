@@ -12,7 +12,11 @@
 //             while it runs.
 //   waiters_  writes whose ticket was not done, in LSN order: reported
 //             through the CompletionSink once applied (and durable when
-//             needs_durable).
+//             needs_durable). A batch-mode write that waits only for the
+//             bound (needs_room) completes once durable or as soon as the
+//             AckWindow has room for it, whichever comes first; while one
+//             waits, later writes wait behind it (acknowledgements stay in
+//             LSN order and the window's LSNs increase).
 //   flushes_  RequestFlush tokens: done when a sync started after the
 //             request completed and durable_lsn_ >= target (and, gated,
 //             ack_watermark_ >= target).
@@ -107,6 +111,7 @@ class EngineImpl final : public Engine {
   struct Waiter {
     Lsn lsn;
     bool needs_durable;
+    bool needs_room = false;  // batch: acknowledge once HasRoom, even before durable
     bool existed = false;
     bool range = false;    // a DEL_RANGE: completes through OnDeleteRangeDone
     uint64_t removed = 0;  // its count, once applied
@@ -135,6 +140,12 @@ class EngineImpl final : public Engine {
   void Refuse(const Status& cause, std::string_view what, CompletionSink* sink);
   void ApplyGroup(std::string_view records);
   void Report(CompletionSink* sink);
+  // A room waiter is outstanding: new writes must wait behind it.
+  bool RoomWaiterQueued() const { return !waiters_.empty() && waiters_.front().lsn <= last_room_waiter_; }
+  void PushAcked(Lsn lsn, Clock::time_point now) {
+    acked_.Push(lsn, now, /*coalesce=*/dur_.mode == DurabilityMode::kNone);
+    ack_window_peak_ = std::max(ack_window_peak_, acked_.count());
+  }
   bool FlushSynced(const Flush& f) const { return syncs_done_ > f.after_syncs && durable_lsn_ >= f.target; }
   // Retention (engine_hooks.cc): the highest LSN whose segments may go.
   Lsn DropBound() const;
@@ -170,7 +181,10 @@ class EngineImpl final : public Engine {
   uint64_t inflight_sync_seq_ = 0;  // of the running commit, 0 if it does not sync
 
   Lsn last_lsn_ = 0, written_lsn_ = 0, durable_lsn_ = 0, applied_lsn_ = 0;
-  AckWindow acked_;                  // acknowledged at append time, not yet durable
+  AckWindow acked_;                  // acknowledged before durable (at append or on room)
+  Lsn last_room_waiter_ = 0;         // newest waiter appended with needs_room
+  uint64_t ack_window_peak_ = 0;     // most records acked_ ever held
+  Clock::duration ack_age_peak_{};   // longest a record stayed in acked_ (seen at its sync)
   std::deque<Waiter> waiters_;
   std::deque<Flush> flushes_;
   std::deque<std::pair<uint64_t, Status>> failed_flushes_;  // reported at the next Poll

@@ -11,10 +11,13 @@
 //          batch_size records form while one commit runs).
 //   batch  acknowledge at once only if afterwards fewer than batch_size
 //          acknowledged records are not durable and the oldest of them is
-//          younger than flush_interval; otherwise the write waits for the
-//          sync that covers it (batch_size 1: every write waits), and that
-//          commit covers the whole batch. Commits start early on time (half
-//          the interval) so writers rarely reach the time bound.
+//          younger than flush_interval; otherwise the write waits until that
+//          holds (room frees as fdatasyncs return) or its own sync returned
+//          (batch_size 1: every write waits for its sync). Like sync mode, a
+//          commit starts whenever none runs and records are pending, so the
+//          next fdatasync starts as soon as the previous one returned: the
+//          disk never idles while acknowledged writes are not durable, which
+//          keeps the window small and writers rarely at the bound.
 //   none   acknowledge at once; write (no fdatasync) the buffer when it is
 //          large or every flush_interval; fdatasync only when someone waits
 //          for it (FLUSH, a `durable` write, Close).
@@ -60,6 +63,8 @@ class AckWindow {
 
 // Whether a write is acknowledged when it is appended. can_apply: the engine
 // can apply it to the State now (an acknowledged write is always applied).
+// A batch-mode write refused only for the bound may be acknowledged later,
+// before it is durable, once this holds for it (HasRoom).
 bool AckAtOnce(const DurabilityOptions& opts, bool durable, bool can_apply,
                const AckWindow& window, Clock::time_point now);
 
@@ -71,13 +76,16 @@ struct GroupInputs {
   bool front_group_full = false;       // the next group reached its cap
   Clock::time_point oldest_pending{};  // valid when pending_records > 0
   bool sync_wanted = false;  // a pending write, a FLUSH or a waiter needs an fdatasync
-  const AckWindow* acked = nullptr;    // acknowledged, not durable
 };
 
 struct CommitPlan {
   bool start = false;  // start a commit of the next group now
   bool sync = false;   // fdatasync after writing it
 };
+
+// Batch mode: one more acknowledged, not durable record keeps the bound
+// (fewer than batch_size, the oldest younger than flush_interval).
+bool HasRoom(const DurabilityOptions& opts, const AckWindow& window, Clock::time_point now);
 
 CommitPlan Decide(const DurabilityOptions& opts, const GroupInputs& in);
 

@@ -79,6 +79,7 @@ class WalWriterImpl final : public WalWriter {
   uint64_t pos_ = 0;         // next write offset in the active segment
   uint64_t limit_ = 0;       // records must end at or before this offset
   uint64_t zeroed_end_ = 0;  // [pos_, zeroed_end_) are written zeros
+  uint64_t appended_ = 0;    // bytes of records written by this writer (WalStats::appended_bytes)
 };
 
 Status WalWriterImpl::Preallocate(WritableFile* f, uint64_t offset, uint64_t len) {
@@ -251,7 +252,10 @@ Status WalWriterImpl::Write(std::string_view records, Lsn /*first*/, Lsn /*last*
     zeroed_end_ = std::max(zeroed_end_, pos_);
     off = end;
   }
-  if (s.ok()) return s;
+  if (s.ok()) {
+    appended_ += records.size();
+    return s;
+  }
   orig_end = std::max(orig_end, attempted_end);  // a failed WriteAt may have left a prefix
   Status r = Rollback(std::move(orig_file), orig_segments, orig_pos, orig_end, orig_limit, orig_zeroed);
   if (!r.ok()) return Fail(Status::IOError("cutting back a failed WAL write: " + r.message() + " (after " +
@@ -347,6 +351,7 @@ WalStats WalWriterImpl::stats() const {
   for (const Segment& seg : segments_) st.bytes += seg.bytes;
   if (!segments_.empty()) st.active_segment = segments_.back().path;
   st.zeroed_ahead = zeroed_end_ > pos_ ? zeroed_end_ - pos_ : 0;
+  st.appended_bytes = appended_;
   return st;
 }
 

@@ -63,8 +63,22 @@ TEST_CASE("a counted run: every request answered, latencies recorded, work split
   CHECK(r->errors == 0);
   CHECK(r->latency_us.count() == 2003);
   CHECK(r->seconds > 0);
+  CHECK(r->max_ack_lag == 0);  // the fake is in sync mode: every reply durable
   CHECK(kvd.Size() > 1900);  // a few keys repeat by chance
   CHECK(kvd.Value(kKeys.Key(0)).value_or(BenchValue(32)).size() == 32);
+}
+
+TEST_CASE("the largest lsn - durable_lsn of an acknowledged PUT is reported (batch mode's loss window)") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  kvd.set_durable_lag(3);
+  LoadSpec spec;
+  spec.requests = 50;
+  auto r = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE_MESSAGE(r.has_value(), r.error().ToString());
+  CHECK(r->max_ack_lag == 3);
+  BenchReport report;
+  report.load = *r;
+  CHECK(nlohmann::json::parse(FormatBenchJson(report))["max_ack_lag"] == 3);
 }
 
 TEST_CASE("prefill writes every key exactly once; the mix then reads them") {

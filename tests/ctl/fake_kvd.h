@@ -83,6 +83,8 @@ class FakeKvd {
   void FailPuts(kvd::Code code) { fail_puts_ = code; }
   // At most this many items per SCAN reply, to exercise continuations.
   void set_scan_page(uint32_t n) { scan_page_ = n; }
+  // Replies report a durable LSN this far behind the last LSN (batch mode).
+  void set_durable_lag(uint64_t n) { durable_lag_ = n; }
   uint64_t config_sets() const { return config_sets_; }
   uint64_t durable_puts() const { return durable_puts_; }  // PUTs with kFlagDurable
   uint64_t batches() const { return batches_; }
@@ -266,7 +268,7 @@ class FakeKvd {
       }
       default: fail(kvd::Code::kUnsupported, "not in the fake"); break;
     }
-    h.durable_lsn = lsn_;
+    h.durable_lsn = lsn_ > durable_lag_ ? lsn_ - durable_lag_ : 0;
     proto::EncodeReply(out, h, {payload});
   }
 
@@ -284,6 +286,7 @@ class FakeKvd {
   uint64_t lsn_ = 0;
   std::atomic<kvd::Code> fail_puts_{kvd::Code::kOk};
   std::atomic<uint32_t> scan_page_{1000};
+  std::atomic<uint64_t> durable_lag_{0};
   std::atomic<uint64_t> config_sets_{0};
   std::atomic<uint64_t> durable_puts_{0};
   std::atomic<uint64_t> batches_{0};

@@ -324,12 +324,12 @@ TEST_CASE("ENOSPC in batch mode keeps the acknowledged group and retries it on T
   {
     auto e = MustOpen(o);
     RecordingSink sink;
-    auto t = e->Put("acked", "1", false);
-    REQUIRE(t.has_value());
-    REQUIRE(t->done);
     env.FailNext(Op::kWrite, ENOSPC, 1, "wal-");
     uint64_t seen = notes.count();
-    e->RequestFlush(1);  // starts the commit that fails
+    auto t = e->Put("acked", "1", false);  // acknowledged; its commit starts at once and fails
+    REQUIRE(t.has_value());
+    REQUIRE(t->done);
+    e->RequestFlush(1);
     notes.WaitPast(seen);
     e->Poll(&sink);
     CHECK_FALSE(e->stats().no_space.empty());

@@ -83,8 +83,7 @@ TEST_CASE("AckWindow: runs, coalescing and partial coverage") {
 
 TEST_CASE("Decide: sync mode commits whenever records are pending and none runs") {
   const auto opts = Opts(DurabilityMode::kSync);
-  AckWindow w;
-  GroupInputs in{.now = kT0, .acked = &w};
+  GroupInputs in{.now = kT0};
   CHECK_FALSE(Decide(opts, in).start);
   in.pending_records = 1;
   in.pending_bytes = 100;
@@ -96,44 +95,46 @@ TEST_CASE("Decide: sync mode commits whenever records are pending and none runs"
   CHECK(GroupRecordCap(opts) == 8);
 }
 
-TEST_CASE("Decide: batch mode syncs once per batch, early only on time") {
+TEST_CASE("Decide: batch mode starts the next sync as soon as records wait and none runs") {
   const auto opts = Opts(DurabilityMode::kBatch, 8, milliseconds(10));
-  AckWindow w;
-  GroupInputs in{.now = kT0, .pending_records = 1, .pending_bytes = 50, .acked = &w};
-  w.Push(1, kT0, false);
-  CHECK_FALSE(Decide(opts, in).start);
-  // Below the bound nothing starts on the count: the write that reaches it
-  // waits (sync_wanted) and one commit covers the whole batch.
-  for (Lsn l = 2; l <= 7; ++l) w.Push(l, kT0, false);
-  in.pending_records = 8;
-  CHECK_FALSE(Decide(opts, in).start);
-  in.sync_wanted = true;
+  // One pending record, young, far below the bound: a sync starts at once
+  // (not when the batch is full or half the interval passed).
+  GroupInputs in{.now = kT0, .pending_records = 1, .pending_bytes = 50};
   CommitPlan p = Decide(opts, in);
   CHECK(p.start);
   CHECK(p.sync);
-  in.sync_wanted = false;
-
-  AckWindow young;
-  young.Push(1, kT0, false);
-  in.acked = &young;
-  in.pending_records = 1;
-  in.now = kT0 + milliseconds(4);
+  // One at a time: the records arriving meanwhile form the next group.
+  in.commit_running = true;
+  in.pending_records = 7;
   CHECK_FALSE(Decide(opts, in).start);
-  in.now = kT0 + milliseconds(5);
-  CHECK(Decide(opts, in).start);
-
-  // A waiting writer (bound reached or a durable write) starts a sync at once.
-  AckWindow empty;
-  in.acked = &empty;
-  in.now = kT0;
+  // Nothing pending and no one waiting: nothing to do.
+  in.commit_running = false;
+  in.pending_records = 0;
+  in.pending_bytes = 0;
+  CHECK_FALSE(Decide(opts, in).start);
+  // A FLUSH with nothing pending still gets its sync.
   in.sync_wanted = true;
   CHECK(Decide(opts, in).sync);
+  CHECK(GroupRecordCap(opts) == 8);
+}
+
+TEST_CASE("HasRoom: the bound a waiting batch write is released under") {
+  const auto opts = Opts(DurabilityMode::kBatch, 3, milliseconds(10));
+  AckWindow w;
+  CHECK(HasRoom(opts, w, kT0));
+  w.Push(1, kT0, false);
+  CHECK(HasRoom(opts, w, kT0));  // 2 after it
+  w.Push(2, kT0, false);
+  CHECK_FALSE(HasRoom(opts, w, kT0));  // 3 would reach batch_size
+  w.OnDurable(1);
+  CHECK(HasRoom(opts, w, kT0 + milliseconds(9)));
+  CHECK_FALSE(HasRoom(opts, w, kT0 + milliseconds(10)));  // record 2 is flush_interval old
+  CHECK_FALSE(HasRoom(Opts(DurabilityMode::kBatch, 1), AckWindow{}, kT0));
 }
 
 TEST_CASE("Decide: none mode writes without fdatasync unless someone waits") {
   const auto opts = Opts(DurabilityMode::kNone, 8, milliseconds(10));
-  AckWindow w;
-  GroupInputs in{.now = kT0, .pending_records = 10, .pending_bytes = 1000, .oldest_pending = kT0, .acked = &w};
+  GroupInputs in{.now = kT0, .pending_records = 10, .pending_bytes = 1000, .oldest_pending = kT0};
   CHECK_FALSE(Decide(opts, in).start);
   in.now = kT0 + milliseconds(10);
   CommitPlan p = Decide(opts, in);
@@ -183,14 +184,14 @@ TEST_CASE("batch mode bound holds under random timing") {
             waited++;
             // The writer waits: the engine must start (or have) a sync for it.
             GroupInputs in{.now = now, .commit_running = running, .pending_records = last - commit_cover,
-                           .sync_wanted = true, .acked = &w};
+                           .sync_wanted = true};
             if (!running) REQUIRE(Decide(opts, in).start);
           }
           break;
         }
         case 1:  // maybe start a commit
           if (!running && last > commit_cover) {
-            GroupInputs in{.now = now, .pending_records = last - commit_cover, .acked = &w};
+            GroupInputs in{.now = now, .pending_records = last - commit_cover};
             if (Decide(opts, in).start) {
               running = true;
               commit_cover = last;

@@ -173,6 +173,10 @@ struct EngineStats {
   SyncLatencyHistogram sync_latency_us;
   GroupSizeHistogram group_records;
   uint64_t pending_records = 0;   // appended, not yet durable
+  // Batch/none: acknowledged and not yet durable (what a crash could take),
+  // now, at most so far, and the longest one such record waited for its
+  // fdatasync (measured when the sync returned).
+  uint64_t ack_window = 0, ack_window_peak = 0, ack_window_age_peak_us = 0;
   WalStats wal;
   std::string write_refusal;      // empty while writes are accepted
   std::string no_space;           // last ENOSPC message while out of space, else empty

@@ -216,6 +216,9 @@ struct WalStats {
   uint64_t bytes = 0;  // bytes of records in all live segments
   std::string active_segment;
   uint64_t zeroed_ahead = 0;  // written (and synced) zeros after the last record
+  // Bytes of records written since the writer opened; only grows (dropped
+  // segments do not lower it). What "the WAL grew by" is measured in.
+  uint64_t appended_bytes = 0;
 };
 
 // Appends framed records to segments. Owned by one thread at a time (the
