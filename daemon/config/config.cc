@@ -320,6 +320,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
                                   [](const Problem& a, const Problem& b) { return a.line < b.line; });
     return Status::InvalidArgument(first->message);
   }
+  if (Status st = CheckReplicationConfig(config.replication); !st.ok()) {
+    return Status::InvalidArgument(name + ": " + st.message());
+  }
   return config;
 }
 
