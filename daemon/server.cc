@@ -37,6 +37,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       config_(std::move(config), notifier),
       dispatcher_(nullptr, this, DispatchLimits(config_.config()), &counters_),
       node_(loop, &dispatcher_, &config_.config(), notifier),
+      repl_(loop, config_.config()),
       native_(loop, NativeFor(config_.config()), &dispatcher_, &counters_, &next_conn_id_,
               FrontEndOptions(config_.config())),
       snapshots_(loop, env, &config_.config(),
@@ -64,6 +65,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   dispatcher_.set_engine(e);
   config_.set_engine(e);
   KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery().snapshot_lsn));
+  KVD_RETURN_IF_ERROR(repl_.Start(e, &node_));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
   IgnoreSigpipe();
@@ -115,6 +117,7 @@ std::string Server::StatusJson() {
   }
   in.stopping = !shutdown_.serving();
   in.role = RoleName(node_.role());
+  in.replication_json = repl_.StatusJson();
   return BuildStatusJson(in);
 }
 
@@ -122,6 +125,7 @@ void Server::StopHandles() {
   signals_.Stop();
   native_.StopListening();
   node_.CloseHandles();
+  repl_.Stop();
   prepare_.reset();
   housekeeping_.Stop();
   snapshots_.Close();

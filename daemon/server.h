@@ -26,6 +26,7 @@
 #include "node/housekeeping.h"
 #include "node/node_controller.h"
 #include "node/snapshot_scheduler.h"
+#include "repl/replication.h"
 #include "serve/dispatcher.h"
 #include "serve/front_end.h"
 #include "shutdown.h"
@@ -41,6 +42,9 @@ class Server : public DispatchHost {
 
   // For EngineOptions.notify (valid before Start).
   std::function<void()> EngineNotify() { return node_.EngineNotify(); }
+  // For EngineOptions.commit_observer: replication's feed, or nullptr when off.
+  CommitObserver* EngineObserver() { return repl_.observer(); }
+  Replication& replication() { return repl_; }
   // Takes the recovered engine, listens, starts timers and signals.
   Status Start(std::unique_ptr<Engine> engine, RecoveryReport recovery);
   // Shutdown as on SIGTERM (also used by tests and fatal errors).
@@ -73,6 +77,7 @@ class Server : public DispatchHost {
   ServerCounters counters_;
   Dispatcher dispatcher_;
   NodeController node_;
+  Replication repl_;
   uint64_t next_conn_id_ = 1;
   FrontEnd native_;
   SnapshotScheduler snapshots_;

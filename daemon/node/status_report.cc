@@ -137,6 +137,7 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["write_refusal"] = st.write_refusal;
   j["writes_refused"] = !st.write_refusal.empty();
   j["no_space"] = st.no_space;
+  if (!in.replication_json.empty()) j["replication"] = json::parse(in.replication_json);
   return j.dump();
 }
 

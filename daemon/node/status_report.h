@@ -29,6 +29,8 @@ struct StatusInputs {
   std::chrono::steady_clock::time_point snapshot_started;
   bool stopping = false;
   std::string_view role = "primary";
+  // The "replication" object as JSON text (repl/replication.h); empty: off.
+  std::string replication_json;
 };
 
 std::string BuildStatusJson(const StatusInputs& in);

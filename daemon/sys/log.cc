@@ -144,6 +144,7 @@ std::string_view EventName(Event e) {
     case Event::kCorruption: return "corruption";
     case Event::kConfigError: return "config_error";
     case Event::kWriteFence: return "write_fence";
+    case Event::kReplication: return "replication";
   }
   return "unknown";
 }

@@ -24,6 +24,7 @@ bool LoggingToJournal();
 enum class Event {
   kStartup, kRecovery, kSnapshot, kSnapshotFailed, kFsyncFailure, kNoSpace,
   kReload, kShutdown, kSlowSync, kCorruption, kConfigError, kWriteFence,
+  kReplication,
 };
 std::string_view EventName(Event e);  // "startup", "recovery", "snapshot", ...
 

@@ -115,10 +115,10 @@ class EngineImpl final : public Engine {
     Status gate_failure;   // set by FailGatedWrites: report this instead of waiting
   };
 
-  Status CheckWritable() const;
+  Status CheckWritable(bool replicated = false) const;
   Group& GroupForAppend();
   template <typename Encode, typename ApplyNow>
-  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now);
+  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now, bool replicated = false);
 
   bool SyncWanted() const;
   void MaybeStartCommit(Clock::time_point now);
