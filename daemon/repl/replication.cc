@@ -56,8 +56,7 @@ std::string Replication::StatusJson() const {
   j["sync_replicas"] = config_.sync_replicas;
   if (primary_) {
     j["primary"] = name_;
-    j["sender"] = primary_->StatusJson();
-    j["replicas"] = j["sender"]["replicas"];
+    j.update(primary_->StatusJson());  // listen, port, replicas[], disconnected[], retention_floor
   }
   if (receiver_) {
     j["receiver"] = receiver_->StatusJson();

@@ -5,6 +5,7 @@ apply path, serve reads and refuse writes naming the primary.
 Convergence is checked independently of kvd's own counters: full scans of
 every node are compared key by key."""
 
+import json
 import socket
 import sys
 import threading
@@ -31,7 +32,7 @@ def repl_status(server):
 class ReplicaSet(KvdTestCase):
     def primary(self, **storage):
         p = self.server(replication={"name": "p", "listen": "127.0.0.1:0"}, storage=storage)
-        port = repl_status(p)["sender"]["port"]
+        port = repl_status(p)["port"]
         self.assertGreater(port, 0)
         return p, port
 
@@ -82,8 +83,14 @@ class ReplicaSet(KvdTestCase):
         # kvctl status shows the replication section in both forms.
         out = p.kvctl("status")
         self.assertEqual(out.rc, 0, out.err)
-        self.assertIn("r1", out.out)
-        self.assertIn("streaming", out.out)
+        self.assertIn("  replicas[r1].state: streaming\n", out.out)
+        self.assertIn("  replicas[r2].durable_lsn: %d\n" % st["last_lsn"], out.out)
+        js = p.kvctl("status", "--json")
+        self.assertEqual(js.rc, 0, js.err)
+        self.assertEqual(sorted(x["name"] for x in json.loads(js.out)["replication"]["replicas"]), ["r1", "r2"])
+        rout = r1.kvctl("status")
+        self.assertIn("  role: replica\n", rout.out)
+        self.assertIn("  receiver.state: streaming\n", rout.out)
 
     def test_write_to_a_replica_is_refused_naming_the_primary(self):
         p, port = self.primary()
