@@ -32,8 +32,8 @@ void ReplPrimary::Stop() {
   listener_.Close();
   timer_.reset();
   senders_.clear();
-  if (engine_ != nullptr && floor_ != 0) engine_->SetRetentionFloor(0);
-  floor_ = 0;
+  // The floor is left as it is: Stop runs at shutdown, after Engine::Close,
+  // when the engine must not be asked to drop segments any more.
 }
 
 void ReplPrimary::OnAccept(uv_stream_t* server) {
