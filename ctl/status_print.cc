@@ -88,6 +88,16 @@ void Flatten(const std::string& prefix, const Json& obj, std::string* out) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (it->is_object()) {
       Flatten(key, *it, out);
+    } else if (it->is_array() && !it->empty() && it->front().is_object()) {
+      // A list of records (STATUS replication.replicas): one block each,
+      // named by its "name" field where it has one.
+      for (size_t i = 0; i < it->size(); ++i) {
+        const Json& item = (*it)[i];
+        const auto name = item.find("name");
+        const std::string label = name != item.end() && name->is_string() ? name->get<std::string>()
+                                                                          : std::to_string(i);
+        Flatten(key + "[" + label + "]", item, out);
+      }
     } else {
       *out += "  " + key + ": " + ScalarText(it.key(), *it) + "\n";
     }

@@ -111,6 +111,7 @@ int Serve(const Config& config, Env* env, uv_loop_t* loop, Notifier* notifier,
   eo.max_key_bytes = config.max_key_bytes;
   eo.max_value_bytes = config.max_value_bytes;
   eo.notify = server.EngineNotify();
+  eo.commit_observer = server.EngineObserver();
   eo.recovery_progress = [notifier](const SegmentReport& seg) {
     notifier->Status(fmt::format("recovering: {} ({} records, up to LSN {})", seg.path, seg.good_records,
                                  seg.last_good_lsn));

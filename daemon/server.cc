@@ -55,6 +55,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       config_(std::move(config), notifier),
       dispatcher_(nullptr, this, DispatchLimits(config_.config()), &counters_),
       node_(loop, &dispatcher_, &config_.config(), notifier),
+      repl_(loop, config_.config()),
       native_(loop, NativeFor(config_.config()), &dispatcher_, &counters_, &next_conn_id_,
               FrontEndOptions(config_.config(), &latency_)),
       resp_(MakeResp(loop, config_.config(), &dispatcher_, this, &counters_, &next_conn_id_, &latency_,
@@ -90,6 +91,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   dispatcher_.set_engine(e);
   config_.set_engine(e);
   KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery()));
+  KVD_RETURN_IF_ERROR(repl_.Start(e, &node_));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
   KVD_RETURN_IF_ERROR(resp_error_);
@@ -183,6 +185,7 @@ std::string Server::StatusJson() {
     in.snapshot_wal_grown = snapshots_.wal_grown(st);
     in.snapshot_wal_growth_threshold = snapshots_.wal_growth_threshold();
   }
+  in.replication_json = repl_.StatusJson();
   return BuildStatusJson(in);
 }
 
@@ -208,6 +211,7 @@ void Server::StopHandles() {
   signals_.Stop();
   for (FrontEnd* f : FrontEnds()) f->StopListening();
   node_.CloseHandles();
+  repl_.Stop();
   prepare_.reset();
   housekeeping_.Stop();
   snapshots_.Close();

@@ -29,6 +29,7 @@
 #include "node/node_controller.h"
 #include "node/snapshot_scheduler.h"
 #include "resp/resp_service.h"
+#include "repl/replication.h"
 #include "serve/dispatcher.h"
 #include "serve/front_end.h"
 #include "shutdown.h"
@@ -44,6 +45,9 @@ class Server : public DispatchHost {
 
   // For EngineOptions.notify (valid before Start).
   std::function<void()> EngineNotify() { return node_.EngineNotify(); }
+  // For EngineOptions.commit_observer: replication's feed, or nullptr when off.
+  CommitObserver* EngineObserver() { return repl_.observer(); }
+  Replication& replication() { return repl_; }
   // Takes the recovered engine, listens, starts timers and signals.
   Status Start(std::unique_ptr<Engine> engine, RecoveryReport recovery);
   // Shutdown as on SIGTERM (also used by tests and fatal errors).
@@ -86,6 +90,7 @@ class Server : public DispatchHost {
   RequestLatency latency_;  // recorded by sessions only while metrics are on
   Dispatcher dispatcher_;
   NodeController node_;
+  Replication repl_;
   uint64_t next_conn_id_ = 1;
   FrontEnd native_;
   Status resp_error_;                 // [resp] could not be set up: Start fails with it

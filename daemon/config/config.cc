@@ -323,6 +323,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
     return Status::InvalidArgument(first->message);
   }
   if (Status st = CheckRespConfig(config); !st.ok()) return Status::InvalidArgument(name + ": " + st.message());
+  if (Status st = CheckReplicationConfig(config.replication); !st.ok()) {
+    return Status::InvalidArgument(name + ": " + st.message());
+  }
   return config;
 }
 

@@ -20,6 +20,19 @@ namespace kvd::daemon {
 
 enum class LogTarget { kAuto, kStderr, kJournald };
 
+// [replication] (docs/replication.md). Off unless `listen` (a primary) or
+// `role = "replica"` is set. Cross-key rules: CheckReplicationConfig.
+struct ReplicationConfig {
+  std::string name;               // this node's name in the handshake; "" = the host name
+  std::string role = "primary";   // "primary" | "replica"
+  std::string listen;             // HOST:PORT for replicas to connect to; "" = off
+  std::string primary;            // HOST:PORT of the primary (role = "replica")
+  uint32_t sync_replicas = 0;     // replicas that must have a write durable first; 0 = async
+  std::chrono::milliseconds sync_timeout{5000};
+  uint64_t max_retained_wal = 1ull << 30;  // WAL kept for replicas that are behind
+  bool enabled() const { return !listen.empty() || role == "replica"; }
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
 
@@ -64,6 +77,8 @@ struct Config {
 
   // [metrics]
   std::string metrics_listen;  // "HOST:PORT" of the Prometheus endpoint; empty = off
+  // [replication]
+  ReplicationConfig replication;
 };
 
 // Reads and validates a TOML file. Unknown keys, wrong types and
@@ -93,6 +108,10 @@ struct ConfigDiff {
   std::vector<std::string> restart_required;  // "server.socket: a -> b (needs a restart)"
 };
 ConfigDiff DiffConfig(const Config& old_config, const Config& new_config);
+
+// The rules between [replication] keys (a replica names its primary, listen
+// only on loopback until TLS exists, ...); ParseConfig applies them.
+Status CheckReplicationConfig(const ReplicationConfig& r);
 
 // Unit parsing, exposed for tests: "10ms" "5m" "1h" "0" / "64MiB" "1GiB" "4096".
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);

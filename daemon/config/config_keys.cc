@@ -132,6 +132,21 @@ const KeyDef kKeys[] = {
 
     {"metrics", "listen", KeyKind::kHostPort, 0, 0, false, "",
      "serve Prometheus metrics at http://HOST:PORT/metrics (\"\" = off)", KVD_STRING_FIELD(metrics_listen)},
+    {"replication", "name", KeyKind::kString, 0, 255, false, "",
+     "this node's name in the replication handshake (\"\" = the host name)", KVD_STRING_FIELD(replication.name)},
+    {"replication", "role", KeyKind::kEnum, 0, 0, false, "primary|replica",
+     "whether this node accepts writes or follows `primary`", KVD_ENUM_FIELD(replication.role, Identity, SomeString)},
+    {"replication", "listen", KeyKind::kString, 0, 255, false, "",
+     "HOST:PORT replicas connect to (\"\" = off)", KVD_STRING_FIELD(replication.listen)},
+    {"replication", "primary", KeyKind::kString, 0, 255, false, "",
+     "HOST:PORT of the primary a replica follows", KVD_STRING_FIELD(replication.primary)},
+    {"replication", "sync_replicas", KeyKind::kInt, 0, 16, false, "",
+     "replicas that must have a write durable before it is acknowledged (0 = asynchronous)",
+     KVD_NUMBER_FIELD(replication.sync_replicas)},
+    {"replication", "sync_timeout", KeyKind::kDuration, 1, kHour, false, "",
+     "how long a write waits for its synchronous replicas before it fails", KVD_DURATION_FIELD(replication.sync_timeout)},
+    {"replication", "max_retained_wal", KeyKind::kSize, 0, 16 * kTiB, false, "",
+     "WAL kept beyond snapshots for replicas that are behind", KVD_NUMBER_FIELD(replication.max_retained_wal)},
 };
 
 #undef KVD_STRING_FIELD

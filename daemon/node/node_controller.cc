@@ -12,6 +12,7 @@ using std::chrono::steady_clock;
 std::string_view RoleName(Role role) {
   switch (role) {
     case Role::kPrimary: return "primary";
+    case Role::kReplica: return "replica";
   }
   return "unknown";
 }

@@ -25,8 +25,8 @@
 
 namespace kvd::daemon {
 
-enum class Role : uint8_t { kPrimary };
-std::string_view RoleName(Role role);  // "primary"
+enum class Role : uint8_t { kPrimary, kReplica };
+std::string_view RoleName(Role role);  // "primary", "replica"
 
 class NodeController {
  public:
@@ -48,6 +48,8 @@ class NodeController {
   CommitBridge& bridge() { return bridge_; }
 
   Role role() const { return role_; }
+  // Replication (repl/replication.h) makes a configured replica kReplica at start.
+  void set_role(Role role) { role_ = role; }
   // OK while writes are allowed; kNotPrimary / kFenced while fenced.
   Status write_fence() const;
   // Writes fail with `why` (kNotPrimary or kFenced) until ClearWriteFence.

@@ -143,6 +143,7 @@ std::string BuildStatusJson(const StatusInputs& in) {
   j["writes_refused"] = !st.write_refusal.empty();
   j["no_space"] = st.no_space;
   j["storage_warnings"] = in.storage_warnings != nullptr ? *in.storage_warnings : std::vector<std::string>{};
+  if (!in.replication_json.empty()) j["replication"] = json::parse(in.replication_json);
   return j.dump();
 }
 

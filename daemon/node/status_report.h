@@ -34,6 +34,8 @@ struct StatusInputs {
   std::string_view role = "primary";
   // Warnings about the data directories' file systems (tmpfs ...); may be null.
   const std::vector<std::string>* storage_warnings = nullptr;
+  // The "replication" object as JSON text (repl/replication.h); empty: off.
+  std::string replication_json;
 };
 
 std::string BuildStatusJson(const StatusInputs& in);

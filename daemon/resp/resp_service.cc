@@ -28,7 +28,7 @@ Status RespService::Listen(const Config& config) {
     KVD_RETURN_IF_ERROR(front_end_->ListenUnix(config.resp_socket, config.socket_mode));
   }
   if (!config.resp_listen.empty()) {
-    KVD_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(config.resp_listen));
+    KVD_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(config.resp_listen, /*allow_port0=*/true));
     KVD_RETURN_IF_ERROR(front_end_->ListenTcp(hp.host, hp.port));
   }
   return Status::Ok();

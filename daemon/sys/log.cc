@@ -161,6 +161,7 @@ std::string_view EventName(Event e) {
     case Event::kConfigError: return "config_error";
     case Event::kWriteFence: return "write_fence";
     case Event::kConfigSet: return "config_set";
+    case Event::kReplication: return "replication";
   }
   return "unknown";
 }

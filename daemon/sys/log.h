@@ -25,6 +25,7 @@ enum class Event {
   kStartup, kRecovery, kSnapshot, kSnapshotFailed, kFsyncFailure, kNoSpace,
   kReload, kShutdown, kSlowSync, kCorruption, kConfigError, kWriteFence,
   kConfigSet,
+  kReplication,
 };
 std::string_view EventName(Event e);  // "startup", "recovery", "snapshot", ...
 

@@ -30,10 +30,12 @@ void EngineImpl::Warn(std::string_view msg) const {
 
 // ---- writes ------------------------------------------------------------------------
 
-Status EngineImpl::CheckWritable() const {
+Status EngineImpl::CheckWritable(bool replicated) const {
   if (closed_) return Status::ShuttingDown("the engine is closed");
   if (!refusal_.ok()) return refusal_;  // sticky: wins over a fence
-  if (!fence_.ok()) return fence_;
+  // kNotPrimary fences clients' writes on a replica, not the primary's
+  // records it applies; kFenced (an old primary) stops both.
+  if (!fence_.ok() && !(replicated && fence_.code() == Code::kNotPrimary)) return fence_;
   if (no_space_hold_) return Status::NoSpace(no_space_);
   return Status::Ok();
 }
@@ -48,8 +50,8 @@ EngineImpl::Group& EngineImpl::GroupForAppend() {
 }
 
 template <typename Encode, typename ApplyNow>
-Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow apply_now, bool range) {
-  KVD_RETURN_IF_ERROR(CheckWritable());
+Result<WriteTicket> EngineImpl::Append(bool durable, Encode encode, ApplyNow apply_now, bool range, bool replicated) {
+  KVD_RETURN_IF_ERROR(CheckWritable(replicated));
   const Lsn lsn = last_lsn_ + 1;
   Group& g = GroupForAppend();
   const size_t before = g.buf.size();
@@ -153,7 +155,7 @@ Result<WriteTicket> EngineImpl::DeleteRange(const KeyRange& range, bool durable)
 }
 
 Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> records) {
-  KVD_RETURN_IF_ERROR(CheckWritable());
+  KVD_RETURN_IF_ERROR(CheckWritable(/*replicated=*/true));
   const std::string_view buf(reinterpret_cast<const char*>(records.data()), records.size());
   if (buf.empty()) return Status::InvalidArgument("no records to append");
   // Verify everything before appending anything. A record's epoch must be
@@ -197,7 +199,8 @@ Result<WriteTicket> EngineImpl::AppendReplicated(std::span<const std::byte> reco
           bool existed = false;
           (void)ApplyRecord(&state_, rec, &existed);  // decodes: checked above
           return existed;
-        });
+        },
+        /*range=*/false, /*replicated=*/true);
     if (!t) s = t.error();
     if (t) last = *t;
     return s.ok();

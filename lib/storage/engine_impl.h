@@ -123,13 +123,14 @@ class EngineImpl final : public Engine {
     Status gate_failure;   // set by FailGatedWrites: report this instead of waiting
   };
 
-  Status CheckWritable() const;
+  Status CheckWritable(bool replicated = false) const;
   Group& GroupForAppend();
   // apply_now() applies the write to the State and returns how many keys it
   // affected as the completion reports it: existed (0/1), or for a range
   // delete (range = true) the number of keys deleted.
   template <typename Encode, typename ApplyNow>
-  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now, bool range = false);
+  Result<WriteTicket> Append(bool durable, Encode encode, ApplyNow apply_now, bool range = false,
+                             bool replicated = false);
 
   bool SyncWanted() const;
   void MaybeStartCommit(Clock::time_point now);

@@ -65,3 +65,13 @@ TEST_CASE("known fields come first in a fixed order, whatever the server's order
         "server\n  version: x\n  uptime_s: 1.263 (1.26 s)\n  keys: 5\n  write_refusal: -\n  a_extra: 1\n"
         "\ndurability\n  mode: batch\n\nwal\n  bytes: 3\n\nops\n  get: 1\n");
 }
+
+TEST_CASE("lists of objects (replication.replicas) print one block per item, named by its name") {
+  auto text = RenderStatusText(
+      R"({"replication":{"role":"primary","replicas":[{"name":"r1","state":"streaming","lag_bytes":0},)"
+      R"({"state":"handshake"}]}})");
+  REQUIRE(text.has_value());
+  CHECK(text->find("  replicas[r1].name: r1\n  replicas[r1].state: streaming\n  replicas[r1].lag_bytes: 0\n") !=
+        std::string::npos);
+  CHECK(text->find("  replicas[1].state: handshake\n") != std::string::npos);
+}

@@ -234,7 +234,7 @@ TEST_CASE("runtime keys: get, set, diff") {
   CHECK(kvd::daemon::DiffConfig(c, c).runtime_changed.empty());
 
   const auto all = kvd::daemon::ListConfigValues(c);
-  CHECK(all.size() == 27);
+  CHECK(all.size() == 34);
   CHECK(all.front().first == "server.socket");
 }
 
@@ -299,8 +299,50 @@ TEST_CASE("the shipped conf/kvd.toml parses and documents every key") {
     CHECK_MESSAGE(text.find(line) != std::string::npos, line);
   }
   // Every key is written out (not just left to its default).
+  // [replication] is off by default, so its keys are shown commented out.
   for (const auto& [name, value] : kvd::daemon::ListConfigValues(expected)) {
     const std::string key = name.substr(name.find('.') + 1);
-    CHECK_MESSAGE(text.find("\n" + key + " = ") != std::string::npos, name);
+    const std::string prefix = name.starts_with("replication.") ? "\n# " : "\n";
+    CHECK_MESSAGE(text.find(prefix + key + " = ") != std::string::npos, name);
   }
+  CHECK(text.find("\n#[replication]\n") != std::string::npos);
+}
+
+TEST_CASE("[replication]: keys, defaults and the rules between them") {
+  const Config d = Parse("");
+  CHECK_FALSE(d.replication.enabled());
+  CHECK(d.replication.role == "primary");
+  CHECK(d.replication.sync_timeout == 5s);
+
+  const Config p = Parse(R"([replication]
+name = "a"
+listen = "127.0.0.1:7001"
+max_retained_wal = "64MiB"
+sync_timeout = "2s"
+)");
+  CHECK(p.replication.enabled());
+  CHECK(p.replication.name == "a");
+  CHECK(p.replication.listen == "127.0.0.1:7001");
+  CHECK(p.replication.max_retained_wal == 64ull << 20);
+  CHECK(p.replication.sync_timeout == 2s);
+
+  const Config r = Parse("[replication]\nrole = \"replica\"\nprimary = \"localhost:7001\"\n");
+  CHECK(r.replication.enabled());
+  CHECK(r.replication.primary == "localhost:7001");
+  CHECK(Parse("[replication]\nlisten = \"[::1]:7001\"\n").replication.listen == "[::1]:7001");
+
+  auto refused = [](const std::string& text, const std::string& why) {
+    auto c = kvd::daemon::ParseConfig(text, "t.toml");
+    REQUIRE_FALSE(c.has_value());
+    CHECK_MESSAGE(c.error().message().find(why) != std::string::npos, c.error().message());
+  };
+  refused("[replication]\nlisten = \"10.1.2.3:7001\"\n", "TLS comes in a later release");
+  refused("[replication]\nlisten = \"0.0.0.0:7001\"\n", "not a loopback address");
+  refused("[replication]\nlisten = \"127.0.0.1\"\n", "not HOST:PORT");
+  refused("[replication]\nlisten = \"db.example:7001\"\n", "not an IP address");
+  refused("[replication]\nrole = \"replica\"\n", "must name its primary");
+  refused("[replication]\nrole = \"replica\"\nprimary = \"127.0.0.1:0\"\n", "port must be");
+  refused("[replication]\nprimary = \"127.0.0.1:7001\"\n", "only with role = \"replica\"");
+  refused("[replication]\nrole = \"leader\"\n", "must be one of primary, replica");
+  refused("[replication]\nsync_replicas = 1\n", "not built yet");
 }

@@ -304,8 +304,8 @@ TEST_CASE("[resp]: a listener outside loopback needs a password") {
   CHECK_FALSE(RespEnabled(Config{}));
   CHECK_FALSE(ParseConfig("[resp]\nlisten = \"nohost\"\n", "t.toml").has_value());
   CHECK_FALSE(ParseConfig("[server]\nsocket = \"a.sock\"\n[resp]\nsocket = \"a.sock\"\n", "t.toml").has_value());
-  CHECK(IsLoopbackHost("::1"));
-  CHECK_FALSE(IsLoopbackHost("10.0.0.1"));
+  CHECK(IsLoopback(HostPort{"::1", 6380}));
+  CHECK_FALSE(IsLoopback(HostPort{"10.0.0.1", 6380}));
 }
 
 }  // namespace

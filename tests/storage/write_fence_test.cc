@@ -104,5 +104,27 @@ TEST_CASE("the sticky refusal after a failed fdatasync wins over a fence, set or
   CHECK(e->Close(&sink).code() == Code::kWritesRefused);
 }
 
+TEST_CASE("a NotPrimary fence stops clients' writes but not AppendReplicated; Fenced stops both") {
+  TempDir dir;
+  auto e = MustOpen(BasicOptions(Env::Default(), dir, DurabilityMode::kSync));
+  RecordingSink sink;
+  REQUIRE(e->SetWriteFence(Status::NotPrimary("replica of node-1")).ok());
+  std::string rec;
+  AppendPutRecord(&rec, 1, kFirstEpoch, "k", "from-primary");
+  auto bytes = std::as_bytes(std::span(rec.data(), rec.size()));
+  auto t = e->AppendReplicated(bytes);
+  REQUIRE_MESSAGE(t.has_value(), t.error().ToString());
+  REQUIRE(e->WaitDurable(t->lsn, &sink).ok());
+  CHECK(e->state().Get("k").has_value());
+  CheckWritesFailWith(e.get(), Code::kNotPrimary);  // clients still refused
+
+  REQUIRE(e->SetWriteFence(Status::Fenced("epoch 8 is newer")).ok());
+  std::string rec2;
+  AppendPutRecord(&rec2, 2, kFirstEpoch, "k2", "v");
+  CHECK(e->AppendReplicated(std::as_bytes(std::span(rec2.data(), rec2.size()))).error().code() == Code::kFenced);
+  CHECK(e->last_lsn() == 1);
+  REQUIRE(e->Close(&sink).ok());
+}
+
 }  // namespace
 }  // namespace kvd

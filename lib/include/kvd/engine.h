@@ -333,7 +333,9 @@ class Engine {
   // fdatasync: while set, Put/Del/Batch fail with `why` (its code must be
   // kNotPrimary or kFenced, else kInvalidArgument and nothing changes).
   // Writes appended before stay in the log and complete as usual; FLUSH and
-  // reads work. ClearWriteFence lifts it; a refusal stays.
+  // reads work. ClearWriteFence lifts it; a refusal stays. A kNotPrimary
+  // fence (a replica) lets AppendReplicated through: it stops clients, not
+  // the primary's records; kFenced stops AppendReplicated too.
   virtual Status SetWriteFence(Status why) {
     (void)why;
     return Status::Unsupported("this engine has no write fence");

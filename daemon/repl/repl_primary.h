@@ -1,0 +1,57 @@
+// ReplPrimary: the primary's replication room. It listens on
+// [replication] listen (TCP through net/, loopback only until TLS), runs a
+// WalSender per connected replica, feeds them from the WalFeed, and holds
+// the engine's WAL retention floor at the oldest LSN a known replica still
+// needs, also while it is disconnected, until the retained WAL passes
+// max_retained_wal (then the most lagging absent replica is dropped, logged).
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "kvd/engine.h"
+#include "net/tcp_listener.h"
+#include "repl/wal_feed.h"
+#include "repl/wal_sender.h"
+
+namespace kvd::daemon::repl {
+
+class ReplPrimary {
+ public:
+  ReplPrimary(uv_loop_t* loop, const ReplicationConfig& config, std::string node_name, std::string wal_dir);
+  ~ReplPrimary();
+  Status Start(Engine* engine, WalFeed* feed);
+  void Stop();
+  // New records or a new durable LSN in the feed.
+  void OnFeedUpdate();
+  uint16_t port() const { return listener_.port(); }
+  nlohmann::json StatusJson();
+
+ private:
+  static void OnTimer(uv_timer_t* t);
+  void OnAccept(uv_stream_t* server);
+  void Reap();
+  void UpdateRetention();
+
+  uv_loop_t* loop_;
+  ReplicationConfig config_;
+  std::string node_name_;
+  std::string wal_dir_;
+  Engine* engine_ = nullptr;
+  WalFeed* feed_ = nullptr;
+  TcpListener listener_;
+  UvHandle<uv_timer_t> timer_;
+  std::vector<std::unique_ptr<WalSender>> senders_;
+  // The durable LSN of every replica seen since start, by name: the floor
+  // keeps their WAL while they reconnect.
+  std::map<std::string, Lsn> known_;
+  Lsn floor_ = 0;
+};
+
+}  // namespace kvd::daemon::repl

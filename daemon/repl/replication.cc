@@ -1,0 +1,68 @@
+#include "repl/replication.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace kvd::daemon {
+namespace {
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "kvd";
+  return buf;
+}
+
+}  // namespace
+
+Replication::Replication(uv_loop_t* loop, const Config& config)
+    : loop_(loop),
+      config_(config.replication),
+      wal_dir_(config.wal_path),
+      name_(config.replication.name.empty() ? HostName() : config.replication.name),
+      feed_(loop) {}
+
+Replication::~Replication() { Stop(); }
+
+Status Replication::Start(Engine* engine, NodeController* node) {
+  if (!enabled()) return Status::Ok();
+  engine_ = engine;
+  if (config_.role == "replica") {
+    KVD_ASSIGN_OR_RETURN(HostPort primary, ParseHostPort(config_.primary));
+    node->set_role(Role::kReplica);
+    KVD_RETURN_IF_ERROR(node->SetWriteFence(Status::NotPrimary(
+        "this node is a replica; send writes to the primary at " + primary.ToString())));
+    receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_);
+    feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalProgress(); });
+    receiver_->Start(engine);
+    return Status::Ok();
+  }
+  primary_ = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_);
+  feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { primary_->OnFeedUpdate(); });
+  return primary_->Start(engine, &feed_);
+}
+
+void Replication::Stop() {
+  if (primary_) primary_->Stop();
+  if (receiver_) receiver_->Stop();
+  feed_.Close();
+}
+
+std::string Replication::StatusJson() const {
+  if (!enabled()) return {};
+  nlohmann::json j;
+  j["name"] = name_;
+  j["role"] = config_.role;
+  j["sync_replicas"] = config_.sync_replicas;
+  if (primary_) {
+    j["primary"] = name_;
+    j.update(primary_->StatusJson());  // listen, port, replicas[], disconnected[], retention_floor
+  }
+  if (receiver_) {
+    j["receiver"] = receiver_->StatusJson();
+    j["primary"] = config_.primary;
+  }
+  return j.dump();
+}
+
+}  // namespace kvd::daemon

@@ -1,0 +1,257 @@
+#include "repl/wal_receiver.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include "kvd/wal.h"
+#include "sys/log.h"
+
+namespace kvd::daemon::repl {
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(50);
+constexpr auto kAckInterval = std::chrono::milliseconds(200);
+constexpr auto kPeerTimeout = std::chrono::seconds(5);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+
+struct ConnectReq {
+  uv_connect_t req;
+  WalReceiver* receiver;
+  uv_tcp_t* tcp;
+};
+
+}  // namespace
+
+std::string_view ReceiverStateName(ReceiverState s) {
+  switch (s) {
+    case ReceiverState::kConnecting: return "connecting";
+    case ReceiverState::kHandshake: return "handshake";
+    case ReceiverState::kStreaming: return "streaming";
+    case ReceiverState::kWaiting: return "waiting_to_reconnect";
+  }
+  return "?";
+}
+
+WalReceiver::WalReceiver(uv_loop_t* loop, HostPort primary, std::string node_name)
+    : loop_(loop), primary_(std::move(primary)), node_name_(std::move(node_name)) {}
+
+WalReceiver::~WalReceiver() { Stop(); }
+
+void WalReceiver::Start(Engine* engine) {
+  engine_ = engine;
+  if (InitTimer(loop_, &timer_, this)) {
+    uv_timer_start(timer_.get(), &WalReceiver::OnTimer, kTick.count(), kTick.count());
+  }
+  Connect();
+}
+
+void WalReceiver::Stop() {
+  stopped_ = true;
+  timer_.reset();
+  link_.reset();
+  dead_link_.reset();
+}
+
+void WalReceiver::Connect() {
+  if (stopped_) return;
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(primary_.host.c_str(), primary_.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(primary_.host.c_str(), primary_.port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    return Retry("bad primary address " + primary_.ToString());
+  }
+  auto* tcp = new uv_tcp_t{};
+  if (uv_tcp_init(loop_, tcp) != 0) {
+    delete tcp;
+    return Retry("uv_tcp_init failed");
+  }
+  auto* req = new ConnectReq{{}, this, tcp};
+  state_ = ReceiverState::kConnecting;
+  ++connects_;
+  const int r = uv_tcp_connect(&req->req, tcp, reinterpret_cast<const sockaddr*>(&addr), &WalReceiver::OnConnect);
+  if (r != 0) {
+    delete req;
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    Retry(std::string("connect: ") + uv_strerror(r));
+  }
+}
+
+void WalReceiver::OnConnect(uv_connect_t* r, int status) {
+  auto* req = reinterpret_cast<ConnectReq*>(r);
+  WalReceiver* self = req->receiver;
+  uv_tcp_t* tcp = req->tcp;
+  delete req;
+  // A stopped receiver (shutdown) still gets its callback: drop the socket.
+  if (status < 0 || self->stopped_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    if (!self->stopped_ && status < 0) {
+      self->Retry(fmt::format("cannot connect to the primary at {}: {}", self->primary_.ToString(),
+                              uv_strerror(status)));
+    }
+    return;
+  }
+  self->link_ = std::make_unique<Link>(tcp, self);
+  self->link_->Start();
+  self->state_ = ReceiverState::kHandshake;
+  self->last_heard_ = std::chrono::steady_clock::now();
+  Hello h;
+  h.node_name = self->node_name_;
+  h.last_lsn = self->engine_->last_lsn();
+  h.durable_lsn = self->engine_->durable_lsn();
+  h.history = self->engine_->epoch_history();
+  self->link_->Send(MsgType::kHello, self->engine_->current_epoch(), {EncodeHello(h)});
+}
+
+void WalReceiver::Retry(const std::string& why) {
+  if (stopped_) return;
+  if (why != last_error_ || state_ == ReceiverState::kStreaming) {
+    LogEvent(spdlog::level::warn, Event::kReplication, engine_ != nullptr ? engine_->last_lsn() : 0,
+             fmt::format("replica {}: link to the primary {} lost: {}; reconnecting in {} ms", node_name_,
+                         primary_.ToString(), why, backoff_.count()));
+  }
+  last_error_ = why;
+  state_ = ReceiverState::kWaiting;
+  retry_at_ = std::chrono::steady_clock::now() + backoff_;
+  backoff_ = std::min(backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
+}
+
+void WalReceiver::OnClosed(const Status& why) {
+  // Called from inside the link's own callback: free it later.
+  dead_link_ = std::move(link_);
+  Retry(why.ToString());
+}
+
+void WalReceiver::OnFrame(const Frame& f) {
+  last_heard_ = std::chrono::steady_clock::now();
+  const Epoch mine = engine_->current_epoch();
+  if (f.epoch < mine) {
+    return link_->Fail(Code::kFenced,
+                       fmt::format("stale_epoch: the primary is in epoch {}, this replica already in {}", f.epoch,
+                                   mine),
+                       mine);
+  }
+  primary_epoch_ = f.epoch;
+  switch (f.type) {
+    case MsgType::kWelcome: return OnWelcome(f);
+    case MsgType::kWal: return OnWal(f);
+    case MsgType::kHeartbeat: {
+      auto hb = DecodeHeartbeat(f.body);
+      if (!hb) return link_->Fail(Code::kInvalidArgument, hb.error().message(), mine);
+      primary_last_ = hb->last_lsn;
+      primary_durable_ = hb->durable_lsn;
+      echo_sent_at_us_ = hb->sent_at_us;
+      return;
+    }
+    case MsgType::kError: {
+      auto e = DecodeError(f.body);
+      const std::string reason = e ? e->reason : std::string("(undecodable ERROR)");
+      LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+               fmt::format("replica {}: the primary refused the stream: {}", node_name_, reason));
+      return link_->Close(Status::IOError("refused by the primary: " + reason));
+    }
+    default:
+      return link_->Fail(Code::kInvalidArgument, fmt::format("unexpected {} from the primary", MsgTypeName(f.type)),
+                         mine);
+  }
+}
+
+void WalReceiver::OnWelcome(const Frame& f) {
+  const Epoch mine = engine_->current_epoch();
+  auto w = DecodeWelcome(f.body);
+  if (!w) return link_->Fail(Code::kInvalidArgument, w.error().message(), mine);
+  if (state_ != ReceiverState::kHandshake) return link_->Fail(Code::kInvalidArgument, "a second WELCOME", mine);
+  if (w->start != StartMode::kStream || w->start_lsn != engine_->last_lsn() + 1) {
+    return link_->Fail(Code::kUnsupported,
+                       fmt::format("the primary offers start mode {} at LSN {}; this replica can only stream from "
+                                   "LSN {}",
+                                   static_cast<int>(w->start), w->start_lsn, engine_->last_lsn() + 1),
+                       mine);
+  }
+  primary_name_ = w->primary_name;
+  state_ = ReceiverState::kStreaming;
+  backoff_ = std::chrono::milliseconds(100);
+  last_error_.clear();
+  LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
+           fmt::format("replica {}: streaming from primary {} ({}) at LSN {}", node_name_, primary_name_,
+                       primary_.ToString(), w->start_lsn));
+}
+
+void WalReceiver::OnWal(const Frame& f) {
+  const Epoch mine = engine_->current_epoch();
+  if (state_ != ReceiverState::kStreaming) return link_->Fail(Code::kInvalidArgument, "WAL before WELCOME", mine);
+  auto m = DecodeWal(f.body);
+  if (!m) return link_->Fail(Code::kInvalidArgument, m.error().message(), mine);
+  // Verify everything before anything is appended: every CRC, LSNs that
+  // continue ours exactly and match the message's header.
+  Lsn expect = engine_->last_lsn() + 1;
+  if (m->header.first_lsn != expect) {
+    return link_->Fail(Code::kInvalidArgument,
+                       fmt::format("bad_record: WAL message starts at LSN {}, expected {}", m->header.first_lsn,
+                                   expect),
+                       mine);
+  }
+  Status st = ForEachVerifiedRecord(m->records, [&](const WalRecord& rec) {
+    if (rec.lsn != expect) {
+      return Status::InvalidArgument(fmt::format("LSN {} where {} was expected", rec.lsn, expect));
+    }
+    ++expect;
+    return Status::Ok();
+  });
+  if (st.ok() && expect - 1 != m->header.last_lsn) {
+    st = Status::InvalidArgument(fmt::format("the message says it ends at LSN {}, its records at {}",
+                                             m->header.last_lsn, expect - 1));
+  }
+  if (!st.ok()) return link_->Fail(Code::kInvalidArgument, "bad_record: " + st.message(), mine);
+  auto ticket = engine_->AppendReplicated(std::as_bytes(std::span(m->records.data(), m->records.size())));
+  if (!ticket) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             fmt::format("replica {}: cannot append records {}..{}: {}", node_name_, m->header.first_lsn,
+                         m->header.last_lsn, ticket.error().ToString()));
+    return link_->Fail(ticket.error().code(), "replica cannot append: " + ticket.error().message(), mine);
+  }
+  records_received_ += m->header.last_lsn - m->header.first_lsn + 1;
+  primary_last_ = std::max(primary_last_, m->header.last_lsn);
+  primary_durable_ = std::max(primary_durable_, m->header.primary_durable_lsn);
+  echo_sent_at_us_ = m->header.sent_at_us;
+}
+
+void WalReceiver::SendAck() {
+  if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
+  const Ack a{engine_->last_lsn(), engine_->durable_lsn(), engine_->applied_lsn(), echo_sent_at_us_};
+  link_->Send(MsgType::kAck, engine_->current_epoch(), {EncodeAck(a)});
+  last_ack_ = std::chrono::steady_clock::now();
+}
+
+void WalReceiver::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<WalReceiver*>(t->data);
+  self->dead_link_.reset();
+  const auto now = std::chrono::steady_clock::now();
+  if (self->state_ == ReceiverState::kWaiting) {
+    if (now >= self->retry_at_) self->Connect();
+    return;
+  }
+  if (self->link_ == nullptr) return;
+  if ((self->state_ == ReceiverState::kStreaming || self->state_ == ReceiverState::kHandshake) &&
+      now - self->last_heard_ > kPeerTimeout) {
+    self->link_->Close(Status::IOError("nothing heard from the primary for 5 s"));
+    return;
+  }
+  if (self->state_ == ReceiverState::kStreaming && now - self->last_ack_ >= kAckInterval) self->SendAck();
+}
+
+nlohmann::json WalReceiver::StatusJson() const {
+  return {{"primary", primary_.ToString()},
+          {"primary_name", primary_name_},
+          {"state", std::string(ReceiverStateName(state_))},
+          {"primary_epoch", primary_epoch_},
+          {"primary_last_lsn", primary_last_},
+          {"primary_durable_lsn", primary_durable_},
+          {"written_lsn", engine_ != nullptr ? engine_->last_lsn() : 0},
+          {"durable_lsn", engine_ != nullptr ? engine_->durable_lsn() : 0},
+          {"applied_lsn", engine_ != nullptr ? engine_->applied_lsn() : 0},
+          {"lag_lsn", engine_ != nullptr && primary_last_ > engine_->applied_lsn() ? primary_last_ - engine_->applied_lsn()
+                                                                                    : 0},
+          {"records_received", records_received_},
+          {"connects", connects_},
+          {"last_error", last_error_}};
+}
+
+}  // namespace kvd::daemon::repl

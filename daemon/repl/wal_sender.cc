@@ -1,0 +1,196 @@
+#include "repl/wal_sender.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include "sys/log.h"
+
+namespace kvd::daemon::repl {
+namespace {
+
+uint64_t NowUs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+std::string_view SenderStateName(SenderState s) {
+  switch (s) {
+    case SenderState::kHandshake: return "handshake";
+    case SenderState::kCatchingUp: return "catching_up";
+    case SenderState::kStreaming: return "streaming";
+    case SenderState::kClosed: return "closed";
+  }
+  return "?";
+}
+
+WalSender::WalSender(uv_tcp_t* tcp, Context ctx)
+    : ctx_(std::move(ctx)),
+      link_(std::make_unique<Link>(tcp, this)),
+      source_(ctx_.wal_dir),
+      last_sent_(std::chrono::steady_clock::now()),
+      last_heard_(last_sent_) {
+  progress_.peer = link_->peer();
+}
+
+const SenderProgress& WalSender::progress() {
+  progress_.state = state_;
+  const Lsn acked = progress_.durable_lsn;
+  progress_.lag_bytes = state_ == SenderState::kHandshake ? 0 : ctx_.feed->BytesAfter(acked);
+  return progress_;
+}
+
+Lsn WalSender::needs_from() const {
+  if (state_ == SenderState::kHandshake) return 0;
+  return progress_.durable_lsn + 1;
+}
+
+void WalSender::OnFrame(const Frame& f) {
+  last_heard_ = std::chrono::steady_clock::now();
+  const Epoch mine = ctx_.engine->current_epoch();
+  if (f.epoch > mine) {
+    // A newer epoch exists: fencing this primary is a later slice; refuse
+    // to feed a replica that already follows a newer primary.
+    link_->Fail(Code::kFenced, fmt::format("newer_epoch: the replica is in epoch {}, this primary in {}", f.epoch, mine),
+                mine);
+    return;
+  }
+  switch (f.type) {
+    case MsgType::kHello: return OnHello(f);
+    case MsgType::kAck: return OnAck(f);
+    case MsgType::kHeartbeat: return;
+    case MsgType::kError: {
+      auto e = DecodeError(f.body);
+      link_->Close(Status::IOError("the replica refused the stream: " +
+                                   (e ? e->reason : std::string("(undecodable ERROR)"))));
+      return;
+    }
+    default:
+      link_->Fail(Code::kInvalidArgument, fmt::format("unexpected {} from a replica", MsgTypeName(f.type)), mine);
+  }
+}
+
+void WalSender::OnHello(const Frame& f) {
+  const Epoch mine = ctx_.engine->current_epoch();
+  if (state_ != SenderState::kHandshake) {
+    return link_->Fail(Code::kInvalidArgument, "a second HELLO", mine);
+  }
+  auto hello = DecodeHello(f.body);
+  if (!hello) return link_->Fail(Code::kInvalidArgument, hello.error().message(), mine);
+  if (hello->protocol_version != kProtocolVersion) {
+    return link_->Fail(Code::kUnsupported,
+                       fmt::format("protocol version {} (this primary speaks {})", hello->protocol_version,
+                                   kProtocolVersion),
+                       mine);
+  }
+  progress_.name = hello->node_name;
+  const Lsn my_last = ctx_.feed->last_lsn();
+  const EpochHistory history = ctx_.engine->epoch_history();
+  const Lsn fork = ForkPoint(history, my_last, hello->history, hello->last_lsn);
+  if (hello->last_lsn > my_last && fork == my_last) {
+    return link_->Fail(Code::kInvalidArgument,
+                       fmt::format("future_lsn: the replica has LSN {}, this primary only {}", hello->last_lsn,
+                                   my_last),
+                       mine);
+  }
+  if (fork < hello->last_lsn) {
+    return link_->Fail(Code::kUnsupported,
+                       fmt::format("diverged: the replica's log leaves this primary's after LSN {} (it has {}); "
+                                   "cutting a divergent tail is not built yet",
+                                   fork, hello->last_lsn),
+                       mine);
+  }
+  next_lsn_ = hello->last_lsn + 1;
+  progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
+  progress_.durable_lsn = hello->durable_lsn;
+  progress_.applied_lsn = hello->durable_lsn;
+  Welcome w;
+  w.primary_name = ctx_.node_name;
+  w.start = StartMode::kStream;
+  w.start_lsn = next_lsn_;
+  w.history = history;
+  link_->Send(MsgType::kWelcome, mine, {EncodeWelcome(w)});
+  state_ = next_lsn_ < ctx_.feed->first_cached_lsn() ? SenderState::kCatchingUp : SenderState::kStreaming;
+  LogEvent(spdlog::level::info, Event::kReplication, my_last,
+           fmt::format("replica {} ({}) connected at LSN {}: {}", progress_.name, progress_.peer, hello->last_lsn,
+                       state_ == SenderState::kCatchingUp ? "catching up from the WAL on disk" : "streaming"));
+  Pump();
+}
+
+void WalSender::OnAck(const Frame& f) {
+  const Epoch mine = ctx_.engine->current_epoch();
+  auto ack = DecodeAck(f.body);
+  if (!ack) return link_->Fail(Code::kInvalidArgument, ack.error().message(), mine);
+  if (state_ == SenderState::kHandshake) return link_->Fail(Code::kInvalidArgument, "ACK before HELLO", mine);
+  if (ack->written_lsn > progress_.sent_lsn) {
+    return link_->Fail(Code::kInvalidArgument,
+                       fmt::format("future_lsn: ACK of LSN {} but only {} was sent", ack->written_lsn,
+                                   progress_.sent_lsn),
+                       mine);
+  }
+  progress_.written_lsn = std::max(progress_.written_lsn, ack->written_lsn);
+  progress_.durable_lsn = std::max(progress_.durable_lsn, ack->durable_lsn);
+  progress_.applied_lsn = std::max(progress_.applied_lsn, ack->applied_lsn);
+}
+
+void WalSender::Pump() {
+  if (state_ == SenderState::kHandshake || state_ == SenderState::kClosed || link_->closed()) return;
+  while (link_->queued_bytes() < Link::kHighWater && next_lsn_ <= ctx_.feed->last_lsn()) {
+    std::string records;
+    Lsn last = 0;
+    if (next_lsn_ >= ctx_.feed->first_cached_lsn()) {
+      if (!ctx_.feed->ReadCached(next_lsn_, kWalChunkBytes, &records, &last)) break;
+      if (state_ == SenderState::kCatchingUp) {
+        state_ = SenderState::kStreaming;
+        LogEvent(spdlog::level::info, Event::kReplication, next_lsn_,
+                 fmt::format("replica {} caught up: streaming from LSN {}", progress_.name, next_lsn_));
+      }
+    } else {
+      state_ = SenderState::kCatchingUp;
+      const Lsn upto = std::min(ctx_.feed->first_cached_lsn() - 1, ctx_.feed->last_lsn());
+      Status st = source_.Read(next_lsn_, upto, kWalChunkBytes, &records, &last);
+      if (!st.ok()) {
+        const Code code = st.IsNotFound() ? Code::kUnsupported : st.code();
+        return link_->Fail(code,
+                           st.IsNotFound() ? st.message() + "; snapshot transfer is not built yet: rebuild the "
+                                                            "replica from an empty data directory after a snapshot"
+                                           : st.message(),
+                           ctx_.engine->current_epoch());
+      }
+    }
+    SendChunk(std::move(records), next_lsn_, last);
+    next_lsn_ = last + 1;
+  }
+}
+
+void WalSender::SendChunk(std::string records, Lsn first, Lsn last) {
+  const WalHeader h{first, last, ctx_.feed->durable_lsn(), NowUs()};
+  link_->Send(MsgType::kWal, ctx_.engine->current_epoch(), {EncodeWalHeader(h), records});
+  progress_.sent_lsn = last;
+  last_sent_ = std::chrono::steady_clock::now();
+}
+
+void WalSender::Tick(std::chrono::steady_clock::time_point now) {
+  if (closed()) return;
+  if (now - last_heard_ > kPeerTimeout) {
+    link_->Close(Status::IOError("nothing heard from the replica for 5 s"));
+    return;
+  }
+  Pump();
+  if (state_ != SenderState::kHandshake && now - last_sent_ >= kHeartbeatInterval) {
+    const Heartbeat hb{ctx_.feed->last_lsn(), ctx_.feed->durable_lsn(), NowUs()};
+    link_->Send(MsgType::kHeartbeat, ctx_.engine->current_epoch(), {EncodeHeartbeat(hb)});
+    last_sent_ = now;
+  }
+}
+
+void WalSender::OnClosed(const Status& why) {
+  state_ = SenderState::kClosed;
+  progress_.error = why.ToString();
+  LogEvent(spdlog::level::warn, Event::kReplication, progress_.sent_lsn,
+           fmt::format("replica {} ({}) disconnected: {}", progress_.name.empty() ? "(no HELLO)" : progress_.name,
+                       progress_.peer, why.ToString()));
+}
+
+}  // namespace kvd::daemon::repl

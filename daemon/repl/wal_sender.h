@@ -1,0 +1,81 @@
+// WalSender: the primary's end of one replica's connection
+// (docs/replication.md §4-5). It waits for HELLO, finds where the replica's
+// log meets ours, answers WELCOME, then streams WAL messages: from the
+// segments on disk while the replica is behind the WalFeed's cache
+// (catching_up), then from the cache as records are written (streaming).
+// It reads the replica's ACKs (written / durable / applied LSN) and sends
+// HEARTBEATs on an idle link.
+//
+// Threading: loop thread only. Owned by the ReplPrimary, which destroys it
+// after it closed (never from inside one of its callbacks).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "kvd/engine.h"
+#include "repl/link.h"
+#include "repl/wal_feed.h"
+#include "repl/wal_source.h"
+
+namespace kvd::daemon::repl {
+
+enum class SenderState : uint8_t { kHandshake, kCatchingUp, kStreaming, kClosed };
+std::string_view SenderStateName(SenderState s);  // "handshake", "catching_up", ...
+
+struct SenderProgress {
+  std::string name;  // the replica's node name (from HELLO)
+  std::string peer;  // its address
+  SenderState state = SenderState::kHandshake;
+  Lsn sent_lsn = 0, written_lsn = 0, durable_lsn = 0, applied_lsn = 0;
+  uint64_t lag_bytes = 0;  // WAL written here that the replica has not made durable
+  std::string error;       // why it closed
+};
+
+class WalSender : public Link::Handler {
+ public:
+  struct Context {
+    const Engine* engine = nullptr;
+    WalFeed* feed = nullptr;
+    std::string wal_dir;
+    std::string node_name;
+  };
+  WalSender(uv_tcp_t* tcp, Context ctx);
+
+  void Start() { link_->Start(); }
+  // New records in the feed, or room on the link: send what is due.
+  void Pump();
+  // Called every heartbeat interval: heartbeat an idle link, time out a silent peer.
+  void Tick(std::chrono::steady_clock::time_point now);
+  void Close(const Status& why) { link_->Close(why); }
+
+  bool closed() const { return state_ == SenderState::kClosed; }
+  const SenderProgress& progress();
+  // The oldest LSN this replica may still need (its durable LSN + 1, or the
+  // LSN it asked for); 0 before the handshake.
+  Lsn needs_from() const;
+
+  static constexpr auto kHeartbeatInterval = std::chrono::milliseconds(200);
+  static constexpr auto kPeerTimeout = std::chrono::seconds(5);
+
+  // Link::Handler
+  void OnFrame(const Frame& frame) override;
+  void OnClosed(const Status& why) override;
+  void OnWritable() override { Pump(); }
+
+ private:
+  void OnHello(const Frame& f);
+  void OnAck(const Frame& f);
+  void SendChunk(std::string records, Lsn first, Lsn last);
+
+  Context ctx_;
+  std::unique_ptr<Link> link_;
+  WalSource source_;
+  SenderState state_ = SenderState::kHandshake;
+  SenderProgress progress_;
+  Lsn next_lsn_ = 0;  // the next record to send
+  std::chrono::steady_clock::time_point last_sent_, last_heard_;
+};
+
+}  // namespace kvd::daemon::repl
