@@ -9,9 +9,12 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "node/snapshot_child.h"
 #include "sys/fs_check.h"
 #include "kvd/engine.h"
 #include "sys/log.h"
@@ -22,6 +25,12 @@ namespace kvd::daemon {
 namespace {
 
 constexpr int kStartupFailed = 1;
+// How long a starting kvd waits for a held directory lock. The snapshot child
+// of a kvd that was just killed keeps the lock until it is gone (PDEATHSIG
+// kills it, but only once its syscall in flight, a rename or fsync, returned):
+// it must finish before anyone recovers. Another live kvd never lets go.
+constexpr auto kLockWait = std::chrono::seconds(5);
+constexpr auto kLockRetry = std::chrono::milliseconds(20);
 
 std::string RealPath(const std::string& p) {
   char buf[PATH_MAX];
@@ -31,6 +40,19 @@ std::string RealPath(const std::string& p) {
 Result<std::unique_ptr<FileLock>> LockDir(Env* env, const std::string& dir, const char* what) {
   const std::string path = JoinPath(dir, "LOCK");
   auto lock = env->LockFile(path);
+  const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+  bool logged = false;
+  while (!lock.has_value() && lock.error().code() == Code::kBusy && std::chrono::steady_clock::now() < deadline) {
+    if (!logged) {
+      spdlog::warn("the {} directory {} is locked ({} is held): waiting up to {}s for its holder to exit (the "
+                   "snapshot child of a kvd that just died finishes first; another running kvd never lets go)",
+                   what, dir, path, std::chrono::duration_cast<std::chrono::seconds>(kLockWait).count());
+      logged = true;
+    }
+    std::this_thread::sleep_for(kLockRetry);
+    lock = env->LockFile(path);
+  }
+  if (logged && lock.has_value()) spdlog::info("the {} directory lock {} is free now", what, path);
   if (!lock.has_value()) {
     if (lock.error().code() == Code::kBusy) {
       return Status::Busy(fmt::format("the {} directory {} is in use by another kvd (lock {} is held)", what, dir,
@@ -174,6 +196,8 @@ int RunDaemon(const Config& config, Env* env) {
     }
     snap_lock = std::move(l).value();
   }
+  // Every snapshot child keeps both locks until it exits (node/snapshot_child.h).
+  SetSnapshotChildLockFds({(*wal_lock)->fd(), snap_lock ? snap_lock->fd() : -1});
   std::vector<std::string> storage_warnings;
   LogFileSystem(config.wal_path, "WAL", &storage_warnings);
   if (RealPath(config.snapshot_path) != RealPath(config.wal_path)) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "kvd/snapshot.h"
@@ -67,39 +68,70 @@ Result<ChildResult> ParseChildResult(std::span<const std::byte> data) {
 
 namespace {
 
-void CloseInheritedFds(int keep) {
-  if (::close_range(3, static_cast<unsigned>(keep) - 1, 0) == 0 &&
-      ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0) == 0) {
-    return;
+std::array<int, kMaxChildLockFds> g_lock_fds = {-1, -1};
+
+// Closes every descriptor >= 3 but those in keep (no allocation: fork-safe).
+void CloseInheritedFds(std::array<int, kMaxChildLockFds + 1> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 3;  // lowest descriptor not yet handled
+  bool ok = true;
+  for (int k : keep) {
+    if (k < static_cast<int>(next)) continue;  // -1, 0..2 or a duplicate
+    if (static_cast<unsigned>(k) > next) ok = ok && ::close_range(next, static_cast<unsigned>(k) - 1, 0) == 0;
+    next = static_cast<unsigned>(k) + 1;
   }
+  if (ok && ::close_range(next, ~0U, 0) == 0) return;
   // close_range unavailable (kernel < 5.9): walk the descriptor table.
   struct rlimit rl;
   const int max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
                          ? static_cast<int>(rl.rlim_cur)
                          : 65536;
   for (int fd = 3; fd < max_fd; ++fd) {
-    if (fd != keep) ::close(fd);
+    if (std::find(keep.begin(), keep.end(), fd) == keep.end()) ::close(fd);
   }
 }
 
+#ifdef KVD_FAULT_INJECTION
+// Test builds: KVD_TEST_SNAPSHOT_CHILD_LINGER_MS=N makes the child outlive a
+// SIGKILLed parent by N ms (< 600 s) before it writes (no PDEATHSIG), standing in for a
+// rename or fsync the kernel finishes after the parent died
+// (tests/integration/test_snapshot_orphan.py). 0 when unset.
+unsigned LingerMs() {
+  const char* v = std::getenv("KVD_TEST_SNAPSHOT_CHILD_LINGER_MS");
+  unsigned ms = 0;
+  for (; v != nullptr && *v >= '0' && *v <= '9' && ms < 60000; ++v) ms = ms * 10 + static_cast<unsigned>(*v - '0');
+  return ms;
+}
+#else
+constexpr unsigned LingerMs() { return 0; }
+#endif
+
 }  // namespace
+
+void SetSnapshotChildLockFds(std::array<int, kMaxChildLockFds> fds) { g_lock_fds = fds; }
 
 void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn, int result_fd) {
   // The parent's libuv signal handlers would forward signals into the
   // parent's loop through an inherited pipe: restore the defaults. Die with
   // the parent: an orphan must not race a restarted kvd in the directory.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
+  // PDEATHSIG only makes the window short: a syscall in flight (rename, fsync)
+  // still completes after the parent died. What makes a late rename harmless
+  // is the lock kept below: no new kvd recovers until this process is gone.
+  const unsigned linger_ms = LingerMs();
   const pid_t parent = ::getppid();
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (linger_ms == 0) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
-  // Close every inherited descriptor but the result pipe: the data-directory
-  // lock (a restarted kvd must not find it held by a dying child), client
-  // sockets (a client kvd closed must see EOF now, not when the child exits),
-  // the loop's epoll and eventfds. The child opens what it writes itself.
-  CloseInheritedFds(result_fd);
+  // Close every inherited descriptor but the result pipe and the
+  // data-directory locks: client sockets (a client kvd closed must see EOF
+  // now, not when the child exits), the loop's epoll and eventfds. The child
+  // opens what it writes itself.
+  CloseInheritedFds({result_fd, g_lock_fds[0], g_lock_fds[1]});
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  if (linger_ms > 0) ::usleep(linger_ms * 1000);
 
   const auto t0 = std::chrono::steady_clock::now();
   Result<SnapshotInfo> info = WriteSnapshot(env, dir, state, lsn);

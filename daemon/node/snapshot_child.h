@@ -44,6 +44,15 @@ void EncodeChildResult(bool ok, Lsn lsn, uint64_t entries, uint64_t bytes, uint6
 // that died mid-way).
 Result<ChildResult> ParseChildResult(std::span<const std::byte> data);
 
+// The data-directory lock descriptors (FileLock::fd) every snapshot child
+// keeps open, so the flock outlives the parent until the child is gone too: a
+// kvd restarted after a SIGKILL cannot recover while a child of the dead one
+// may still rename a snapshot into the directory (PR_SET_PDEATHSIG cannot
+// stop a rename or fsync already in the kernel). Set once at start-up, before
+// the first fork; at most kMaxChildLockFds, -1 entries are ignored.
+inline constexpr size_t kMaxChildLockFds = 2;
+void SetSnapshotChildLockFds(std::array<int, kMaxChildLockFds> fds);
+
 // In the child: writes the snapshot, reports on result_fd, exits. Never returns.
 [[noreturn]] void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn,
                                    int result_fd);

@@ -129,6 +129,7 @@ class PosixFileLock final : public FileLock {
  public:
   explicit PosixFileLock(Fd fd) : fd_(std::move(fd)) {}
   ~PosixFileLock() override { ::flock(fd_.get(), LOCK_UN); }
+  int fd() const override { return fd_.get(); }
 
  private:
   Fd fd_;

@@ -81,6 +81,9 @@ class RandomAccessFile {
 class FileLock {
  public:
   virtual ~FileLock() = default;
+  // The descriptor the flock is held on, or -1. A forked child that keeps it
+  // open shares the lock: it is released only when both have closed it.
+  virtual int fd() const { return -1; }
 };
 
 enum class OpenMode {
