@@ -214,11 +214,12 @@ TEST_CASE("ENOSPC in batch mode: the kept group is shown once, when its retry su
   o.commit_observer = &obs;
   auto e = MustOpen(o);
   RecordingSink sink;
-  auto t = e->Put("acked", "1", false);
-  REQUIRE(t->done);
+  // Batch mode starts a commit at the first write: arm the failure first.
   env.FailNext(Op::kWrite, ENOSPC, 1, "wal-");
   uint64_t seen = notes.count();
-  e->RequestFlush(1);  // the commit that fails
+  auto t = e->Put("acked", "1", false);  // acknowledged; its commit starts at once and fails
+  REQUIRE(t->done);
+  e->RequestFlush(1);
   notes.WaitPast(seen);
   e->Poll(&sink);
   CHECK_FALSE(e->stats().no_space.empty());
