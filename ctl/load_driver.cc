@@ -91,10 +91,13 @@ kvd::Result<kvd::Fd> ConnectNonBlocking(const std::string& path) {
 
 class Worker {
  public:
-  Worker(const LoadSpec& spec, std::string_view value, const std::atomic<bool>* stop, uint64_t deadline_ns)
+  // duration_ns: a timed run's length, counted from this worker's first
+  // request (0: a counted run). Not from when the workers were created:
+  // starting threads on a busy machine can take longer than a short run.
+  Worker(const LoadSpec& spec, std::string_view value, const std::atomic<bool>* stop, uint64_t duration_ns)
       : spec_(spec),
         stop_(stop),
-        deadline_ns_(deadline_ns),
+        duration_ns_(duration_ns),
         keys_(spec.key_prefix),
         put_(RequestTemplate::Put(keys_.Key(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
         get_(RequestTemplate::Get(keys_.Key(0))) {}
@@ -119,7 +122,7 @@ class Worker {
 
   const LoadSpec& spec_;
   const std::atomic<bool>* stop_;
-  const uint64_t deadline_ns_;
+  const uint64_t duration_ns_;
   const BenchKeys keys_;
   const RequestTemplate put_;
   const RequestTemplate get_;
@@ -267,7 +270,7 @@ void Worker::Run() {
   std::vector<epoll_event> events(std::max<size_t>(conns_.size(), 1));
   while (true) {
     const uint64_t now = NowNs();
-    if (!stopping_ && ((stop_ && stop_->load(std::memory_order_relaxed)) || (deadline_ns_ && now >= deadline_ns_))) {
+    if (!stopping_ && ((stop_ && stop_->load(std::memory_order_relaxed)) || (duration_ns_ && first_send_ns_ && now >= first_send_ns_ + duration_ns_))) {
       stopping_ = true;
       stop_ns = now;
     }
@@ -330,11 +333,11 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
 
   // The clock starts once every client is connected.
   const uint64_t start_ns = NowNs();
-  const uint64_t deadline_ns =
-      spec.requests == 0 && !spec.prefill ? start_ns + static_cast<uint64_t>(spec.duration.count()) : 0;
+  const uint64_t duration_ns =
+      spec.requests == 0 && !spec.prefill ? static_cast<uint64_t>(spec.duration.count()) : 0;
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint32_t t = 0; t < threads; ++t) {
-    workers.push_back(std::make_unique<Worker>(spec, value, stop, deadline_ns));
+    workers.push_back(std::make_unique<Worker>(spec, value, stop, duration_ns));
   }
   for (uint32_t j = 0; j < spec.clients; ++j) workers[j % threads]->Add(std::move(conns[j]));
 
