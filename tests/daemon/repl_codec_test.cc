@@ -173,7 +173,8 @@ TEST_CASE("a WAL message carries whole records after its header; empty or invert
   AppendPutRecord(&records, 4, 1, "k", "v");
   AppendDelRecord(&records, 5, 1, "k");
   WalHeader h{4, 5, 3, 1234};
-  auto m = DecodeWal(EncodeWalHeader(h) + records);
+  const std::string message = EncodeWalHeader(h) + records;  // the decoded records view into it
+  auto m = DecodeWal(message);
   REQUIRE(m.has_value());
   CHECK(m->header.first_lsn == 4);
   CHECK(m->header.last_lsn == 5);
