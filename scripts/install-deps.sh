@@ -8,11 +8,13 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   # libraries
   libuv1-dev libtoml11-dev libspdlog-dev libfmt-dev libsystemd-dev libcli11-dev
-  nlohmann-json3-dev libxxhash-dev prometheus-cpp-dev libssl-dev
+  nlohmann-json3-dev libxxhash-dev prometheus-cpp-dev libssl-dev libcurl4-openssl-dev
   # tests
   doctest-dev python3 clang libclang-rt-14-dev util-linux procps
   # the power-cut file system (tests/lazyfs), metrics lint, Redis clients for RESP
   libfuse3-dev fuse3 prometheus python3-redis
+  # the cluster (etcd decides who is primary) and its partition tests
+  etcd-server etcd-client iproute2 iptables
   # service tests, packaging
   systemd dbus dpkg-dev file
   # benchmarks
