@@ -105,13 +105,19 @@ void FlipByte(const std::string& path, uint64_t offset) {
   f.write(&ch, 1);
 }
 
-}  // namespace
-
-TEST_CASE("check-data: a clean WAL") {
+// A data directory with the default config pointing into it.
+struct DataDir {
   TempDir d;
   Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+  DataDir() {
+    c.wal_path = d / "wal";
+    c.snapshot_path = d / "snap";
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(DataDir, "check-data: a clean WAL") {
   const auto segs = WriteWal(c.wal_path, 300);
   REQUIRE(segs.size() >= 3);
   const auto before = Tree(c.wal_path);
@@ -137,11 +143,7 @@ TEST_CASE("check-data: an empty data directory is clean") {
   CHECK(!fs::exists(c.wal_path));  // not created either
 }
 
-TEST_CASE("check-data: a torn tail") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: a torn tail") {
   const auto segs = WriteWal(c.wal_path, 200);
   const std::string last = segs.back();
   const uint64_t size = fs::file_size(last);
@@ -174,11 +176,7 @@ TEST_CASE("check-data: a torn tail") {
   CHECK(Tree(c.wal_path) == before);
 }
 
-TEST_CASE("check-data: corruption in the middle of the log") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: corruption in the middle of the log") {
   const auto segs = WriteWal(c.wal_path, 300);
   REQUIRE(segs.size() >= 3);
   // A byte inside the payload of a record in the middle of the first segment.
@@ -217,11 +215,7 @@ TEST_CASE("check-data: corruption in the middle of the log") {
   CHECK(Tree(c.wal_path) == before);
 }
 
-TEST_CASE("check-data: snapshots are verified and the newest valid one is the start") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: snapshots are verified and the newest valid one is the start") {
   WriteWal(c.wal_path, 200);
   REQUIRE(kvd::Env::Default()->CreateDirs(c.snapshot_path).ok());
   kvd::State s;
@@ -250,11 +244,7 @@ TEST_CASE("check-data: snapshots are verified and the newest valid one is the st
   CHECK(Tree(c.snapshot_path) == before);
 }
 
-TEST_CASE("check-data: a stray file is named, no mode is proposed that drops the log, moving it keeps everything") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: a stray file is named, no mode is proposed that drops the log, moving it keeps everything") {
   const auto segs = WriteWal(c.wal_path, 300);
   const std::string junk = (fs::path(c.wal_path) / kvd::SegmentFileName(0)).string();
   { std::ofstream(junk) << "junk\n"; }  // echo junk > wal-00000000000000000000.log
@@ -285,11 +275,7 @@ TEST_CASE("check-data: a stray file is named, no mode is proposed that drops the
   CHECK(Tree(c.wal_path) == before);
 }
 
-TEST_CASE("check-data: remedies say what each mode keeps and drops, least destructive first") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: remedies say what each mode keeps and drops, least destructive first") {
   const auto segs = WriteWal(c.wal_path, 300);
   REQUIRE(segs.size() >= 3);
   FlipByte(segs[0], fs::file_size(segs[0]) / 2);
@@ -317,11 +303,7 @@ TEST_CASE("check-data: remedies say what each mode keeps and drops, least destru
   CHECK(o.text.find("set recovery_mode = \"point_in_time\" in [storage], start kvd once") != std::string::npos);
 }
 
-TEST_CASE("check-data: a torn tail: the configured mode first, then the stricter ones that drop more are left out") {
-  TempDir d;
-  Config c;
-  c.wal_path = d / "wal";
-  c.snapshot_path = d / "snap";
+TEST_CASE_FIXTURE(DataDir, "check-data: a torn tail: the configured mode first, then the stricter ones that drop more are left out") {
   const auto segs = WriteWal(c.wal_path, 200);
   fs::resize_file(segs.back(), fs::file_size(segs.back()) - 7);  // grown by writing: a torn tail
   const Outcome o = Check(c);
