@@ -1,7 +1,7 @@
 # Install layout and the Debian package (issue: run it the way people run it).
 #   bin:      kvd, kvctl
 #   /etc/kvd/kvd.toml            (never overwrites an existing one)
-#   <unitdir>/kvd.service, kvd.socket
+#   <unitdir>/kvd.service, kvd.socket, kvd@.service (one node per instance)
 #   <sysusersdir>/kvd.conf       (system user and group kvd)
 #   <docdir>/README.md, docs/*.md
 
@@ -32,8 +32,9 @@ file(WRITE ${PROJECT_BINARY_DIR}/kvd.toml.installed "${_kvd_conf}")
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/conf/kvd.toml)
 
 configure_file(${PROJECT_SOURCE_DIR}/systemd/kvd.service.in ${PROJECT_BINARY_DIR}/kvd.service @ONLY)
+configure_file(${PROJECT_SOURCE_DIR}/systemd/kvd@.service.in ${PROJECT_BINARY_DIR}/kvd@.service @ONLY)
 
-install(FILES ${PROJECT_BINARY_DIR}/kvd.service ${PROJECT_SOURCE_DIR}/systemd/kvd.socket
+install(FILES ${PROJECT_BINARY_DIR}/kvd.service ${PROJECT_BINARY_DIR}/kvd@.service ${PROJECT_SOURCE_DIR}/systemd/kvd.socket
         DESTINATION ${KVD_SYSTEMD_UNIT_DIR})
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/kvd.sysusers DESTINATION ${KVD_SYSUSERS_DIR} RENAME kvd.conf)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

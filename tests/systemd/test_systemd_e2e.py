@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,7 @@ class CmakeInstallTest(ServiceChecks, unittest.TestCase):
 
     def test_01_layout_and_unit_quality(self):
         for path in ("/usr/bin/kvd", "/usr/bin/kvctl", CONF, "/lib/systemd/system/kvd.service",
+                     "/lib/systemd/system/kvd@.service",
                      "/lib/systemd/system/kvd.socket", "/usr/lib/sysusers.d/kvd.conf"):
             self.assertEqual(self.box.run("test", "-e", path).returncode, 0, path + " not installed")
         conf = self.box.run("cat", CONF, check=True).stdout
@@ -211,6 +213,51 @@ class CmakeInstallTest(ServiceChecks, unittest.TestCase):
         log = self.box.journal("-u", "kvd", "-n", "30")
         self.assertIn("no_such_key", log)
         self.assertIn(f":{lines}", log, "journal does not name the line")
+
+    def test_09_template_instances_form_a_replica_set(self):
+        """kvd@a (primary) and kvd@b (its replica) from the template unit, as docs/service.md shows."""
+        verify = self.box.run("systemd-analyze", "verify", "/lib/systemd/system/kvd@.service")
+        self.assertEqual((verify.stdout + verify.stderr).strip(), "", "systemd-analyze verify complained")
+        with socket.socket() as s:  # a free loopback port for a's replication listener
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        for name, repl in (("a", f'role = "primary"\nlisten = "127.0.0.1:{port}"'),
+                           ("b", f'role = "replica"\nprimary = "127.0.0.1:{port}"')):
+            conf = (f'[server]\nsocket = "/run/kvd/{name}/kvd.sock"\n'
+                    f'[storage]\nwal_path = "/var/lib/kvd/{name}/wal"\n'
+                    f'snapshot_path = "/var/lib/kvd/{name}/snapshots"\n'
+                    f'[replication]\nname = "{name}"\n{repl}\n')
+            self.box.run("sh", "-c", f"cat > /etc/kvd/{name}.toml", input=conf, check=True)
+        try:
+            r = self.box.systemctl("start", "kvd@a", "kvd@b")
+            self.assertEqual(r.returncode, 0, r.stderr + self.box.journal("-n", "60"))
+            sock_a, sock_b = "/run/kvd/a/kvd.sock", "/run/kvd/b/kvd.sock"
+            for i in range(20):
+                r = self.kvctl("--socket", sock_a, "put", f"t{i}", f"v{i}")
+                self.assertEqual(r.returncode, 0, r.stderr)
+            last = json.loads(self.kvctl("--socket", sock_a, "status", "--json").stdout)["last_lsn"]
+
+            def b_caught_up():
+                st = json.loads(self.kvctl("--socket", sock_b, "status", "--json").stdout)
+                return st if st["last_lsn"] >= last else None
+            st = wait_until(b_caught_up, "kvd@b to replicate kvd@a's writes")
+            sec = self.box.run("systemd-analyze", "security", "--no-pager", "kvd@a.service")
+            m = re.search(r"Overall exposure level for kvd@a\.service:\s*([0-9.]+)\s+(\w+)", sec.stdout)
+            self.assertIsNotNone(m, sec.stdout[-500:] + sec.stderr)
+            print(f"\nsystemd-analyze security kvd@a.service: {m.group(1)} {m.group(2)}", flush=True)
+            self.assertLessEqual(float(m.group(1)), 2.5)  # kvd.service's sandbox, plus loopback TCP
+            self.assertEqual(st["role"], "replica")
+            for i in range(20):
+                r = self.kvctl("--socket", sock_b, "get", f"t{i}")
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, f"v{i}"), r.stderr)
+            r = self.kvctl("--socket", sock_b, "put", "x", "y")
+            self.assertNotEqual(r.returncode, 0, "a replica accepted a write")
+            self.assertIn(f"127.0.0.1:{port}", r.stdout + r.stderr, "the refusal does not name the primary")
+            # Each instance has its own data directory and journal.
+            self.assertEqual(self.box.run("test", "-d", "/var/lib/kvd/b/wal").returncode, 0)
+            self.assertIn("replica", self.box.journal("-u", "kvd@b"))
+        finally:
+            self.box.systemctl("stop", "kvd@a", "kvd@b")
 
 
 class DebPackageTest(ServiceChecks, unittest.TestCase):
