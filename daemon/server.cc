@@ -161,6 +161,12 @@ void Server::OnConfigApplied(const Config& before, const Config& after) {
   if (before.durability.flush_interval != after.durability.flush_interval) {
     node_.bridge().SetFlushInterval(after.durability.flush_interval);
   }
+  const ReplicationConfig &rb = before.replication, &ra = after.replication;
+  if (rb.sync_replicas != ra.sync_replicas || rb.sync_timeout != ra.sync_timeout) {
+    if (Status st = repl_.SetSync(ra.sync_replicas, ra.sync_timeout); !st.ok()) {
+      spdlog::error("applying replication.sync_replicas: {}", st.ToString());
+    }
+  }
 }
 
 std::string Server::StatusJson() {
