@@ -77,6 +77,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
                     }),
       shutdown_(loop, notifier, &node_, &dispatcher_, &snapshots_, FrontEnds(), [this] { StopHandles(); }) {
   config_.set_on_applied([this](const Config& before, const Config& after) { OnConfigApplied(before, after); });
+  if (resp_ != nullptr) resp_->EnableWait(loop, &repl_);
 }
 
 Server::~Server() {
@@ -216,6 +217,7 @@ void Server::StopHandles() {
   metrics_.Stop();
   signals_.Stop();
   for (FrontEnd* f : FrontEnds()) f->StopListening();
+  if (resp_ != nullptr) resp_->StopWait();
   node_.CloseHandles();
   repl_.Stop();
   prepare_.reset();
