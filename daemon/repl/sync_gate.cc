@@ -64,9 +64,11 @@ Status SyncGate::Configure(uint32_t sync_replicas, std::chrono::milliseconds tim
     return Status::Ok();
   }
   if (before == 0) {
-    // Writes already written and waiting now wait for the replicas too: their
-    // sync_timeout starts now.
-    if (engine_->last_lsn() > watermark_) marks_.push_back({engine_->last_lsn(), std::chrono::steady_clock::now()});
+    // Writes still waiting (not yet durable here) now wait for the replicas
+    // too: their sync_timeout starts now. At start-up nothing waits.
+    if (engine_->last_lsn() > engine_->durable_lsn() && engine_->last_lsn() > watermark_) {
+      marks_.push_back({engine_->last_lsn(), std::chrono::steady_clock::now()});
+    }
     LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
              fmt::format("synchronous replication: a write is acknowledged once durable here and on {} replica{} "
                          "(sync_timeout {} ms)",

@@ -8,7 +8,8 @@
 //     State plus the dispatcher's pending writes, then submitted through the
 //     dispatcher as one record (or a FLUSH when nothing is written);
 //   - reads over the State and STATUS (MGET, EXISTS, TYPE, DBSIZE, KEYS,
-//     SCAN, INFO, LASTSAVE, CONFIG GET), rendered in RESP here.
+//     SCAN, INFO, LASTSAVE, CONFIG GET), rendered in RESP here;
+//   - WAIT, from the replicas' durable LSNs (ReplicaAcks, resp_wait.h).
 //
 // Threading: the loop thread only.
 #pragma once

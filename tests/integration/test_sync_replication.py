@@ -202,6 +202,10 @@ class SyncReplication(KvdTestCase):
             c.put(b"d", b"4").check()
         self.assertGreaterEqual(repl(p)["sync"]["watermark"], p.status()["last_lsn"])
         self.assertEqual(repl(p)["sync"]["counting"], ["r1"])
+        out = p.kvctl("status").out
+        self.assertIn("  sync.sync_replicas: 1\n", out)
+        self.assertIn("  sync.counting: r1\n", out)
+        self.assertIn("  sync.state: ok\n", out)
 
         # Back to 2 with r2 restarted: writes are acknowledged by both again.
         r2.start()
