@@ -37,12 +37,14 @@ bool g_serving = false;
 
 #ifdef KVD_FAULT_INJECTION
 // --fault-env SPEC[,SPEC...] (tests/integration/test_disk_faults.py, tests/crash):
-// power-loss, writeback (with power-loss), fail-sync-after=N, space-limit=BYTES.
+// power-loss, writeback (with power-loss), fail-sync-after=N, space-limit=BYTES,
+// stall-sync-file=PATH (tests/integration/test_sync_replication.py).
 struct FaultSpec {
   bool power_loss = false;
   bool writeback = false;
   std::optional<int> fail_sync_after;
   uint64_t space_limit = 0;
+  std::string stall_sync_file;
 };
 
 // The digits after `prefix` in item, or nullopt.
@@ -70,6 +72,8 @@ std::optional<FaultSpec> ParseFaultSpec(std::string_view spec) {
       out.fail_sync_after = static_cast<int>(*n);
     } else if (auto b = NumberAfter(item, "space-limit="); b && *b > 0) {
       out.space_limit = *b;
+    } else if (item.starts_with("stall-sync-file=") && item.size() > 16) {
+      out.stall_sync_file = std::string(item.substr(16));
     } else {
       return {};
     }
@@ -112,11 +116,13 @@ int Run(int argc, char** argv) {
                  "the directory was fsynced, so SIGKILL loses exactly what a power cut would; writeback (with "
                  "power-loss): random unsynced pages reach the disk early, in any order; fail-sync-after=N: the "
                  "fdatasync/fsync after N successful ones fails once with EIO; space-limit=BYTES: files written "
-                 "may hold BYTES in all, then ENOSPC")
+                 "may hold BYTES in all, then ENOSPC; stall-sync-file=PATH: while PATH exists every fdatasync waits "
+                 "(at most 60 s each)")
       ->check(CLI::Validator(
           [](std::string& m) {
             return ParseFaultSpec(m) ? std::string()
-                                     : "not power-loss[,writeback], fail-sync-after=N or space-limit=BYTES";
+                                     : "not power-loss[,writeback], fail-sync-after=N, space-limit=BYTES or "
+                                       "stall-sync-file=PATH";
           },
           ""));
 #endif
@@ -163,6 +169,7 @@ int Run(int argc, char** argv) {
     faulty = std::make_unique<kvd::FaultEnv>(env, options);
     if (spec.fail_sync_after) faulty->FailAfter(kvd::FaultEnv::Op::kSync, *spec.fail_sync_after, EIO);
     if (spec.space_limit > 0) faulty->SetSpaceLimit(spec.space_limit);
+    if (!spec.stall_sync_file.empty()) faulty->StallSyncWhileFileExists(spec.stall_sync_file);
     env = faulty.get();
     spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
   }

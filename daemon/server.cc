@@ -77,6 +77,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
                     }),
       shutdown_(loop, notifier, &node_, &dispatcher_, &snapshots_, FrontEnds(), [this] { StopHandles(); }) {
   config_.set_on_applied([this](const Config& before, const Config& after) { OnConfigApplied(before, after); });
+  if (resp_ != nullptr) resp_->EnableWait(loop, &repl_);
 }
 
 Server::~Server() {
@@ -161,6 +162,12 @@ void Server::OnConfigApplied(const Config& before, const Config& after) {
   if (before.durability.flush_interval != after.durability.flush_interval) {
     node_.bridge().SetFlushInterval(after.durability.flush_interval);
   }
+  const ReplicationConfig &rb = before.replication, &ra = after.replication;
+  if (rb.sync_replicas != ra.sync_replicas || rb.sync_timeout != ra.sync_timeout) {
+    if (Status st = repl_.SetSync(ra.sync_replicas, ra.sync_timeout); !st.ok()) {
+      spdlog::error("applying replication.sync_replicas: {}", st.ToString());
+    }
+  }
 }
 
 std::string Server::StatusJson() {
@@ -210,6 +217,7 @@ void Server::StopHandles() {
   metrics_.Stop();
   signals_.Stop();
   for (FrontEnd* f : FrontEnds()) f->StopListening();
+  if (resp_ != nullptr) resp_->StopWait();
   node_.CloseHandles();
   repl_.Stop();
   prepare_.reset();

@@ -24,9 +24,9 @@ Status CheckReplicationConfig(const ReplicationConfig& r) {
   } else if (!r.primary.empty()) {
     return Status::InvalidArgument("replication.primary: set only with role = \"replica\"");
   }
-  if (r.sync_replicas > 0) {
-    return Status::InvalidArgument("replication.sync_replicas: synchronous replication is not built yet; use 0 "
-                                   "(asynchronous)");
+  if (r.sync_replicas > 0 && !r.enabled()) {
+    return Status::InvalidArgument("replication.sync_replicas: needs replication.listen (a primary that serves "
+                                   "replicas)");
   }
   return Status::Ok();
 }

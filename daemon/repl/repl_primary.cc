@@ -31,6 +31,7 @@ Status ReplPrimary::Start(Engine* engine, WalFeed* feed) {
 void ReplPrimary::Stop() {
   listener_.Close();
   timer_.reset();
+  if (sync_) sync_->Stop();
   senders_.clear();
   // The floor is left as it is: Stop runs at shutdown, after Engine::Close,
   // when the engine must not be asked to drop segments any more.
@@ -46,13 +47,49 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     return;
   }
-  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_};
+  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); }};
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx)));
   senders_.back()->Start();
 }
 
 void ReplPrimary::OnFeedUpdate() {
+  if (sync_) sync_->OnWritten(feed_->last_lsn());  // before any replica can ACK these records
   for (auto& s : senders_) s->Pump();
+}
+
+Status ReplPrimary::StartSync(std::function<void()> poll_engine) {
+  sync_ = std::make_unique<SyncGate>(loop_, std::move(poll_engine));
+  return sync_->Start(engine_, config_.sync_replicas, config_.sync_timeout);
+}
+
+Status ReplPrimary::ConfigureSync(uint32_t sync_replicas, std::chrono::milliseconds timeout) {
+  config_.sync_replicas = sync_replicas;
+  config_.sync_timeout = timeout;
+  return sync_ ? sync_->Configure(sync_replicas, timeout) : Status::Ok();
+}
+
+std::vector<SyncGate::Replica> ReplPrimary::ConnectedReplicas() {
+  std::vector<SyncGate::Replica> out;
+  for (auto& s : senders_) {
+    if (s->closed()) continue;
+    const SenderProgress& p = s->progress();
+    if (p.state == SenderState::kHandshake || p.name.empty()) continue;
+    out.push_back({p.name, p.durable_lsn});
+  }
+  return out;
+}
+
+void ReplPrimary::OnSenderProgress() {
+  if (sync_) sync_->Update(ConnectedReplicas());
+  if (on_progress_) on_progress_();
+}
+
+uint32_t ReplPrimary::CountDurable(Lsn lsn) {
+  std::map<std::string, Lsn> best;
+  for (const SyncGate::Replica& r : ConnectedReplicas()) best[r.name] = std::max(best[r.name], r.durable_lsn);
+  uint32_t n = 0;
+  for (const auto& [name, durable] : best) n += durable >= lsn ? 1 : 0;
+  return n;
 }
 
 void ReplPrimary::OnTimer(uv_timer_t* t) {
@@ -61,6 +98,7 @@ void ReplPrimary::OnTimer(uv_timer_t* t) {
   for (auto& s : self->senders_) s->Tick(now);
   self->Reap();
   self->UpdateRetention();
+  if (self->sync_) self->sync_->Update(self->ConnectedReplicas());
 }
 
 void ReplPrimary::Reap() {
@@ -136,7 +174,8 @@ nlohmann::json ReplPrimary::StatusJson() {
           {"port", listener_.port()},
           {"replicas", replicas},
           {"disconnected", away},
-          {"retention_floor", floor_}};
+          {"retention_floor", floor_},
+          {"sync", sync_ ? sync_->StatusJson() : nlohmann::json::object()}};
 }
 
 }  // namespace kvd::daemon::repl

@@ -8,6 +8,8 @@
 // Threading: loop thread only.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "config/config.h"
 #include "kvd/engine.h"
 #include "net/tcp_listener.h"
+#include "repl/sync_gate.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_sender.h"
 
@@ -33,11 +36,22 @@ class ReplPrimary {
   uint16_t port() const { return listener_.port(); }
   nlohmann::json StatusJson();
 
+  // Synchronous replication (sync_gate.h): after Start. poll_engine makes
+  // the owner call Engine::Poll soon.
+  Status StartSync(std::function<void()> poll_engine);
+  Status ConfigureSync(uint32_t sync_replicas, std::chrono::milliseconds timeout);
+  // Connected replicas whose durable LSN is >= lsn (RESP WAIT).
+  uint32_t CountDurable(Lsn lsn);
+  // Runs after any replica's durable LSN may have changed (one listener).
+  void set_on_progress(std::function<void()> fn) { on_progress_ = std::move(fn); }
+
  private:
   static void OnTimer(uv_timer_t* t);
   void OnAccept(uv_stream_t* server);
   void Reap();
   void UpdateRetention();
+  void OnSenderProgress();
+  std::vector<SyncGate::Replica> ConnectedReplicas();
 
   uv_loop_t* loop_;
   ReplicationConfig config_;
@@ -52,6 +66,8 @@ class ReplPrimary {
   // keeps their WAL while they reconnect.
   std::map<std::string, Lsn> known_;
   Lsn floor_ = 0;
+  std::unique_ptr<SyncGate> sync_;
+  std::function<void()> on_progress_;
 };
 
 }  // namespace kvd::daemon::repl

@@ -33,14 +33,26 @@ Status Replication::Start(Engine* engine, NodeController* node) {
     KVD_RETURN_IF_ERROR(node->SetWriteFence(Status::NotPrimary(
         "this node is a replica; send writes to the primary at " + primary.ToString())));
     receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_);
-    feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalProgress(); });
+    feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalDurable(feed_.durable_lsn()); });
     receiver_->Start(engine);
     return Status::Ok();
   }
   primary_ = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_);
+  primary_->set_on_progress([this] {
+    if (on_acks_changed_) on_acks_changed_();
+  });
   feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { primary_->OnFeedUpdate(); });
-  return primary_->Start(engine, &feed_);
+  KVD_RETURN_IF_ERROR(primary_->Start(engine, &feed_));
+  return primary_->StartSync(node->bridge().NotifyFn());
 }
+
+Status Replication::SetSync(uint32_t sync_replicas, std::chrono::milliseconds timeout) {
+  config_.sync_replicas = sync_replicas;
+  config_.sync_timeout = timeout;
+  return primary_ ? primary_->ConfigureSync(sync_replicas, timeout) : Status::Ok();
+}
+
+void Replication::SetOnAcksChanged(std::function<void()> fn) { on_acks_changed_ = std::move(fn); }
 
 void Replication::Stop() {
   if (primary_) primary_->Stop();

@@ -19,13 +19,14 @@
 #include "config/config.h"
 #include "kvd/engine.h"
 #include "node/node_controller.h"
+#include "node/replica_acks.h"
 #include "repl/repl_primary.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_receiver.h"
 
 namespace kvd::daemon {
 
-class Replication {
+class Replication : public ReplicaAcks {
  public:
   Replication(uv_loop_t* loop, const Config& config);
   ~Replication();
@@ -41,6 +42,14 @@ class Replication {
   // The replication port actually bound (listen with port 0, tests).
   uint16_t port() const { return primary_ ? primary_->port() : 0; }
   const std::string& node_name() const { return name_; }
+  // SIGHUP / CONFIG SET of replication.sync_replicas or sync_timeout (a
+  // primary applies them at once; a replica keeps them for later).
+  Status SetSync(uint32_t sync_replicas, std::chrono::milliseconds timeout);
+
+  // ReplicaAcks (RESP WAIT)
+  uint32_t CountDurable(Lsn lsn) override { return primary_ ? primary_->CountDurable(lsn) : 0; }
+  bool IsReplica() const override { return receiver_ != nullptr; }
+  void SetOnAcksChanged(std::function<void()> fn) override;
 
  private:
   uv_loop_t* loop_;
@@ -51,6 +60,7 @@ class Replication {
   repl::WalFeed feed_;
   std::unique_ptr<repl::ReplPrimary> primary_;
   std::unique_ptr<repl::WalReceiver> receiver_;
+  std::function<void()> on_acks_changed_;
 };
 
 }  // namespace kvd::daemon

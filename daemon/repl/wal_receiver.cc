@@ -215,7 +215,11 @@ void WalReceiver::OnWal(const Frame& f) {
 
 void WalReceiver::SendAck() {
   if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
-  const Ack a{engine_->last_lsn(), engine_->durable_lsn(), engine_->applied_lsn(), echo_sent_at_us_};
+  // durable: only what an fdatasync here covered (never what was merely
+  // written), which synchronous replication on the primary relies on.
+  const Lsn written = engine_->last_lsn();
+  const Lsn durable = std::min(written, std::max(engine_->durable_lsn(), local_durable_));
+  const Ack a{written, durable, engine_->applied_lsn(), echo_sent_at_us_};
   link_->Send(MsgType::kAck, engine_->current_epoch(), {EncodeAck(a)});
   last_ack_ = std::chrono::steady_clock::now();
 }

@@ -12,6 +12,7 @@
 // Threading: loop thread only.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -36,6 +37,13 @@ class WalReceiver : public Link::Handler {
   void Stop();
   // The engine made records durable (or wrote some): acknowledge.
   void OnLocalProgress() { SendAck(); }
+  // The same, with the LSN the last local fdatasync covered (the WalFeed's,
+  // reported by the committer after that fdatasync returned): the ACK then
+  // does not depend on whether the engine's Poll ran first.
+  void OnLocalDurable(Lsn durable_lsn) {
+    local_durable_ = std::max(local_durable_, durable_lsn);
+    SendAck();
+  }
   nlohmann::json StatusJson() const;
 
   // Link::Handler
@@ -65,6 +73,7 @@ class WalReceiver : public Link::Handler {
   std::string primary_name_;
   Lsn primary_last_ = 0, primary_durable_ = 0;
   uint64_t echo_sent_at_us_ = 0;
+  Lsn local_durable_ = 0;  // see OnLocalDurable
   uint64_t connects_ = 0, records_received_ = 0;
   std::string last_error_;
   bool stopped_ = false;

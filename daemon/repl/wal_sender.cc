@@ -103,8 +103,8 @@ void WalSender::OnHello(const Frame& f) {
   }
   next_lsn_ = hello->last_lsn + 1;
   progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
-  progress_.durable_lsn = hello->durable_lsn;
-  progress_.applied_lsn = hello->durable_lsn;
+  progress_.durable_lsn = std::min(hello->durable_lsn, hello->last_lsn);  // never beyond what it has
+  progress_.applied_lsn = progress_.durable_lsn;
   Welcome w;
   w.primary_name = ctx_.node_name;
   w.start = StartMode::kStream;
@@ -112,6 +112,7 @@ void WalSender::OnHello(const Frame& f) {
   w.history = history;
   link_->Send(MsgType::kWelcome, mine, {EncodeWelcome(w)});
   state_ = next_lsn_ < ctx_.feed->first_cached_lsn() ? SenderState::kCatchingUp : SenderState::kStreaming;
+  if (ctx_.on_progress) ctx_.on_progress();
   LogEvent(spdlog::level::info, Event::kReplication, my_last,
            fmt::format("replica {} ({}) connected at LSN {}: {}", progress_.name, progress_.peer, hello->last_lsn,
                        state_ == SenderState::kCatchingUp ? "catching up from the WAL on disk" : "streaming"));
@@ -129,9 +130,17 @@ void WalSender::OnAck(const Frame& f) {
                                    progress_.sent_lsn),
                        mine);
   }
+  if (ack->durable_lsn > ack->written_lsn) {
+    // Synchronous replication trusts durable_lsn: it can never pass what was written.
+    return link_->Fail(Code::kInvalidArgument,
+                       fmt::format("future_lsn: ACK of durable LSN {} beyond its written LSN {}", ack->durable_lsn,
+                                   ack->written_lsn),
+                       mine);
+  }
   progress_.written_lsn = std::max(progress_.written_lsn, ack->written_lsn);
   progress_.durable_lsn = std::max(progress_.durable_lsn, ack->durable_lsn);
   progress_.applied_lsn = std::max(progress_.applied_lsn, ack->applied_lsn);
+  if (ctx_.on_progress) ctx_.on_progress();
 }
 
 void WalSender::Pump() {
@@ -191,6 +200,7 @@ void WalSender::OnClosed(const Status& why) {
   LogEvent(spdlog::level::warn, Event::kReplication, progress_.sent_lsn,
            fmt::format("replica {} ({}) disconnected: {}", progress_.name.empty() ? "(no HELLO)" : progress_.name,
                        progress_.peer, why.ToString()));
+  if (ctx_.on_progress) ctx_.on_progress();
 }
 
 }  // namespace kvd::daemon::repl

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,9 @@ class WalSender : public Link::Handler {
     WalFeed* feed = nullptr;
     std::string wal_dir;
     std::string node_name;
+    // After the handshake, each ACK and the close: the replica's durable
+    // LSN may have changed (synchronous replication, WAIT). May be empty.
+    std::function<void()> on_progress;
   };
   WalSender(uv_tcp_t* tcp, Context ctx);
 

@@ -358,7 +358,6 @@ void RespCodec::EncodeLocal(RespCmd id, std::string* out) {
       return w.Simple("PONG");
     case RespCmd::kEcho: return w.Bulk(args[1]);
     case RespCmd::kSelect: return w.Simple("OK");
-    case RespCmd::kWait: return w.Integer(0);  // no replicas yet (docs/resp.md)
     case RespCmd::kAuth: {
       if (password_.empty()) {
         return w.Error(

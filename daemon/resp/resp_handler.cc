@@ -27,8 +27,52 @@ constexpr size_t kMaxScanCount = 100'000;
 
 }  // namespace
 
+Status RespHandler::SubmitNoting(Session& s, uint64_t seq, const Command& cmd) {
+  Status st = dispatcher_->Submit(s, seq, cmd);
+  const Op op = cmd.ref.op;
+  if (cmd.problem.ok() && (op == Op::kPut || op == Op::kDel || op == Op::kBatch)) {
+    last_write_[s.id()] = dispatcher_->engine()->last_lsn();
+  }
+  return st;
+}
+
+void RespHandler::SessionClosed(uint64_t session) {
+  last_write_.erase(session);
+  if (waits_) waits_->DropSession(session);
+  dispatcher_->SessionClosed(session);
+}
+
+RequestHandler::Evaluated RespHandler::EvaluateWait(Session& s, const Command& cmd, Reply* reply) {
+  int64_t want = 0, timeout_ms = 0;
+  std::from_chars(cmd.args[0].data(), cmd.args[0].data() + cmd.args[0].size(), want);  // checked by the codec
+  std::from_chars(cmd.args[1].data(), cmd.args[1].data() + cmd.args[1].size(), timeout_ms);
+  const int protocol = RespTag::Protocol(cmd.ref.tag);
+  scratch_.clear();
+  resp::ReplyWriter w(&scratch_, protocol);
+  reply->ref = cmd.ref;
+  reply->code = Code::kOk;
+  reply->durable_lsn = dispatcher_->engine()->durable_lsn();
+  auto it = last_write_.find(s.id());
+  const Lsn lsn = it == last_write_.end() ? 0 : it->second;
+  ReplicaAcks* acks = waits_ ? waits_->acks() : nullptr;
+  if (acks != nullptr && acks->IsReplica()) {
+    w.Error("ERR WAIT cannot be used with replica instances");
+  } else {
+    const uint32_t have = acks != nullptr ? acks->CountDurable(lsn) : 0;
+    if (acks != nullptr && static_cast<int64_t>(have) < want) {
+      const uint64_t seq = s.replies().Push(cmd.ref);
+      waits_->Add(s.id(), seq, lsn, static_cast<uint32_t>(std::min<int64_t>(want, UINT32_MAX)),
+                  std::chrono::milliseconds(timeout_ms), protocol);
+      return Evaluated::kQueued;
+    }
+    w.Integer(have);
+  }
+  reply->text = scratch_;
+  return Evaluated::kReplied;
+}
+
 Status RespHandler::Submit(Session& s, uint64_t seq, const Command& cmd) {
-  if (!cmd.problem.ok() || !IsDecided(cmd)) return dispatcher_->Submit(s, seq, cmd);
+  if (!cmd.problem.ok() || !IsDecided(cmd)) return SubmitNoting(s, seq, cmd);
   Engine* engine = dispatcher_->engine();
   const PendingWrites& pending = dispatcher_->pending_values();
   auto lookup = [&](std::string_view key, bool* from_pending) -> std::optional<std::string_view> {
@@ -47,7 +91,7 @@ Status RespHandler::Submit(Session& s, uint64_t seq, const Command& cmd) {
     Command write = cmd;
     write.ref.op = Op::kBatch;
     write.batch = decision_.ops;
-    return dispatcher_->Submit(s, seq, write);
+    return SubmitNoting(s, seq, write);
   }
   if (decision_.read_pending) {
     Command flush = cmd;
@@ -60,6 +104,7 @@ Status RespHandler::Submit(Session& s, uint64_t seq, const Command& cmd) {
 
 Result<RequestHandler::Evaluated> RespHandler::Evaluate(Session& s, const Command& cmd, Reply* reply) {
   const RespCmd id = RespTag::Cmd(cmd.ref.tag);
+  if (cmd.problem.ok() && id == RespCmd::kWait) return EvaluateWait(s, cmd, reply);
   if (!cmd.problem.ok() || cmd.ref.op != Op::kPing || RespCommandOf(id).kind != RespKind::kRead) {
     return dispatcher_->Evaluate(s, cmd, reply);
   }

@@ -25,6 +25,11 @@ class RespService {
   // Opens resp.socket and resp.listen.
   Status Listen(const Config& config);
 
+  // RESP WAIT counts replicas through acks (replication, or nothing).
+  void EnableWait(uv_loop_t* loop, ReplicaAcks* acks) { handler_.EnableWait(loop, acks); }
+  // Shutdown: WAITs still waiting are dropped with their connections.
+  void StopWait() { handler_.StopWait(); }
+
   FrontEnd& front_end() { return *front_end_; }
   uint16_t tcp_port() const { return front_end_->tcp_port(); }
 

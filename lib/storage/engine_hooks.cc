@@ -32,14 +32,14 @@ void EngineImpl::AdvanceAckWatermark(Lsn lsn) {
   ack_watermark_ = std::max(ack_watermark_, std::min(lsn, last_lsn_));
 }
 
-void EngineImpl::FailGatedWrites(const Status& why) {
+void EngineImpl::FailGatedWritesUpTo(const Status& why, Lsn upto) {
   if (!ack_gate_) return;  // nothing is held by it
   const Status failure = why.ok() ? Status::Internal("FailGatedWrites called with OK") : why;
   // The gated waiters are those applied and durable: a prefix of waiters_.
-  gate_fail_upto_ = std::max(gate_fail_upto_, std::min(applied_lsn_, durable_lsn_));
+  gate_fail_upto_ = std::max(gate_fail_upto_, std::min({applied_lsn_, durable_lsn_, upto}));
   gate_fail_status_ = failure;
   for (Flush& f : flushes_) {
-    if (FlushSynced(f) && f.target > ack_watermark_) f.gate_failure = failure;
+    if (FlushSynced(f) && f.target > ack_watermark_ && f.target <= upto) f.gate_failure = failure;
   }
 }
 

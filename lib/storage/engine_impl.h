@@ -85,7 +85,7 @@ class EngineImpl final : public Engine {
 
   Status SetAckWatermarkRequired(bool required) override;
   void AdvanceAckWatermark(Lsn lsn) override;
-  void FailGatedWrites(const Status& why) override;
+  void FailGatedWritesUpTo(const Status& why, Lsn upto) override;
   void SetRetentionFloor(Lsn floor) override;
   Status SetWriteFence(Status why) override;
   void ClearWriteFence() override { fence_ = Status::Ok(); }
@@ -204,7 +204,7 @@ class EngineImpl final : public Engine {
   // Acknowledgement gate (SetAckWatermarkRequired).
   bool ack_gate_ = false;
   Lsn ack_watermark_ = 0;            // <= last_lsn_
-  Lsn gate_fail_upto_ = 0;           // FailGatedWrites: gated waiters up to here fail...
+  Lsn gate_fail_upto_ = 0;           // FailGatedWritesUpTo: gated waiters up to here fail...
   Status gate_fail_status_;          // ...with this, at the next Report
 
   Status fence_;                     // SetWriteFence: kNotPrimary / kFenced, else OK

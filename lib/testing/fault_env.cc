@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "testing/fault_env_impl.h"
 
@@ -171,6 +172,7 @@ class FaultEnv::File final : public WritableFile {
   }
 
   Status DoSync(bool all) {
+    env_->MaybeStallSync();  // before the lock: the rest of the Env keeps working
     std::lock_guard<std::mutex> l(env_->mu);
     KVD_RETURN_IF_ERROR(Alive());
     int err = 0;
@@ -294,6 +296,31 @@ void FaultEnv::FailAfter(Op op, int successes, int err, int count, std::string p
 void FaultEnv::ClearFailures() {
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->failures.clear();
+}
+
+void FaultEnv::StallSyncWhileFileExists(std::string path, std::chrono::milliseconds max_stall) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->stall_file = std::move(path);
+  impl_->stall_max = max_stall;
+}
+uint64_t FaultEnv::syncs_stalled_now() const { return impl_->stalled_now.load(); }
+uint64_t FaultEnv::syncs_stalled() const { return impl_->stalled_total.load(); }
+
+void FaultEnv::Impl::MaybeStallSync() {
+  std::string file;
+  std::chrono::milliseconds max{0};
+  {
+    std::lock_guard<std::mutex> l(mu);
+    file = stall_file;
+    max = stall_max;
+  }
+  if (file.empty() || !base->FileExists(file)) return;
+  constexpr auto kPoll = std::chrono::milliseconds(5);
+  const auto deadline = std::chrono::steady_clock::now() + max;
+  stalled_now++;
+  stalled_total++;
+  while (base->FileExists(file) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(kPoll);
+  stalled_now--;
 }
 
 void FaultEnv::SetSpaceLimit(uint64_t bytes) {

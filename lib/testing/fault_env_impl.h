@@ -2,6 +2,8 @@
 // and fault_env_power.cc (what a power loss does to them). Not a public API.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -105,6 +107,13 @@ struct FaultEnv::Impl {
   // Write-through mode: directories whose journal this process has replayed
   // (the "power on" after the previous process was killed) or written.
   std::set<std::string> powered_dirs;
+
+  // StallSyncWhileFileExists: guarded by mu, read before a sync takes it.
+  std::string stall_file;
+  std::chrono::milliseconds stall_max{0};
+  std::atomic<uint64_t> stalled_now{0}, stalled_total{0};
+  // Blocks while the stall file exists (bounded); called without mu held.
+  void MaybeStallSync();
 
   bool through() const { return opt.write_through_on_sync; }
 

@@ -404,5 +404,62 @@ TEST_CASE("a forked child can use the env while another thread is inside it") {
   CHECK(Read(Env::Default(), d.Sub("child19")) == "snap");
 }
 
+TEST_CASE("a sync stall holds every fdatasync while its file exists, and only that") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  const std::string stall = d.Sub("stall");
+  env.StallSyncWhileFileExists(stall);
+  auto f = Create(&env, d.Sub("wal"));
+  REQUIRE(env.SyncDir(d.path()).ok());
+  REQUIRE(f->WriteAt(0, AsBytes("before")).ok());
+  CHECK(f->Sync().ok());  // no stall file yet: not held
+  CHECK(env.syncs_stalled() == 0);
+
+  { auto s = Create(Env::Default(), stall); }
+  REQUIRE(f->WriteAt(6, AsBytes(" during")).ok());
+  std::atomic<bool> synced{false};
+  Status sync_status;
+  std::thread syncer([&] {
+    sync_status = f->Sync();
+    synced = true;
+  });
+  // Await the sync entering the stall (an event the env counts).
+  for (int i = 0; i < 2000 && env.syncs_stalled_now() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(env.syncs_stalled_now() == 1);
+  CHECK_FALSE(synced.load());
+  // The stall holds no lock: another file is written and read meanwhile.
+  auto g = Create(&env, d.Sub("other"));
+  CHECK(g->WriteAt(0, AsBytes("x")).ok());
+  CHECK(Read(&env, d.Sub("other")) == "x");
+  CHECK(env.unsynced_files() == 2);  // the stalled sync has not made "wal" durable
+  CHECK_FALSE(synced.load());
+  REQUIRE(Env::Default()->RemoveFile(stall).ok());
+  syncer.join();
+  CHECK(sync_status.ok());
+  CHECK(env.syncs_stalled() == 1);
+  CHECK(env.syncs_stalled_now() == 0);
+  CHECK(env.unsynced_files() == 1);  // only "other" now
+  env.SimulatePowerLoss();
+  CHECK(Read(&env, d.Sub("wal")) == "before during");
+}
+
+TEST_CASE("a sync stall is bounded: a forgotten stall file delays, it does not hang") {
+  TempDir d;
+  FaultEnv env(Env::Default());
+  const std::string stall = d.Sub("stall");
+  { auto s = Create(Env::Default(), stall); }
+  env.StallSyncWhileFileExists(stall, std::chrono::milliseconds(60));
+  auto f = Create(&env, d.Sub("f"));
+  REQUIRE(f->WriteAt(0, AsBytes("x")).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(f->SyncAll().ok());
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(60));
+  CHECK(env.syncs_stalled() == 1);
+  CHECK(env.unsynced_files() == 0);
+  env.StallSyncWhileFileExists("");  // off: the file no longer matters
+  CHECK(f->Sync().ok());
+  CHECK(env.syncs_stalled() == 1);
+}
+
 }  // namespace
 }  // namespace kvd

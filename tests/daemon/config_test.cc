@@ -344,5 +344,14 @@ sync_timeout = "2s"
   refused("[replication]\nrole = \"replica\"\nprimary = \"127.0.0.1:0\"\n", "port must be");
   refused("[replication]\nprimary = \"127.0.0.1:7001\"\n", "only with role = \"replica\"");
   refused("[replication]\nrole = \"leader\"\n", "must be one of primary, replica");
-  refused("[replication]\nsync_replicas = 1\n", "not built yet");
+  refused("[replication]\nsync_replicas = 1\n", "needs replication.listen");
+  refused("[replication]\nlisten = \"127.0.0.1:7001\"\nsync_replicas = 17\n", "between 0 and 16");
+
+  // Synchronous replication: a primary's key, applied at run time (SIGHUP, CONFIG SET).
+  const Config s = Parse("[replication]\nlisten = \"127.0.0.1:7001\"\nsync_replicas = 2\nsync_timeout = \"300ms\"\n");
+  CHECK(s.replication.sync_replicas == 2);
+  CHECK(s.replication.sync_timeout == 300ms);
+  CHECK(kvd::daemon::IsRuntimeKey("replication.sync_replicas"));
+  CHECK(kvd::daemon::IsRuntimeKey("replication.sync_timeout"));
+  CHECK_FALSE(kvd::daemon::IsRuntimeKey("replication.listen"));
 }

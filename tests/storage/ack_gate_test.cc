@@ -154,6 +154,36 @@ TEST_CASE("FailGatedWrites fails the writes and FLUSHes the gate holds, in LSN o
   REQUIRE(e->Close(&sink).ok());
 }
 
+TEST_CASE("FailGatedWritesUpTo fails only the held writes up to its bound; younger ones keep waiting") {
+  TempDir dir;
+  NotifyCounter notes;
+  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  o.notify = notes.Hook();
+  auto e = MustOpen(o);
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  for (int i = 1; i <= 3; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
+  REQUIRE(e->WaitDurable(3, &sink).ok());
+  const uint64_t syncs_before = e->stats().syncs;
+  e->RequestFlush(5);  // target 3: above the bound below, so it keeps waiting
+  PollUntilSynced(e.get(), notes, &sink, syncs_before);
+  CHECK(e->stats().gated_writes == 3);
+  e->FailGatedWritesUpTo(Status::IOError("not enough synchronous replicas (have 0 of 1)"), 2);
+  e->Poll(&sink);
+  REQUIRE(DoneLsns(sink) == std::vector<Lsn>{1, 2});
+  CHECK(sink.writes[0].status.code() == Code::kIOError);
+  CHECK(sink.writes[1].status.message() == "not enough synchronous replicas (have 0 of 1)");
+  CHECK(sink.flushes.empty());
+  CHECK(e->stats().gated_writes == 1);
+  e->AdvanceAckWatermark(3);
+  e->Poll(&sink);
+  REQUIRE(DoneLsns(sink) == std::vector<Lsn>{1, 2, 3});
+  CHECK(sink.writes[2].status.ok());
+  REQUIRE(sink.flushes.size() == 1);
+  CHECK(sink.flushes[0].second.ok());
+  REQUIRE(e->Close(&sink).ok());
+}
+
 TEST_CASE("FLUSH with the gate completes when the watermark covers it and reports ack_lsn") {
   TempDir dir;
   NotifyCounter notes;

@@ -320,7 +320,14 @@ class Engine {
   // applied; only their acknowledgement fails (e.g. the replicas did not
   // confirm within sync_timeout). Writes still waiting for their local
   // fdatasync are not affected.
-  virtual void FailGatedWrites(const Status& why) { (void)why; }
+  void FailGatedWrites(const Status& why) { FailGatedWritesUpTo(why, UINT64_MAX); }
+  // The same for those with LSN <= upto only (a write that waited its
+  // sync_timeout fails; a younger one keeps waiting). A FLUSH fails when
+  // its target is <= upto.
+  virtual void FailGatedWritesUpTo(const Status& why, Lsn upto) {
+    (void)why;
+    (void)upto;
+  }
   //
   // Retention floor: a consumer still needs every record with LSN >= floor,
   // so SnapshotInstalled keeps the WAL segments holding them even when the

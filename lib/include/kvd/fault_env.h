@@ -42,6 +42,7 @@
 // its own copy.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -109,6 +110,18 @@ class FaultEnv : public Env {
   // As FailNext, after `successes` matching operations succeeded.
   void FailAfter(Op op, int successes, int err, int count = 1, std::string path_contains = "");
   void ClearFailures();
+
+  // ---- a stalled disk --------------------------------------------------------------
+  // While the file `path` exists (checked through the base Env every few
+  // ms), every WritableFile::Sync / SyncAll blocks before it starts, at most
+  // `max_stall` per call (then it goes on: a forgotten file slows a test, it
+  // does not hang it). Lets a test hold a daemon's fdatasync and release it
+  // by removing the file (kvd --fault-env stall-sync-file=PATH). The wait
+  // holds no lock: other threads' writes and reads go on. Empty path: off.
+  void StallSyncWhileFileExists(std::string path, std::chrono::milliseconds max_stall = std::chrono::seconds(60));
+  // Syncs blocked by the stall right now, and in all so far.
+  uint64_t syncs_stalled_now() const;
+  uint64_t syncs_stalled() const;
 
   // ---- a full disk ---------------------------------------------------------------
   // Bytes that files written through this Env may occupy in total (their
