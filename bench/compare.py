@@ -572,6 +572,7 @@ def main():
     ap.add_argument("--repl-sync-replicas", type=int, default=None,
                     help="sync_replicas of the replicated rows (default: as many as the row's replicas, if kvd "
                          "accepts it; 0 = asynchronous)")
+    ap.add_argument("--repl-seconds", type=float, default=2.0, help="replicated rows: about this long a run")
     ap.add_argument("--repl-poll-us", type=int, default=500, help="lag poller: at most one STATUS per replica this often")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--build", default=os.path.join(REPO, "build", "rel"))

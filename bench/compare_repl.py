@@ -23,7 +23,11 @@ answered, applied_lsn). A write's lag is the answer time of the first poll
 whose applied_lsn covers its LSN, minus the time its OK reached the client:
 an upper bound; the send time of the poll before it is a lower bound (both
 reported; they differ by a poll period plus a STATUS round trip). A write the replica applied before the client had
-its OK counts as lag 0 (reported as a share).
+its OK counts as lag 0 (reported as a share). The pollers run at SCHED_FIFO
+priority 1 where allowed (they sleep between polls), so that a busy machine
+does not stretch the poll period.
+Run sizes: each row's request count comes from the rate of a short probe run
+of the same setup (about --repl-seconds a run); --quick uses tiny fixed counts.
 """
 import json
 import math
@@ -37,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from compare import Kvd, Redis, requests_for, wait_for_socket
+from compare import Kvd, Redis, wait_for_socket
 
 OP_STATUS = 10
 REQUEST_HEADER = struct.Struct("<HBBHHQ")    # magic version opcode flags reserved request_id
@@ -257,10 +261,18 @@ class Poller(threading.Thread):
         self.samples, self.stop_at_lsn = [], None
         self.stop_flag = threading.Event()
         self.error = None
+        self.realtime = False
 
     def run(self):
         try:
             os.sched_setaffinity(0, {self.cpu})  # this thread only (Linux)
+            try:
+                # Real-time priority so a poll starts on time on a busy machine;
+                # it sleeps between polls, so it cannot starve the CPU.
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+                self.realtime = True
+            except OSError:
+                self.realtime = False
             conn = StatusConn(self.node.sock)
             try:
                 while not self.stop_flag.is_set():
@@ -338,7 +350,7 @@ def measure_lag(kset, load_cpu, clients, seconds, interval_s, workdir):
         hi = sorted(max(0, b[1]) / 1e6 for b in bounds)
         lo = sorted(max(0, b[0]) / 1e6 for b in bounds)
         gaps = [b[0] - a[0] for a, b in zip(p.samples, p.samples[1:])]
-        per_replica.append({"replica": p.node.name, "writes": len(bounds),
+        per_replica.append({"replica": p.node.name, "writes": len(bounds), "realtime_poller": p.realtime,
                             "p50_ms": percentile(hi, 50), "p99_ms": percentile(hi, 99), "max_ms": hi[-1],
                             "p50_lo_ms": percentile(lo, 50), "p99_lo_ms": percentile(lo, 99),
                             "applied_before_ok": sum(1 for b in bounds if b[1] <= 0) / len(bounds),
@@ -373,12 +385,12 @@ def setups(args, tmp):
 def run(args, tmp, server_cpu, load_cpu):
     clients_list = [1, 16] if args.quick else [1, 16, 64]
     lag_clients = 16 if args.quick else 64
-    lag_seconds = 0.5 if args.quick else 5.0
+    lag_seconds = 0.5 if args.quick else 2.5 * args.repl_seconds  # 5 s by default
     kvd_setups, notes = setups(args, tmp)
     for n in notes:
         print("repl: " + n, flush=True)
     res = {"loadavg_start": open("/proc/loadavg").read().split()[:3], "notes": notes, "rows": [], "lag": [],
-           "poll_interval_us": args.repl_poll_us, "reps": args.reps, "server_cpu": server_cpu, "load_cpu": load_cpu,
+           "poll_interval_us": args.repl_poll_us, "reps": args.reps, "seconds": args.repl_seconds, "server_cpu": server_cpu, "load_cpu": load_cpu,
            "kernel": platform.release()}
     ksets = [(label, KvdSet(args.build, tmp, server_cpu, n, sr)) for label, n, sr in kvd_setups]
     rsets = [("Redis always", RedisSet(tmp, server_cpu, 0)), ("Redis always, 1 replica", RedisSet(tmp, server_cpu, 1))]
@@ -386,20 +398,26 @@ def run(args, tmp, server_cpu, load_cpu):
         for _, s in ksets + rsets:
             s.start()
         for clients in clients_list:
-            # --quick: a smoke run of seconds, whatever fdatasync costs here.
-            n = 10 * clients if args.quick else requests_for("sync", clients, 1, False)
+            # Requests per run: about --repl-seconds at the rate a short probe
+            # run (also a warm-up) measured; fdatasync's cost varies a lot
+            # between machines. --quick: a smoke run of seconds whatever it costs.
+            counts = {}
+            for label, s in ksets + rsets:
+                probe = 10 * clients
+                if not args.quick:
+                    s.wait_caught_up()
+                    rate = s.primary.bench(load_cpu, clients, probe, 1, "1:0", 100, 1000000)["ops"]
+                    probe = max(probe, int(rate * args.repl_seconds))
+                counts[label] = probe
             runs = {label: [] for label, _ in ksets + rsets}
             for _ in range(args.reps):  # alternate every setup within a repetition
-                for label, s in ksets:
+                for label, s in ksets + rsets:
                     s.wait_caught_up()
-                    runs[label].append(s.primary.bench(load_cpu, clients, n, 1, "1:0", 100, 1000000))
-                for label, s in rsets:
-                    s.wait_caught_up()
-                    runs[label].append(s.primary.bench(load_cpu, clients, n, 1, "1:0", 100, 1000000))
+                    runs[label].append(s.primary.bench(load_cpu, clients, counts[label], 1, "1:0", 100, 1000000))
             for (label, s), system in [(x, "kvd") for x in ksets] + [(x, "redis") for x in rsets]:
                 r = runs[label]
                 row = {"system": system, "setup": label, "replicas": len(s.replicas),
-                       "sync_replicas": getattr(s, "sync_replicas", 0), "clients": clients, "requests": n,
+                       "sync_replicas": getattr(s, "sync_replicas", 0), "clients": clients, "requests": counts[label],
                        "ops": statistics.median(x["ops"] for x in r),
                        "p99_us": statistics.median(x["p99_us"] for x in r),
                        "errors": sum(x["errors"] for x in r)}
@@ -444,12 +462,13 @@ def report_lines(results, command):
              "Machine: %d cores, data on %s, Linux %s. Every server (primaries and replicas) pinned to CPU %d, "
              "the load generators and the lag poller to CPU %d. Load average (1/5/15 min) %s at the start, %s "
              "at the end. All nodes share one disk. PUT only, pipeline 1, 100-byte values, 1 M key space, "
-             "median of %d repetitions, the setups alternated within each repetition. kvd: durability mode "
+             "median of %d repetitions, the setups alternated within each repetition; each run is about %g s "
+             "(its request count from the rate of a short probe run of the same setup). kvd: durability mode "
              "sync on every node, clients over Unix sockets, replicas over 127.0.0.1 TCP. Redis 7: appendonly "
              "yes, appendfsync always on primary and replica, `replicaof` over 127.0.0.1 TCP (Redis "
              "replication is asynchronous; redis-benchmark sends no WAIT)."
              % (m["cores"], m["fs"], m["kernel"], m["server_cpu"], m["load_cpu"], " ".join(rep["loadavg_start"]),
-                " ".join(rep["loadavg_end"]), rep["reps"])]
+                " ".join(rep["loadavg_end"]), rep["reps"], rep["seconds"])]
     for n in rep["notes"]:
         lines += ["", "**Note:** " + n]
     lines += ["", "| system | setup | clients | ops/s | × single node (same system) | p99 µs |",
@@ -469,7 +488,7 @@ def report_lines(results, command):
                     lag["setup"], r["replica"], r["writes"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["p50_lo_ms"],
                     r["p99_lo_ms"], 100 * r["applied_before_ok"], r["polls"], r["poll_period_ms"], lag["ops"]))
         lines += ["", "How lag is measured: `kvctl bench --ack-log` records, for every acknowledged PUT, its LSN and "
-                  "the CLOCK_MONOTONIC time its OK reached the client. Meanwhile one thread per replica sends STATUS "
+                  "the CLOCK_MONOTONIC time its OK reached the client. Meanwhile one thread per replica (%s) sends STATUS "
                   "to the replica over its Unix socket at most every %d µs and keeps (time sent, time answered, "
                   "`applied_lsn`). A write's lag (p50, p99, max) is the answer time of the first poll whose "
                   "`applied_lsn` covers its LSN minus its OK time: an upper bound. The previous poll, which did not "
@@ -478,7 +497,10 @@ def report_lines(results, command):
                   "poll period plus a STATUS round trip, which grows when the machine is busy. A write the replica had applied before the client "
                   "got its OK counts as 0 ms (the 'applied before the OK' share: a replica receives records once "
                   "the primary wrote them, before its fdatasync). The polls add load to the replica's CPU, so the "
-                  "throughput rows above come from separate runs without the poller." % rep["poll_interval_us"]]
+                  "throughput rows above come from separate runs without the poller." % (
+                      "at real-time priority SCHED_FIFO 1, so that polls start on time on a busy machine"
+                      if all(r["realtime_poller"] for lag in rep["lag"] for r in lag["replicas"])
+                      else "at normal priority: SCHED_FIFO was refused", rep["poll_interval_us"])]
     lines += ["", "Targets (issue 15), as measured in this run:", "", "| target | measured | goal | | |",
               "|---|---:|---|---|---|"]
     one = [r for r in rep["rows"] if r["system"] == "kvd" and r["replicas"] == 1 and r["clients"] == 64]
