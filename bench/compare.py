@@ -291,7 +291,7 @@ def run(args):
     results["floor_load_cpu"] = fdatasync_floor(tmp, load_cpu, floor_s)  # the other CPU, for reference
     print(f"fdatasync floor: {results['floor']['ops_per_sec']:.0f}/s on the server's CPU, "
           f"{results['floor_load_cpu']['ops_per_sec']:.0f}/s on the other", flush=True)
-    if args.repl_only or (args.repl if args.quick else not args.no_repl):
+    if args.repl_only or (not args.resp_only and (args.repl if args.quick else not args.no_repl)):
         import compare_repl
         results["repl"] = compare_repl.run(args, tmp, server_cpu, load_cpu)
         if args.repl_only:
