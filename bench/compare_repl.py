@@ -102,8 +102,9 @@ class StatusConn:
 class KvdNode(Kvd):
     """kvd in sync mode with a [replication] table (values are TOML literals)."""
 
-    def __init__(self, build, workdir, cpu, replication):
+    def __init__(self, build, workdir, cpu, replication, name="p"):
         super().__init__(build, workdir, cpu, "sync")
+        self.name = name
         if replication:  # none: a plain single node
             with open(self.conf, "a") as f:
                 f.write("[replication]\n" + "".join("%s = %s\n" % kv for kv in replication.items()))
@@ -148,10 +149,10 @@ class KvdSet:
             return
         port = self.primary.status()["replication"]["port"]
         for i in range(self.replicas_n):
+            name = "r%d" % (i + 1)
             r = KvdNode(self.build, tempfile.mkdtemp(dir=self.tmp), self.cpu,
-                        {"name": toml_str("r%d" % (i + 1)), "role": toml_str("replica"),
-                         "primary": toml_str("127.0.0.1:%d" % port)})
-            r.name = "r%d" % (i + 1)
+                        {"name": toml_str(name), "role": toml_str("replica"),
+                         "primary": toml_str("127.0.0.1:%d" % port)}, name)
             r.start()
             self.replicas.append(r)
         wait_until(lambda: all(r.status()["replication"]["receiver"]["state"] == "streaming" for r in self.replicas)
@@ -172,7 +173,7 @@ class KvdSet:
         for r in self.replicas:
             got = r.ctl("count").strip()
             if got != want:
-                raise RuntimeError("replica %s has %s keys, the primary %s" % (r.dir, got, want))
+                raise RuntimeError("kvd replica %s has %s keys, the primary %s" % (r.name, got, want))
 
     def stop(self):
         for r in self.replicas:
@@ -243,6 +244,14 @@ class RedisSet:
         off = int(self.primary.info()["master_repl_offset"])
         wait_until(lambda: all(int(r.info().get("slave_repl_offset", -1)) >= off for r in self.replicas),
                    "Redis replicas to reach offset %d" % off)
+
+    def check_converged(self):
+        self.wait_caught_up()
+        want = self.primary.cli("DBSIZE").strip()
+        for r in self.replicas:
+            got = r.cli("DBSIZE").strip()
+            if got != want:
+                raise RuntimeError("Redis replica has %s keys, the primary %s" % (got, want))
 
     def stop(self):
         for r in self.replicas:
@@ -445,6 +454,8 @@ def run(args, tmp, server_cpu, load_cpu):
                       "poll period %.2f ms)" % (label, r["replica"], r["p50_ms"], r["p99_ms"], r["p50_lo_ms"],
                                                 r["p99_lo_ms"], r["max_ms"], r["writes"], r["poll_period_ms"]),
                       flush=True)
+            s.check_converged()
+        for _, s in rsets:
             s.check_converged()
     finally:
         for _, s in ksets + rsets:
