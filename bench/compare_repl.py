@@ -49,6 +49,18 @@ REPLY_HEADER = struct.Struct("<HBBHHQQQ")    # magic version opcode status flags
 MAGIC, VERSION = 0x564B, 1
 CATCH_UP_TIMEOUT_S = 120
 LAG_TARGET_MS = 5.0
+LAG_METHOD = (
+    "How lag is measured: `kvctl bench --ack-log` records, for every acknowledged PUT, its LSN and the "
+    "CLOCK_MONOTONIC time its OK reached the client. Meanwhile one thread per replica (%s) sends STATUS to the "
+    "replica over its Unix socket at most every %d µs and keeps (time sent, time answered, `applied_lsn`). A "
+    "write's lag (p50, p99, max) is the answer time of the first poll whose `applied_lsn` covers its LSN minus "
+    "its OK time: an upper bound. The previous poll, which did not see the write applied yet, was sent before "
+    "the replica applied it, so its send time minus the OK time is a lower bound (the 'lower bound' column); "
+    "the truth lies between, and the gap is the poll period plus a STATUS round trip, which grows when the "
+    "machine is busy. A write the replica had applied before the client got its OK counts as 0 ms (the "
+    "'applied before the OK' share: a replica receives records once the primary wrote them, before its "
+    "fdatasync). The polls add load to the replica's CPU, so the throughput rows above come from separate runs "
+    "without the poller.")
 THROUGHPUT_TARGET_X = 0.6
 
 
@@ -399,7 +411,8 @@ def run(args, tmp, server_cpu, load_cpu):
     for n in notes:
         print("repl: " + n, flush=True)
     res = {"loadavg_start": open("/proc/loadavg").read().split()[:3], "notes": notes, "rows": [], "lag": [],
-           "poll_interval_us": args.repl_poll_us, "reps": args.reps, "seconds": args.repl_seconds, "server_cpu": server_cpu, "load_cpu": load_cpu,
+           "poll_interval_us": args.repl_poll_us, "reps": args.reps, "seconds": args.repl_seconds,
+           "server_cpu": server_cpu, "load_cpu": load_cpu,
            "kernel": platform.release()}
     ksets = [(label, KvdSet(args.build, tmp, server_cpu, n, sr)) for label, n, sr in kvd_setups]
     rsets = [("Redis always", RedisSet(tmp, server_cpu, 0)), ("Redis always, 1 replica", RedisSet(tmp, server_cpu, 1))]
@@ -498,20 +511,10 @@ def report_lines(results, command):
                 lines.append("| %s | %s | %d | %.2f | %.2f | %.2f | %.2f / %.2f | %.0f%% | %d (%.2f) | %.0f |" % (
                     lag["setup"], r["replica"], r["writes"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["p50_lo_ms"],
                     r["p99_lo_ms"], 100 * r["applied_before_ok"], r["polls"], r["poll_period_ms"], lag["ops"]))
-        lines += ["", "How lag is measured: `kvctl bench --ack-log` records, for every acknowledged PUT, its LSN and "
-                  "the CLOCK_MONOTONIC time its OK reached the client. Meanwhile one thread per replica (%s) sends STATUS "
-                  "to the replica over its Unix socket at most every %d µs and keeps (time sent, time answered, "
-                  "`applied_lsn`). A write's lag (p50, p99, max) is the answer time of the first poll whose "
-                  "`applied_lsn` covers its LSN minus its OK time: an upper bound. The previous poll, which did not "
-                  "see the write applied yet, was sent before the replica applied it, so its send time minus the OK "
-                  "time is a lower bound (the 'lower bound' column); the truth lies between, and the gap is the "
-                  "poll period plus a STATUS round trip, which grows when the machine is busy. A write the replica had applied before the client "
-                  "got its OK counts as 0 ms (the 'applied before the OK' share: a replica receives records once "
-                  "the primary wrote them, before its fdatasync). The polls add load to the replica's CPU, so the "
-                  "throughput rows above come from separate runs without the poller." % (
-                      "at real-time priority SCHED_FIFO 1, so that polls start on time on a busy machine"
-                      if all(r["realtime_poller"] for lag in rep["lag"] for r in lag["replicas"])
-                      else "at normal priority: SCHED_FIFO was refused", rep["poll_interval_us"])]
+        realtime = all(r["realtime_poller"] for lag in rep["lag"] for r in lag["replicas"])
+        lines += ["", LAG_METHOD % ("at real-time priority SCHED_FIFO 1, so that polls start on time on a busy machine"
+                                    if realtime else "at normal priority: SCHED_FIFO was refused",
+                                    rep["poll_interval_us"])]
     lines += ["", "Targets (issue 15), as measured in this run:", "", "| target | measured | goal | | |",
               "|---|---:|---|---|---|"]
     one = [r for r in rep["rows"] if r["system"] == "kvd" and r["replicas"] == 1 and r["clients"] == 64]
@@ -520,9 +523,9 @@ def report_lines(results, command):
             lines.append("| one synchronous replica, 64 clients, vs single-node sync | %.2f× | ≥ %.1f× | %s | |" % (
                 r["vs_single"], THROUGHPUT_TARGET_X, "met" if r["vs_single"] >= THROUGHPUT_TARGET_X else "**not met**"))
         else:
-            lines.append("| one synchronous replica, 64 clients, vs single-node sync | — | ≥ %.1f× | not measured | "
-                         "sync_replicas ≥ 1 not accepted by this build; the asynchronous replica made %.2f× |"
-                         % (THROUGHPUT_TARGET_X, r["vs_single"]))
+            lines.append("| one synchronous replica, 64 clients, vs single-node sync | — | ≥ %.1f× | not "
+                         "measured | sync_replicas ≥ 1 not accepted by this build; the asynchronous replica made "
+                         "%.2f× |" % (THROUGHPUT_TARGET_X, r["vs_single"]))
     for lag in rep["lag"]:
         worst = max(x["p99_ms"] for x in lag["replicas"])
         lines.append("| lag p99, %s, %d clients (worst replica) | %.2f ms | < %.0f ms | %s | |" % (
