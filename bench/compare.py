@@ -23,6 +23,12 @@ RESP listener with identical flags, and kvctl bench kvd's native protocol.
 
 Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR] [--resp-only | --no-resp]
   --quick  a smoke run of seconds (CI): tiny request counts, one repetition.
+
+Replicated rows (bench/compare_repl.py, issue 15): kvd sync with 0, 1 and 2
+replicas and Redis always with 0 and 1 replica, plus the replication lag per
+write; written to bench/results/repl-<date>.md. Part of a full run unless
+--no-repl; --repl-only runs only them; --quick runs them only with --repl or
+--repl-only (the smoke test bench_compare_repl_smoke).
 """
 import argparse
 import datetime
@@ -285,6 +291,12 @@ def run(args):
     results["floor_load_cpu"] = fdatasync_floor(tmp, load_cpu, floor_s)  # the other CPU, for reference
     print(f"fdatasync floor: {results['floor']['ops_per_sec']:.0f}/s on the server's CPU, "
           f"{results['floor_load_cpu']['ops_per_sec']:.0f}/s on the other", flush=True)
+    if args.repl_only or (not args.resp_only and (args.repl if args.quick else not args.no_repl)):
+        import compare_repl
+        results["repl"] = compare_repl.run(args, tmp, server_cpu, load_cpu)
+        if args.repl_only:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return results
     if not args.no_resp:
         import compare_resp
         results["resp_rows"] = compare_resp.run_rows(args, tmp, server_cpu, load_cpu)
@@ -554,6 +566,14 @@ def main():
     ap.add_argument("--recovery", action="store_true", help="with --quick: also the recovery/RSS part")
     ap.add_argument("--resp-only", action="store_true", help="only the RESP rows (redis-benchmark on both sides)")
     ap.add_argument("--no-resp", action="store_true", help="without the RESP rows")
+    ap.add_argument("--repl-only", action="store_true", help="only the replicated rows (bench/compare_repl.py)")
+    ap.add_argument("--no-repl", action="store_true", help="without the replicated rows")
+    ap.add_argument("--repl", action="store_true", help="with --quick: also the replicated rows")
+    ap.add_argument("--repl-sync-replicas", type=int, default=None,
+                    help="sync_replicas of the replicated rows (default: as many as the row's replicas, if kvd "
+                         "accepts it; 0 = asynchronous)")
+    ap.add_argument("--repl-seconds", type=float, default=2.0, help="replicated rows: about this long a run")
+    ap.add_argument("--repl-poll-us", type=int, default=500, help="lag poller: at most one STATUS per replica this often")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--build", default=os.path.join(REPO, "build", "rel"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -565,6 +585,12 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"compare: {tool} not found (run scripts/install-deps.sh)")
     results = run(args)
+    if "repl" in results:
+        import compare_repl
+        print("replicated rows: " + compare_repl.write_report(results, args.out, " ".join(
+            ["bench/compare.py"] + sys.argv[1:])))
+    if args.repl_only:
+        return
     md, png = write_reports(results, args.out)
     print(f"table: {md}" + (f"\nchart: {png}" if png else ""))
 

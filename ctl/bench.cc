@@ -11,6 +11,7 @@
 #include <ostream>
 #include <vector>
 
+#include "ack_log.h"
 #include "connect.h"
 #include "exit_codes.h"
 #include "keyspace.h"
@@ -154,6 +155,7 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   spec.requests = o.requests;
   spec.seed = o.seed;
   spec.key_prefix = o.prefix;
+  spec.max_ack_samples = o.ack_log.empty() ? 0 : kMaxAckSamples;
 
   auto server_error = [&](const kvd::Status& s) {
     err << "kvctl bench: " << s.message() << "\n";
@@ -227,6 +229,12 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   report.cpu_user_s = Seconds(after.ru_utime) - Seconds(before.ru_utime);
   report.cpu_sys_s = Seconds(after.ru_stime) - Seconds(before.ru_stime);
   out << (o.json ? FormatBenchJson(report) + "\n" : FormatBenchText(report)) << std::flush;
+  if (!o.ack_log.empty()) {
+    if (kvd::Status s = WriteAckLog(o.ack_log, std::move(report.load.acks), report.load.acks_dropped); !s.ok()) {
+      err << "kvctl bench: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
   if (report.load.errors > 0) {
     err << "kvctl bench: " << report.load.errors << " requests failed; first: " << report.load.first_error << "\n";
     return kExitServer;

@@ -42,6 +42,7 @@ struct BenchOptions {
   std::string prefix = std::string(kDefaultBenchPrefix);
   bool keep = false;                   // leave the keys in place
   std::chrono::milliseconds timeout{0};  // control connection (connect, CONFIG GET, FLUSH, clean-up)
+  std::string ack_log;  // non-empty: write the measured run's acknowledged PUTs there (ack_log.h)
 };
 
 inline constexpr uint64_t kDefaultRequests = 100'000;

@@ -186,6 +186,8 @@ sends nothing and exits 2.)");
   bench->add_flag("--json", bo.json, "print one JSON object");
   bench->add_option("--threads,-t", bo.threads, "generator threads (epoll loops)")->capture_default_str();
   bench->add_option("--seed", bo.seed, "random seed for keys and the mix")->capture_default_str();
+  bench->add_option("--ack-log", bo.ack_log,
+                    "write '<lsn> <ack_ns>' (CLOCK_MONOTONIC) of every acknowledged PUT to FILE (bounded)");
   bool no_progress = false;
   bench->add_flag("--no-progress", no_progress, "no live progress line on stderr");
 

@@ -94,13 +94,19 @@ class Worker {
   // duration_ns: a timed run's length, counted from this worker's first
   // request (0: a counted run). Not from when the workers were created:
   // starting threads on a busy machine can take longer than a short run.
-  Worker(const LoadSpec& spec, std::string_view value, const std::atomic<bool>* stop, uint64_t duration_ns)
+  // max_acks: this worker's share of LoadSpec::max_ack_samples.
+  Worker(const LoadSpec& spec, std::string_view value, const std::atomic<bool>* stop, uint64_t duration_ns,
+         uint64_t max_acks)
       : spec_(spec),
         stop_(stop),
         duration_ns_(duration_ns),
         keys_(spec.key_prefix),
         put_(RequestTemplate::Put(keys_.Key(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
-        get_(RequestTemplate::Get(keys_.Key(0))) {}
+        get_(RequestTemplate::Get(keys_.Key(0))),
+        max_acks_(max_acks) {
+    // Grows past this only in long runs (amortized; the bound caps it).
+    result_.acks.reserve(static_cast<size_t>(std::min<uint64_t>(max_acks_, 1 << 16)));
+  }
 
   void Add(std::unique_ptr<Conn> c) { conns_.push_back(std::move(c)); }
   void Run();
@@ -126,6 +132,7 @@ class Worker {
   const BenchKeys keys_;
   const RequestTemplate put_;
   const RequestTemplate get_;
+  const uint64_t max_acks_;
   std::vector<std::unique_ptr<Conn>> conns_;
   kvd::Fd epoll_;
   bool stopping_ = false;
@@ -228,6 +235,13 @@ void Worker::OnReadable(Conn& c) {
     result_.latency_us.Record((now - sent.sent_ns) / 1000);
     ++result_.requests;
     ++(sent.is_get ? result_.gets : result_.puts);
+    if (max_acks_ > 0 && header->status == kvd::Code::kOk && !sent.is_get) {
+      if (result_.acks.size() < max_acks_) {
+        result_.acks.push_back(AckSample{header->lsn, now});
+      } else {
+        ++result_.acks_dropped;
+      }
+    }
     if (header->status == kvd::Code::kNotFound && sent.is_get) {
       ++result_.get_misses;
     } else if (header->status == kvd::Code::kOk && !sent.is_get && header->lsn > header->durable_lsn) {
@@ -337,7 +351,8 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
       spec.requests == 0 && !spec.prefill ? static_cast<uint64_t>(spec.duration.count()) : 0;
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint32_t t = 0; t < threads; ++t) {
-    workers.push_back(std::make_unique<Worker>(spec, value, stop, duration_ns));
+    const uint64_t max_acks = spec.max_ack_samples / threads + (t < spec.max_ack_samples % threads ? 1 : 0);
+    workers.push_back(std::make_unique<Worker>(spec, value, stop, duration_ns, max_acks));
   }
   for (uint32_t j = 0; j < spec.clients; ++j) workers[j % threads]->Add(std::move(conns[j]));
 
@@ -381,6 +396,8 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
     total.gets += r.gets;
     total.get_misses += r.get_misses;
     total.max_ack_lag = std::max(total.max_ack_lag, r.max_ack_lag);
+    total.acks.insert(total.acks.end(), r.acks.begin(), r.acks.end());
+    total.acks_dropped += r.acks_dropped;
     total.latency_us.Merge(r.latency_us);
     if (total.first_error.empty()) total.first_error = r.first_error;
     if (w->first_send_ns() && (first == 0 || w->first_send_ns() < first)) first = w->first_send_ns();

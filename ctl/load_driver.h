@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "ack_log.h"
 #include "histogram.h"
 #include "keyspace.h"
 #include "kvd/status.h"
@@ -43,6 +45,9 @@ struct LoadSpec {
   // Prefill: PUT every key of the key space once (keys split across the
   // clients); requests/duration/ratio are ignored.
   bool prefill = false;
+  // Record (LSN, reply time) of every OK PUT, at most this many (0 = off);
+  // split evenly over the threads.
+  uint64_t max_ack_samples = 0;
 };
 
 struct LoadResult {
@@ -58,6 +63,8 @@ struct LoadResult {
   uint64_t max_ack_lag = 0;
   Histogram latency_us;   // send -> reply, per request
   std::string first_error;
+  std::vector<AckSample> acks;  // with LoadSpec::max_ack_samples, in no particular order
+  uint64_t acks_dropped = 0;    // OK PUTs past the bound
 };
 
 struct LoadProgress {

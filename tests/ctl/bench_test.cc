@@ -1,7 +1,12 @@
 // The load generator and `kvctl bench` against the fake kvd.
 #include <doctest/doctest.h>
 
+#include <time.h>
+
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -269,4 +274,83 @@ TEST_CASE("request templates produce exactly the codec's frames") {
     kvd::proto::EncodeRequest(&want, {kvd::proto::Opcode::kGet, 0, id}, {key});
     CHECK(out == want);
   }
+}
+
+TEST_CASE("ack samples: the LSN and reply time of every OK PUT, bounded, none for GETs") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  LoadSpec spec;
+  spec.clients = 3;
+  spec.threads = 2;
+  spec.pipeline = 4;
+  spec.requests = 400;
+  spec.put_weight = 1;
+  spec.get_weight = 1;
+  spec.max_ack_samples = 1000;
+  timespec before{};
+  ::clock_gettime(CLOCK_MONOTONIC, &before);
+  auto r = RunLoad(kvd.path(), spec, nullptr, {});
+  timespec after{};
+  ::clock_gettime(CLOCK_MONOTONIC, &after);
+  REQUIRE(r.has_value());
+  REQUIRE(r->puts > 0);
+  CHECK(r->acks.size() == r->puts);
+  CHECK(r->acks_dropped == 0);
+  const auto ns = [](const timespec& t) { return uint64_t(t.tv_sec) * 1'000'000'000ull + uint64_t(t.tv_nsec); };
+  std::set<uint64_t> lsns;
+  for (const AckSample& a : r->acks) {
+    CHECK(a.ack_ns >= ns(before));
+    CHECK(a.ack_ns <= ns(after));
+    lsns.insert(a.lsn);
+  }
+  CHECK(lsns.size() == r->puts);  // each PUT its own LSN: the fake's LSNs 1..puts
+  CHECK(*lsns.begin() == 1);
+  CHECK(*lsns.rbegin() == r->puts);
+
+  spec.max_ack_samples = 7;  // the bound holds, the rest is counted
+  auto bounded = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(bounded.has_value());
+  CHECK(bounded->acks.size() == 7);
+  CHECK(bounded->acks_dropped == bounded->puts - 7);
+
+  spec.max_ack_samples = 0;  // off by default
+  auto off = RunLoad(kvd.path(), spec, nullptr, {});
+  REQUIRE(off.has_value());
+  CHECK(off->acks.empty());
+  CHECK(off->acks_dropped == 0);
+}
+
+TEST_CASE("kvctl bench --ack-log writes one '<lsn> <ack_ns>' line per acknowledged PUT, sorted by LSN") {
+  FakeKvd kvd(TempSocketPath("bench"));
+  const std::string log = TempSocketPath("acklog");
+  BenchOptions o;
+  o.clients = 4;
+  o.requests = 300;
+  o.key_space = 100;
+  o.progress = false;
+  o.keep = true;
+  o.ack_log = log;
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(RunBench(kvd.path(), o, out, err) == kExitOk);
+  std::ifstream in(log);
+  std::string header;
+  std::getline(in, header);
+  CHECK(header == "# lsn ack_ns (CLOCK_MONOTONIC); samples 300; dropped 0");
+  uint64_t lsn = 0;
+  uint64_t ack_ns = 0;
+  uint64_t prev = 0;
+  size_t lines = 0;
+  while (in >> lsn >> ack_ns) {
+    CHECK(lsn == prev + 1);
+    CHECK(ack_ns > 0);
+    prev = lsn;
+    ++lines;
+  }
+  CHECK(lines == 300);
+  std::remove(log.c_str());
+
+  o.ack_log = "/nonexistent-dir/ack.log";  // an unwritable file is reported, not ignored
+  std::ostringstream err2;
+  CHECK(RunBench(kvd.path(), o, out, err2) == kExitUsage);
+  CHECK(err2.str().find("/nonexistent-dir/ack.log") != std::string::npos);
 }
