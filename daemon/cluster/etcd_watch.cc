@@ -137,6 +137,7 @@ void EtcdWatch::OnDone(CURLcode result) {
 
 void EtcdWatch::Fail(Status status) {
   Disconnect();
+  buffer_.clear();  // lines after a failure belong to a stream no longer trusted
   reconnects_++;
   uv_timer_start(retry_timer_.get(), [](uv_timer_t* t) { static_cast<EtcdWatch*>(t->data)->Connect(); },
                  static_cast<uint64_t>(client_->options().watch_retry.count()), 0);
