@@ -11,9 +11,9 @@
 // it handles the keepalive, which is after t). The leader counts itself
 // leader only until valid_until = t_last_ok_send + ttl - stop_margin and
 // reports kLost when that passes without a newer renewal, whether or not
-// etcd is reachable. IsLeaderNow() checks the clock itself, so a loop that
-// was stalled (SIGSTOP, a long callback) never acts on a stale role before
-// the deadline timer had a chance to fire.
+// etcd is reachable. IsLeaderNow() reads the clock (CLOCK_BOOTTIME) itself,
+// so a loop that was stalled (SIGSTOP, a long callback, a suspend) never
+// acts on a stale role before the deadline timer had a chance to fire.
 //
 // Events: kLeader (epoch), kFollower (leader = the holder's name), kLost
 // (was leader, is not any more: deadline passed, the lease or key vanished,
@@ -22,6 +22,7 @@
 // Threading: loop thread only. The client must outlive this object.
 #pragma once
 
+#include <time.h>
 #include <uv.h>
 
 #include <chrono>
@@ -35,6 +36,22 @@
 #include "net/uv_handle.h"
 
 namespace kvd::daemon {
+
+// CLOCK_BOOTTIME: monotonic like steady_clock (CLOCK_MONOTONIC), but it
+// keeps counting while the machine is suspended, as etcd's lease does: a
+// primary resumed from a suspend must not think its lease is still young.
+struct BootClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<BootClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return time_point(duration(static_cast<rep>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
+  }
+};
 
 struct LeaderLeaseOptions {
   std::string prefix;  // the cluster's keys live under it: "<prefix>/leader"
@@ -60,7 +77,7 @@ struct LeaseEvent {
 
 class LeaderLease {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = BootClock;
   using OnChange = std::function<void(const LeaseEvent&)>;
 
   struct Stats {

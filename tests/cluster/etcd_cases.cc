@@ -566,7 +566,7 @@ TEST_CASE("etcd leader kill together with the lease holder: takeover time") {
   const auto killed = Clock::now();
   REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kLeader; }, milliseconds(15000)));
   const double takeover = Seconds(Clock::now() - killed);
-  const double since_renewal = Seconds(Clock::now() - renewed);
+  const double since_renewal = std::chrono::duration<double>(LeaderLease::Clock::now() - renewed).count();
   MESSAGE("TAKEOVER after killing the etcd leader and the lease holder: " << takeover << " s (" << since_renewal
                                                                           << " s after its last renewal; ttl 5 s)");
   std::printf("takeover_seconds=%.3f since_last_renewal=%.3f\n", takeover, since_renewal);
