@@ -29,6 +29,7 @@ CASES = {
     "cutoff": "leader lease: a leader cut off*",
     "etcd_leader_kill": "etcd leader kill: the leader lease*",
     "takeover": "etcd leader kill together with the lease holder*",
+    "holder_kill": "holder killed (no etcd fault)*",
 }
 
 
@@ -107,6 +108,12 @@ class EtcdClientTest(unittest.TestCase):
         m = re.search(r"takeover_seconds=([0-9.]+) since_last_renewal=([0-9.]+)", out)
         self.assertIsNotNone(m, out)
         print("leader-key takeover after an etcd leader kill (ttl 5 s): %s s" % m.group(1))
+
+    def test_takeover_time_after_holder_kill(self):
+        out = self.run_case("holder_kill")
+        m = re.search(r"takeover_seconds=([0-9.]+) since_last_renewal=([0-9.]+)", out)
+        self.assertIsNotNone(m, out)
+        print("leader-key takeover after the holder died (ttl 5 s): %s s" % m.group(1))
 
 
 if __name__ == "__main__":
