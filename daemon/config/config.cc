@@ -326,6 +326,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
   if (Status st = CheckReplicationConfig(config.replication); !st.ok()) {
     return Status::InvalidArgument(name + ": " + st.message());
   }
+  if (Status st = CheckClusterConfig(config.cluster); !st.ok()) return Status::InvalidArgument(name + ": " + st.message());
   return config;
 }
 

@@ -33,6 +33,16 @@ struct ReplicationConfig {
   bool enabled() const { return !listen.empty() || role == "replica"; }
 };
 
+// [cluster] (docs/cluster.md): automatic failover with etcd. Parsed and
+// checked only: NOT YET ACTIVE, kvd does not contact etcd yet. Off while
+// etcd_endpoints is empty. Cross-key rules: CheckClusterConfig.
+struct ClusterConfig {
+  std::string etcd_endpoints;         // "http://IP:PORT,http://IP:PORT"; "" = off
+  std::string prefix = "/kvd/default";  // this cluster's keys in etcd
+  std::chrono::milliseconds ttl{5000};  // the leader lease
+  bool enabled() const { return !etcd_endpoints.empty(); }
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
 
@@ -79,6 +89,8 @@ struct Config {
   std::string metrics_listen;  // "HOST:PORT" of the Prometheus endpoint; empty = off
   // [replication]
   ReplicationConfig replication;
+  // [cluster]
+  ClusterConfig cluster;
 };
 
 // Reads and validates a TOML file. Unknown keys, wrong types and
@@ -112,6 +124,12 @@ ConfigDiff DiffConfig(const Config& old_config, const Config& new_config);
 // The rules between [replication] keys (a replica names its primary, listen
 // only on loopback until TLS exists, ...); ParseConfig applies them.
 Status CheckReplicationConfig(const ReplicationConfig& r);
+
+// The rules of [cluster] (endpoints are http://IP:PORT, the prefix is an
+// absolute key path, the ttl whole seconds); ParseConfig applies them.
+Status CheckClusterConfig(const ClusterConfig& c);
+// "http://127.0.0.1:2379, http://127.0.0.1:22379" -> the URLs, checked.
+Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text);
 
 // Unit parsing, exposed for tests: "10ms" "5m" "1h" "0" / "64MiB" "1GiB" "4096".
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);

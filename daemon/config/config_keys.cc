@@ -147,6 +147,12 @@ const KeyDef kKeys[] = {
      "how long a write waits for its synchronous replicas before it fails", KVD_DURATION_FIELD(replication.sync_timeout)},
     {"replication", "max_retained_wal", KeyKind::kSize, 0, 16 * kTiB, false, "",
      "WAL kept beyond snapshots for replicas that are behind", KVD_NUMBER_FIELD(replication.max_retained_wal)},
+    {"cluster", "etcd_endpoints", KeyKind::kString, 0, 4096, false, "",
+     "etcd client URLs, comma-separated (\"\" = off; not yet active)", KVD_STRING_FIELD(cluster.etcd_endpoints)},
+    {"cluster", "prefix", KeyKind::kString, 1, 255, false, "",
+     "where this cluster's keys live in etcd (not yet active)", KVD_STRING_FIELD(cluster.prefix)},
+    {"cluster", "ttl", KeyKind::kDuration, 2000, 60000, false, "",
+     "the primary's leader lease in etcd (not yet active)", KVD_DURATION_FIELD(cluster.ttl)},
 };
 
 #undef KVD_STRING_FIELD

@@ -1,0 +1,65 @@
+// The rules of [cluster] keys (docs/cluster.md), checked after every key parsed.
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "net/host_port.h"
+
+namespace kvd::daemon {
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view url = Trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (url.empty()) return Status::InvalidArgument("cluster.etcd_endpoints: an empty entry");
+    if (url.starts_with("https://")) {
+      return Status::InvalidArgument("cluster.etcd_endpoints: TLS to etcd is not built yet (" + std::string(url) + ")");
+    }
+    if (!url.starts_with("http://")) {
+      return Status::InvalidArgument("cluster.etcd_endpoints: \"" + std::string(url) + "\" is not http://IP:PORT");
+    }
+    std::string_view host_port = url.substr(7);
+    if (!host_port.empty() && host_port.back() == '/') host_port.remove_suffix(1);
+    // An IP address, not a host name: libcurl would resolve a name on a
+    // thread of its own (docs/cluster.md §4).
+    auto hp = ParseHostPort(host_port);
+    if (!hp) return Status::InvalidArgument("cluster.etcd_endpoints: " + hp.error().message());
+    out.push_back("http://" + hp->ToString());
+  }
+  if (out.empty()) return Status::InvalidArgument("cluster.etcd_endpoints: no endpoint");
+  return out;
+}
+
+Status CheckClusterConfig(const ClusterConfig& c) {
+  if (!c.etcd_endpoints.empty()) {
+    auto eps = ParseEtcdEndpoints(c.etcd_endpoints);
+    if (!eps) return eps.error();
+  }
+  const std::string& p = c.prefix;
+  if (p.size() < 2 || p.front() != '/' || p.back() == '/') {
+    return Status::InvalidArgument("cluster.prefix: \"" + p + "\" must start with '/' and not end with one (\"/kvd/main\")");
+  }
+  for (char ch : p) {
+    if (static_cast<unsigned char>(ch) <= ' ') {
+      return Status::InvalidArgument("cluster.prefix: no spaces or control characters");
+    }
+  }
+  if (c.ttl.count() % 1000 != 0) {
+    return Status::InvalidArgument("cluster.ttl: etcd counts lease TTLs in whole seconds (\"5s\")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace kvd::daemon
