@@ -147,6 +147,15 @@ const KeyDef kKeys[] = {
      "how long a write waits for its synchronous replicas before it fails", KVD_DURATION_FIELD(replication.sync_timeout)},
     {"replication", "max_retained_wal", KeyKind::kSize, 0, 16 * kTiB, false, "",
      "WAL kept beyond snapshots for replicas that are behind", KVD_NUMBER_FIELD(replication.max_retained_wal)},
+    {"replication", "tls_cert", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM certificate this node presents on the replication link (\"\" = no TLS)",
+     KVD_STRING_FIELD(replication.tls_cert)},
+    {"replication", "tls_key", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM private key of tls_cert", KVD_STRING_FIELD(replication.tls_key)},
+    {"replication", "tls_ca", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM CA certificate(s) a peer's certificate must be signed by", KVD_STRING_FIELD(replication.tls_ca)},
+    {"replication", "insecure", KeyKind::kBool, 0, 1, false, "",
+     "allow a listen address outside loopback without TLS", KVD_NUMBER_FIELD(replication.insecure)},
 };
 
 #undef KVD_STRING_FIELD

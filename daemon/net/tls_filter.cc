@@ -100,6 +100,14 @@ Result<size_t> TlsFilter::OnRead(std::span<char> plain, size_t n) {
 }
 
 std::string_view TlsFilter::OnWrite(std::string_view plain) {
+  if (handshake_done_ && plain_out_.empty() && failed_.ok()) {
+    // The common case: encrypt straight from the caller's buffer (no copy);
+    // a failure is sticky and reported by TakeOutput.
+    ERR_clear_error();
+    size_t k = 0;
+    if (const int r = SSL_write_ex(ssl_, plain.data(), plain.size(), &k); r != 1) (void)Failure(r, "write");
+    return {};
+  }
   plain_out_.append(plain);
   return {};
 }

@@ -41,7 +41,8 @@ class WalSender : public Link::Handler {
     std::string wal_dir;
     std::string node_name;
   };
-  WalSender(uv_tcp_t* tcp, Context ctx);
+  // `filter`: the link's TLS (server side); nullptr = plain.
+  WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);
 
   void Start() { link_->Start(); }
   // New records in the feed, or room on the link: send what is due.

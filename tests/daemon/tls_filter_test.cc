@@ -11,6 +11,7 @@
 #include <string>
 
 #include "net/tls_filter.h"
+#include "repl/repl_tls.h"
 #include "util/temp_dir.h"
 
 namespace kvd::daemon {
@@ -200,6 +201,20 @@ TEST_CASE("TlsContext: a missing file, a key of another certificate, a file that
   auto junk = TlsContext::Create(f);
   REQUIRE_FALSE(junk.has_value());
   CHECK_MESSAGE(junk.error().message().find("CA " + f.ca) != std::string::npos, junk.error().message());
+
+  // The config's side: off without tls_*, the file named with the key table.
+  ReplicationConfig c;
+  c.listen = "127.0.0.1:0";
+  auto off = MakeReplicationTls(c);
+  REQUIRE(off.has_value());
+  CHECK(*off == nullptr);
+  c.tls_cert = certs.dir / "p.crt";
+  c.tls_key = certs.dir / "p.key";
+  c.tls_ca = certs.dir / "missing-ca.crt";
+  auto bad = MakeReplicationTls(c);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK_MESSAGE(bad.error().message().find("[replication] TLS: CA " + c.tls_ca) != std::string::npos,
+                bad.error().message());
 }
 
 }  // namespace
