@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "node/snapshot_child.h"
+#include "repl/repl_tls.h"
 #include "sys/fs_check.h"
 #include "kvd/engine.h"
 #include "sys/log.h"
@@ -175,6 +176,11 @@ int RunDaemon(const Config& config, Env* env) {
            fmt::format("kvd {} starting (pid {}), config {}: {}", KVD_VERSION, ::getpid(), config.source_path,
                        ConfigSummary(config)));
   Notifier notifier;
+  // The TLS files, before anything slow (recovery): a wrong one fails now.
+  if (auto tls = MakeReplicationTls(config.replication); !tls) {
+    spdlog::critical("{}", tls.error().message());
+    return kStartupFailed;
+  }
   for (const std::string* dir : {&config.wal_path, &config.snapshot_path}) {
     Status st = env->CreateDirs(*dir);
     if (!st.ok()) {

@@ -19,6 +19,7 @@
 #include "sys/restore.h"
 #include "config/config.h"
 #include "daemon.h"
+#include "repl/repl_tls.h"
 #include "sys/log.h"
 #ifdef KVD_FAULT_INJECTION
 #include <cerrno>
@@ -147,6 +148,11 @@ int Run(int argc, char** argv) {
     return kUsageError;
   }
   if (check_config) {
+    // Also the files the config names that are read at start-up.
+    if (auto tls = kvd::daemon::MakeReplicationTls(config->replication); !tls) {
+      std::cerr << "kvd: " << config_path << ": " << tls.error().message() << "\n";
+      return kUsageError;
+    }
     std::cout << kvd::daemon::RenderConfig(*config);
     return 0;
   }

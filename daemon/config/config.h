@@ -30,7 +30,13 @@ struct ReplicationConfig {
   uint32_t sync_replicas = 0;     // replicas that must have a write durable first; 0 = async
   std::chrono::milliseconds sync_timeout{5000};
   uint64_t max_retained_wal = 1ull << 30;  // WAL kept for replicas that are behind
+  // Mutual TLS on the replication link (repl/repl_tls.h): all three or none.
+  std::string tls_cert;  // PEM: this node's certificate (chain)
+  std::string tls_key;   // PEM: its private key
+  std::string tls_ca;    // PEM: the CA that signs every node's certificate
+  bool insecure = false;  // allow a non-loopback listen without TLS
   bool enabled() const { return !listen.empty() || role == "replica"; }
+  bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };
 
 // [cluster] (docs/cluster.md): automatic failover with etcd. Parsed and
@@ -121,8 +127,10 @@ struct ConfigDiff {
 };
 ConfigDiff DiffConfig(const Config& old_config, const Config& new_config);
 
-// The rules between [replication] keys (a replica names its primary, listen
-// only on loopback until TLS exists, ...); ParseConfig applies them.
+// The rules between [replication] keys (a replica names its primary, the
+// tls_* keys come together, listen only on loopback without TLS unless
+// insecure, ...); ParseConfig applies them. The TLS files themselves are
+// read by MakeReplicationTls (repl/repl_tls.h).
 Status CheckReplicationConfig(const ReplicationConfig& r);
 
 // The rules of [cluster] (endpoints are http://IP:PORT, the prefix is an

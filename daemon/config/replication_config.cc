@@ -5,13 +5,17 @@
 namespace kvd::daemon {
 
 Status CheckReplicationConfig(const ReplicationConfig& r) {
+  if (r.tls() && (r.tls_cert.empty() || r.tls_key.empty() || r.tls_ca.empty())) {
+    return Status::InvalidArgument("replication.tls_cert, tls_key and tls_ca: set all three (mutual TLS) or none");
+  }
   if (!r.listen.empty()) {
     auto hp = ParseHostPort(r.listen, /*allow_port0=*/true);
     if (!hp) return Status::InvalidArgument("replication.listen: " + hp.error().message());
-    if (!IsLoopback(*hp)) {
+    if (!IsLoopback(*hp) && !r.tls() && !r.insecure) {
       return Status::InvalidArgument("replication.listen: " + hp->host +
-                                     " is not a loopback address; replication is unencrypted for now and may only "
-                                     "listen on 127.0.0.1 or ::1 (TLS comes in a later release)");
+                                     " is not a loopback address and the link is not encrypted: set tls_cert, "
+                                     "tls_key and tls_ca (mutual TLS), or insecure = true to stream the WAL in "
+                                     "clear text, or listen on 127.0.0.1 or ::1");
     }
   }
   if (r.role == "replica") {

@@ -2,9 +2,9 @@
 // socket (net/listener.h). Accepted connections are uv_streams like the Unix
 // ones (net/stream.h), so the same front end, codec and session serve them.
 //
-// Not yet exposed in kvd.toml: the front end can listen on TCP (tests do,
-// on loopback); the replication and RESP issues add the configuration keys
-// and, for replication, TLS in the stream filter.
+// The front end can listen on TCP (tests do, on loopback); [replication]
+// listen and [resp] listen use it, replication with TLS in the link's
+// stream filter (net/tls_filter.h).
 //
 // Threading: loop thread only.
 #pragma once

@@ -37,6 +37,11 @@ std::string PeerName(uv_tcp_t* tcp) {
 
 }  // namespace
 
+Link::Link(uv_tcp_t* tcp, Handler* handler, std::unique_ptr<StreamFilter> filter)
+    : Link(tcp, handler, filter != nullptr ? filter.get() : PassThroughFilter::Shared()) {
+  own_filter_ = std::move(filter);
+}
+
 Link::Link(uv_tcp_t* tcp, Handler* handler, StreamFilter* filter)
     : tcp_(tcp), handler_(handler), filter_(filter), shared_(std::make_shared<Shared>()) {
   shared_->link = this;
@@ -55,17 +60,37 @@ Link::~Link() {
 void Link::Start() {
   uv_tcp_nodelay(tcp_, 1);
   const int r = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Link::OnAlloc, &Link::OnRead);
-  if (r != 0) Close(Status::IOError(std::string("read: ") + uv_strerror(r)));
+  if (r != 0) return Close(Status::IOError(std::string("read: ") + uv_strerror(r)));
+  Flush();  // a TLS client's ClientHello
 }
 
 void Link::Send(MsgType type, Epoch epoch, std::initializer_list<std::string_view> body) {
   if (closed_) return;
+  std::string frame;
+  AppendFrame(&frame, type, epoch, body);
+  const std::string_view wire = filter_->OnWrite(frame);
+  if (wire.data() == frame.data() && wire.size() == frame.size()) {
+    Write(std::move(frame));
+  } else if (!wire.empty()) {
+    Write(std::string(wire));
+  }
+  Flush();
+}
+
+void Link::Flush() {
+  std::string out;
+  const Status st = filter_->TakeOutput(&out);
+  // Written even after a failure: it may hold the alert telling the peer why.
+  if (!out.empty()) Write(std::move(out));
+  if (!st.ok()) Close(st);
+}
+
+void Link::Write(std::string data) {
   auto* w = new WriteReq;
-  AppendFrame(&w->data, type, epoch, body);
-  const std::string_view wire = filter_->OnWrite(w->data);
+  w->data = std::move(data);
   w->shared = shared_;
   shared_->queued += w->data.size();
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(wire.data()), static_cast<unsigned>(wire.size()));
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   const int r = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &buf, 1, [](uv_write_t* req, int status) {
     auto* wr = reinterpret_cast<WriteReq*>(req);
     auto shared = std::static_pointer_cast<Shared>(wr->shared);
@@ -118,12 +143,19 @@ void Link::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (n == UV_EOF) return self->Close(Status::IOError("connection closed by the peer"));
   if (n < 0) return self->Close(Status::IOError(std::string("read: ") + uv_strerror(static_cast<int>(n))));
   if (n == 0) return;
-  std::span<char> free(self->in_.data() + self->in_used_, self->in_.size() - self->in_used_);
-  auto plain = self->filter_->OnRead(free, static_cast<size_t>(n));
-  if (!plain) return self->Close(plain.error());
-  self->in_used_ += *plain;
-  self->bytes_in_ += *plain;
-  self->Consume();
+  // A filter may decrypt more than fits: Consume makes room, then it goes on
+  // with no new bytes (n = 0) until it has nothing more.
+  for (size_t fresh = static_cast<size_t>(n);; fresh = 0) {
+    std::span<char> free(self->in_.data() + self->in_used_, self->in_.size() - self->in_used_);
+    auto plain = self->filter_->OnRead(free, fresh);
+    self->Flush();  // a handshake's reply, or the alert of a failed one
+    if (self->closed_) return;
+    if (!plain) return self->Close(plain.error());
+    self->in_used_ += *plain;
+    self->bytes_in_ += *plain;
+    self->Consume();
+    if (self->closed_ || !self->filter_->HasPendingPlain()) return;
+  }
 }
 
 void Link::Consume() {

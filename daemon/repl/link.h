@@ -3,7 +3,7 @@
 // WAL receiver each hold one; neither sees bytes, only decoded frames.
 //
 // A frame that does not decode (length, CRC, type) closes the link with the
-// decoder's reason. Closing is deferred-safe: Close() stops reading and
+// decoder's reason; so does a filter error (a failed TLS handshake). Closing is deferred-safe: Close() stops reading and
 // tells the handler once; the owner destroys the Link later (never inside
 // one of the Link's own callbacks).
 //
@@ -34,6 +34,8 @@ class Link {
 
   // Takes an initialised, connected TCP handle (freed in its close callback).
   Link(uv_tcp_t* tcp, Handler* handler, StreamFilter* filter = PassThroughFilter::Shared());
+  // With a filter of its own (TLS: one per connection); nullptr = pass-through.
+  Link(uv_tcp_t* tcp, Handler* handler, std::unique_ptr<StreamFilter> filter);
   ~Link();
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
@@ -60,9 +62,14 @@ class Link {
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   void Consume();
+  // Queues bytes for the socket (already through the filter).
+  void Write(std::string data);
+  // Writes what the filter has to say (handshake, records); closes on its error.
+  void Flush();
 
   uv_tcp_t* tcp_;
   Handler* handler_;
+  std::unique_ptr<StreamFilter> own_filter_;
   StreamFilter* filter_;
   std::shared_ptr<Shared> shared_;
   std::string in_;

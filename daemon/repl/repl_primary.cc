@@ -3,12 +3,18 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "net/host_port.h"
+#include "repl/repl_tls.h"
 #include "sys/log.h"
 
 namespace kvd::daemon::repl {
 
-ReplPrimary::ReplPrimary(uv_loop_t* loop, const ReplicationConfig& config, std::string node_name, std::string wal_dir)
-    : loop_(loop), config_(config), node_name_(std::move(node_name)), wal_dir_(std::move(wal_dir)) {}
+ReplPrimary::ReplPrimary(uv_loop_t* loop, const ReplicationConfig& config, std::string node_name, std::string wal_dir,
+                         std::shared_ptr<const TlsContext> tls)
+    : loop_(loop),
+      config_(config),
+      node_name_(std::move(node_name)),
+      wal_dir_(std::move(wal_dir)),
+      tls_(std::move(tls)) {}
 
 ReplPrimary::~ReplPrimary() { Stop(); }
 
@@ -23,8 +29,10 @@ Status ReplPrimary::Start(Engine* engine, WalFeed* feed) {
   uv_timer_start(timer_.get(), &ReplPrimary::OnTimer, ms, ms);
   hp.port = listener_.port();
   LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
-           fmt::format("primary {}: replication listening on {} (unencrypted, loopback only)", node_name_,
-                       hp.ToString()));
+           fmt::format("primary {}: replication listening on {} ({})", node_name_, hp.ToString(),
+                       tls_ ? "mutual TLS"
+                       : IsLoopback(hp) ? "unencrypted, loopback only"
+                                        : "UNENCRYPTED on a non-loopback address: insecure = true"));
   return Status::Ok();
 }
 
@@ -47,8 +55,15 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     return;
   }
+  auto filter = MakeLinkFilter(tls_.get(), TlsFilter::Side::kServer);
+  if (!filter) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             "replication: cannot set up TLS for a new link: " + filter.error().message());
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    return;
+  }
   WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); }};
-  senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx)));
+  senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx), std::move(filter).value()));
   senders_.back()->Start();
 }
 

@@ -1,5 +1,5 @@
 // ReplPrimary: the primary's replication room. It listens on
-// [replication] listen (TCP through net/, loopback only until TLS), runs a
+// [replication] listen (TCP through net/, mutual TLS if configured), runs a
 // WalSender per connected replica, feeds them from the WalFeed, and holds
 // the engine's WAL retention floor at the oldest LSN a known replica still
 // needs, also while it is disconnected, until the retained WAL passes
@@ -20,6 +20,7 @@
 #include "kvd/engine.h"
 #include "net/tcp_listener.h"
 #include "repl/sync_gate.h"
+#include "net/tls_context.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_sender.h"
 
@@ -27,7 +28,9 @@ namespace kvd::daemon::repl {
 
 class ReplPrimary {
  public:
-  ReplPrimary(uv_loop_t* loop, const ReplicationConfig& config, std::string node_name, std::string wal_dir);
+  // `tls`: every replica's link is mutual TLS with it; nullptr = plain.
+  ReplPrimary(uv_loop_t* loop, const ReplicationConfig& config, std::string node_name, std::string wal_dir,
+              std::shared_ptr<const TlsContext> tls = nullptr);
   ~ReplPrimary();
   Status Start(Engine* engine, WalFeed* feed);
   void Stop();
@@ -57,6 +60,7 @@ class ReplPrimary {
   ReplicationConfig config_;
   std::string node_name_;
   std::string wal_dir_;
+  std::shared_ptr<const TlsContext> tls_;
   Engine* engine_ = nullptr;
   WalFeed* feed_ = nullptr;
   TcpListener listener_;

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "repl/repl_tls.h"
+
 namespace kvd::daemon {
 namespace {
 
@@ -27,17 +29,18 @@ Replication::~Replication() { Stop(); }
 Status Replication::Start(Engine* engine, NodeController* node) {
   if (!enabled()) return Status::Ok();
   engine_ = engine;
+  KVD_ASSIGN_OR_RETURN(std::shared_ptr<TlsContext> tls, MakeReplicationTls(config_));
   if (config_.role == "replica") {
     KVD_ASSIGN_OR_RETURN(HostPort primary, ParseHostPort(config_.primary));
     node->set_role(Role::kReplica);
     KVD_RETURN_IF_ERROR(node->SetWriteFence(Status::NotPrimary(
         "this node is a replica; send writes to the primary at " + primary.ToString())));
-    receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_);
+    receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls);
     feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalDurable(feed_.durable_lsn()); });
     receiver_->Start(engine);
     return Status::Ok();
   }
-  primary_ = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_);
+  primary_ = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_, tls);
   primary_->set_on_progress([this] {
     if (on_acks_changed_) on_acks_changed_();
   });
@@ -66,6 +69,7 @@ std::string Replication::StatusJson() const {
   j["name"] = name_;
   j["role"] = config_.role;
   j["sync_replicas"] = config_.sync_replicas;
+  j["tls"] = config_.tls();
   if (primary_) {
     j["primary"] = name_;
     j.update(primary_->StatusJson());  // listen, port, replicas[], disconnected[], retention_floor

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "kvd/wal.h"
+#include "repl/repl_tls.h"
 #include "sys/log.h"
 
 namespace kvd::daemon::repl {
@@ -31,8 +32,9 @@ std::string_view ReceiverStateName(ReceiverState s) {
   return "?";
 }
 
-WalReceiver::WalReceiver(uv_loop_t* loop, HostPort primary, std::string node_name)
-    : loop_(loop), primary_(std::move(primary)), node_name_(std::move(node_name)) {}
+WalReceiver::WalReceiver(uv_loop_t* loop, HostPort primary, std::string node_name,
+                         std::shared_ptr<const TlsContext> tls)
+    : loop_(loop), primary_(std::move(primary)), node_name_(std::move(node_name)), tls_(std::move(tls)) {}
 
 WalReceiver::~WalReceiver() { Stop(); }
 
@@ -88,9 +90,15 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
     }
     return;
   }
-  self->link_ = std::make_unique<Link>(tcp, self);
-  self->link_->Start();
+  auto filter = MakeLinkFilter(self->tls_.get(), TlsFilter::Side::kClient);
+  if (!filter) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    return self->Retry("cannot set up TLS: " + filter.error().message());
+  }
+  self->link_ = std::make_unique<Link>(tcp, self, std::move(filter).value());
   self->state_ = ReceiverState::kHandshake;
+  self->link_->Start();
+  if (self->link_ == nullptr || self->link_->closed()) return;  // OnClosed ran: a retry is due
   self->last_heard_ = std::chrono::steady_clock::now();
   Hello h;
   h.node_name = self->node_name_;

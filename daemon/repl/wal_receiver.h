@@ -21,6 +21,7 @@
 
 #include "kvd/engine.h"
 #include "net/host_port.h"
+#include "net/tls_context.h"
 #include "net/uv_handle.h"
 #include "repl/link.h"
 
@@ -31,7 +32,9 @@ std::string_view ReceiverStateName(ReceiverState s);
 
 class WalReceiver : public Link::Handler {
  public:
-  WalReceiver(uv_loop_t* loop, HostPort primary, std::string node_name);
+  // `tls`: the link to the primary is mutual TLS with it; nullptr = plain.
+  WalReceiver(uv_loop_t* loop, HostPort primary, std::string node_name,
+              std::shared_ptr<const TlsContext> tls = nullptr);
   ~WalReceiver() override;
   void Start(Engine* engine);
   void Stop();
@@ -62,6 +65,7 @@ class WalReceiver : public Link::Handler {
   uv_loop_t* loop_;
   HostPort primary_;
   std::string node_name_;
+  std::shared_ptr<const TlsContext> tls_;
   Engine* engine_ = nullptr;
   std::unique_ptr<Link> link_;
   std::unique_ptr<Link> dead_link_;  // closed inside its own callback: freed on the next timer

@@ -25,9 +25,9 @@ std::string_view SenderStateName(SenderState s) {
   return "?";
 }
 
-WalSender::WalSender(uv_tcp_t* tcp, Context ctx)
+WalSender::WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter)
     : ctx_(std::move(ctx)),
-      link_(std::make_unique<Link>(tcp, this)),
+      link_(std::make_unique<Link>(tcp, this, std::move(filter))),
       source_(ctx_.wal_dir),
       last_sent_(std::chrono::steady_clock::now()),
       last_heard_(last_sent_) {

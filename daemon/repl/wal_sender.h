@@ -45,7 +45,8 @@ class WalSender : public Link::Handler {
     // LSN may have changed (synchronous replication, WAIT). May be empty.
     std::function<void()> on_progress;
   };
-  WalSender(uv_tcp_t* tcp, Context ctx);
+  // `filter`: the link's TLS (server side); nullptr = plain.
+  WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);
 
   void Start() { link_->Start(); }
   // New records in the feed, or room on the link: send what is due.

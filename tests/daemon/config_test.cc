@@ -234,7 +234,7 @@ TEST_CASE("runtime keys: get, set, diff") {
   CHECK(kvd::daemon::DiffConfig(c, c).runtime_changed.empty());
 
   const auto all = kvd::daemon::ListConfigValues(c);
-  CHECK(all.size() == 37);  // 34 + [cluster] etcd_endpoints, prefix, ttl
+  CHECK(all.size() == 41);  // 34 + [cluster] etcd_endpoints, prefix, ttl + tls_cert, tls_key, tls_ca, insecure
   CHECK(all.front().first == "server.socket");
 }
 
@@ -336,8 +336,14 @@ sync_timeout = "2s"
     REQUIRE_FALSE(c.has_value());
     CHECK_MESSAGE(c.error().message().find(why) != std::string::npos, c.error().message());
   };
-  refused("[replication]\nlisten = \"10.1.2.3:7001\"\n", "TLS comes in a later release");
+  refused("[replication]\nlisten = \"10.1.2.3:7001\"\n", "not encrypted: set tls_cert, tls_key and tls_ca");
   refused("[replication]\nlisten = \"0.0.0.0:7001\"\n", "not a loopback address");
+  refused("[replication]\nlisten = \"0.0.0.0:7001\"\ninsecure = false\n", "or insecure = true");
+  refused("[replication]\nlisten = \"127.0.0.1:7001\"\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\n",
+          "set all three (mutual TLS) or none");
+  refused("[replication]\nrole = \"replica\"\nprimary = \"127.0.0.1:7001\"\ntls_ca = \"ca.crt\"\n",
+          "set all three");
+  refused("[replication]\ninsecure = \"yes\"\n", "true or false");
   refused("[replication]\nlisten = \"127.0.0.1\"\n", "not HOST:PORT");
   refused("[replication]\nlisten = \"db.example:7001\"\n", "not an IP address");
   refused("[replication]\nrole = \"replica\"\n", "must name its primary");
@@ -354,4 +360,33 @@ sync_timeout = "2s"
   CHECK(kvd::daemon::IsRuntimeKey("replication.sync_replicas"));
   CHECK(kvd::daemon::IsRuntimeKey("replication.sync_timeout"));
   CHECK_FALSE(kvd::daemon::IsRuntimeKey("replication.listen"));
+}
+
+TEST_CASE("[replication]: outside loopback with TLS, or in clear text only with insecure = true") {
+  const Config t = Parse(R"([replication]
+listen = "0.0.0.0:7001"
+tls_cert = "p.crt"
+tls_key = "p.key"
+tls_ca = "ca.crt"
+)");
+  CHECK(t.replication.tls());
+  CHECK_FALSE(t.replication.insecure);
+  CHECK(t.replication.tls_cert == "p.crt");
+  CHECK(t.replication.tls_key == "p.key");
+  CHECK(t.replication.tls_ca == "ca.crt");
+  const Config i = Parse("[replication]\nlisten = \"10.1.2.3:7001\"\ninsecure = true\n");
+  CHECK(i.replication.insecure);
+  CHECK_FALSE(i.replication.tls());
+  CHECK(kvd::daemon::GetConfigValue(i, "replication.insecure") == "true");
+  // Loopback needs neither.
+  CHECK_FALSE(Parse("[replication]\nlisten = \"127.0.0.1:7001\"\n").replication.tls());
+  // A replica with TLS.
+  const Config r = Parse(R"([replication]
+role = "replica"
+primary = "10.1.2.3:7001"
+tls_cert = "r.crt"
+tls_key = "r.key"
+tls_ca = "ca.crt"
+)");
+  CHECK(r.replication.tls());
 }
