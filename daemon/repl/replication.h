@@ -41,12 +41,16 @@ class Replication {
   // The replication port actually bound (listen with port 0, tests).
   uint16_t port() const { return primary_ ? primary_->port() : 0; }
   const std::string& node_name() const { return name_; }
+  // The Env a replica writes transferred snapshots through (the engine's).
+  void set_env(Env* env) { env_ = env; }
 
  private:
   uv_loop_t* loop_;
   ReplicationConfig config_;
   std::string wal_dir_;
   std::string name_;
+  std::string snapshot_dir_;
+  Env* env_ = nullptr;
   Engine* engine_ = nullptr;
   repl::WalFeed feed_;
   std::unique_ptr<repl::ReplPrimary> primary_;
