@@ -26,11 +26,12 @@ Status SnapshotStreamer::Start(const State& state, Lsn lsn, Callbacks callbacks)
   if (pid < 0) return Status::FromErrno(errno, "snapshot transfer: fork");
   write_end.reset();  // EOF once the child is gone
   ::fcntl(read_end.get(), F_SETFL, ::fcntl(read_end.get(), F_GETFL) | O_NONBLOCK);
+  (void)::fcntl(read_end.get(), F_SETPIPE_SZ, static_cast<int>(kSnapshotChunkBytes));  // fewer wake-ups; best effort
   pid_ = pid;
   fd_ = std::move(read_end);
   cb_ = std::move(callbacks);
-  buf_.clear();
-  buf_.reserve(kSnapshotChunkBytes);
+  buf_.resize(kSnapshotChunkBytes);
+  used_ = 0;
   bytes_ = 0;
   crc_ = 0;
   paused_ = false;
@@ -61,21 +62,18 @@ void SnapshotStreamer::Resume() {
 void SnapshotStreamer::OnReadable(uv_poll_t* h, int, int) { static_cast<SnapshotStreamer*>(h->data)->ReadSome(); }
 
 void SnapshotStreamer::Deliver() {
-  if (buf_.empty()) return;
-  crc_ = Crc32cExtend(crc_, buf_.data(), buf_.size());
-  bytes_ += buf_.size();
-  std::string chunk;
-  chunk.swap(buf_);
-  buf_.reserve(kSnapshotChunkBytes);
-  cb_.on_chunk(chunk);
+  if (used_ == 0) return;
+  crc_ = Crc32cExtend(crc_, buf_.data(), used_);
+  bytes_ += used_;
+  const std::string_view chunk(buf_.data(), used_);
+  used_ = 0;
+  cb_.on_chunk(chunk);  // consumed (copied into a frame) before the buffer is reused
 }
 
 void SnapshotStreamer::ReadSome() {
   while (running() && !paused_ && !eof_) {
-    const size_t used = buf_.size();
-    buf_.resize(kSnapshotChunkBytes);
-    const ssize_t n = ::read(fd_.get(), buf_.data() + used, kSnapshotChunkBytes - used);
-    buf_.resize(used + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    const ssize_t n = ::read(fd_.get(), buf_.data() + used_, kSnapshotChunkBytes - used_);
+    if (n > 0) used_ += static_cast<size_t>(n);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {  // EOF (or a hard error: the child's status decides)
@@ -87,7 +85,7 @@ void SnapshotStreamer::ReadSome() {
       if (InitTimer(loop_, &reap_timer_, this)) uv_timer_start(reap_timer_.get(), &SnapshotStreamer::OnReapTimer, 0, 5);
       return;
     }
-    if (buf_.size() == kSnapshotChunkBytes) Deliver();
+    if (used_ == kSnapshotChunkBytes) Deliver();
   }
 }
 

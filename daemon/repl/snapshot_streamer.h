@@ -67,7 +67,8 @@ class SnapshotStreamer {
   Fd fd_;
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_timer_t> reap_timer_;
-  std::string buf_;
+  std::string buf_;  // kSnapshotChunkBytes, the next chunk's bytes in [0, used_)
+  size_t used_ = 0;
   uint64_t bytes_ = 0;
   uint32_t crc_ = 0;
   bool paused_ = false;
