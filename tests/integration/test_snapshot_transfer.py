@@ -257,7 +257,16 @@ class SnapshotTransfer(KvdTestCase):
         self.wait_in_transfer(r)
         self.assertEqual(full_scan(r), before)
         self.assertEqual(r.snapshots(), snaps_before)
-        self.converged(p, r)
+        sender = p.status()["replication"]["replicas"][0]
+        self.assertEqual(sender["state"], "snapshot_transfer")
+        self.assertGreater(sender["snapshot_bytes_sent"], 0)
+        # Writes and a snapshot on the primary while the transfer runs: they
+        # come after the transferred snapshot's LSN and follow it as WAL.
+        self.write(p, b"during", 400)
+        self.assertEqual(p.kvctl("snapshot").rc, 0)
+        self.assertGreater(p.status()["last_lsn"], sender["snapshot_lsn"])
+        data = self.converged(p, r)
+        self.assertEqual(len(data), 5700)
         self.assertEqual(receiver(r)["snapshots_installed"], 1)
         self.assert_set_aside(r)
 
