@@ -161,8 +161,7 @@ void WalSender::Pump() {
       if (!st.ok()) {
         const Code code = st.IsNotFound() ? Code::kUnsupported : st.code();
         return link_->Fail(code,
-                           st.IsNotFound() ? st.message() + "; snapshot transfer is not built yet: rebuild the "
-                                                            "replica from an empty data directory after a snapshot"
+                           st.IsNotFound() ? st.message() + "; the replica receives a snapshot when it reconnects"
                                            : st.message(),
                            ctx_.engine->current_epoch());
       }
