@@ -12,6 +12,7 @@ to kill a node in the middle of it."""
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 
@@ -22,6 +23,12 @@ from kvdtest import KvdTestCase  # noqa: E402
 CONVERGE_TIMEOUT = 120
 PACE = {"KVD_TEST_SNAPSHOT_STREAM_KIB_PER_S": "512"}
 VALUE = b"x" * 1000
+
+
+def pace_supported():
+    """The pacing knob exists in fault-injection (test) builds only."""
+    p = subprocess.run([kvdtest.binary("KVD_BIN"), "--help"], capture_output=True, timeout=30)
+    return b"--fault-env" in p.stdout
 
 
 def full_scan(server):
@@ -195,6 +202,8 @@ class SnapshotTransfer(KvdTestCase):
                            what="the primary to delete the WAL the replica needs (first segment %d)" % first)
 
     def setup_pair(self, primary_env=None):
+        if primary_env and not pace_supported():
+            self.skipTest("kvd built without KVD_FAULT_INJECTION (no snapshot transfer pacing)")
         p, port = self.primary(primary_env)
         r = self.replica("r1", port)
         self.write(p, b"early", 300)
