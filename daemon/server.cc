@@ -78,6 +78,7 @@ Server::Server(uv_loop_t* loop, Config config, Env* env, Notifier* notifier)
       shutdown_(loop, notifier, &node_, &dispatcher_, &snapshots_, FrontEnds(), [this] { StopHandles(); }) {
   config_.set_on_applied([this](const Config& before, const Config& after) { OnConfigApplied(before, after); });
   if (resp_ != nullptr) resp_->EnableWait(loop, &repl_);
+  repl_.set_env(env);
 }
 
 Server::~Server() {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kvd/snapshot.h"
+#include "kvd/snapshot_stream.h"
 
 namespace kvd::daemon {
 namespace {
@@ -149,6 +150,67 @@ void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn 
     n = ::write(result_fd, rec.data(), rec.size());
   } while (n < 0 && errno == EINTR);
   ::_exit(info.has_value() && n == static_cast<ssize_t>(rec.size()) ? 0 : 1);
+}
+
+namespace {
+
+#ifdef KVD_FAULT_INJECTION
+// Test builds: KVD_TEST_SNAPSHOT_STREAM_KIB_PER_S=N paces a snapshot
+// transfer's child to about N KiB/s, so tests can act while a transfer runs
+// (tests/integration/test_snapshot_transfer.py). 0 (unset): full speed.
+unsigned StreamKibPerSecond() {
+  const char* v = std::getenv("KVD_TEST_SNAPSHOT_STREAM_KIB_PER_S");
+  unsigned n = 0;
+  for (; v != nullptr && *v >= '0' && *v <= '9' && n < 10'000'000; ++v) n = n * 10 + static_cast<unsigned>(*v - '0');
+  return n;
+}
+#else
+constexpr unsigned StreamKibPerSecond() { return 0; }
+#endif
+
+// Passes writes on in 64 KiB pieces, sleeping between them (the test pace).
+class PacedSink final : public WritableFile {
+ public:
+  PacedSink(WritableFile* out, unsigned kib_per_s) : out_(out), kib_per_s_(kib_per_s) {}
+  Status WriteAt(uint64_t offset, std::span<const std::byte> data) override {
+    constexpr size_t kPiece = 64 * 1024;
+    for (size_t at = 0; at < data.size(); at += kPiece) {
+      const size_t n = std::min(kPiece, data.size() - at);
+      KVD_RETURN_IF_ERROR(out_->WriteAt(offset + at, data.subspan(at, n)));
+      ::usleep(static_cast<useconds_t>(uint64_t{n} * 1'000'000 / (uint64_t{kib_per_s_} * 1024)));
+    }
+    return Status::Ok();
+  }
+  Status Sync() override { return out_->Sync(); }
+  Status SyncAll() override { return out_->SyncAll(); }
+  Status Allocate(uint64_t o, uint64_t l) override { return out_->Allocate(o, l); }
+  Status Truncate(uint64_t s) override { return out_->Truncate(s); }
+  Result<uint64_t> Size() override { return out_->Size(); }
+  Status Close() override { return out_->Close(); }
+  const std::string& path() const override { return out_->path(); }
+
+ private:
+  WritableFile* out_;
+  unsigned kib_per_s_;
+};
+
+}  // namespace
+
+void RunSnapshotStreamChild(const State& state, Lsn lsn, int out_fd) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);
+  CloseInheritedFds({out_fd, -1, -1});
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  std::unique_ptr<WritableFile> pipe = NewFdStreamFile(out_fd, "snapshot transfer pipe");
+  const unsigned pace = StreamKibPerSecond();
+  PacedSink paced(pipe.get(), pace);
+  uint64_t bytes = 0;
+  const Status s = WriteSnapshotStream(pace > 0 ? static_cast<WritableFile*>(&paced) : pipe.get(), state, lsn, &bytes);
+  ::_exit(s.ok() ? 0 : 1);
 }
 
 }  // namespace kvd::daemon

@@ -57,4 +57,12 @@ void SetSnapshotChildLockFds(std::array<int, kMaxChildLockFds> fds);
 [[noreturn]] void RunSnapshotChild(Env* env, const std::string& dir, const State& state, Lsn lsn,
                                    int result_fd);
 
+// In the child of a replica's snapshot transfer (docs/replication.md §4.6):
+// streams the snapshot format of `state` at `lsn` into out_fd (a pipe), then
+// _exits 0, or 1 when a write failed (the parent sends nothing it has not
+// seen the child finish). It writes nothing into the data directory, so it
+// keeps no lock descriptors; a closed pipe (the transfer was cut short)
+// kills it with SIGPIPE. Never returns.
+[[noreturn]] void RunSnapshotStreamChild(const State& state, Lsn lsn, int out_fd);
+
 }  // namespace kvd::daemon

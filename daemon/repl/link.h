@@ -50,6 +50,7 @@ class Link {
   size_t queued_bytes() const { return shared_->queued; }
   const std::string& peer() const { return peer_; }
   uint64_t bytes_in() const { return bytes_in_; }
+  uv_loop_t* loop() const { return tcp_->loop; }
 
   static constexpr size_t kLowWater = 1 << 20;
   static constexpr size_t kHighWater = 4 << 20;

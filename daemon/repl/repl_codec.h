@@ -32,9 +32,9 @@ enum class MsgType : uint8_t {
   kWal = 3,
   kAck = 4,
   kHeartbeat = 5,
-  kSnapshotBegin = 6,  // planned
-  kSnapshotChunk = 7,  // planned
-  kSnapshotEnd = 8,    // planned
+  kSnapshotBegin = 6,  // bodies: repl/snapshot_messages.h
+  kSnapshotChunk = 7,
+  kSnapshotEnd = 8,
   kError = 9,
 };
 std::string_view MsgTypeName(MsgType t);

@@ -62,7 +62,8 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     return;
   }
-  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); }};
+  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); },
+                         [this] { UpdateRetention(); }};
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx), std::move(filter).value()));
   senders_.back()->Start();
 }
@@ -177,7 +178,9 @@ nlohmann::json ReplPrimary::StatusJson() {
                         {"durable_lsn", p.durable_lsn},
                         {"applied_lsn", p.applied_lsn},
                         {"lag_bytes", p.lag_bytes},
-                        {"lag_lsn", feed_->last_lsn() - std::min(feed_->last_lsn(), p.durable_lsn)}});
+                        {"lag_lsn", feed_->last_lsn() - std::min(feed_->last_lsn(), p.durable_lsn)},
+                        {"snapshot_lsn", p.snapshot_lsn},
+                        {"snapshot_bytes_sent", p.snapshot_bytes_sent}});
   }
   nlohmann::json away = nlohmann::json::array();
   for (const auto& [name, durable] : known_) {

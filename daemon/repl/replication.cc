@@ -22,6 +22,7 @@ Replication::Replication(uv_loop_t* loop, const Config& config)
       config_(config.replication),
       wal_dir_(config.wal_path),
       name_(config.replication.name.empty() ? HostName() : config.replication.name),
+      snapshot_dir_(config.snapshot_path),
       feed_(loop) {}
 
 Replication::~Replication() { Stop(); }
@@ -36,6 +37,7 @@ Status Replication::Start(Engine* engine, NodeController* node) {
     KVD_RETURN_IF_ERROR(node->SetWriteFence(Status::NotPrimary(
         "this node is a replica; send writes to the primary at " + primary.ToString())));
     receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls);
+    receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
     feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalDurable(feed_.durable_lsn()); });
     receiver_->Start(engine);
     return Status::Ok();

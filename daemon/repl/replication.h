@@ -50,12 +50,16 @@ class Replication : public ReplicaAcks {
   uint32_t CountDurable(Lsn lsn) override { return primary_ ? primary_->CountDurable(lsn) : 0; }
   bool IsReplica() const override { return receiver_ != nullptr; }
   void SetOnAcksChanged(std::function<void()> fn) override;
+  // The Env a replica writes transferred snapshots through (the engine's).
+  void set_env(Env* env) { env_ = env; }
 
  private:
   uv_loop_t* loop_;
   ReplicationConfig config_;
   std::string wal_dir_;
   std::string name_;
+  std::string snapshot_dir_;
+  Env* env_ = nullptr;
   Engine* engine_ = nullptr;
   repl::WalFeed feed_;
   std::unique_ptr<repl::ReplPrimary> primary_;

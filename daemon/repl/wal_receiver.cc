@@ -28,6 +28,7 @@ std::string_view ReceiverStateName(ReceiverState s) {
     case ReceiverState::kHandshake: return "handshake";
     case ReceiverState::kStreaming: return "streaming";
     case ReceiverState::kWaiting: return "waiting_to_reconnect";
+    case ReceiverState::kSnapshotTransfer: return "snapshot_transfer";
   }
   return "?";
 }
@@ -122,6 +123,14 @@ void WalReceiver::Retry(const std::string& why) {
 }
 
 void WalReceiver::OnClosed(const Status& why) {
+  if (installer_ && installer_->active()) {
+    // The previous state is untouched: only incoming.tmp existed.
+    LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+             fmt::format("replica {}: snapshot transfer cut short after {} bytes; keeping the previous state",
+                         node_name_, installer_->bytes()));
+    installer_->Abort();
+  }
+  pending_install_.clear();  // installed on disk: a restart recovers from it; the engine keeps its state until then
   // Called from inside the link's own callback: free it later.
   dead_link_ = std::move(link_);
   Retry(why.ToString());
@@ -140,6 +149,9 @@ void WalReceiver::OnFrame(const Frame& f) {
   switch (f.type) {
     case MsgType::kWelcome: return OnWelcome(f);
     case MsgType::kWal: return OnWal(f);
+    case MsgType::kSnapshotBegin:
+    case MsgType::kSnapshotChunk:
+    case MsgType::kSnapshotEnd: return OnSnapshotFrame(f);
     case MsgType::kHeartbeat: {
       auto hb = DecodeHeartbeat(f.body);
       if (!hb) return link_->Fail(Code::kInvalidArgument, hb.error().message(), mine);
@@ -166,6 +178,16 @@ void WalReceiver::OnWelcome(const Frame& f) {
   auto w = DecodeWelcome(f.body);
   if (!w) return link_->Fail(Code::kInvalidArgument, w.error().message(), mine);
   if (state_ != ReceiverState::kHandshake) return link_->Fail(Code::kInvalidArgument, "a second WELCOME", mine);
+  if (w->start == StartMode::kSnapshot && installer_ != nullptr && w->start_lsn > 0) {
+    primary_name_ = w->primary_name;
+    primary_history_ = w->history;
+    state_ = ReceiverState::kSnapshotTransfer;
+    LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
+             fmt::format("replica {}: primary {} ({}) no longer has the WAL after LSN {}: receiving a snapshot "
+                         "at LSN {}",
+                         node_name_, w->primary_name, primary_.ToString(), engine_->last_lsn(), w->start_lsn - 1));
+    return;
+  }
   if (w->start != StartMode::kStream || w->start_lsn != engine_->last_lsn() + 1) {
     return link_->Fail(Code::kUnsupported,
                        fmt::format("the primary offers start mode {} at LSN {}; this replica can only stream from "
@@ -184,6 +206,12 @@ void WalReceiver::OnWelcome(const Frame& f) {
 
 void WalReceiver::OnWal(const Frame& f) {
   const Epoch mine = engine_->current_epoch();
+  if (!pending_install_.empty() && !InstallSnapshot()) {
+    if (link_ != nullptr && !link_->closed()) {
+      link_->Fail(Code::kBusy, "the replica could not switch to the transferred snapshot yet", mine);
+    }
+    return;
+  }
   if (state_ != ReceiverState::kStreaming) return link_->Fail(Code::kInvalidArgument, "WAL before WELCOME", mine);
   auto m = DecodeWal(f.body);
   if (!m) return link_->Fail(Code::kInvalidArgument, m.error().message(), mine);
@@ -241,7 +269,17 @@ void WalReceiver::OnTimer(uv_timer_t* t) {
     return;
   }
   if (self->link_ == nullptr) return;
-  if ((self->state_ == ReceiverState::kStreaming || self->state_ == ReceiverState::kHandshake) &&
+  if (!self->pending_install_.empty()) (void)self->InstallSnapshot();
+  if (self->state_ == ReceiverState::kSnapshotTransfer && self->link_ != nullptr && !self->link_->closed() &&
+      now - self->last_heartbeat_ >= kAckInterval) {
+    // No ACK while the state is being replaced; heartbeats keep the link.
+    const Heartbeat hb{self->engine_->last_lsn(), self->engine_->durable_lsn(), 0};
+    self->link_->Send(MsgType::kHeartbeat, self->engine_->current_epoch(), {EncodeHeartbeat(hb)});
+    self->last_heartbeat_ = now;
+  }
+  if (self->link_ == nullptr) return;
+  if ((self->state_ == ReceiverState::kStreaming || self->state_ == ReceiverState::kHandshake ||
+       self->state_ == ReceiverState::kSnapshotTransfer) &&
       now - self->last_heard_ > kPeerTimeout) {
     self->link_->Close(Status::IOError("nothing heard from the primary for 5 s"));
     return;
@@ -262,6 +300,9 @@ nlohmann::json WalReceiver::StatusJson() const {
           {"lag_lsn", engine_ != nullptr && primary_last_ > engine_->applied_lsn() ? primary_last_ - engine_->applied_lsn()
                                                                                     : 0},
           {"records_received", records_received_},
+          {"snapshot_lsn", installer_ != nullptr && installer_->active() ? installer_->snapshot_lsn() : 0},
+          {"snapshot_bytes_received", installer_ != nullptr ? installer_->bytes() : 0},
+          {"snapshots_installed", snapshots_installed_},
           {"connects", connects_},
           {"last_error", last_error_}};
 }

@@ -24,10 +24,11 @@
 #include "net/tls_context.h"
 #include "net/uv_handle.h"
 #include "repl/link.h"
+#include "repl/snapshot_installer.h"
 
 namespace kvd::daemon::repl {
 
-enum class ReceiverState : uint8_t { kConnecting, kHandshake, kStreaming, kWaiting };
+enum class ReceiverState : uint8_t { kConnecting, kHandshake, kStreaming, kWaiting, kSnapshotTransfer };
 std::string_view ReceiverStateName(ReceiverState s);
 
 class WalReceiver : public Link::Handler {
@@ -37,6 +38,9 @@ class WalReceiver : public Link::Handler {
               std::shared_ptr<const TlsContext> tls = nullptr);
   ~WalReceiver() override;
   void Start(Engine* engine);
+  // Where a transferred snapshot is installed and the replaced WAL set
+  // aside (docs/replication.md §4.6); without it a SNAPSHOT start is refused.
+  void SetStorage(Env* env, std::string wal_dir, std::string snapshot_dir);
   void Stop();
   // The engine made records durable (or wrote some): acknowledge.
   void OnLocalProgress() { SendAck(); }
@@ -61,6 +65,11 @@ class WalReceiver : public Link::Handler {
   void OnWelcome(const Frame& f);
   void OnWal(const Frame& f);
   void SendAck();
+  // Snapshot transfer (wal_receiver_snapshot.cc).
+  void OnSnapshotFrame(const Frame& f);
+  // Replaces the engine's state with the installed snapshot; false if the
+  // link was failed or the engine is still busy (pending_install_ kept).
+  bool InstallSnapshot();
 
   uv_loop_t* loop_;
   HostPort primary_;
@@ -81,6 +90,13 @@ class WalReceiver : public Link::Handler {
   uint64_t connects_ = 0, records_received_ = 0;
   std::string last_error_;
   bool stopped_ = false;
+  Env* env_ = nullptr;
+  std::string wal_dir_, snapshot_dir_;
+  std::unique_ptr<SnapshotInstaller> installer_;
+  EpochHistory primary_history_;  // from WELCOME: the new log's epochs
+  std::string pending_install_;   // installed snapshot the engine has not reset to yet
+  uint64_t snapshots_installed_ = 0;
+  std::chrono::steady_clock::time_point last_heartbeat_;
 };
 
 }  // namespace kvd::daemon::repl

@@ -21,6 +21,7 @@ std::string_view SenderStateName(SenderState s) {
     case SenderState::kCatchingUp: return "catching_up";
     case SenderState::kStreaming: return "streaming";
     case SenderState::kClosed: return "closed";
+    case SenderState::kSnapshotTransfer: return "snapshot_transfer";
   }
   return "?";
 }
@@ -43,6 +44,8 @@ const SenderProgress& WalSender::progress() {
 
 Lsn WalSender::needs_from() const {
   if (state_ == SenderState::kHandshake) return 0;
+  // During and after a snapshot transfer: the WAL after the snapshot.
+  if (progress_.snapshot_lsn != 0) return std::max(progress_.durable_lsn, progress_.snapshot_lsn) + 1;
   return progress_.durable_lsn + 1;
 }
 
@@ -105,6 +108,7 @@ void WalSender::OnHello(const Frame& f) {
   progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
   progress_.durable_lsn = std::min(hello->durable_lsn, hello->last_lsn);  // never beyond what it has
   progress_.applied_lsn = progress_.durable_lsn;
+  if (next_lsn_ < ctx_.feed->first_cached_lsn() && !WalOnDiskFrom(next_lsn_)) return StartSnapshot(history);
   Welcome w;
   w.primary_name = ctx_.node_name;
   w.start = StartMode::kStream;
@@ -145,6 +149,10 @@ void WalSender::OnAck(const Frame& f) {
 
 void WalSender::Pump() {
   if (state_ == SenderState::kHandshake || state_ == SenderState::kClosed || link_->closed()) return;
+  if (state_ == SenderState::kSnapshotTransfer) {
+    if (link_->queued_bytes() < Link::kLowWater) snapshot_->Resume();
+    return;
+  }
   while (link_->queued_bytes() < Link::kHighWater && next_lsn_ <= ctx_.feed->last_lsn()) {
     std::string records;
     Lsn last = 0;
@@ -162,8 +170,7 @@ void WalSender::Pump() {
       if (!st.ok()) {
         const Code code = st.IsNotFound() ? Code::kUnsupported : st.code();
         return link_->Fail(code,
-                           st.IsNotFound() ? st.message() + "; snapshot transfer is not built yet: rebuild the "
-                                                            "replica from an empty data directory after a snapshot"
+                           st.IsNotFound() ? st.message() + "; the replica receives a snapshot when it reconnects"
                                            : st.message(),
                            ctx_.engine->current_epoch());
       }
@@ -195,6 +202,12 @@ void WalSender::Tick(std::chrono::steady_clock::time_point now) {
 }
 
 void WalSender::OnClosed(const Status& why) {
+  if (snapshot_ && snapshot_->running()) {
+    snapshot_->Abort();  // kills and reaps the child; it wrote no files
+    LogEvent(spdlog::level::warn, Event::kReplication, progress_.snapshot_lsn,
+             fmt::format("replica {}: snapshot transfer cut short after {} bytes", progress_.name,
+                         progress_.snapshot_bytes_sent));
+  }
   state_ = SenderState::kClosed;
   progress_.error = why.ToString();
   LogEvent(spdlog::level::warn, Event::kReplication, progress_.sent_lsn,

@@ -17,12 +17,13 @@
 
 #include "kvd/engine.h"
 #include "repl/link.h"
+#include "repl/snapshot_streamer.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_source.h"
 
 namespace kvd::daemon::repl {
 
-enum class SenderState : uint8_t { kHandshake, kCatchingUp, kStreaming, kClosed };
+enum class SenderState : uint8_t { kHandshake, kCatchingUp, kStreaming, kClosed, kSnapshotTransfer };
 std::string_view SenderStateName(SenderState s);  // "handshake", "catching_up", ...
 
 struct SenderProgress {
@@ -32,6 +33,8 @@ struct SenderProgress {
   Lsn sent_lsn = 0, written_lsn = 0, durable_lsn = 0, applied_lsn = 0;
   uint64_t lag_bytes = 0;  // WAL written here that the replica has not made durable
   std::string error;       // why it closed
+  Lsn snapshot_lsn = 0;              // the snapshot transferred (0: none)
+  uint64_t snapshot_bytes_sent = 0;  // of it, so far
 };
 
 class WalSender : public Link::Handler {
@@ -44,6 +47,9 @@ class WalSender : public Link::Handler {
     // After the handshake, each ACK and the close: the replica's durable
     // LSN may have changed (synchronous replication, WAIT). May be empty.
     std::function<void()> on_progress;
+    // The oldest LSN this sender needs moved (a snapshot transfer began):
+    // the owner updates the retention floor at once.
+    std::function<void()> needs_changed;
   };
   // `filter`: the link's TLS (server side); nullptr = plain.
   WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);
@@ -73,6 +79,11 @@ class WalSender : public Link::Handler {
   void OnHello(const Frame& f);
   void OnAck(const Frame& f);
   void SendChunk(std::string records, Lsn first, Lsn last);
+  // Snapshot transfer (wal_sender_snapshot.cc).
+  bool WalOnDiskFrom(Lsn lsn);
+  void StartSnapshot(const EpochHistory& history);
+  void OnSnapshotChunk(std::string_view chunk);
+  void OnSnapshotDone(const Status& st, uint64_t bytes, uint32_t crc);
 
   Context ctx_;
   std::unique_ptr<Link> link_;
@@ -81,6 +92,7 @@ class WalSender : public Link::Handler {
   SenderProgress progress_;
   Lsn next_lsn_ = 0;  // the next record to send
   std::chrono::steady_clock::time_point last_sent_, last_heard_;
+  std::unique_ptr<SnapshotStreamer> snapshot_;
 };
 
 }  // namespace kvd::daemon::repl

@@ -68,6 +68,8 @@ class EngineImpl final : public Engine {
   EpochHistory epoch_history() const override { return epochs_; }
   Status BeginEpoch(Epoch epoch) override;
   Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) override;
+  Status ResetToSnapshot(const std::string& snapshot_path, const EpochHistory& history,
+                         const std::string& set_aside_dir, SnapshotResetReport* report) override;
 
   void Poll(CompletionSink* sink) override;
   void SetDeferredCommitStart(bool on) override { defer_start_ = on; }

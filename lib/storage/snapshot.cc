@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "kvd/crc32c.h"
+#include "kvd/snapshot_stream.h"
 
 namespace kvd {
 namespace {
@@ -313,6 +314,10 @@ Result<SnapshotInfo> WriteSnapshotFile(Env* env, const std::string& path, const 
   info.entries = state.size();
   info.bytes = size;
   return info;
+}
+
+Status WriteSnapshotStream(WritableFile* out, const State& state, Lsn lsn, uint64_t* bytes) {
+  return WriteContents(out, state, lsn, bytes);
 }
 
 Result<SnapshotInfo> LoadSnapshot(Env* env, const std::string& path, State* state) {

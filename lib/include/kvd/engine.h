@@ -128,6 +128,14 @@ struct RecoveryReport {
   std::chrono::microseconds duration{0};
 };
 
+// What Engine::ResetToSnapshot did.
+struct SnapshotResetReport {
+  Lsn old_last_lsn = 0;                      // the log's end before the reset
+  Lsn snapshot_lsn = 0;                      // the new state's LSN (last_lsn() after)
+  uint64_t entries = 0;                      // keys in the new state
+  std::vector<std::string> set_aside_files;  // the old WAL segments, where they are now
+};
+
 // The result of submitting a write.
 struct WriteTicket {
   Lsn lsn = 0;
@@ -256,6 +264,29 @@ class Engine {
   virtual Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) {
     (void)records;
     return Status::Unsupported("this engine cannot append replicated records");
+  }
+
+  // A replica's install of a transferred snapshot (docs/replication.md
+  // §4.6), called once the snapshot file is durable in the snapshot
+  // directory under its final name: the state becomes the snapshot's, every
+  // WAL segment is moved (renamed, never deleted) into set_aside_dir (both
+  // directories fsynced), the epoch history becomes `history` without the
+  // epochs that begin after the snapshot's LSN (saved durably), and a new
+  // WAL begins at the snapshot's LSN + 1. The snapshot is loaded and
+  // verified before anything changes: a bad file (kCorruption) leaves the
+  // engine as it was. kBusy while records are pending, a commit or a
+  // segment drop runs, or completions are unreported (Poll, then retry).
+  // A failure after the old WAL was closed refuses writes for good
+  // (write_refusal); a restart recovers from the installed snapshot, with or
+  // without the old segments (recovery skips the records it covers).
+  // Implemented in engine_reset.cc.
+  virtual Status ResetToSnapshot(const std::string& snapshot_path, const EpochHistory& history,
+                                 const std::string& set_aside_dir, SnapshotResetReport* report) {
+    (void)snapshot_path;
+    (void)history;
+    (void)set_aside_dir;
+    (void)report;
+    return Status::Unsupported("this engine cannot reset to a snapshot");
   }
 
   // ---- driving --------------------------------------------------------------
