@@ -122,8 +122,11 @@ void ReplPrimary::Reap() {
   std::map<std::string, WalSender*> newest;
   for (auto& s : senders_) {
     const SenderProgress& p = s->progress();
-    if (s->closed() || p.name.empty() || p.state == SenderState::kHandshake) continue;
+    if (p.name.empty() || p.state == SenderState::kHandshake) continue;
+    // Closed ones too: a replica that came and went between two timer ticks
+    // is still known, and its WAL kept (the retention floor).
     known_[p.name] = std::max(known_[p.name], p.durable_lsn);
+    if (s->closed()) continue;
     auto [it, inserted] = newest.emplace(p.name, s.get());
     if (!inserted) {
       it->second->Close(Status::IOError("replaced by a newer connection from the same replica"));
