@@ -33,6 +33,7 @@ write; written to bench/results/repl-<date>.md. Part of a full run unless
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -180,15 +181,13 @@ target = "stderr"
 
 
     def ctl(self, *args):
-        return subprocess.run([self.kvctl, "--socket", self.sock, *args], capture_output=True, text=True,
-                              check=True).stdout
+        return run_tool([self.kvctl, "--socket", self.sock, *args])
 
     def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space):
-        out = subprocess.run(
+        out = run_tool(
             ["taskset", "-c", str(cpu), self.kvctl, "--socket", self.sock, "bench", "--clients", str(clients),
              "--requests", str(requests), "--pipeline", str(pipeline), "--value-size", str(value_size),
-             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress", "--keep"],
-            capture_output=True, text=True, check=True).stdout
+             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress", "--keep"])
         r = json.loads(out.strip().splitlines()[-1])
         return {"ops": r["ops_per_sec"], "p99_us": r["p99_us"], "errors": r["errors"]}
 
@@ -223,20 +222,6 @@ class Redis(Server):
         return subprocess.run(["redis-cli", "-s", self.sock, *args], capture_output=True, text=True).stdout
 
 
-    def _rb(self, cpu, clients, requests, pipeline, value_size, key_space, cmd):
-        return subprocess.Popen(
-            ["taskset", "-c", str(cpu), "redis-benchmark", "-s", self.sock, "-c", str(clients), "-n",
-             str(requests), "-P", str(pipeline), "-d", str(value_size), "-r", str(key_space), "-t", cmd,
-             "--csv", "--precision", "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-    @staticmethod
-    def _parse(out):
-        # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-        rows = [l for l in out.splitlines() if l.startswith('"') and not l.startswith('"test"')]
-        f = [x.strip('"') for x in rows[-1].split(",")]
-        return float(f[1]), float(f[6]) * 1000.0
-
     def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space):
         puts, gets = (int(x) for x in ratio.split(":"))
         if gets and clients < 2:
@@ -244,17 +229,67 @@ class Redis(Server):
             # and a GET process, i.e. at least two clients. No fair row here.
             return {"ops": float("nan"), "p99_us": float("nan"), "errors": 0}
         if gets == 0:
-            ops, p99 = self._parse(self._rb(cpu, clients, requests, pipeline, value_size, key_space,
-                                            "set").communicate()[0])
+            ops, p99 = RedisBenchmark(self.sock, cpu, clients, requests, pipeline, value_size, key_space,
+                                      "set").result()
             return {"ops": ops, "p99_us": p99, "errors": 0}
         set_clients = max(1, round(clients * puts / (puts + gets)))
         get_clients = max(1, clients - set_clients)
-        set_n = max(1, requests * puts // (puts + gets))
-        get_n = max(1, requests - set_n)
-        ps = self._rb(cpu, set_clients, set_n, pipeline, value_size, key_space, "set")
-        pg = self._rb(cpu, get_clients, get_n, pipeline, value_size, key_space, "get")
-        (sops, sp99), (gops, gp99) = self._parse(ps.communicate()[0]), self._parse(pg.communicate()[0])
+        set_n = whole_pipelines(requests * puts // (puts + gets), set_clients, pipeline)
+        get_n = whole_pipelines(requests - set_n, get_clients, pipeline)
+        ps = RedisBenchmark(self.sock, cpu, set_clients, set_n, pipeline, value_size, key_space, "set")
+        pg = RedisBenchmark(self.sock, cpu, get_clients, get_n, pipeline, value_size, key_space, "get")
+        (sops, sp99), (gops, gp99) = ps.result(), pg.result()
         return {"ops": sops + gops, "p99_us": max(sp99, gp99), "errors": 0}
+
+
+def run_tool(argv, stdin=None):
+    """stdout of a tool that must succeed; its stderr goes into the error when it does not."""
+    p = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited with status {p.returncode}: "
+                           f"{(p.stderr.strip() or p.stdout.strip()[-2000:]) or '(no output)'}")
+    return p.stdout
+
+
+def whole_pipelines(n, clients, pipeline):
+    """n rounded up to whole pipelines for every client. redis-benchmark sends a
+    pipeline's -P requests at once, so with n not a multiple of -P it answers
+    more than n; when its last client is then gone, its 1 ms / 250 ms progress
+    timer can see requests_finished != n and exits 1 ("All clients
+    disconnected... aborting."), a race the smoke run hit."""
+    step = clients * pipeline
+    return max(step, -(-n // step) * step)
+
+
+class RedisBenchmark:
+    """One redis-benchmark process against any RESP server (Redis or kvd's
+    listener), started at once; result() waits: (ops/s, p99 µs). redis-benchmark
+    (7.0) exits 1 on the first error reply, with the reply on stderr."""
+
+    def __init__(self, sock, cpu, clients, requests, pipeline, value_size, key_space, cmd):
+        if requests % pipeline:
+            raise ValueError(f"redis-benchmark -n {requests} is not whole pipelines of {pipeline}")
+        self.argv = ["taskset", "-c", str(cpu), "redis-benchmark", "-s", sock, "-c", str(clients), "-n",
+                     str(requests), "-P", str(pipeline), "-d", str(value_size), "-r", str(key_space), "-t", cmd,
+                     "--csv", "--precision", "3"]
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self):
+        out, err = self.proc.communicate()
+        what = " ".join(self.argv[3:])
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{what} exited with status {self.proc.returncode}: "
+                               f"{err.strip() or '(nothing on stderr)'}; stdout: {out.strip()[-500:]}")
+        # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+        rows = [l for l in out.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+        if not rows:
+            raise RuntimeError(f"{what}: no result row in its output: {out.strip()[-500:]} {err.strip()}")
+        f = [x.strip('"') for x in rows[-1].split(",")]
+        ops, p99 = float(f[1]), float(f[6]) * 1000.0
+        if not math.isfinite(ops):
+            # It divides by whole milliseconds: a run under 1 ms reports inf.
+            raise RuntimeError(f"{what}: rate {f[1]} (the run took under a millisecond; raise -n)")
+        return ops, p99
 
 
 def rss_kib(pid):
@@ -270,11 +305,14 @@ PAIRS = [("sync", "always"), ("batch", "everysec"), ("none", None)]
 
 
 def requests_for(mode, clients, pipeline, quick):
-    if quick:
-        return 200 * max(1, clients // 8)
+    """Requests for one run of about 2 s, in whole pipelines. --quick: about
+    10 ms and at least 100 round trips, so that redis-benchmark, which divides
+    by whole milliseconds, still reports a finite rate against a fast server."""
     per_sec = {"sync": {1: 5000, 16: 40000, 64: 100000}}.get(mode, {1: 40000, 16: 150000, 64: 200000})
     rate = per_sec[clients] * (3 if pipeline > 1 else 1)
-    return int(rate * 2)  # ~2 s a run
+    if quick:
+        return whole_pipelines(max(int(rate * 0.01), 100 * pipeline), clients, pipeline)
+    return whole_pipelines(int(rate * 2), clients, pipeline)
 
 
 def run(args):
@@ -357,8 +395,7 @@ def original_engine_table(args, tmp, server_cpu, load_cpu, n):
         # counts too, and it depends on whether client and server share a CPU.
         for placement, cpu in (("other_cpu", load_cpu), ("same_cpu", server_cpu)):
             script = "".join(f"SETBATCH {k}\nBENCH {n}\n" for k in (1, 5, 64)) + "EXIT\n"
-            text = subprocess.run(["taskset", "-c", str(cpu), kvd.kvctl, "--socket", kvd.sock], input=script,
-                                  capture_output=True, text=True, check=True).stdout
+            text = run_tool(["taskset", "-c", str(cpu), kvd.kvctl, "--socket", kvd.sock], stdin=script)
             rates = [float(m) for m in re.findall(r"([0-9.]+) ops/s", text)]
             out[placement] = {f"SETBATCH {k}": r for k, r in zip((1, 5, 64), rates)}
             print(f"original engine table ({placement}, batch mode, BENCH {n}): {out[placement]}", flush=True)
@@ -372,9 +409,9 @@ def recovery_and_memory(args, tmp, cpu, keys):
     kdir = tempfile.mkdtemp(dir=tmp)
     kvd = Kvd(args.build, kdir, cpu, "none")
     kvd.start()
-    subprocess.run([kvd.kvctl, "--socket", kvd.sock, "bench", "--clients", "4", "--pipeline", "64",
-                    "--requests", "1", "--key-space", str(keys), "--value-size", "100", "--prefill",
-                    "--ratio", "1:0", "--json", "--no-progress", "--keep"], capture_output=True, check=True)
+    run_tool([kvd.kvctl, "--socket", kvd.sock, "bench", "--clients", "4", "--pipeline", "64",
+              "--requests", "1", "--key-space", str(keys), "--value-size", "100", "--prefill",
+              "--ratio", "1:0", "--json", "--no-progress", "--keep"])
     kvd.ctl("flush")
     out["kvd_keys"] = int(kvd.ctl("size").strip())
     out["kvd_rss_mib"] = kvd.rss_kib() / 1024

@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import tempfile
 
-from compare import PAIRS, Kvd, Redis, requests_for, wait_for_socket
+from compare import PAIRS, Kvd, Redis, RedisBenchmark, requests_for, wait_for_socket
 
 
 class KvdResp(Kvd):
@@ -34,11 +34,16 @@ class KvdResp(Kvd):
 
 def redis_benchmark(sock, cpu, clients, requests, pipeline, value_size, key_space, cmd):
     """One redis-benchmark run against any RESP server: (ops/s, p99 µs)."""
-    out = subprocess.run(
-        ["taskset", "-c", str(cpu), "redis-benchmark", "-s", sock, "-c", str(clients), "-n", str(requests),
-         "-P", str(pipeline), "-d", str(value_size), "-r", str(key_space), "-t", cmd, "--csv", "--precision", "3"],
-        capture_output=True, text=True, check=True).stdout
-    return Redis._parse(out)
+    return RedisBenchmark(sock, cpu, clients, requests, pipeline, value_size, key_space, cmd).result()
+
+
+def check_resp_writes(kvd, key_space):
+    """The SET rows' keys (redis-benchmark writes key:<12 digits>) are in kvd's
+    store, read through the native protocol: a RESP front end that answered +OK
+    without writing fails here, not only in the numbers."""
+    n = int(kvd.ctl("count", "--prefix", "key:").strip())
+    if not 0 < n <= key_space:
+        raise RuntimeError(f"kvd holds {n} keys under key: after the RESP SET rows (key space {key_space})")
 
 
 def run_rows(args, tmp, server_cpu, load_cpu):
@@ -64,6 +69,8 @@ def run_rows(args, tmp, server_cpu, load_cpu):
                             rr.append(redis_benchmark(redis.sock, load_cpu, clients, n, pipeline, 100, key_space,
                                                       cmd))
                             b = kvd.bench(load_cpu, clients, n, pipeline, ratio, 100, key_space)
+                            if b["errors"]:
+                                raise RuntimeError(f"kvctl bench: {b['errors']} errors from kvd's native protocol")
                             nr.append((b["ops"], b["p99_us"]))
                         row = {"kvd_mode": kvd_mode, "redis": redis_aof or "no AOF", "cmd": cmd.upper(),
                                "clients": clients, "pipeline": pipeline, "requests": n,
@@ -80,6 +87,8 @@ def run_rows(args, tmp, server_cpu, load_cpu):
                               f" kvd-resp {row['kvd_resp_ops']:>9.0f}/s  redis {row['redis_ops']:>9.0f}/s"
                               f"  kvd-native {row['kvd_native_ops']:>9.0f}/s  x{row['resp_vs_redis']:.2f} vs redis,"
                               f" x{row['resp_vs_native']:.2f} vs native", flush=True)
+                if cmd == "set":
+                    check_resp_writes(kvd, key_space)
         finally:
             kvd.stop()
             redis.stop()

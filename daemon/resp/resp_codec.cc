@@ -130,15 +130,13 @@ bool RespCodec::HasRequest(std::span<const std::byte> data) const {
   }
 }
 
-bool RespCodec::CheckKey(std::string_view key, Command* cmd) {
-  if (key.size() <= limits_.max_key_bytes) return true;
+bool RespCodec::KeyTooLarge(std::string_view key, Command* cmd) {
   Problem(cmd, "ERR key is " + std::to_string(key.size()) + " bytes, kvd's limit is " +
                    std::to_string(limits_.max_key_bytes) + " (storage.max_key_bytes)");
   return false;
 }
 
-bool RespCodec::CheckValue(std::string_view value, Command* cmd) {
-  if (value.size() <= limits_.max_value_bytes) return true;
+bool RespCodec::ValueTooLarge(std::string_view value, Command* cmd) {
   Problem(cmd, "ERR value is " + std::to_string(value.size()) + " bytes, kvd's limit is " +
                    std::to_string(limits_.max_value_bytes) + " (storage.max_value_bytes)");
   return false;
@@ -325,6 +323,11 @@ bool RespCodec::PasswordMatches(std::string_view user, std::string_view pass) co
 
 void RespCodec::EncodeReply(const Reply& reply, std::string* out) {
   const RespCmd id = RespTag::Cmd(reply.ref.tag);
+  // Every plain SET answers this: no writer, no scan of the text for CR/LF.
+  if (reply.ref.op == Op::kPut && id == RespCmd::kSet && reply.code == Code::kOk) {
+    out->append("+OK\r\n");
+    return;
+  }
   resp::ReplyWriter w(out, RespTag::Protocol(reply.ref.tag));
   if (id == RespCmd::kQuit) return w.Simple("OK");
   if (reply.code != Code::kOk && reply.code != Code::kNotFound) return WriteRespError(w, reply.text);

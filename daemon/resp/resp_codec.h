@@ -67,8 +67,16 @@ class RespCodec : public Codec {
   // Fills *cmd for args (name first); sets cmd->problem for a bad call.
   void Route(std::span<const std::string_view> args, Command* cmd);
   void RouteSet(std::span<const std::string_view> args, Command* cmd);
-  bool CheckKey(std::string_view key, Command* cmd);
-  bool CheckValue(std::string_view value, Command* cmd);
+  // False (and a problem set) when over the limit; the check is inline, the
+  // error text is built out of line.
+  bool CheckKey(std::string_view key, Command* cmd) {
+    return key.size() <= limits_.max_key_bytes || KeyTooLarge(key, cmd);
+  }
+  bool CheckValue(std::string_view value, Command* cmd) {
+    return value.size() <= limits_.max_value_bytes || ValueTooLarge(value, cmd);
+  }
+  bool KeyTooLarge(std::string_view key, Command* cmd);
+  bool ValueTooLarge(std::string_view value, Command* cmd);
   void EncodeLocal(RespCmd id, std::string* out);
   void EncodeHello(resp::ReplyWriter& w);
   bool PasswordMatches(std::string_view user, std::string_view pass) const;

@@ -1,6 +1,7 @@
 #include "resp/resp_commands.h"
 
-#include <strings.h>
+#include <cstdint>
+#include <iterator>
 
 namespace kvd::daemon {
 namespace {
@@ -8,7 +9,8 @@ namespace {
 using K = RespKind;
 using C = RespCmd;
 
-const RespCommandDef kCommands[] = {
+// In RespCmd order (checked below): RespCommandOf indexes it by id.
+constexpr RespCommandDef kCommands[] = {
     {"ping", C::kPing, -1, K::kLocal, false, "connection", "Returns the server's liveliness response.", "[message]"},
     {"echo", C::kEcho, 2, K::kLocal, false, "connection", "Returns the given string.", "message"},
     {"hello", C::kHello, -1, K::kLocal, false, "connection", "Handshakes with the server (RESP2 or RESP3).",
@@ -50,22 +52,91 @@ const RespCommandDef kCommands[] = {
     {"lastsave", C::kLastSave, 1, K::kRead, false, "server", "Returns the Unix time of the last snapshot.", ""},
 };
 
+constexpr bool InIdOrder() {
+  for (size_t i = 0; i < std::size(kCommands); ++i) {
+    if (static_cast<size_t>(kCommands[i].id) != i + 1) return false;
+  }
+  return true;
+}
+static_assert(InIdOrder(), "kCommands must list the commands in RespCmd order");
+
+// The longest command name; a longer argument is no command.
+constexpr size_t kMaxName = 8;
+
+// Names to rows: an open-addressing table (linear probing) built at compile
+// time, so a lookup hashes the name once and compares one or two rows.
+// Any hash works; this one happens to put today's names in distinct slots.
+constexpr size_t kSlots = 64;  // a power of two, at least twice the rows
+static_assert(std::size(kCommands) * 2 <= kSlots, "grow kSlots with the command table");
+
+// A name of up to kMaxName bytes packed into one integer (byte i at bits
+// 8i..8i+7, the rest zero), so that a lookup compares names in one go.
+constexpr uint64_t Pack(std::string_view name) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < name.size(); ++i) v |= uint64_t{static_cast<unsigned char>(name[i])} << (8 * i);
+  return v;
+}
+
+constexpr size_t NameHash(uint64_t packed, size_t n) {
+  return (n * 23 + (packed & 0xff) * 2 + ((packed >> 8) & 0xff) + ((packed >> (8 * (n - 1))) & 0xff)) &
+         (kSlots - 1);
+}
+
+struct NameTable {
+  uint8_t row[kSlots] = {};  // 0: empty; else the index in kCommands + 1
+  uint64_t packed[kSlots] = {};
+};
+
+// FindRespCommand's folding and packing rely on this.
+constexpr bool NamesAreShortLowerCaseWords() {
+  for (const RespCommandDef& d : kCommands) {
+    if (d.name.empty() || d.name.size() > kMaxName) return false;
+    for (char c : d.name) {
+      if (c < 'a' || c > 'z') return false;
+    }
+  }
+  return true;
+}
+static_assert(NamesAreShortLowerCaseWords(), "command names: 1 to kMaxName lower-case letters");
+
+constexpr NameTable BuildNameTable() {
+  NameTable t;
+  for (size_t i = 0; i < std::size(kCommands); ++i) {
+    const std::string_view name = kCommands[i].name;
+    size_t h = NameHash(Pack(name), name.size());
+    while (t.row[h] != 0) h = (h + 1) & (kSlots - 1);
+    t.row[h] = static_cast<uint8_t>(i + 1);
+    t.packed[h] = Pack(name);
+  }
+  return t;
+}
+constexpr NameTable kByName = BuildNameTable();
+
 }  // namespace
 
 std::span<const RespCommandDef> RespCommands() { return kCommands; }
 
+// Every request looks its name up. Setting bit 0x20 lowers A-Z and leaves
+// a-z alone, and no other byte becomes a lower-case letter by it; the names
+// are lower-case letters only (checked above), so comparing the folded bytes
+// and the length is exactly a case-insensitive match.
 const RespCommandDef* FindRespCommand(std::string_view name) {
-  for (const RespCommandDef& d : kCommands) {
-    if (d.name.size() == name.size() && strncasecmp(d.name.data(), name.data(), name.size()) == 0) return &d;
+  if (name.empty() || name.size() > kMaxName) return nullptr;
+  uint64_t folded = 0;
+  for (size_t i = 0; i < name.size(); ++i) {
+    folded |= uint64_t{static_cast<unsigned char>(name[i] | 0x20)} << (8 * i);
   }
-  return nullptr;
+  for (size_t h = NameHash(folded, name.size());; h = (h + 1) & (kSlots - 1)) {
+    if (kByName.row[h] == 0) return nullptr;
+    const RespCommandDef& d = kCommands[kByName.row[h] - 1];
+    if (kByName.packed[h] == folded && d.name.size() == name.size()) return &d;
+  }
 }
 
 const RespCommandDef& RespCommandOf(RespCmd id) {
-  for (const RespCommandDef& d : kCommands) {
-    if (d.id == id) return d;
-  }
-  return kCommands[0];
+  const auto i = static_cast<size_t>(id);
+  if (i == 0 || i > std::size(kCommands)) return kCommands[0];
+  return kCommands[i - 1];
 }
 
 }  // namespace kvd::daemon

@@ -14,6 +14,17 @@ constexpr std::string_view kCrlf = "\r\n";
 // Redis's string2ll: an optional '-', then digits with no leading zeros
 // (except "0" itself), nothing else, no overflow.
 bool ParseDecimal(std::string_view s, int64_t* out) {
+  // Every request has a few of these ("*3", "$3", "$100"): up to 18 digits
+  // cannot overflow, so they need neither a sign nor from_chars.
+  if (!s.empty() && s.size() <= 18 && s[0] >= '1' && s[0] <= '9') {
+    int64_t v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  }
   if (s.empty() || s.size() > 20) return false;
   size_t i = s[0] == '-' ? 1 : 0;
   if (i == s.size()) return false;
@@ -111,7 +122,9 @@ Parsed CommandParser::ParseMultibulk(std::string_view in) {
     pos = end + 2;
     const size_t need = pos + static_cast<size_t>(len) + 2;
     if (in.size() < need) return NeedMore(need);
-    if (in.substr(pos + len, 2) != kCrlf) return Error("Protocol error: bulk string not followed by CRLF");
+    if (in[need - 2] != '\r' || in[need - 1] != '\n') {
+      return Error("Protocol error: bulk string not followed by CRLF");
+    }
     args_.push_back(in.substr(pos, static_cast<size_t>(len)));
     pos = need;
   }
@@ -207,12 +220,14 @@ bool SplitInlineArgs(std::string_view line, std::string* text, std::vector<std::
 // ---- replies --------------------------------------------------------------------
 
 void ReplyWriter::Header(char type, int64_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  // Built on the stack and appended once: every GET reply has one.
+  char buf[24];  // type, at most 20 characters of int64, CR LF
+  buf[0] = type;
+  auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
   (void)ec;
-  out_->push_back(type);
+  *end++ = '\r';
+  *end++ = '\n';
   out_->append(buf, end);
-  out_->append(kCrlf);
 }
 
 void ReplyWriter::Line(char type, std::string_view s) {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,29 @@ TEST_CASE("protocol errors carry Redis's texts") {
   CHECK(ErrorOf("SET 'ab'c\r\n") == "Protocol error: unbalanced quotes in request");
 }
 
+TEST_CASE("lengths are read as Redis's string2ll reads them: no sign, no leading zero, no overflow") {
+  // Short lengths take a fast path, long ones from_chars: both are checked.
+  auto bulk_len = [](std::string_view len) {
+    ParserLimits unbounded;
+    unbounded.max_bulk_bytes = UINT64_MAX;  // the length's syntax alone decides
+    CommandParser p(unbounded);
+    return p.Parse("*1\r\n$" + std::string(len) + "\r\n");
+  };
+  CHECK(bulk_len("0").outcome == ParseOutcome::kNeedMore);
+  CHECK(bulk_len("123456789012345678").outcome == ParseOutcome::kNeedMore);   // 18 digits
+  CHECK(bulk_len("1234567890123456789").outcome == ParseOutcome::kNeedMore);  // 19 digits
+  CHECK(bulk_len("1234567890123456789").need_bytes > 1234567890123456789ull);
+  for (std::string_view bad : {"00", "01", "+1", "-1", "1a", "a1", "1 ", " 1", "-0", "", "9223372036854775808",
+                               "99999999999999999999", "123456789012345678x"}) {
+    CHECK_MESSAGE(bulk_len(bad).outcome == ParseOutcome::kProtocolError, bad);
+  }
+  CommandParser p;
+  const Parsed r = p.Parse("*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n");
+  REQUIRE(r.outcome == ParseOutcome::kCommand);
+  CHECK(p.args()[1] == "0123456789");
+  CHECK(p.Parse("*-1\r\n").outcome == ParseOutcome::kCommand);  // a null array: an empty command
+}
+
 TEST_CASE("hostile lengths are refused or cost nothing until the bytes arrive") {
   ParserLimits limits;
   limits.max_bulk_bytes = 1024;
@@ -149,6 +173,8 @@ TEST_CASE("replies in RESP2 and RESP3") {
   CHECK(both([](ReplyWriter& w) { w.Simple("OK"); }) == std::pair<std::string, std::string>{"+OK\r\n", "+OK\r\n"});
   CHECK(both([](ReplyWriter& w) { w.Error("ERR bad\r\nthing"); }).first == "-ERR bad  thing\r\n");
   CHECK(both([](ReplyWriter& w) { w.Integer(-42); }).first == ":-42\r\n");
+  CHECK(both([](ReplyWriter& w) { w.Integer(INT64_MIN); }).first == ":-9223372036854775808\r\n");
+  CHECK(both([](ReplyWriter& w) { w.Array(0); }).first == "*0\r\n");
   CHECK(both([](ReplyWriter& w) { w.Bulk(std::string("a\0\r\n", 4)); }).first ==
         std::string("$4\r\na\0\r\n\r\n", 10));
   CHECK(both([](ReplyWriter& w) { w.Null(); }) == std::pair<std::string, std::string>{"$-1\r\n", "_\r\n"});
