@@ -30,6 +30,9 @@ struct ReplicationConfig {
   uint32_t sync_replicas = 0;     // replicas that must have a write durable first; 0 = async
   std::chrono::milliseconds sync_timeout{5000};
   uint64_t max_retained_wal = 1ull << 30;  // WAL kept for replicas that are behind
+  // How long a read with a minimum LSN (read-your-writes) waits for this
+  // node to apply it before it fails with kTimedOut; 0 = fail at once.
+  std::chrono::milliseconds min_lsn_wait{1000};
   bool enabled() const { return !listen.empty() || role == "replica"; }
 };
 

@@ -147,6 +147,9 @@ const KeyDef kKeys[] = {
      "how long a write waits for its synchronous replicas before it fails", KVD_DURATION_FIELD(replication.sync_timeout)},
     {"replication", "max_retained_wal", KeyKind::kSize, 0, 16 * kTiB, false, "",
      "WAL kept beyond snapshots for replicas that are behind", KVD_NUMBER_FIELD(replication.max_retained_wal)},
+    {"replication", "min_lsn_wait", KeyKind::kDuration, 0, kMinute, false, "",
+     "how long a read with a minimum LSN (kvctl get --min-lsn) waits for this node to apply it",
+     KVD_DURATION_FIELD(replication.min_lsn_wait)},
 };
 
 #undef KVD_STRING_FIELD

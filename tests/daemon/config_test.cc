@@ -234,7 +234,7 @@ TEST_CASE("runtime keys: get, set, diff") {
   CHECK(kvd::daemon::DiffConfig(c, c).runtime_changed.empty());
 
   const auto all = kvd::daemon::ListConfigValues(c);
-  CHECK(all.size() == 34);
+  CHECK(all.size() == 35);
   CHECK(all.front().first == "server.socket");
 }
 
