@@ -124,6 +124,7 @@ nlohmann::json ReplPrimary::StatusJson() {
                         {"durable_lsn", p.durable_lsn},
                         {"applied_lsn", p.applied_lsn},
                         {"lag_bytes", p.lag_bytes},
+                        {"lag_ms", p.lag_ms},
                         {"lag_lsn", feed_->last_lsn() - std::min(feed_->last_lsn(), p.durable_lsn)}});
   }
   nlohmann::json away = nlohmann::json::array();

@@ -138,6 +138,7 @@ void WalReceiver::OnFrame(const Frame& f) {
       primary_last_ = hb->last_lsn;
       primary_durable_ = hb->durable_lsn;
       echo_sent_at_us_ = hb->sent_at_us;
+      NoteLag();
       return;
     }
     case MsgType::kError: {
@@ -211,9 +212,15 @@ void WalReceiver::OnWal(const Frame& f) {
   primary_last_ = std::max(primary_last_, m->header.last_lsn);
   primary_durable_ = std::max(primary_durable_, m->header.primary_durable_lsn);
   echo_sent_at_us_ = m->header.sent_at_us;
+  NoteLag();
+}
+
+void WalReceiver::NoteLag() {
+  if (engine_ != nullptr) behind_.Note(engine_->applied_lsn(), primary_last_, std::chrono::steady_clock::now());
 }
 
 void WalReceiver::SendAck() {
+  NoteLag();  // after each fdatasync (records applied) and every ACK interval
   if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
   const Ack a{engine_->last_lsn(), engine_->durable_lsn(), engine_->applied_lsn(), echo_sent_at_us_};
   link_->Send(MsgType::kAck, engine_->current_epoch(), {EncodeAck(a)});
@@ -238,6 +245,7 @@ void WalReceiver::OnTimer(uv_timer_t* t) {
 }
 
 nlohmann::json WalReceiver::StatusJson() const {
+  const auto now = std::chrono::steady_clock::now();
   return {{"primary", primary_.ToString()},
           {"primary_name", primary_name_},
           {"state", std::string(ReceiverStateName(state_))},
@@ -249,6 +257,10 @@ nlohmann::json WalReceiver::StatusJson() const {
           {"applied_lsn", engine_ != nullptr ? engine_->applied_lsn() : 0},
           {"lag_lsn", engine_ != nullptr && primary_last_ > engine_->applied_lsn() ? primary_last_ - engine_->applied_lsn()
                                                                                     : 0},
+          {"lag_ms", engine_ != nullptr ? behind_.LagMs(engine_->applied_lsn(), primary_last_, now) : 0},
+          {"last_heard_ms", state_ == ReceiverState::kStreaming
+                                ? std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count()
+                                : 0},
           {"records_received", records_received_},
           {"connects", connects_},
           {"last_error", last_error_}};

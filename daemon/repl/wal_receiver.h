@@ -21,6 +21,7 @@
 #include "kvd/engine.h"
 #include "net/host_port.h"
 #include "net/uv_handle.h"
+#include "repl/lag.h"
 #include "repl/link.h"
 
 namespace kvd::daemon::repl {
@@ -50,6 +51,8 @@ class WalReceiver : public Link::Handler {
   void OnWelcome(const Frame& f);
   void OnWal(const Frame& f);
   void SendAck();
+  // After anything that may move the applied LSN or the primary's last LSN.
+  void NoteLag();
 
   uv_loop_t* loop_;
   HostPort primary_;
@@ -65,6 +68,7 @@ class WalReceiver : public Link::Handler {
   std::string primary_name_;
   Lsn primary_last_ = 0, primary_durable_ = 0;
   uint64_t echo_sent_at_us_ = 0;
+  BehindClock behind_;  // lag_ms on this side (repl/lag.h)
   uint64_t connects_ = 0, records_received_ = 0;
   std::string last_error_;
   bool stopped_ = false;

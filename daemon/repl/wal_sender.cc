@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "repl/lag.h"
 #include "sys/log.h"
 
 namespace kvd::daemon::repl {
@@ -38,6 +39,9 @@ const SenderProgress& WalSender::progress() {
   progress_.state = state_;
   const Lsn acked = progress_.durable_lsn;
   progress_.lag_bytes = state_ == SenderState::kHandshake ? 0 : ctx_.feed->BytesAfter(acked);
+  progress_.lag_ms = state_ == SenderState::kHandshake
+                         ? 0
+                         : PrimaryLagMs(acked, ctx_.feed->last_lsn(), progress_.echo_sent_at_us, hello_at_us_, NowUs());
   return progress_;
 }
 
@@ -105,6 +109,7 @@ void WalSender::OnHello(const Frame& f) {
   progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
   progress_.durable_lsn = hello->durable_lsn;
   progress_.applied_lsn = hello->durable_lsn;
+  hello_at_us_ = NowUs();
   Welcome w;
   w.primary_name = ctx_.node_name;
   w.start = StartMode::kStream;
@@ -132,6 +137,7 @@ void WalSender::OnAck(const Frame& f) {
   progress_.written_lsn = std::max(progress_.written_lsn, ack->written_lsn);
   progress_.durable_lsn = std::max(progress_.durable_lsn, ack->durable_lsn);
   progress_.applied_lsn = std::max(progress_.applied_lsn, ack->applied_lsn);
+  progress_.echo_sent_at_us = std::max(progress_.echo_sent_at_us, ack->echo_sent_at_us);
 }
 
 void WalSender::Pump() {

@@ -30,6 +30,8 @@ struct SenderProgress {
   SenderState state = SenderState::kHandshake;
   Lsn sent_lsn = 0, written_lsn = 0, durable_lsn = 0, applied_lsn = 0;
   uint64_t lag_bytes = 0;  // WAL written here that the replica has not made durable
+  uint64_t lag_ms = 0;     // repl/lag.h: PrimaryLagMs
+  uint64_t echo_sent_at_us = 0;  // the newest ACK's echo of our sent_at (primary's clock)
   std::string error;       // why it closed
 };
 
@@ -76,6 +78,7 @@ class WalSender : public Link::Handler {
   SenderProgress progress_;
   Lsn next_lsn_ = 0;  // the next record to send
   std::chrono::steady_clock::time_point last_sent_, last_heard_;
+  uint64_t hello_at_us_ = 0;  // when the handshake completed (stands in for an echo until the first ACK)
 };
 
 }  // namespace kvd::daemon::repl
