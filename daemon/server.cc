@@ -159,6 +159,8 @@ void Server::FillMetrics(MetricsSnapshot* m) {
   m->snapshot_running = snapshots_.running();
   m->last_snapshot_lsn = h.have_last ? h.last.lsn : 0;
   m->rss_bytes = ProcessRssBytes();
+  m->repl.role = std::string(RoleName(node_.role()));
+  repl_.FillMetrics(&m->repl);
   const Engine* e = node_.engine();
   if (e == nullptr) return;
   const EngineStats st = e->stats();
@@ -171,6 +173,7 @@ void Server::FillMetrics(MetricsSnapshot* m) {
   m->sync_latency_us = st.sync_latency_us;
   m->group_records = st.group_records;
   m->writes_refusing = !st.write_refusal.empty();
+  m->repl.epoch = e->current_epoch();
   m->keys = e->state().size();
   m->state_bytes = e->state().MemoryBytes();
   m->data_bytes = e->state().DataBytes();

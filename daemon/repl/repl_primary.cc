@@ -47,6 +47,7 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     return;
   }
   WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_};
+  ctx.counters = &counters_;
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx)));
   senders_.back()->Start();
 }
@@ -109,6 +110,19 @@ void ReplPrimary::UpdateRetention() {
     floor_ = floor;
     engine_->SetRetentionFloor(floor);
   }
+}
+
+void ReplPrimary::FillMetrics(ReplicationMetrics* m) {
+  for (auto& s : senders_) {
+    if (s->closed()) continue;
+    const SenderProgress& p = s->progress();
+    m->replicas.push_back({p.name, std::string(SenderStateName(p.state)), p.sent_lsn, p.durable_lsn, p.applied_lsn,
+                           p.lag_bytes, p.lag_ms});
+  }
+  m->replica_connects = counters_.connects;
+  m->replica_disconnects = counters_.disconnects;
+  m->catchups_started = counters_.catchups_started;
+  m->catchups_finished = counters_.catchups_finished;
 }
 
 nlohmann::json ReplPrimary::StatusJson() {

@@ -16,7 +16,9 @@
 
 #include "config/config.h"
 #include "kvd/engine.h"
+#include "metrics/replication_metrics.h"
 #include "net/tcp_listener.h"
+#include "repl/repl_counters.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_sender.h"
 
@@ -32,6 +34,8 @@ class ReplPrimary {
   void OnFeedUpdate();
   uint16_t port() const { return listener_.port(); }
   nlohmann::json StatusJson();
+  // The primary's part of the replication metrics.
+  void FillMetrics(ReplicationMetrics* m);
 
  private:
   static void OnTimer(uv_timer_t* t);
@@ -52,6 +56,7 @@ class ReplPrimary {
   // keeps their WAL while they reconnect.
   std::map<std::string, Lsn> known_;
   Lsn floor_ = 0;
+  ReplCounters counters_;  // every sender adds to it
 };
 
 }  // namespace kvd::daemon::repl

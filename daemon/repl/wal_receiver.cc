@@ -116,6 +116,7 @@ void WalReceiver::Retry(const std::string& why) {
 void WalReceiver::OnClosed(const Status& why) {
   // Called from inside the link's own callback: free it later.
   dead_link_ = std::move(link_);
+  ++disconnects_;
   Retry(why.ToString());
 }
 
@@ -242,6 +243,17 @@ void WalReceiver::OnTimer(uv_timer_t* t) {
     return;
   }
   if (self->state_ == ReceiverState::kStreaming && now - self->last_ack_ >= kAckInterval) self->SendAck();
+}
+
+void WalReceiver::FillMetrics(ReplicationMetrics* m) const {
+  m->receiver = true;
+  m->receiver_streaming = state_ == ReceiverState::kStreaming;
+  m->receiver_connects = connects_;
+  m->receiver_disconnects = disconnects_;
+  m->records_received = records_received_;
+  m->receiver_lag_ms =
+      engine_ != nullptr ? behind_.LagMs(engine_->applied_lsn(), primary_last_, std::chrono::steady_clock::now()) : 0;
+  m->primary_last_lsn = primary_last_;
 }
 
 nlohmann::json WalReceiver::StatusJson() const {

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kvd/engine.h"
+#include "metrics/replication_metrics.h"
 #include "net/host_port.h"
 #include "net/uv_handle.h"
 #include "repl/lag.h"
@@ -38,6 +39,8 @@ class WalReceiver : public Link::Handler {
   // The engine made records durable (or wrote some): acknowledge.
   void OnLocalProgress() { SendAck(); }
   nlohmann::json StatusJson() const;
+  // The replica's part of the replication metrics.
+  void FillMetrics(ReplicationMetrics* m) const;
 
   // Link::Handler
   void OnFrame(const Frame& frame) override;
@@ -70,6 +73,7 @@ class WalReceiver : public Link::Handler {
   uint64_t echo_sent_at_us_ = 0;
   BehindClock behind_;  // lag_ms on this side (repl/lag.h)
   uint64_t connects_ = 0, records_received_ = 0;
+  uint64_t disconnects_ = 0;  // links lost (each one a connect that ended)
   std::string last_error_;
   bool stopped_ = false;
 };

@@ -117,6 +117,8 @@ void WalSender::OnHello(const Frame& f) {
   w.history = history;
   link_->Send(MsgType::kWelcome, mine, {EncodeWelcome(w)});
   state_ = next_lsn_ < ctx_.feed->first_cached_lsn() ? SenderState::kCatchingUp : SenderState::kStreaming;
+  Count(&ReplCounters::connects);
+  if (state_ == SenderState::kCatchingUp) Count(&ReplCounters::catchups_started);
   LogEvent(spdlog::level::info, Event::kReplication, my_last,
            fmt::format("replica {} ({}) connected at LSN {}: {}", progress_.name, progress_.peer, hello->last_lsn,
                        state_ == SenderState::kCatchingUp ? "catching up from the WAL on disk" : "streaming"));
@@ -149,10 +151,18 @@ void WalSender::Pump() {
       if (!ctx_.feed->ReadCached(next_lsn_, kWalChunkBytes, &records, &last)) break;
       if (state_ == SenderState::kCatchingUp) {
         state_ = SenderState::kStreaming;
+        Count(&ReplCounters::catchups_finished);
         LogEvent(spdlog::level::info, Event::kReplication, next_lsn_,
                  fmt::format("replica {} caught up: streaming from LSN {}", progress_.name, next_lsn_));
       }
     } else {
+      if (state_ == SenderState::kStreaming) {
+        // Fell behind the feed's cache (a slow link): back to the disk.
+        Count(&ReplCounters::catchups_started);
+        LogEvent(spdlog::level::info, Event::kReplication, next_lsn_,
+                 fmt::format("replica {} fell behind the in-memory feed: catching up from the WAL on disk at LSN {}",
+                             progress_.name, next_lsn_));
+      }
       state_ = SenderState::kCatchingUp;
       const Lsn upto = std::min(ctx_.feed->first_cached_lsn() - 1, ctx_.feed->last_lsn());
       Status st = source_.Read(next_lsn_, upto, kWalChunkBytes, &records, &last);
@@ -192,6 +202,7 @@ void WalSender::Tick(std::chrono::steady_clock::time_point now) {
 }
 
 void WalSender::OnClosed(const Status& why) {
+  if (state_ != SenderState::kHandshake && state_ != SenderState::kClosed) Count(&ReplCounters::disconnects);
   state_ = SenderState::kClosed;
   progress_.error = why.ToString();
   LogEvent(spdlog::level::warn, Event::kReplication, progress_.sent_lsn,

@@ -16,6 +16,7 @@
 
 #include "kvd/engine.h"
 #include "repl/link.h"
+#include "repl/repl_counters.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_source.h"
 
@@ -42,6 +43,7 @@ class WalSender : public Link::Handler {
     WalFeed* feed = nullptr;
     std::string wal_dir;
     std::string node_name;
+    ReplCounters* counters = nullptr;  // the primary's, for metrics; may be null (tests)
   };
   WalSender(uv_tcp_t* tcp, Context ctx);
 
@@ -70,6 +72,9 @@ class WalSender : public Link::Handler {
   void OnHello(const Frame& f);
   void OnAck(const Frame& f);
   void SendChunk(std::string records, Lsn first, Lsn last);
+  void Count(uint64_t ReplCounters::*field) {
+    if (ctx_.counters != nullptr) ++(ctx_.counters->*field);
+  }
 
   Context ctx_;
   std::unique_ptr<Link> link_;
