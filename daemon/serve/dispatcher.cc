@@ -115,6 +115,7 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
     return answer(cmd.problem.code(), cmd.problem.message());
   }
   if (cmd.min_lsn > engine_->applied_lsn()) {  // its wait is over
+    if (parking_closed_ || shutting_down_) return answer(Code::kShuttingDown, "kvd is shutting down");
     ++counters_->min_lsn_timeouts;
     scratch_ = "minimum LSN " + std::to_string(cmd.min_lsn) + " not applied within " +
                std::to_string(limits_.min_lsn_wait.count()) + " ms (this node has applied LSN " +
@@ -216,12 +217,12 @@ bool Dispatcher::ParkForLsn(Session& s, const Command& cmd) {
   }
   LsnWaits::Entry* e = lsn_waits_.Find(s.id());
   if (e == nullptr || e->min_lsn != cmd.min_lsn) {
-    if (limits_.min_lsn_wait.count() <= 0 || shutting_down_) return false;  // fails at once
+    if (limits_.min_lsn_wait.count() <= 0 || shutting_down_ || parking_closed_) return false;  // fails at once
     lsn_waits_.Park(s.id(), cmd.min_lsn, now + limits_.min_lsn_wait);
     ++counters_->min_lsn_waits;
     return true;
   }
-  if (now < e->deadline) {
+  if (now < e->deadline && !parking_closed_) {
     e->woken = false;  // woken early (its session ran for another reason): wait on
     return true;
   }
@@ -231,15 +232,26 @@ bool Dispatcher::ParkForLsn(Session& s, const Command& cmd) {
 
 void Dispatcher::WakeParkedReads(std::chrono::steady_clock::time_point now) {
   if (lsn_waits_.empty() || engine_ == nullptr) return;
-  std::vector<uint64_t> gone;
-  lsn_waits_.ForReady(engine_->applied_lsn(), now, [&](uint64_t id) {
+  std::vector<uint64_t> woken;
+  lsn_waits_.ForReady(engine_->applied_lsn(), now, [&](uint64_t id) { woken.push_back(id); });
+  ReadyOrForget(woken);
+}
+
+void Dispatcher::EndParkedReads() {
+  parking_closed_ = true;
+  std::vector<uint64_t> woken;
+  lsn_waits_.ForAll([&](uint64_t id) { woken.push_back(id); });
+  ReadyOrForget(woken);
+}
+
+void Dispatcher::ReadyOrForget(const std::vector<uint64_t>& sessions) {
+  for (uint64_t id : sessions) {
     if (Session* s = host_->FindSession(id)) {
-      host_->SessionReady(s);
+      host_->SessionReady(s);  // it evaluates its read again
     } else {
-      gone.push_back(id);
+      lsn_waits_.Remove(id);  // the client left
     }
-  });
-  for (uint64_t id : gone) lsn_waits_.Remove(id);
+  }
 }
 
 bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {

@@ -125,6 +125,10 @@ class Dispatcher : public RequestHandler, public CompletionSink {
     return lsn_waits_.NextDeadline();
   }
   size_t parked_reads() const { return lsn_waits_.size(); }
+  // Shutdown has begun: reads waiting for their LSN are answered
+  // ShuttingDown now (woken), and no read is parked any more, so draining
+  // does not wait for min_lsn_wait.
+  void EndParkedReads();
 
  private:
   struct Waiter {
@@ -147,6 +151,8 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // kFlagMinLsn: true while the read must wait (it is parked); false once
   // its LSN is applied or its wait is over (the entry is gone then).
   bool ParkForLsn(Session& s, const Command& cmd);
+  // Woken parked reads: their sessions are made ready, or forgotten if gone.
+  void ReadyOrForget(const std::vector<uint64_t>& sessions);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
   void CountOp(Op op);
   void CountReply(Code code);
@@ -166,6 +172,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   bool track_pending_ = false;
   uint64_t next_flush_token_ = 1;
   bool shutting_down_ = false;
+  bool parking_closed_ = false;  // EndParkedReads
 };
 
 }  // namespace kvd::daemon

@@ -60,6 +60,15 @@ class LsnWaits {
       fn(e.session);
     }
   }
+  // Calls fn(session) for every entry not yet woken, and marks it woken.
+  template <typename Fn>
+  void ForAll(Fn fn) {
+    for (Entry& e : entries_) {
+      if (e.woken) continue;
+      e.woken = true;
+      fn(e.session);
+    }
+  }
   // The earliest deadline of the entries not yet woken.
   std::optional<TimePoint> NextDeadline() const {
     std::optional<TimePoint> next;

@@ -209,6 +209,24 @@ TEST_CASE("with min_lsn_wait 0 a read ahead of the applied LSN fails at once") {
   CHECK(f.dispatcher.parked_reads() == 0);
 }
 
+TEST_CASE("shutdown answers parked reads at once instead of holding the drain for min_lsn_wait") {
+  Fixture f;  // a 60 s wait
+  f.Feed(f.GetAt("k", 5));
+  CHECK(f.Replies().empty());
+  f.dispatcher.EndParkedReads();
+  REQUIRE(f.host.ready.size() == 1);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.status == Code::kShuttingDown);
+  CHECK(f.dispatcher.parked_reads() == 0);
+  // Nothing is parked any more.
+  f.Feed(f.GetAt("k", 6));
+  r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.status == Code::kShuttingDown);
+  CHECK(f.counters.min_lsn_timeouts == 0);
+}
+
 TEST_CASE("a client that leaves while its read is parked leaves nothing behind") {
   Fixture f;
   f.Feed(f.GetAt("k", 9));

@@ -108,6 +108,24 @@ class ReadYourWrites(KvdTestCase):
         res = r.kvctl("get", "--min-lsn", str(lsn), "k")
         self.assertEqual((res.rc, res.out), (0, "v\n"), res.err)
 
+    def test_shutdown_answers_a_parked_read_at_once(self):
+        p, _ = self.primary(min_lsn_wait="30s")
+        got = {}
+
+        def read():
+            with p.client() as c:
+                got["reply"] = c.get(b"k", min_lsn=1000)
+
+        t = threading.Thread(target=read)
+        t.start()
+        kvdtest.wait_until(lambda: p.status()["min_lsn_reads"]["parked"] == 1, what="the GET to be parked")
+        t0 = time.monotonic()
+        p.stop()  # SIGTERM: the drain must not wait the 30 s out
+        t.join(20)
+        self.assertFalse(t.is_alive())
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(got["reply"].status, kvd_proto.SHUTTING_DOWN, got["reply"])
+
 
 class LagMs(KvdTestCase):
     def test_lag_ms_grows_while_the_link_stalls_and_returns_to_0(self):
