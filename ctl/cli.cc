@@ -87,6 +87,12 @@ int KvctlMain(int argc, char** argv) {
       "get", "print KEY's value and a newline (non-printable bytes escaped on a terminal); absent: nothing, exit 1");
   get->add_option("KEY", key, "the key")->required();
   get->add_flag("--raw", raw, "exactly the value's bytes, no newline, nothing escaped (binary safe)");
+  // Read-your-writes: pass the LSN a write printed (or a STATUS last_lsn).
+  uint64_t min_lsn = 0;
+  const char* kMinLsnHelp =
+      "answer only once the server has applied this LSN (read-your-writes on a replica); it waits at most "
+      "its [replication] min_lsn_wait, then fails (exit 3)";
+  get->add_option("--min-lsn", min_lsn, kMinLsnHelp);
 
   auto* del = app.add_subcommand(
       "del", "delete KEY; prints OK; absent: exit 1 (like get). --prefix/--from --to: a range, prints deleted=N lsn=L");
@@ -127,6 +133,7 @@ sends nothing and exits 2.)");
   std::string count_prefix;
   auto* count = app.add_subcommand("count", "print the number of keys with a prefix");
   count->add_option("--prefix,-p", count_prefix, "count only keys starting with this");
+  count->add_option("--min-lsn", min_lsn, kMinLsnHelp);
 
   ScanOptions scan_opts;
   std::string scan_prefix;
@@ -139,6 +146,7 @@ sends nothing and exits 2.)");
   auto* end_opt = scan->add_option("--end", scan_end, "range end (exclusive)");
   prefix_opt->excludes(start_opt)->excludes(end_opt);
   scan->add_option("--limit,-n", scan_opts.limit, "stop after this many keys (0 = all)");
+  scan->add_option("--min-lsn", min_lsn, kMinLsnHelp);
 
   auto* flush = app.add_subcommand("flush", "fdatasync the WAL now; prints the durable LSN");
   auto* snapshot = app.add_subcommand("snapshot", "take a snapshot now; prints lsn=N path=FILE once installed");
@@ -220,7 +228,7 @@ sends nothing and exits 2.)");
     std::cerr << "kvctl: " << socket.error().message() << "\n";
     return kExitUsage;
   }
-  const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, *timeout};
+  const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, *timeout, min_lsn};
 
   if (*put) return CmdPut(ctx, key, value == "-" ? ReadAllStdin() : value, durable);
   if (*get) return CmdGet(ctx, key, raw);

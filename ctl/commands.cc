@@ -65,7 +65,7 @@ int CmdPut(const CommandContext& c, const std::string& key, const std::string& v
 
 int CmdGet(const CommandContext& c, const std::string& key, bool raw) {
   return WithClient(c, [&](kvd::Client& cl) {
-    auto r = cl.Get(key);
+    auto r = cl.Get(key, c.min_lsn);
     if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
     if (!r->has_value()) return NotFound(c, key);
     const std::string& value = **r;
@@ -127,7 +127,7 @@ int CmdDelRange(const CommandContext& c, const DelRangeOptions& o, bool durable)
 
 int CmdCount(const CommandContext& c, const std::string& prefix) {
   return WithClient(c, [&](kvd::Client& cl) {
-    auto r = cl.Count(prefix);
+    auto r = cl.Count(prefix, c.min_lsn);
     if (!r.has_value()) return Fail(c, r.error());
     c.out << *r << "\n";
     return kExitOk;
@@ -156,7 +156,7 @@ int CmdScan(const CommandContext& c, const ScanOptions& o) {
       const uint64_t want = o.limit == 0 ? 0 : o.limit - printed;
       args.limit = static_cast<uint32_t>(std::min<uint64_t>(want, kvd::proto::kMaxScanLimit));
       args.after = after;
-      auto r = cl.Scan(args);
+      auto r = cl.Scan(args, c.min_lsn);
       if (!r.has_value()) return Fail(c, r.error());
       for (const auto& [k, v] : r->items) {
         if (o.limit != 0 && printed == o.limit) break;

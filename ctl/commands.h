@@ -19,6 +19,9 @@ struct CommandContext {
   std::ostream& err;
   bool out_is_tty = false;             // get escapes non-printable bytes on a terminal
   std::chrono::milliseconds timeout{0};  // bounds connect and each request (0 = none)
+  // get, scan, count: the server answers once it has applied this LSN
+  // (read-your-writes, e.g. on a replica); 0 = at once.
+  uint64_t min_lsn = 0;
 };
 
 struct ScanOptions {

@@ -15,6 +15,7 @@ Dispatcher::Limits DispatchLimits(const Config& c) {
   Dispatcher::Limits l;
   l.max_scan_reply_bytes = std::max<size_t>(4096, c.max_frame_bytes / 2);
   l.snapshot_dir = c.snapshot_path;
+  l.min_lsn_wait = c.replication.min_lsn_wait;
   return l;
 }
 
@@ -116,10 +117,12 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
     auto* self = static_cast<Server*>(p->data);
     Engine* live = self->node_.engine();
     live->StartCommits();
+    self->WakeParkedReads();
     self->native_.FlushDirty();
     if (self->resp_ != nullptr) self->resp_->front_end().FlushDirty();
     live->StartCommits();
   });
+  if (!InitTimer(loop_, &lsn_wait_timer_, this)) return Status::Internal("uv_timer_init failed");
   KVD_RETURN_IF_ERROR(housekeeping_.Start(loop_));
   if (!c.metrics_listen.empty()) {
     KVD_RETURN_IF_ERROR(metrics_.Start(loop_, c.metrics_listen, [this](MetricsSnapshot* s) { FillMetrics(s); }));
@@ -128,6 +131,23 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   }
   node_.Run();
   return Status::Ok();
+}
+
+void Server::WakeParkedReads() {
+  // Runs every loop turn, after whatever applied records ran in it; the
+  // timer only makes sure a turn comes at the earliest deadline.
+  if (!lsn_wait_timer_) return;
+  uv_handle_t* timer = reinterpret_cast<uv_handle_t*>(lsn_wait_timer_.get());
+  if (dispatcher_.parked_reads() == 0 && uv_is_active(timer) == 0) return;  // the usual turn: nothing to do
+  dispatcher_.WakeParkedReads(std::chrono::steady_clock::now());
+  const auto next = dispatcher_.NextParkedDeadline();
+  if (!next) {
+    uv_timer_stop(lsn_wait_timer_.get());
+    return;
+  }
+  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*next - std::chrono::steady_clock::now());
+  uv_timer_start(lsn_wait_timer_.get(), [](uv_timer_t*) {}, static_cast<uint64_t>(std::max<int64_t>(1, wait.count())),
+                 0);
 }
 
 void Server::FillMetrics(MetricsSnapshot* m) {
@@ -141,6 +161,8 @@ void Server::FillMetrics(MetricsSnapshot* m) {
   m->snapshot_running = snapshots_.running();
   m->last_snapshot_lsn = h.have_last ? h.last.lsn : 0;
   m->rss_bytes = ProcessRssBytes();
+  m->repl.role = std::string(RoleName(node_.role()));
+  repl_.FillMetrics(&m->repl);
   const Engine* e = node_.engine();
   if (e == nullptr) return;
   const EngineStats st = e->stats();
@@ -153,6 +175,7 @@ void Server::FillMetrics(MetricsSnapshot* m) {
   m->sync_latency_us = st.sync_latency_us;
   m->group_records = st.group_records;
   m->writes_refusing = !st.write_refusal.empty();
+  m->repl.epoch = e->current_epoch();
   m->keys = e->state().size();
   m->state_bytes = e->state().MemoryBytes();
   m->data_bytes = e->state().DataBytes();
@@ -177,6 +200,7 @@ std::string Server::StatusJson() {
   in.engine = node_.engine();
   in.recovery = &node_.recovery();
   in.counters = &counters_;
+  in.parked_reads = dispatcher_.parked_reads();
   for (FrontEnd* f : FrontEnds()) f->ReplyBytes(&in.reply_bytes, &in.largest_client_reply_bytes);
   in.snapshots = &snapshots_.history();
   in.started = started_;
@@ -222,6 +246,7 @@ void Server::StopHandles() {
   node_.CloseHandles();
   repl_.Stop();
   prepare_.reset();
+  lsn_wait_timer_.reset();
   housekeeping_.Stop();
   snapshots_.Close();
   shutdown_.Close();

@@ -82,6 +82,9 @@ class Server : public DispatchHost {
   std::vector<FrontEnd*> FrontEnds();
   // The metrics endpoint's copy of everything it shows (loop thread).
   void FillMetrics(MetricsSnapshot* s);
+  // Read-your-writes: wakes parked reads and keeps lsn_wait_timer_ at the
+  // earliest deadline (prepare phase).
+  void WakeParkedReads();
 
   uv_loop_t* loop_;
   const std::chrono::steady_clock::time_point started_;
@@ -100,6 +103,7 @@ class Server : public DispatchHost {
   SignalWatcher signals_;
   Shutdown shutdown_;
   UvHandle<uv_prepare_t> prepare_;
+  UvHandle<uv_timer_t> lsn_wait_timer_;  // the earliest parked read's deadline
   MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
   std::vector<std::string> storage_warnings_;
 };

@@ -44,6 +44,7 @@ void Shutdown::Begin(std::string_view why) {
   for (FrontEnd* f : front_ends_) f->BeginDrain();
   snapshots_->Stop();
   dispatcher_->OnSnapshotDone(Status::ShuttingDown("kvd is shutting down"), 0);
+  dispatcher_->EndParkedReads();  // a read waiting for its LSN does not hold the drain
   if (InitTimer(loop_, &timer_, this)) {
     uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Shutdown*>(t->data)->Step(); }, 0, 5);
   }

@@ -35,6 +35,9 @@ struct ReplicationConfig {
   std::string tls_key;   // PEM: its private key
   std::string tls_ca;    // PEM: the CA that signs every node's certificate
   bool insecure = false;  // allow a non-loopback listen without TLS
+  // How long a read with a minimum LSN (read-your-writes) waits for this
+  // node to apply it before it fails with kTimedOut; 0 = fail at once.
+  std::chrono::milliseconds min_lsn_wait{1000};
   bool enabled() const { return !listen.empty() || role == "replica"; }
   bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };

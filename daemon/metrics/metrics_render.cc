@@ -137,6 +137,7 @@ std::vector<MetricFamily> RenderMetrics(const MetricsSnapshot& s) {
   out.push_back(One("kvd_received_bytes_total", "Bytes read from clients.", MetricType::Counter, D(c.bytes_in)));
   out.push_back(One("kvd_sent_bytes_total", "Bytes written to clients.", MetricType::Counter, D(c.bytes_out)));
   out.push_back(One("kvd_uptime_seconds", "Seconds since kvd started serving.", MetricType::Gauge, s.uptime_s));
+  AppendReplicationMetrics(s.repl, &out);
   return out;
 }
 

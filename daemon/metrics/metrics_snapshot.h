@@ -7,6 +7,7 @@
 
 #include "kvd/engine.h"
 #include "kvd/log2_histogram.h"
+#include "metrics/replication_metrics.h"
 #include "serve/request_latency.h"
 #include "serve/server_stats.h"
 
@@ -35,6 +36,8 @@ struct MetricsSnapshot {
   bool snapshot_running = false;
   Lsn last_snapshot_lsn = 0;
   double uptime_s = 0;
+  // Role, epoch and replication (Replication::FillMetrics).
+  ReplicationMetrics repl;
 };
 
 }  // namespace kvd::daemon

@@ -77,6 +77,12 @@ void NodeController::CheckFaults() {
   notifier_->Status("writes refused: " + refusal.message());
 }
 
+void NodeController::set_role(Role role) {
+  if (role == role_) return;
+  LogNotice(Event::kReplication, fmt::format("role: {} -> {}", RoleName(role_), RoleName(role)));
+  role_ = role;
+}
+
 Status NodeController::write_fence() const {
   return engine_ ? engine_->write_fence() : Status::Ok();
 }

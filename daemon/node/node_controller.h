@@ -49,7 +49,8 @@ class NodeController {
 
   Role role() const { return role_; }
   // Replication (repl/replication.h) makes a configured replica kReplica at start.
-  void set_role(Role role) { role_ = role; }
+  // A change is logged (journald KVD_EVENT=replication).
+  void set_role(Role role);
   // OK while writes are allowed; kNotPrimary / kFenced while fenced.
   Status write_fence() const;
   // Writes fail with `why` (kNotPrimary or kFenced) until ClearWriteFence.

@@ -137,6 +137,9 @@ std::string BuildStatusJson(const StatusInputs& in) {
   for (size_t i = 0; i < c.ops.size(); ++i) ops[std::string(OpName(static_cast<Op>(i)))] = c.ops[i];
   j["ops"] = ops;
   j["errors"] = c.errors;
+  // Reads with a minimum LSN (read-your-writes): waited at all, failed at
+  // the deadline, and parked right now.
+  j["min_lsn_reads"] = {{"waited", c.min_lsn_waits}, {"timed_out", c.min_lsn_timeouts}, {"parked", in.parked_reads}};
   j["bytes_in"] = c.bytes_in;
   j["bytes_out"] = c.bytes_out;
   j["write_refusal"] = st.write_refusal;

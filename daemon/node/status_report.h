@@ -19,6 +19,7 @@ struct StatusInputs {
   const Engine* engine = nullptr;
   const RecoveryReport* recovery = nullptr;
   const ServerCounters* counters = nullptr;
+  size_t parked_reads = 0;  // reads waiting for their minimum LSN now
   // Reply bytes held for clients now: the sum over connections and the
   // largest one (a slow reader shows here, bounded by max_pending_reply_bytes).
   uint64_t reply_bytes = 0;

@@ -64,6 +64,7 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
   }
   WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); },
                          [this] { UpdateRetention(); }};
+  ctx.counters = &counters_;
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx), std::move(filter).value()));
   senders_.back()->Start();
 }
@@ -168,6 +169,19 @@ void ReplPrimary::UpdateRetention() {
   }
 }
 
+void ReplPrimary::FillMetrics(ReplicationMetrics* m) {
+  for (auto& s : senders_) {
+    if (s->closed()) continue;
+    const SenderProgress& p = s->progress();
+    m->replicas.push_back({p.name, std::string(SenderStateName(p.state)), p.sent_lsn, p.durable_lsn, p.applied_lsn,
+                           p.lag_bytes, p.lag_ms});
+  }
+  m->replica_connects = counters_.connects;
+  m->replica_disconnects = counters_.disconnects;
+  m->catchups_started = counters_.catchups_started;
+  m->catchups_finished = counters_.catchups_finished;
+}
+
 nlohmann::json ReplPrimary::StatusJson() {
   nlohmann::json replicas = nlohmann::json::array();
   for (auto& s : senders_) {
@@ -181,6 +195,7 @@ nlohmann::json ReplPrimary::StatusJson() {
                         {"durable_lsn", p.durable_lsn},
                         {"applied_lsn", p.applied_lsn},
                         {"lag_bytes", p.lag_bytes},
+                        {"lag_ms", p.lag_ms},
                         {"lag_lsn", feed_->last_lsn() - std::min(feed_->last_lsn(), p.durable_lsn)},
                         {"snapshot_lsn", p.snapshot_lsn},
                         {"snapshot_bytes_sent", p.snapshot_bytes_sent}});

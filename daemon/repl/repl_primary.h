@@ -18,9 +18,11 @@
 
 #include "config/config.h"
 #include "kvd/engine.h"
+#include "metrics/replication_metrics.h"
 #include "net/tcp_listener.h"
 #include "repl/sync_gate.h"
 #include "net/tls_context.h"
+#include "repl/repl_counters.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_sender.h"
 
@@ -38,6 +40,8 @@ class ReplPrimary {
   void OnFeedUpdate();
   uint16_t port() const { return listener_.port(); }
   nlohmann::json StatusJson();
+  // The primary's part of the replication metrics.
+  void FillMetrics(ReplicationMetrics* m);
 
   // Synchronous replication (sync_gate.h): after Start. poll_engine makes
   // the owner call Engine::Poll soon.
@@ -72,6 +76,7 @@ class ReplPrimary {
   Lsn floor_ = 0;
   std::unique_ptr<SyncGate> sync_;
   std::function<void()> on_progress_;
+  ReplCounters counters_;  // every sender adds to it
 };
 
 }  // namespace kvd::daemon::repl

@@ -65,6 +65,12 @@ void Replication::Stop() {
   feed_.Close();
 }
 
+void Replication::FillMetrics(ReplicationMetrics* m) const {
+  m->enabled = enabled();
+  if (primary_) primary_->FillMetrics(m);
+  if (receiver_) receiver_->FillMetrics(m);
+}
+
 std::string Replication::StatusJson() const {
   if (!enabled()) return {};
   nlohmann::json j;

@@ -39,6 +39,8 @@ class Replication : public ReplicaAcks {
   void Stop();
   // The "replication" object of STATUS; empty when off.
   std::string StatusJson() const;
+  // The replication metrics (role and epoch are the caller's).
+  void FillMetrics(ReplicationMetrics* m) const;
   // The replication port actually bound (listen with port 0, tests).
   uint16_t port() const { return primary_ ? primary_->port() : 0; }
   const std::string& node_name() const { return name_; }

@@ -133,6 +133,7 @@ void WalReceiver::OnClosed(const Status& why) {
   pending_install_.clear();  // installed on disk: a restart recovers from it; the engine keeps its state until then
   // Called from inside the link's own callback: free it later.
   dead_link_ = std::move(link_);
+  ++disconnects_;
   Retry(why.ToString());
 }
 
@@ -158,6 +159,7 @@ void WalReceiver::OnFrame(const Frame& f) {
       primary_last_ = hb->last_lsn;
       primary_durable_ = hb->durable_lsn;
       echo_sent_at_us_ = hb->sent_at_us;
+      NoteLag();
       return;
     }
     case MsgType::kError: {
@@ -247,9 +249,15 @@ void WalReceiver::OnWal(const Frame& f) {
   primary_last_ = std::max(primary_last_, m->header.last_lsn);
   primary_durable_ = std::max(primary_durable_, m->header.primary_durable_lsn);
   echo_sent_at_us_ = m->header.sent_at_us;
+  NoteLag();
+}
+
+void WalReceiver::NoteLag() {
+  if (engine_ != nullptr) behind_.Note(engine_->applied_lsn(), primary_last_, std::chrono::steady_clock::now());
 }
 
 void WalReceiver::SendAck() {
+  NoteLag();  // after each fdatasync (records applied) and every ACK interval
   if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
   // durable: only what an fdatasync here covered (never what was merely
   // written), which synchronous replication on the primary relies on.
@@ -287,7 +295,19 @@ void WalReceiver::OnTimer(uv_timer_t* t) {
   if (self->state_ == ReceiverState::kStreaming && now - self->last_ack_ >= kAckInterval) self->SendAck();
 }
 
+void WalReceiver::FillMetrics(ReplicationMetrics* m) const {
+  m->receiver = true;
+  m->receiver_streaming = state_ == ReceiverState::kStreaming;
+  m->receiver_connects = connects_;
+  m->receiver_disconnects = disconnects_;
+  m->records_received = records_received_;
+  m->receiver_lag_ms =
+      engine_ != nullptr ? behind_.LagMs(engine_->applied_lsn(), primary_last_, std::chrono::steady_clock::now()) : 0;
+  m->primary_last_lsn = primary_last_;
+}
+
 nlohmann::json WalReceiver::StatusJson() const {
+  const auto now = std::chrono::steady_clock::now();
   return {{"primary", primary_.ToString()},
           {"primary_name", primary_name_},
           {"state", std::string(ReceiverStateName(state_))},
@@ -299,6 +319,10 @@ nlohmann::json WalReceiver::StatusJson() const {
           {"applied_lsn", engine_ != nullptr ? engine_->applied_lsn() : 0},
           {"lag_lsn", engine_ != nullptr && primary_last_ > engine_->applied_lsn() ? primary_last_ - engine_->applied_lsn()
                                                                                     : 0},
+          {"lag_ms", engine_ != nullptr ? behind_.LagMs(engine_->applied_lsn(), primary_last_, now) : 0},
+          {"last_heard_ms", state_ == ReceiverState::kStreaming
+                                ? std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count()
+                                : 0},
           {"records_received", records_received_},
           {"snapshot_lsn", installer_ != nullptr && installer_->active() ? installer_->snapshot_lsn() : 0},
           {"snapshot_bytes_received", installer_ != nullptr ? installer_->bytes() : 0},

@@ -20,9 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "kvd/engine.h"
+#include "metrics/replication_metrics.h"
 #include "net/host_port.h"
 #include "net/tls_context.h"
 #include "net/uv_handle.h"
+#include "repl/lag.h"
 #include "repl/link.h"
 #include "repl/snapshot_installer.h"
 
@@ -52,6 +54,8 @@ class WalReceiver : public Link::Handler {
     SendAck();
   }
   nlohmann::json StatusJson() const;
+  // The replica's part of the replication metrics.
+  void FillMetrics(ReplicationMetrics* m) const;
 
   // Link::Handler
   void OnFrame(const Frame& frame) override;
@@ -70,6 +74,8 @@ class WalReceiver : public Link::Handler {
   // Replaces the engine's state with the installed snapshot; false if the
   // link was failed or the engine is still busy (pending_install_ kept).
   bool InstallSnapshot();
+  // After anything that may move the applied LSN or the primary's last LSN.
+  void NoteLag();
 
   uv_loop_t* loop_;
   HostPort primary_;
@@ -87,7 +93,9 @@ class WalReceiver : public Link::Handler {
   Lsn primary_last_ = 0, primary_durable_ = 0;
   uint64_t echo_sent_at_us_ = 0;
   Lsn local_durable_ = 0;  // see OnLocalDurable
+  BehindClock behind_;  // lag_ms on this side (repl/lag.h)
   uint64_t connects_ = 0, records_received_ = 0;
+  uint64_t disconnects_ = 0;  // links lost (each one a connect that ended)
   std::string last_error_;
   bool stopped_ = false;
   Env* env_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "repl/lag.h"
 #include "sys/log.h"
 
 namespace kvd::daemon::repl {
@@ -39,6 +40,9 @@ const SenderProgress& WalSender::progress() {
   progress_.state = state_;
   const Lsn acked = progress_.durable_lsn;
   progress_.lag_bytes = state_ == SenderState::kHandshake ? 0 : ctx_.feed->BytesAfter(acked);
+  progress_.lag_ms = state_ == SenderState::kHandshake
+                         ? 0
+                         : PrimaryLagMs(acked, ctx_.feed->last_lsn(), progress_.echo_sent_at_us, hello_at_us_, NowUs());
   return progress_;
 }
 
@@ -108,6 +112,7 @@ void WalSender::OnHello(const Frame& f) {
   progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
   progress_.durable_lsn = std::min(hello->durable_lsn, hello->last_lsn);  // never beyond what it has
   progress_.applied_lsn = progress_.durable_lsn;
+  hello_at_us_ = NowUs();
   if (next_lsn_ < ctx_.feed->first_cached_lsn() && !WalOnDiskFrom(next_lsn_)) return StartSnapshot(history);
   Welcome w;
   w.primary_name = ctx_.node_name;
@@ -117,6 +122,8 @@ void WalSender::OnHello(const Frame& f) {
   link_->Send(MsgType::kWelcome, mine, {EncodeWelcome(w)});
   state_ = next_lsn_ < ctx_.feed->first_cached_lsn() ? SenderState::kCatchingUp : SenderState::kStreaming;
   if (ctx_.on_progress) ctx_.on_progress();
+  Count(&ReplCounters::connects);
+  if (state_ == SenderState::kCatchingUp) Count(&ReplCounters::catchups_started);
   LogEvent(spdlog::level::info, Event::kReplication, my_last,
            fmt::format("replica {} ({}) connected at LSN {}: {}", progress_.name, progress_.peer, hello->last_lsn,
                        state_ == SenderState::kCatchingUp ? "catching up from the WAL on disk" : "streaming"));
@@ -145,6 +152,7 @@ void WalSender::OnAck(const Frame& f) {
   progress_.durable_lsn = std::max(progress_.durable_lsn, ack->durable_lsn);
   progress_.applied_lsn = std::max(progress_.applied_lsn, ack->applied_lsn);
   if (ctx_.on_progress) ctx_.on_progress();
+  progress_.echo_sent_at_us = std::max(progress_.echo_sent_at_us, ack->echo_sent_at_us);
 }
 
 void WalSender::Pump() {
@@ -160,10 +168,18 @@ void WalSender::Pump() {
       if (!ctx_.feed->ReadCached(next_lsn_, kWalChunkBytes, &records, &last)) break;
       if (state_ == SenderState::kCatchingUp) {
         state_ = SenderState::kStreaming;
+        Count(&ReplCounters::catchups_finished);
         LogEvent(spdlog::level::info, Event::kReplication, next_lsn_,
                  fmt::format("replica {} caught up: streaming from LSN {}", progress_.name, next_lsn_));
       }
     } else {
+      if (state_ == SenderState::kStreaming) {
+        // Fell behind the feed's cache (a slow link): back to the disk.
+        Count(&ReplCounters::catchups_started);
+        LogEvent(spdlog::level::info, Event::kReplication, next_lsn_,
+                 fmt::format("replica {} fell behind the in-memory feed: catching up from the WAL on disk at LSN {}",
+                             progress_.name, next_lsn_));
+      }
       state_ = SenderState::kCatchingUp;
       const Lsn upto = std::min(ctx_.feed->first_cached_lsn() - 1, ctx_.feed->last_lsn());
       Status st = source_.Read(next_lsn_, upto, kWalChunkBytes, &records, &last);
@@ -208,6 +224,7 @@ void WalSender::OnClosed(const Status& why) {
              fmt::format("replica {}: snapshot transfer cut short after {} bytes", progress_.name,
                          progress_.snapshot_bytes_sent));
   }
+  if (state_ != SenderState::kHandshake && state_ != SenderState::kClosed) Count(&ReplCounters::disconnects);
   state_ = SenderState::kClosed;
   progress_.error = why.ToString();
   LogEvent(spdlog::level::warn, Event::kReplication, progress_.sent_lsn,

@@ -18,6 +18,7 @@
 #include "kvd/engine.h"
 #include "repl/link.h"
 #include "repl/snapshot_streamer.h"
+#include "repl/repl_counters.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_source.h"
 
@@ -32,6 +33,8 @@ struct SenderProgress {
   SenderState state = SenderState::kHandshake;
   Lsn sent_lsn = 0, written_lsn = 0, durable_lsn = 0, applied_lsn = 0;
   uint64_t lag_bytes = 0;  // WAL written here that the replica has not made durable
+  uint64_t lag_ms = 0;     // repl/lag.h: PrimaryLagMs
+  uint64_t echo_sent_at_us = 0;  // the newest ACK's echo of our sent_at (primary's clock)
   std::string error;       // why it closed
   Lsn snapshot_lsn = 0;              // the snapshot transferred (0: none)
   uint64_t snapshot_bytes_sent = 0;  // of it, so far
@@ -50,6 +53,7 @@ class WalSender : public Link::Handler {
     // The oldest LSN this sender needs moved (a snapshot transfer began):
     // the owner updates the retention floor at once.
     std::function<void()> needs_changed;
+    ReplCounters* counters = nullptr;  // the primary's, for metrics; may be null (tests)
   };
   // `filter`: the link's TLS (server side); nullptr = plain.
   WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);
@@ -84,6 +88,9 @@ class WalSender : public Link::Handler {
   void StartSnapshot(const EpochHistory& history);
   void OnSnapshotChunk(std::string_view chunk);
   void OnSnapshotDone(const Status& st, uint64_t bytes, uint32_t crc);
+  void Count(uint64_t ReplCounters::*field) {
+    if (ctx_.counters != nullptr) ++(ctx_.counters->*field);
+  }
 
   Context ctx_;
   std::unique_ptr<Link> link_;
@@ -93,6 +100,7 @@ class WalSender : public Link::Handler {
   Lsn next_lsn_ = 0;  // the next record to send
   std::chrono::steady_clock::time_point last_sent_, last_heard_;
   std::unique_ptr<SnapshotStreamer> snapshot_;
+  uint64_t hello_at_us_ = 0;  // when the handshake completed (stands in for an echo until the first ACK)
 };
 
 }  // namespace kvd::daemon::repl

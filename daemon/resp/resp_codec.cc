@@ -101,6 +101,7 @@ DecodeResult RespCodec::Decode(std::span<const std::byte> data, uint64_t seq, Co
   cmd->problem = Status::Ok();
   cmd->fatal = false;
   cmd->durable = false;
+  cmd->min_lsn = 0;
   cmd->args = args.subspan(1);
   cmd->range = KeyRange{};
   cmd->backup_id = 0;

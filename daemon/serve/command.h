@@ -72,6 +72,9 @@ struct ScanSpec {
 struct Command {
   RequestRef ref;
   bool durable = false;           // acknowledge only once durable, in any mode
+  // GET, SCAN, COUNT: answer only once the engine applied this LSN (waiting
+  // at most [replication] min_lsn_wait); 0 = at once (read-your-writes).
+  Lsn min_lsn = 0;
   std::string_view key;           // GET, PUT, DEL; the prefix of COUNT; the CONFIG key name
   std::string_view value;         // PUT; the value text of CONFIG SET
   std::span<const BatchOp> batch; // BATCH

@@ -99,6 +99,8 @@ void Dispatcher::NotePending(const Command& cmd, Lsn lsn) {
 
 Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command& cmd, Reply* reply) {
   const Op op = cmd.ref.op;
+  // Before counting: a parked read is evaluated again each time it may go on.
+  if (cmd.min_lsn != 0 && cmd.problem.ok() && ParkForLsn(s, cmd)) return Evaluated::kParked;
   CountOp(op);
   reply->ref = cmd.ref;
   reply->durable_lsn = engine_->durable_lsn();
@@ -111,6 +113,14 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
   if (!cmd.problem.ok()) {
     if (cmd.fatal) return cmd.problem;
     return answer(cmd.problem.code(), cmd.problem.message());
+  }
+  if (cmd.min_lsn > engine_->applied_lsn()) {  // its wait is over
+    if (parking_closed_ || shutting_down_) return answer(Code::kShuttingDown, "kvd is shutting down");
+    ++counters_->min_lsn_timeouts;
+    scratch_ = "minimum LSN " + std::to_string(cmd.min_lsn) + " not applied within " +
+               std::to_string(limits_.min_lsn_wait.count()) + " ms (this node has applied LSN " +
+               std::to_string(engine_->applied_lsn()) + ")";
+    return answer(Code::kTimedOut, scratch_);
   }
   switch (op) {
     case Op::kPing:
@@ -199,8 +209,54 @@ void Dispatcher::AnswerBackup(const Waiter& w, Lsn lsn) {
   Complete(w.session, w.seq, Code::kOk, lsn, proto::EncodeBackupBeginReply(*opened));
 }
 
+bool Dispatcher::ParkForLsn(Session& s, const Command& cmd) {
+  const auto now = std::chrono::steady_clock::now();
+  if (engine_->applied_lsn() >= cmd.min_lsn) {
+    lsn_waits_.Remove(s.id());
+    return false;
+  }
+  LsnWaits::Entry* e = lsn_waits_.Find(s.id());
+  if (e == nullptr || e->min_lsn != cmd.min_lsn) {
+    if (limits_.min_lsn_wait.count() <= 0 || shutting_down_ || parking_closed_) return false;  // fails at once
+    lsn_waits_.Park(s.id(), cmd.min_lsn, now + limits_.min_lsn_wait);
+    ++counters_->min_lsn_waits;
+    return true;
+  }
+  if (now < e->deadline && !parking_closed_) {
+    e->woken = false;  // woken early (its session ran for another reason): wait on
+    return true;
+  }
+  lsn_waits_.Remove(s.id());
+  return false;
+}
+
+void Dispatcher::WakeParkedReads(std::chrono::steady_clock::time_point now) {
+  if (lsn_waits_.empty() || engine_ == nullptr) return;
+  std::vector<uint64_t> woken;
+  lsn_waits_.ForReady(engine_->applied_lsn(), now, [&](uint64_t id) { woken.push_back(id); });
+  ReadyOrForget(woken);
+}
+
+void Dispatcher::EndParkedReads() {
+  parking_closed_ = true;
+  std::vector<uint64_t> woken;
+  lsn_waits_.ForAll([&](uint64_t id) { woken.push_back(id); });
+  ReadyOrForget(woken);
+}
+
+void Dispatcher::ReadyOrForget(const std::vector<uint64_t>& sessions) {
+  for (uint64_t id : sessions) {
+    if (Session* s = host_->FindSession(id)) {
+      host_->SessionReady(s);  // it evaluates its read again
+    } else {
+      lsn_waits_.Remove(id);  // the client left
+    }
+  }
+}
+
 bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
-  if (!cmd.problem.ok() || s.MayHavePendingWrite(cmd.key)) return false;  // a bad key errs in order
+  // A bad key errs in order; a GET waiting for its LSN waits as a barrier.
+  if (!cmd.problem.ok() || cmd.min_lsn > engine_->applied_lsn() || s.MayHavePendingWrite(cmd.key)) return false;
   CountOp(Op::kGet);
   const uint64_t seq = s.replies().Push(cmd.ref);
   auto v = engine_->state().Get(cmd.key);

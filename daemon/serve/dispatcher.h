@@ -19,11 +19,19 @@
 // waiter it is answered with its LSN, otherwise a fresh snapshot starts as
 // soon as the running one finishes. A failed snapshot fails every waiter.
 //
+// Read-your-writes: a GET, SCAN or COUNT with a minimum LSN the engine has
+// not applied yet is parked (LsnWaits) instead of answered: its session
+// blocks, and WakeParkedReads, called once per loop turn and at the earliest
+// deadline, lets it run again once the LSN is applied, or when
+// min_lsn_wait has passed: then it fails with kTimedOut.
+//
 // Threading: the loop thread only (Poll/Tick call the sink there).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +39,7 @@
 #include "kvd/engine.h"
 #include "node/backup_files.h"
 #include "serve/command.h"
+#include "serve/lsn_waits.h"
 #include "serve/pending_writes.h"
 #include "serve/read_ops.h"
 #include "serve/server_stats.h"
@@ -64,6 +73,9 @@ class Dispatcher : public RequestHandler, public CompletionSink {
     size_t max_scan_reply_bytes = 4 * 1024 * 1024;
     // Where snapshots are written: BACKUP_BEGIN opens the one it waited for.
     std::string snapshot_dir;
+    // How long a read with a minimum LSN waits for it ([replication]
+    // min_lsn_wait); 0: fail at once when it is not applied.
+    std::chrono::milliseconds min_lsn_wait{1000};
   };
   Dispatcher(Engine* engine, DispatchHost* host, Limits limits, ServerCounters* counters)
       : engine_(engine), host_(host), limits_(limits), counters_(counters) {}
@@ -81,7 +93,10 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
   Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
   bool EvaluateAhead(Session& s, const Command& cmd) override;
-  void SessionClosed(uint64_t session) override { backups_.DropSession(session); }
+  void SessionClosed(uint64_t session) override {
+    backups_.DropSession(session);
+    lsn_waits_.Remove(session);
+  }
 
   // CompletionSink
   void OnWriteDone(Lsn lsn, const Status& status, bool existed) override;
@@ -102,6 +117,19 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   size_t snapshot_waiters() const { return snapshot_waiters_.size(); }
   size_t open_backups() const { return backups_.open_count(); }
 
+  // Parked reads whose LSN is now applied or whose deadline passed: their
+  // sessions are made ready (SessionReady) to evaluate them again.
+  void WakeParkedReads(std::chrono::steady_clock::time_point now);
+  // When WakeParkedReads must run next at the latest (nullopt: nothing parked).
+  std::optional<std::chrono::steady_clock::time_point> NextParkedDeadline() const {
+    return lsn_waits_.NextDeadline();
+  }
+  size_t parked_reads() const { return lsn_waits_.size(); }
+  // Shutdown has begun: reads waiting for their LSN are answered
+  // ShuttingDown now (woken), and no read is parked any more, so draining
+  // does not wait for min_lsn_wait.
+  void EndParkedReads();
+
  private:
   struct Waiter {
     uint64_t session = 0;
@@ -120,6 +148,11 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // A snapshot at lsn covers backup waiter w: open it and answer.
   void AnswerBackup(const Waiter& w, Lsn lsn);
   Evaluated EvaluateBackup(Session& s, const Command& cmd, Reply* reply);
+  // kFlagMinLsn: true while the read must wait (it is parked); false once
+  // its LSN is applied or its wait is over (the entry is gone then).
+  bool ParkForLsn(Session& s, const Command& cmd);
+  // Woken parked reads: their sessions are made ready, or forgotten if gone.
+  void ReadyOrForget(const std::vector<uint64_t>& sessions);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
   void CountOp(Op op);
   void CountReply(Code code);
@@ -132,12 +165,14 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::deque<FlushWaiter> flushes_;
   std::vector<Waiter> snapshot_waiters_;
   BackupFiles backups_;
+  LsnWaits lsn_waits_;
   std::string scratch_;  // reused reply text (STATUS, CONFIG GET, a backup chunk)
   ScanResult scan_;      // reused SCAN items
   PendingWrites pending_;
   bool track_pending_ = false;
   uint64_t next_flush_token_ = 1;
   bool shutting_down_ = false;
+  bool parking_closed_ = false;  // EndParkedReads
 };
 
 }  // namespace kvd::daemon

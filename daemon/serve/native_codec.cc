@@ -88,7 +88,24 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   cmd->fatal = false;
   cmd->ref = RefFor(req.header.request_id, static_cast<uint8_t>(req.header.opcode));
   cmd->durable = (req.header.flags & proto::kFlagDurable) != 0;
-  DecodePayload(req.header.opcode, req.payload, cmd);
+  cmd->min_lsn = 0;
+  std::span<const std::byte> payload = req.payload;
+  if ((req.header.flags & proto::kFlagMinLsn) != 0) {
+    // Only reads can wait for an LSN; on anything else the flag is a
+    // protocol error like an unknown one (the stream cannot be trusted).
+    auto rest = proto::AcceptsMinLsn(req.header.opcode)
+                    ? proto::SplitMinLsn(payload, &cmd->min_lsn)
+                    : Result<std::span<const std::byte>>(
+                          Status::InvalidArgument("kFlagMinLsn is valid only on GET, SCAN and COUNT"));
+    if (!rest.has_value()) {
+      r.kind = DecodeResult::kBroken;
+      r.error = rest.error();
+      r.ref = cmd->ref;
+      return r;
+    }
+    payload = *rest;
+  }
+  DecodePayload(req.header.opcode, payload, cmd);
   r.kind = DecodeResult::kCommand;
   r.consumed = frame_len;
   return r;

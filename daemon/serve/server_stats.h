@@ -20,6 +20,10 @@ struct ServerCounters {
   uint64_t idle_closed = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  // Reads with a minimum LSN (kFlagMinLsn) that had to wait for it, and
+  // those whose wait ended before it was applied (kTimedOut).
+  uint64_t min_lsn_waits = 0;
+  uint64_t min_lsn_timeouts = 0;
 };
 
 }  // namespace kvd::daemon

@@ -104,6 +104,11 @@ void Session::Process() {
       if (replies_.empty()) {
         Reply reply;
         auto done = handler_->Evaluate(*this, cmd, &reply);
+        if (done.has_value() && *done == RequestHandler::Evaluated::kParked) {
+          if (limits_.latency != nullptr) timings_.pop_back();  // decoded again when it may go on
+          blocked_ = true;
+          break;
+        }
         if (!done.has_value()) {
           FailStream(done.error(), cmd.ref, /*timed=*/true);
         } else if (*done == RequestHandler::Evaluated::kReplied) {

@@ -60,9 +60,12 @@ class RequestHandler {
   virtual Status Submit(Session& s, uint64_t seq, const Command& cmd) = 0;
   // Barriers, called when s.replies() is empty: fill *reply and return
   // kReplied (the session encodes it at once, so its views need to live only
-  // until then), or push a pending slot and return kQueued (SNAPSHOT).
+  // until then), or push a pending slot and return kQueued (SNAPSHOT), or
+  // return kParked: not yet (a read waits for its minimum LSN); the request
+  // stays in the buffer, nothing after it is processed, and the handler
+  // calls SessionReady when it may go on: it is decoded and evaluated again.
   // Non-OK return as for Submit.
-  enum class Evaluated : uint8_t { kReplied, kQueued };
+  enum class Evaluated : uint8_t { kReplied, kQueued, kParked };
   virtual Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) = 0;
   // A GET while s.replies() is not empty: if s.MayHavePendingWrite says no
   // for its key, push a slot, complete it with the reply and return true;

@@ -20,6 +20,7 @@ std::string_view CodeName(Code code) {
     case Code::kInternal: return "Internal";
     case Code::kNotPrimary: return "NotPrimary";
     case Code::kFenced: return "Fenced";
+    case Code::kTimedOut: return "TimedOut";
   }
   return "Unknown";
 }

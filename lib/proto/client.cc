@@ -192,8 +192,14 @@ Status Client::Ping() {
   return r.status();
 }
 
-Result<std::optional<std::string>> Client::Get(std::string_view key) {
-  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kGet, 0, {key}));
+Result<Reply> Client::CallRead(proto::Opcode op, Lsn min_lsn, std::string_view payload) {
+  if (min_lsn == 0) return Call(op, 0, {payload});
+  const std::string lsn = proto::EncodeU64(min_lsn);
+  return Call(op, proto::kFlagMinLsn, {lsn, payload});
+}
+
+Result<std::optional<std::string>> Client::Get(std::string_view key, Lsn min_lsn) {
+  KVD_ASSIGN_OR_RETURN(Reply r, CallRead(proto::Opcode::kGet, min_lsn, key));
   if (r.header.status == Code::kNotFound) return std::optional<std::string>();
   if (!r.ok()) return r.status();
   return std::optional<std::string>(std::move(r.payload));
@@ -253,15 +259,15 @@ Status Client::BackupEnd(uint64_t id) {
   return r.status();
 }
 
-Result<proto::ScanReply> Client::Scan(const proto::ScanArgs& args) {
+Result<proto::ScanReply> Client::Scan(const proto::ScanArgs& args, Lsn min_lsn) {
   const std::string payload = proto::EncodeScanPayload(args);
-  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kScan, 0, {payload}));
+  KVD_ASSIGN_OR_RETURN(Reply r, CallRead(proto::Opcode::kScan, min_lsn, payload));
   if (!r.ok()) return r.status();
   return proto::DecodeScanReply(AsBytes(r.payload));
 }
 
-Result<uint64_t> Client::Count(std::string_view prefix) {
-  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kCount, 0, {prefix}));
+Result<uint64_t> Client::Count(std::string_view prefix, Lsn min_lsn) {
+  KVD_ASSIGN_OR_RETURN(Reply r, CallRead(proto::Opcode::kCount, min_lsn, prefix));
   if (!r.ok()) return r.status();
   return proto::DecodeU64(AsBytes(r.payload));
 }

@@ -176,6 +176,8 @@ bool IsWriteOpcode(Opcode op) {
   return op == Opcode::kPut || op == Opcode::kDel || op == Opcode::kBatch || op == Opcode::kDelRange;
 }
 
+bool AcceptsMinLsn(Opcode op) { return op == Opcode::kGet || op == Opcode::kScan || op == Opcode::kCount; }
+
 Result<std::optional<size_t>> SplitFrame(std::span<const std::byte> buf, uint32_t max_frame_bytes,
                                          size_t header_bytes) {
   if (buf.size() < kLengthBytes) return std::optional<size_t>();
@@ -218,7 +220,7 @@ Result<Request> DecodeRequest(std::span<const std::byte> frame, RequestHeader* p
   if (!IsKnownOpcode(fh.opcode)) {
     return Status::Unsupported("unknown opcode " + std::to_string(fh.opcode));
   }
-  if ((flags & ~kFlagDurable) != 0) {
+  if ((flags & ~kKnownRequestFlags) != 0) {
     char buf[48];
     std::snprintf(buf, sizeof buf, "unknown request flags 0x%04x", flags);
     return Status::Unsupported(buf);
@@ -244,7 +246,7 @@ bool DecodeRequestFast(std::span<const std::byte> frame, Request* out) {
   const auto flags = static_cast<uint16_t>(le(kLengthBytes + 4, 2));
   if (length != frame.size() - kLengthBytes || le(kLengthBytes, 2) != kMagic ||
       static_cast<uint8_t>(frame[kLengthBytes + 2]) != kVersion || !IsKnownOpcode(opcode) ||
-      (flags & ~kFlagDurable) != 0 || le(kLengthBytes + 6, 2) != 0) {
+      (flags & ~kKnownRequestFlags) != 0 || le(kLengthBytes + 6, 2) != 0) {
     return false;
   }
   out->header.opcode = static_cast<Opcode>(opcode);
@@ -574,6 +576,18 @@ Result<uint64_t> DecodeU64(std::span<const std::byte> payload) {
   uint64_t v = 0;
   r.U64(&v);
   return v;
+}
+
+Result<std::span<const std::byte>> SplitMinLsn(std::span<const std::byte> payload, Lsn* min_lsn) {
+  if (payload.size() < 8) {
+    return Status::InvalidArgument("kFlagMinLsn: the payload must start with a u64 LSN, got " +
+                                   std::to_string(payload.size()) + " bytes");
+  }
+  Reader r(payload.first(8));
+  uint64_t v = 0;
+  r.U64(&v);
+  *min_lsn = v;
+  return payload.subspan(8);
 }
 
 }  // namespace kvd::proto

@@ -26,7 +26,7 @@ struct Io {
   std::ostringstream out;
   std::ostringstream err;
   CommandContext ctx;
-  Io(const std::string& socket, bool tty = false) : ctx{socket, out, err, tty, std::chrono::seconds(5)} {}
+  Io(const std::string& socket, bool tty = false) : ctx{socket, out, err, tty, std::chrono::seconds(5), 0} {}
 };
 
 // A server that accepts connections (the kernel does, from the backlog) and

@@ -169,6 +169,70 @@ TEST_CASE("native codec: a key over its limit fails only its request; a truncate
   CHECK(d.cmd.ref.id == 3);
 }
 
+TEST_CASE("native codec: kFlagMinLsn puts a u64 LSN before a read's payload, and only reads take it") {
+  NativeCodec c(NativeCodec::Limits{});
+  const std::string lsn = proto::EncodeU64(0x0102030405060708ull);
+  auto d = Decode(c, Frame(Opcode::kGet, 1, {lsn, "key"}, proto::kFlagMinLsn));
+  REQUIRE(d.result.kind == DecodeResult::kCommand);
+  CHECK(d.cmd.ref.op == Op::kGet);
+  CHECK(d.cmd.min_lsn == 0x0102030405060708ull);
+  CHECK(d.cmd.key == "key");  // the LSN is not part of the key
+  CHECK(d.cmd.problem.ok());
+
+  proto::ScanArgs args{proto::ScanArgs::kRange, 7, "a", "m", ""};
+  d = Decode(c, Frame(Opcode::kScan, 2, {proto::EncodeU64(9), proto::EncodeScanPayload(args)}, proto::kFlagMinLsn));
+  REQUIRE(d.result.kind == DecodeResult::kCommand);
+  CHECK(d.cmd.min_lsn == 9);
+  CHECK_FALSE(d.cmd.scan.prefix);
+  CHECK(d.cmd.scan.limit == 7);
+  CHECK(d.cmd.scan.a == "a");
+  CHECK(d.cmd.scan.b == "m");
+
+  d = Decode(c, Frame(Opcode::kCount, 3, {proto::EncodeU64(10), "user:"}, proto::kFlagMinLsn | proto::kFlagDurable));
+  REQUIRE(d.result.kind == DecodeResult::kCommand);
+  CHECK(d.cmd.min_lsn == 10);
+  CHECK(d.cmd.key == "user:");
+  // An empty prefix after the LSN: COUNT of everything.
+  d = Decode(c, Frame(Opcode::kCount, 4, {proto::EncodeU64(11)}, proto::kFlagMinLsn));
+  REQUIRE(d.result.kind == DecodeResult::kCommand);
+  CHECK(d.cmd.min_lsn == 11);
+  CHECK(d.cmd.key.empty());
+
+  // The codec sets every field: a request without the flag, decoded into the
+  // same Command, has no minimum LSN left over from the one before.
+  Command cmd;
+  const std::string with = Frame(Opcode::kGet, 5, {proto::EncodeU64(12), "k"}, proto::kFlagMinLsn);
+  REQUIRE(c.Decode(AsBytes(with), 0, &cmd).kind == DecodeResult::kCommand);
+  CHECK(cmd.min_lsn == 12);
+  const std::string without = Frame(Opcode::kGet, 6, {"k"});
+  REQUIRE(c.Decode(AsBytes(without), 0, &cmd).kind == DecodeResult::kCommand);
+  CHECK(cmd.min_lsn == 0);
+  CHECK(cmd.key == "k");
+}
+
+TEST_CASE("native codec: kFlagMinLsn on a write or without its 8 bytes breaks the stream") {
+  NativeCodec c(NativeCodec::Limits{});
+  auto d = Decode(c, Frame(Opcode::kPut, 8, {proto::EncodeU64(1), proto::EncodePutPayload("k", "v")}, proto::kFlagMinLsn));
+  REQUIRE(d.result.kind == DecodeResult::kBroken);
+  CHECK(d.result.error.code() == Code::kInvalidArgument);
+  CHECK(d.result.error.message().find("only on GET, SCAN and COUNT") != std::string::npos);
+  CHECK(d.result.ref.id == 8);
+  CHECK(d.result.ref.op == Op::kPut);
+  for (Opcode op : {Opcode::kPing, Opcode::kFlush, Opcode::kStatus, Opcode::kDel}) {
+    CAPTURE(static_cast<int>(op));
+    d = Decode(c, Frame(op, 9, {proto::EncodeU64(1)}, proto::kFlagMinLsn));
+    CHECK(d.result.kind == DecodeResult::kBroken);
+  }
+  d = Decode(c, Frame(Opcode::kGet, 10, {"short"}, proto::kFlagMinLsn));  // 5 bytes: no room for the LSN
+  REQUIRE(d.result.kind == DecodeResult::kBroken);
+  CHECK(d.result.error.code() == Code::kInvalidArgument);
+  CHECK(d.result.ref.id == 10);
+  // An unknown flag bit is still refused as before.
+  d = Decode(c, Frame(Opcode::kGet, 11, {"k"}, 4));
+  REQUIRE(d.result.kind == DecodeResult::kBroken);
+  CHECK(d.result.error.code() == Code::kUnsupported);
+}
+
 TEST_CASE("native codec: neutral replies encode as the wire protocol's frames") {
   NativeCodec c(NativeCodec::Limits{});
   auto d = Decode(c, Frame(Opcode::kGet, 12, {"k"}));

@@ -186,8 +186,14 @@ TEST_CASE("bad magic, version, opcode, flags and reserved bits") {
   }
 
   bad = good;
-  bad[8] = 2;  // unknown flag bit
+  bad[8] = 4;  // unknown flag bit (bit 1 is kFlagMinLsn)
   CHECK(DecodeRequest(B(bad)).error().code() == Code::kUnsupported);
+  bad[8] = 0;
+  bad[9] = 0x80;  // the top bit
+  CHECK(DecodeRequest(B(bad)).error().code() == Code::kUnsupported);
+  bad = good;
+  bad[8] = static_cast<char>(kFlagMinLsn);  // known: the header decodes (the payload is the codec's business)
+  CHECK(DecodeRequest(B(bad)).has_value());
   bad = good;
   bad[10] = 1;  // reserved
   CHECK(DecodeRequest(B(bad)).error().code() == Code::kInvalidArgument);

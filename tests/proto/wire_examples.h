@@ -94,7 +94,9 @@ inline std::string Render(const Frame& f) {
   size_t pos = 8;
   if (!f.reply) {
     const uint64_t flags = LeAt(b, 8, 2);
-    AddLines(&out, b.substr(8, 2), "flags = " + std::to_string(flags) + (flags & kFlagDurable ? " (kFlagDurable)" : ""));
+    std::string names = (flags & kFlagDurable) != 0 ? " (kFlagDurable)" : "";
+    if ((flags & kFlagMinLsn) != 0) names += " (kFlagMinLsn)";
+    AddLines(&out, b.substr(8, 2), "flags = " + std::to_string(flags) + names);
     AddLines(&out, b.substr(10, 2), "reserved = 0");
     AddLines(&out, b.substr(12, 8), "request_id = " + std::to_string(LeAt(b, 12, 8)));
     pos = 20;
@@ -164,6 +166,14 @@ inline std::vector<Example> AllExamples() {
   add(Rep("GET reply, found", O::kGet, Code::kOk, 3, 42, 0, {Raw(v, "value")}));
   add(Req("GET request, absent key", O::kGet, 0, 4, {Raw("nope", "key")}));
   add(Rep("GET reply, not found", O::kGet, Code::kNotFound, 4, 42, 0, {}));
+
+  // Read-your-writes: GET user:1 once LSN 45 is applied; a node that has
+  // not applied it within its min_lsn_wait answers TimedOut.
+  add(Req("GET request, with a minimum LSN", O::kGet, kFlagMinLsn, 17,
+          {{EncodeU64(45), "min_lsn = 45 (u64)"}, Raw(k, "key")}));
+  const std::string lagging = "minimum LSN 45 not applied within 1000 ms (this node has applied LSN 44)";
+  add(Rep("GET reply, minimum LSN not applied in time", O::kGet, Code::kTimedOut, 17, 44, 0,
+          {Raw(lagging, "message")}));
 
   add(Req("DEL request", O::kDel, 0, 5, {Raw("user:2", "key")}));
   add(Rep("DEL reply, key was absent", O::kDel, Code::kNotFound, 5, 42, 43, {}));

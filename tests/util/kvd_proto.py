@@ -23,6 +23,7 @@ VERSION = 1
 REQUEST_HEADER = struct.Struct("<HBBHHQ")        # magic version opcode flags reserved request_id
 REPLY_HEADER = struct.Struct("<HBBHHQQQ")        # magic version opcode status flags id durable_lsn lsn
 FLAG_DURABLE = 1
+FLAG_MIN_LSN = 2  # GET, SCAN, COUNT: the payload starts with a u64 minimum LSN
 MAX_SCAN_LIMIT = 10000
 
 OP_PING, OP_GET, OP_PUT, OP_DEL, OP_BATCH, OP_SCAN, OP_COUNT = 1, 2, 3, 4, 5, 6, 7
@@ -35,10 +36,11 @@ OPCODE_NAMES = {1: "PING", 2: "GET", 3: "PUT", 4: "DEL", 5: "BATCH", 6: "SCAN", 
 # Status codes (kvd::Code).
 OK, NOT_FOUND, INVALID_ARGUMENT, TOO_LARGE, WRITES_REFUSED, NO_SPACE = 0, 1, 2, 3, 4, 5
 IO_ERROR, CORRUPTION, BUSY, SHUTTING_DOWN, UNSUPPORTED, INTERNAL = 6, 7, 8, 9, 10, 11
-NOT_PRIMARY, FENCED = 12, 13
+NOT_PRIMARY, FENCED, TIMED_OUT = 12, 13, 14
 STATUS_NAMES = {0: "OK", 1: "NotFound", 2: "InvalidArgument", 3: "TooLarge", 4: "WritesRefused",
                 5: "NoSpace", 6: "IOError", 7: "Corruption", 8: "Busy", 9: "ShuttingDown",
-                10: "Unsupported", 11: "Internal", 12: "NotPrimary", 13: "Fenced"}
+                10: "Unsupported", 11: "Internal", 12: "NotPrimary", 13: "Fenced",
+                14: "TimedOut"}
 
 BATCH_PUT, BATCH_DEL = 1, 2
 SCAN_PREFIX, SCAN_RANGE = 0, 1
@@ -286,8 +288,14 @@ class KvdClient:
     def ping(self):
         return self.call(OP_PING)
 
-    def get(self, key):
-        return self.call(OP_GET, _b(key))
+    def read_call(self, opcode, payload, min_lsn=0):
+        """A read; with min_lsn, kFlagMinLsn and the LSN in front of the payload."""
+        if not min_lsn:
+            return self.call(opcode, payload)
+        return self.call(opcode, struct.pack("<Q", min_lsn) + _b(payload), FLAG_MIN_LSN)
+
+    def get(self, key, min_lsn=0):
+        return self.read_call(OP_GET, _b(key), min_lsn)
 
     def put(self, key, value, durable=False):
         return self.call(OP_PUT, put_payload(key, value), FLAG_DURABLE if durable else 0)
@@ -298,9 +306,9 @@ class KvdClient:
     def batch(self, ops, durable=False):
         return self.call(OP_BATCH, batch_payload(ops), FLAG_DURABLE if durable else 0)
 
-    def scan(self, prefix=None, start=None, end=b"", after=b"", limit=0):
+    def scan(self, prefix=None, start=None, end=b"", after=b"", limit=0, min_lsn=0):
         """Reply with .items and .more set when OK."""
-        r = self.call(OP_SCAN, scan_payload(prefix, start, end, after, limit))
+        r = self.read_call(OP_SCAN, scan_payload(prefix, start, end, after, limit), min_lsn)
         if r.ok:
             items, more = decode_scan_reply(r.payload)
             r.items, r.more = items, more
@@ -316,9 +324,9 @@ class KvdClient:
                 return out
             after = r.items[-1][0]
 
-    def count(self, prefix=b""):
+    def count(self, prefix=b"", min_lsn=0):
         """Reply with .value (the count) when OK."""
-        r = self.call(OP_COUNT, _b(prefix))
+        r = self.read_call(OP_COUNT, _b(prefix), min_lsn)
         if r.ok:
             (r.value,) = struct.unpack("<Q", r.payload)
         return r

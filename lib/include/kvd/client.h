@@ -62,21 +62,24 @@ class Client {
                      std::initializer_list<std::string_view> payload_parts = {});
 
   // --- convenience ------------------------------------------------------------
+  // Reads (Get, Scan, Count) take a minimum LSN (read-your-writes): not 0,
+  // the server answers once it has applied that LSN, or fails with
+  // kTimedOut after its [replication] min_lsn_wait (kFlagMinLsn).
   Status Ping();
   // nullopt when the key is absent.
-  Result<std::optional<std::string>> Get(std::string_view key);
+  Result<std::optional<std::string>> Get(std::string_view key, Lsn min_lsn = 0);
   Result<WriteAck> Put(std::string_view key, std::string_view value, bool durable = false);
   Result<WriteAck> Del(std::string_view key, bool durable = false);
   Result<WriteAck> Batch(std::span<const BatchOp> ops, bool durable = false);
   // One atomic DEL_RANGE (a prefix, or [a, b)).
   Result<RangeDeleteAck> DeleteRange(const KeyRange& range, bool durable = false);
-  Result<proto::ScanReply> Scan(const proto::ScanArgs& args);
+  Result<proto::ScanReply> Scan(const proto::ScanArgs& args, Lsn min_lsn = 0);
   // A backup (docs/backup.md): Begin waits for its snapshot, Read pulls
   // chunks (empty at the end), End lets the server drop its hold.
   Result<BackupHandle> BackupBegin();
   Result<std::string> BackupRead(uint64_t id, uint64_t offset, uint32_t max_bytes);
   Status BackupEnd(uint64_t id);
-  Result<uint64_t> Count(std::string_view prefix = {});
+  Result<uint64_t> Count(std::string_view prefix = {}, Lsn min_lsn = 0);
   // Returns the durable LSN.
   Result<Lsn> FlushWal();
   // Returns the snapshot's LSN.
@@ -91,6 +94,8 @@ class Client {
  private:
   explicit Client(Fd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
   Status ReadSome();
+  // Call for a read, with kFlagMinLsn and the LSN in front when min_lsn != 0.
+  Result<Reply> CallRead(proto::Opcode op, Lsn min_lsn, std::string_view payload);
 
   Fd fd_;
   std::chrono::milliseconds timeout_;

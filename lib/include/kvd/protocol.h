@@ -9,6 +9,8 @@
 //     u8  version = 1
 //     u8  opcode
 //     u16 flags           bit 0: kFlagDurable (acknowledge only once durable, any mode)
+//                         bit 1: kFlagMinLsn (GET, SCAN, COUNT: the payload starts with a
+//                                u64 minimum LSN; answered once the node applied it)
 //     u16 reserved = 0
 //     u64 request_id      chosen by the client, echoed in the reply
 //   reply header, 32 bytes:
@@ -38,6 +40,10 @@ inline constexpr size_t kRequestHeaderBytes = 16;
 inline constexpr size_t kReplyHeaderBytes = 32;
 inline constexpr uint32_t kDefaultMaxFrameBytes = 32 * 1024 * 1024;
 inline constexpr uint16_t kFlagDurable = 1;
+// Read-your-writes (docs/wire_protocol.md section 6): on GET, SCAN and COUNT
+// only; the payload starts with a u64 LSN the node must have applied first.
+inline constexpr uint16_t kFlagMinLsn = 2;
+inline constexpr uint16_t kKnownRequestFlags = kFlagDurable | kFlagMinLsn;
 inline constexpr uint32_t kMaxScanLimit = 10000;
 
 enum class Opcode : uint8_t {
@@ -77,6 +83,7 @@ inline constexpr uint32_t kMaxBackupChunk = 1024 * 1024;
 std::string_view OpcodeName(Opcode op);
 bool IsKnownOpcode(uint8_t op);
 bool IsWriteOpcode(Opcode op);  // PUT, DEL, BATCH, DEL_RANGE
+bool AcceptsMinLsn(Opcode op);  // GET, SCAN, COUNT: the reads kFlagMinLsn may carry
 
 struct RequestHeader {
   Opcode opcode = Opcode::kPing;
@@ -197,5 +204,10 @@ std::string EncodeBackupBeginReply(const BackupBeginReply& r);
 Result<BackupBeginReply> DecodeBackupBeginReply(std::span<const std::byte> payload);
 std::string EncodeU64(uint64_t v);
 Result<uint64_t> DecodeU64(std::span<const std::byte> payload);
+
+// kFlagMinLsn: the u64 in front of a read's own payload. Sets *min_lsn and
+// returns the rest (the payload the opcode defines). Fewer than 8 bytes:
+// kInvalidArgument. The request's encoder puts EncodeU64(min_lsn) first.
+Result<std::span<const std::byte>> SplitMinLsn(std::span<const std::byte> payload, Lsn* min_lsn);
 
 }  // namespace kvd::proto

@@ -32,6 +32,7 @@ enum class Code : uint16_t {
   kInternal = 11,       // a bug: an invariant did not hold
   kNotPrimary = 12,     // writes go to the primary; this node is not it (reversible)
   kFenced = 13,         // a newer epoch fenced this node's writes (reversible)
+  kTimedOut = 14,       // a bounded wait ended first (a read's minimum LSN not applied in time)
 };
 
 std::string_view CodeName(Code code);
@@ -55,6 +56,7 @@ class [[nodiscard]] Status {
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   static Status NotPrimary(std::string m) { return {Code::kNotPrimary, std::move(m)}; }
   static Status Fenced(std::string m) { return {Code::kFenced, std::move(m)}; }
+  static Status TimedOut(std::string m) { return {Code::kTimedOut, std::move(m)}; }
   // Maps an errno to kNoSpace (ENOSPC, EDQUOT) or kIOError, with
   // "<context>: <strerror>" as the message.
   static Status FromErrno(int err, std::string_view context);
