@@ -68,6 +68,7 @@ class EngineImpl final : public Engine {
   EpochHistory epoch_history() const override { return epochs_; }
   Status BeginEpoch(Epoch epoch) override;
   Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) override;
+  Result<WalTruncateReport> RewindTo(Lsn lsn, const std::string& set_aside_path, CompletionSink* sink) override;
 
   void Poll(CompletionSink* sink) override;
   void SetDeferredCommitStart(bool on) override { defer_start_ = on; }
@@ -156,6 +157,9 @@ class EngineImpl final : public Engine {
   // retry failed; returns why it stopped early.
   template <typename Pred>
   Status DriveUntil(Pred pred, CompletionSink* sink);
+  // Everything appended is durable and nothing runs on the committer thread
+  // (no commit, no segment drop): for RewindTo.
+  Status DriveUntilIdle(CompletionSink* sink);
   void Warn(std::string_view msg) const;
   // Before a local write: the history may place epochs after the next LSN
   // (begun for records that a crash or ENOSPC then took away); our own new
