@@ -46,7 +46,7 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     return;
   }
-  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_};
+  WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, on_newer_epoch_};
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx)));
   senders_.back()->Start();
 }

@@ -8,6 +8,7 @@
 // Threading: loop thread only.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -32,6 +33,12 @@ class ReplPrimary {
   void OnFeedUpdate();
   uint16_t port() const { return listener_.port(); }
   nlohmann::json StatusJson();
+  // Called when a replica shows a newer epoch (the owner fences writes).
+  void set_on_newer_epoch(std::function<void(Epoch, const std::string&)> fn) { on_newer_epoch_ = std::move(fn); }
+  // Closes every replica's link (a fenced old primary feeds nobody).
+  void CloseAll(const Status& why) {
+    for (auto& s : senders_) s->Close(why);
+  }
 
  private:
   static void OnTimer(uv_timer_t* t);
@@ -52,6 +59,7 @@ class ReplPrimary {
   // keeps their WAL while they reconnect.
   std::map<std::string, Lsn> known_;
   Lsn floor_ = 0;
+  std::function<void(Epoch, const std::string&)> on_newer_epoch_;
 };
 
 }  // namespace kvd::daemon::repl

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,9 @@ class WalSender : public Link::Handler {
     WalFeed* feed = nullptr;
     std::string wal_dir;
     std::string node_name;
+    // A frame or a HELLO's history showed a newer epoch: this primary is an
+    // old one (docs/replication.md §7). The owner fences writes.
+    std::function<void(Epoch newer, const std::string& why)> on_newer_epoch;
   };
   WalSender(uv_tcp_t* tcp, Context ctx);
 
@@ -68,6 +72,10 @@ class WalSender : public Link::Handler {
   void OnHello(const Frame& f);
   void OnAck(const Frame& f);
   void SendChunk(std::string records, Lsn first, Lsn last);
+  // Sees a newer epoch: tells the owner (which fences) and closes.
+  void NewerEpoch(Epoch newer, const std::string& what);
+  // Whether the WAL from lsn on is still here (cache or segments).
+  bool HasWalFrom(Lsn lsn);
 
   Context ctx_;
   std::unique_ptr<Link> link_;
