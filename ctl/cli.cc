@@ -157,6 +157,22 @@ sends nothing and exits 2.)");
 
   auto* ping = app.add_subcommand("ping", "check the server answers; prints PONG");
 
+  bool promote_force = false;
+  uint64_t promote_epoch = 0;
+  auto* promote = app.add_subcommand("promote", "make this replica the primary in a new epoch; prints epoch=E");
+  promote->add_flag("--force", promote_force, "promote even if this replica may lack acknowledged writes");
+  promote->add_option("--epoch", promote_epoch, "the epoch to begin (default: the highest seen + 1)");
+  promote->footer(
+      "Refused, with the reason, when the replica may lack writes the primary acknowledged: its durable\n"
+      "LSN is behind the primary's last reported one, or the link is up but the primary went silent.\n"
+      "See docs/replication.md section 7.");
+  std::string replicate_from;
+  auto* replicate = app.add_subcommand("replicate", "make this node a replica of another primary");
+  replicate->add_option("--from", replicate_from, "HOST:PORT of the primary's [replication] listen")->required();
+  replicate->footer(
+      "A primary is fenced first (its writes refused), then it follows HOST:PORT; a log that diverged\n"
+      "from the new primary's is cut and set aside in wal/diverged-<first>-<last>.broken.");
+
   std::string cfg_name;
   std::string cfg_value;
   auto* config = app.add_subcommand("config", "read or change runtime settings");
@@ -266,6 +282,8 @@ sends nothing and exits 2.)");
   if (*snapshot) return CmdSnapshot(ctx);
   if (*status) return CmdStatus(ctx, status_json);
   if (*ping) return CmdPing(ctx);
+  if (*promote) return CmdPromote(ctx, promote_force, promote_epoch);
+  if (*replicate) return CmdReplicate(ctx, replicate_from);
   if (*config_get) return CmdConfigGet(ctx, cfg_name);
   if (*config_set) return CmdConfigSet(ctx, cfg_name, cfg_value);
   if (*bench) {

@@ -238,4 +238,21 @@ int CmdConfigSet(const CommandContext& c, const std::string& name, const std::st
   });
 }
 
+int CmdPromote(const CommandContext& c, bool force, uint64_t epoch) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    auto r = cl.Promote(force, epoch);
+    if (!r.has_value()) return Fail(c, r.error());
+    c.out << "epoch=" << *r << "\n";
+    return kExitOk;
+  });
+}
+
+int CmdReplicate(const CommandContext& c, const std::string& host_port) {
+  return WithClient(c, [&](kvd::Client& cl) {
+    if (kvd::Status s = cl.Replicate(host_port); !s.ok()) return Fail(c, s);
+    c.out << "OK\n";
+    return kExitOk;
+  });
+}
+
 }  // namespace kvctl

@@ -59,6 +59,12 @@ int CmdConfigGet(const CommandContext& c, const std::string& name);
 // A value, key or name the server refuses (InvalidArgument) exits 2.
 int CmdConfigSet(const CommandContext& c, const std::string& name, const std::string& value);
 
+// PROMOTE: prints "epoch=E" (the epoch begun). The server's refusal (it
+// may lack acknowledged writes) is printed as it gives it; force overrides.
+int CmdPromote(const CommandContext& c, bool force, uint64_t epoch);
+// REPLICATE: the node follows the primary at host_port; prints OK.
+int CmdReplicate(const CommandContext& c, const std::string& host_port);
+
 // "snap-<20-digit LSN>.kvs" (docs/snapshot_format.md).
 std::string SnapshotFileName(uint64_t lsn);
 

@@ -94,6 +94,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   dispatcher_.set_engine(e);
   config_.set_engine(e);
   KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery()));
+  repl_.set_hooks({&dispatcher_, [this] { return snapshots_.running(); }});
   KVD_RETURN_IF_ERROR(repl_.Start(e, &node_));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
@@ -219,6 +220,11 @@ std::string Server::StatusJson() {
   }
   in.replication_json = repl_.StatusJson();
   return BuildStatusJson(in);
+}
+
+Status Server::Replicate(std::string_view primary) {
+  KVD_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(std::string(primary)));
+  return repl_.BecomeReplica(hp);
 }
 
 std::vector<FrontEnd*> Server::FrontEnds() {

@@ -74,6 +74,8 @@ class Server : public DispatchHost {
   }
   void RequestSnapshot() override { snapshots_.Trigger("request"); }
   void OnWriteError(const Status& status) override { node_.OnWriteError(status); }
+  Result<Epoch> Promote(bool force, Epoch epoch) override { return repl_.BecomePrimary(epoch, force); }
+  Status Replicate(std::string_view primary) override;
 
  private:
   void OnConfigApplied(const Config& before, const Config& after);

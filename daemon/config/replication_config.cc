@@ -22,9 +22,8 @@ Status CheckReplicationConfig(const ReplicationConfig& r) {
     if (r.primary.empty()) return Status::InvalidArgument("replication.primary: a replica must name its primary");
     auto hp = ParseHostPort(r.primary);
     if (!hp) return Status::InvalidArgument("replication.primary: " + hp.error().message());
-    if (!r.listen.empty()) {
-      return Status::InvalidArgument("replication.listen: a replica does not serve replicas (no cascading yet)");
-    }
+    // A replica's listen opens only once it is promoted (kvctl promote):
+    // replicas do not serve replicas (no cascading).
   } else if (!r.primary.empty()) {
     return Status::InvalidArgument("replication.primary: set only with role = \"replica\"");
   }

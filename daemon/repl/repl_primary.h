@@ -51,6 +51,12 @@ class ReplPrimary {
   uint32_t CountDurable(Lsn lsn);
   // Runs after any replica's durable LSN may have changed (one listener).
   void set_on_progress(std::function<void()> fn) { on_progress_ = std::move(fn); }
+  // Called when a replica shows a newer epoch (the owner fences writes).
+  void set_on_newer_epoch(std::function<void(Epoch, const std::string&)> fn) { on_newer_epoch_ = std::move(fn); }
+  // Closes every replica's link (a fenced old primary feeds nobody).
+  void CloseAll(const Status& why) {
+    for (auto& s : senders_) s->Close(why);
+  }
 
  private:
   static void OnTimer(uv_timer_t* t);
@@ -77,6 +83,7 @@ class ReplPrimary {
   std::unique_ptr<SyncGate> sync_;
   std::function<void()> on_progress_;
   ReplCounters counters_;  // every sender adds to it
+  std::function<void(Epoch, const std::string&)> on_newer_epoch_;
 };
 
 }  // namespace kvd::daemon::repl

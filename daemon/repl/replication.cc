@@ -30,25 +30,21 @@ Replication::~Replication() { Stop(); }
 Status Replication::Start(Engine* engine, NodeController* node) {
   if (!enabled()) return Status::Ok();
   engine_ = engine;
-  KVD_ASSIGN_OR_RETURN(std::shared_ptr<TlsContext> tls, MakeReplicationTls(config_));
+  node_ = node;
+  KVD_ASSIGN_OR_RETURN(tls_, MakeReplicationTls(config_));
   if (config_.role == "replica") {
     KVD_ASSIGN_OR_RETURN(HostPort primary, ParseHostPort(config_.primary));
     node->set_role(Role::kReplica);
     KVD_RETURN_IF_ERROR(node->SetWriteFence(Status::NotPrimary(
         "this node is a replica; send writes to the primary at " + primary.ToString())));
-    receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls);
-    receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
-    feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { receiver_->OnLocalDurable(feed_.durable_lsn()); });
-    receiver_->Start(engine);
+    feed_.Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+    StartReceiver(primary);
     return Status::Ok();
   }
-  primary_ = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_, tls);
-  primary_->set_on_progress([this] {
-    if (on_acks_changed_) on_acks_changed_();
-  });
-  feed_.Start(engine->last_lsn(), engine->durable_lsn(), [this] { primary_->OnFeedUpdate(); });
-  KVD_RETURN_IF_ERROR(primary_->Start(engine, &feed_));
-  return primary_->StartSync(node->bridge().NotifyFn());
+  feed_.Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+  KVD_ASSIGN_OR_RETURN(primary_, StartPrimary());
+  feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
+  return Status::Ok();
 }
 
 Status Replication::SetSync(uint32_t sync_replicas, std::chrono::milliseconds timeout) {
@@ -75,16 +71,28 @@ std::string Replication::StatusJson() const {
   if (!enabled()) return {};
   nlohmann::json j;
   j["name"] = name_;
-  j["role"] = config_.role;
+  j["role"] = node_ != nullptr ? std::string(RoleName(node_->role())) : config_.role;
   j["sync_replicas"] = config_.sync_replicas;
   j["tls"] = config_.tls();
+  if (engine_ != nullptr) {
+    j["epoch"] = engine_->current_epoch();
+    j["highest_epoch_seen"] = highest_epoch_seen();
+    nlohmann::json h = nlohmann::json::array();
+    const EpochHistory history = engine_->epoch_history();  // by value: keep it alive for the loop
+    for (const EpochStart& e : history.entries()) {
+      h.push_back({{"epoch", e.epoch}, {"first_lsn", e.first_lsn}});
+    }
+    j["epoch_history"] = h;
+    const Status fence = engine_->write_fence();
+    if (fence.code() == Code::kFenced) j["fenced"] = fence.message();
+  }
   if (primary_) {
     j["primary"] = name_;
     j.update(primary_->StatusJson());  // listen, port, replicas[], disconnected[], retention_floor
   }
   if (receiver_) {
     j["receiver"] = receiver_->StatusJson();
-    j["primary"] = config_.primary;
+    j["primary"] = primary_addr_;
   }
   return j.dump();
 }

@@ -10,11 +10,18 @@
 // Off ([replication] not configured): observer() is nullptr, so the engine's
 // write path does no extra work, and nothing listens.
 //
+// Role changes are an API for any coordinator (kvctl's PROMOTE and
+// REPLICATE today, the etcd failover loop later; replication_roles.cc):
+// BecomePrimary(epoch) and BecomeReplica(primary). A primary that sees a
+// newer epoch fences itself (kFenced) until it is made a replica.
+//
 // Threading: loop thread only (the feed's observer calls excepted).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "kvd/engine.h"
@@ -55,7 +62,37 @@ class Replication : public ReplicaAcks {
   // The Env a replica writes transferred snapshots through (the engine's).
   void set_env(Env* env) { env_ = env; }
 
+  // ---- role changes (replication_roles.cc; docs/replication.md §7) -------
+  // What the server lends for role changes: the sink that gets the
+  // completions of writes made durable during a log cut, and whether a
+  // snapshot of the state is being written (a cut waits for it).
+  struct Hooks {
+    CompletionSink* sink = nullptr;
+    std::function<bool()> snapshot_running;
+  };
+  void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
+  // This replica becomes the primary: its receiver stops, the engine
+  // begins `epoch` (0: the highest epoch seen + 1) durably before any write,
+  // the replication listener opens, the write fence is lifted. Refused
+  // (nothing changed) when this node may lack acknowledged writes
+  // (promote_check.h) unless force, when [replication] listen is not
+  // configured, or when it is a primary already. Returns the epoch begun.
+  Result<Epoch> BecomePrimary(Epoch epoch, bool force);
+  // This node follows the primary at `primary`: writes are fenced first
+  // (kNotPrimary naming it), a primary's listener and senders stop, and a
+  // receiver starts (replacing any previous one). A log that diverged from
+  // the new primary's is cut when it says TRUNCATE.
+  Status BecomeReplica(const HostPort& primary);
+  // The highest epoch this node has seen (its own history or any frame).
+  Epoch highest_epoch_seen() const;
+
  private:
+  void FenceForNewerEpoch(Epoch newer, const std::string& why);
+  void StartReceiver(const HostPort& primary);
+  // A primary's listener and senders (TLS, fencing, the sync gate), started.
+  Result<std::unique_ptr<repl::ReplPrimary>> StartPrimary();
+  Status RewindLog(Lsn fork, Lsn last);
+
   uv_loop_t* loop_;
   ReplicationConfig config_;
   std::string wal_dir_;
@@ -67,6 +104,14 @@ class Replication : public ReplicaAcks {
   std::unique_ptr<repl::ReplPrimary> primary_;
   std::unique_ptr<repl::WalReceiver> receiver_;
   std::function<void()> on_acks_changed_;
+  std::shared_ptr<TlsContext> tls_;  // nullptr: plain TCP (loopback or insecure)
+  NodeController* node_ = nullptr;
+  Hooks hooks_;
+  Epoch seen_epoch_ = 0;        // from frames; see highest_epoch_seen()
+  std::string primary_addr_;    // the primary a replica follows
+  // Replaced receivers, stopped; kept as long as this object because a
+  // connect they started may still call them back.
+  std::vector<std::unique_ptr<repl::WalReceiver>> retired_;
 };
 
 }  // namespace kvd::daemon

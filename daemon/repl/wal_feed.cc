@@ -18,6 +18,20 @@ void WalFeed::Start(Lsn last, Lsn durable, std::function<void()> on_update) {
   Drain();
 }
 
+void WalFeed::Rewind(Lsn last) {
+  {
+    // Records still queued were written before the cut (the rewind drove
+    // every commit to completion first): they are gone now.
+    std::lock_guard lock(mu_);
+    incoming_.clear();
+  }
+  chunks_.clear();
+  cached_bytes_ = 0;
+  last_ = last;
+  durable_ = last;
+  incoming_durable_.store(last, std::memory_order_release);
+}
+
 void WalFeed::OnRecordsWritten(Lsn first, Lsn last, std::string_view records) {
   {
     std::lock_guard lock(mu_);

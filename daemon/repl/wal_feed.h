@@ -32,6 +32,11 @@ class WalFeed final : public CommitObserver {
   // on_update runs on the loop after new records or a new durable LSN.
   void Start(Lsn last, Lsn durable, std::function<void()> on_update);
   void Close() { async_.reset(); }
+  // on_update from now on (a role change); nothing else changes.
+  void set_on_update(std::function<void()> on_update) { on_update_ = std::move(on_update); }
+  // The engine's log was cut back to `last` (Engine::RewindTo, all of it
+  // durable): the cache forgets everything, the next record is last + 1.
+  void Rewind(Lsn last);
 
   // CommitObserver (committer thread).
   void OnRecordsWritten(Lsn first, Lsn last, std::string_view records) override;

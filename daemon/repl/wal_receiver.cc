@@ -106,7 +106,7 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
   h.last_lsn = self->engine_->last_lsn();
   h.durable_lsn = self->engine_->durable_lsn();
   h.history = self->engine_->epoch_history();
-  self->link_->Send(MsgType::kHello, self->engine_->current_epoch(), {EncodeHello(h)});
+  self->link_->Send(MsgType::kHello, self->MyEpoch(), {EncodeHello(h)});
 }
 
 void WalReceiver::Retry(const std::string& why) {
@@ -137,16 +137,29 @@ void WalReceiver::OnClosed(const Status& why) {
   Retry(why.ToString());
 }
 
+Epoch WalReceiver::MyEpoch() const {
+  const Epoch seen = hooks_.seen_epoch != nullptr ? *hooks_.seen_epoch : 0;
+  return std::max(engine_->current_epoch(), seen);
+}
+
 void WalReceiver::OnFrame(const Frame& f) {
   last_heard_ = std::chrono::steady_clock::now();
-  const Epoch mine = engine_->current_epoch();
+  const Epoch mine = MyEpoch();
   if (f.epoch < mine) {
+    // An old primary (one a failover left behind): none of its records are
+    // accepted. Logged once per connection attempt.
+    LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+             fmt::format("replica {}: refusing the primary at {}: it is in epoch {}, this replica has seen epoch {} "
+                         "(stale_epoch)",
+                         node_name_, primary_.ToString(), f.epoch, mine));
     return link_->Fail(Code::kFenced,
                        fmt::format("stale_epoch: the primary is in epoch {}, this replica already in {}", f.epoch,
                                    mine),
                        mine);
   }
+  heard_primary_ = true;
   primary_epoch_ = f.epoch;
+  if (hooks_.seen_epoch != nullptr) *hooks_.seen_epoch = std::max(*hooks_.seen_epoch, f.epoch);
   switch (f.type) {
     case MsgType::kWelcome: return OnWelcome(f);
     case MsgType::kWal: return OnWal(f);
@@ -189,6 +202,16 @@ void WalReceiver::OnWelcome(const Frame& f) {
                          "at LSN {}",
                          node_name_, w->primary_name, primary_.ToString(), engine_->last_lsn(), w->start_lsn - 1));
     return;
+  }
+  if (w->start == StartMode::kTruncate && hooks_.rewind) {
+    if (w->fork_lsn >= engine_->last_lsn() || w->start_lsn != w->fork_lsn + 1) {
+      return link_->Fail(Code::kInvalidArgument,
+                         fmt::format("TRUNCATE after LSN {} (start {}) but this replica's last LSN is {}", w->fork_lsn,
+                                     w->start_lsn, engine_->last_lsn()),
+                         mine);
+    }
+    primary_name_ = w->primary_name;
+    return OnTruncate(w->fork_lsn);
   }
   if (w->start != StartMode::kStream || w->start_lsn != engine_->last_lsn() + 1) {
     return link_->Fail(Code::kUnsupported,
@@ -238,6 +261,10 @@ void WalReceiver::OnWal(const Frame& f) {
                                              m->header.last_lsn, expect - 1));
   }
   if (!st.ok()) return link_->Fail(Code::kInvalidArgument, "bad_record: " + st.message(), mine);
+  // What the primary had durable is known even if the append below fails
+  // (a full disk): PROMOTE judges by it.
+  primary_last_ = std::max(primary_last_, m->header.last_lsn);
+  primary_durable_ = std::max(primary_durable_, m->header.primary_durable_lsn);
   auto ticket = engine_->AppendReplicated(std::as_bytes(std::span(m->records.data(), m->records.size())));
   if (!ticket) {
     LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
@@ -256,6 +283,23 @@ void WalReceiver::NoteLag() {
   if (engine_ != nullptr) behind_.Note(engine_->applied_lsn(), primary_last_, std::chrono::steady_clock::now());
 }
 
+void WalReceiver::OnTruncate(Lsn fork) {
+  const Lsn last = engine_->last_lsn();
+  LogEvent(spdlog::level::warn, Event::kReplication, last,
+           fmt::format("replica {}: primary {} ({}) says this log diverged after LSN {}: cutting LSNs {}..{}",
+                       node_name_, primary_name_, primary_.ToString(), fork, fork + 1, last));
+  Status st = hooks_.rewind(fork, last);
+  if (!st.ok()) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             fmt::format("replica {}: cannot cut the divergent tail after LSN {}: {}", node_name_, fork,
+                         st.ToString()));
+    return link_->Close(Status(st.code(), "cannot cut the divergent tail: " + st.message()));
+  }
+  // Reconnect at once with the shorter log: the primary streams from fork + 1.
+  backoff_ = std::chrono::milliseconds(100);
+  link_->Close(Status::IOError(fmt::format("the log was cut after LSN {}; reconnecting", fork)));
+}
+
 void WalReceiver::SendAck() {
   NoteLag();  // after each fdatasync (records applied) and every ACK interval
   if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
@@ -264,7 +308,7 @@ void WalReceiver::SendAck() {
   const Lsn written = engine_->last_lsn();
   const Lsn durable = std::min(written, std::max(engine_->durable_lsn(), local_durable_));
   const Ack a{written, durable, engine_->applied_lsn(), echo_sent_at_us_};
-  link_->Send(MsgType::kAck, engine_->current_epoch(), {EncodeAck(a)});
+  link_->Send(MsgType::kAck, MyEpoch(), {EncodeAck(a)});
   last_ack_ = std::chrono::steady_clock::now();
 }
 
@@ -327,6 +371,11 @@ nlohmann::json WalReceiver::StatusJson() const {
           {"snapshot_lsn", installer_ != nullptr && installer_->active() ? installer_->snapshot_lsn() : 0},
           {"snapshot_bytes_received", installer_ != nullptr ? installer_->bytes() : 0},
           {"snapshots_installed", snapshots_installed_},
+          {"heard_primary", heard_primary_},
+          {"silent_ms", heard_primary_ ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - last_heard_)
+                                             .count()
+                                       : 0},
           {"connects", connects_},
           {"last_error", last_error_}};
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,25 @@ class WalReceiver : public Link::Handler {
   // The replica's part of the replication metrics.
   void FillMetrics(ReplicationMetrics* m) const;
 
+  // Role changes (docs/replication.md §5, §7). seen_epoch: the highest
+  // epoch this node has seen (owned by Replication, shared with a later
+  // receiver): frames from an older primary are refused, and this replica's
+  // own frames carry it. rewind(fork, last): cut the log after fork (a
+  // TRUNCATE welcome); OK means the receiver reconnects with the shorter log.
+  struct RoleHooks {
+    Epoch* seen_epoch = nullptr;
+    std::function<Status(Lsn fork, Lsn last)> rewind;
+  };
+  void set_role_hooks(RoleHooks hooks) { hooks_ = std::move(hooks); }
+  // What PROMOTE judges by (promote_check.h).
+  bool heard_primary() const { return heard_primary_; }
+  bool link_up() const {
+    return link_ != nullptr && !link_->closed() &&
+           (state_ == ReceiverState::kHandshake || state_ == ReceiverState::kStreaming);
+  }
+  std::chrono::steady_clock::time_point last_heard() const { return last_heard_; }
+  Lsn primary_durable() const { return primary_durable_; }
+
   // Link::Handler
   void OnFrame(const Frame& frame) override;
   void OnClosed(const Status& why) override;
@@ -76,6 +96,9 @@ class WalReceiver : public Link::Handler {
   bool InstallSnapshot();
   // After anything that may move the applied LSN or the primary's last LSN.
   void NoteLag();
+  void OnTruncate(Lsn fork);
+  // The epoch this replica speaks in and refuses older primaries below.
+  Epoch MyEpoch() const;
 
   uv_loop_t* loop_;
   HostPort primary_;
@@ -105,6 +128,8 @@ class WalReceiver : public Link::Handler {
   std::string pending_install_;   // installed snapshot the engine has not reset to yet
   uint64_t snapshots_installed_ = 0;
   std::chrono::steady_clock::time_point last_heartbeat_;
+  bool heard_primary_ = false;
+  RoleHooks hooks_;
 };
 
 }  // namespace kvd::daemon::repl

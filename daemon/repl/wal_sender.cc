@@ -56,13 +56,7 @@ Lsn WalSender::needs_from() const {
 void WalSender::OnFrame(const Frame& f) {
   last_heard_ = std::chrono::steady_clock::now();
   const Epoch mine = ctx_.engine->current_epoch();
-  if (f.epoch > mine) {
-    // A newer epoch exists: fencing this primary is a later slice; refuse
-    // to feed a replica that already follows a newer primary.
-    link_->Fail(Code::kFenced, fmt::format("newer_epoch: the replica is in epoch {}, this primary in {}", f.epoch, mine),
-                mine);
-    return;
-  }
+  if (f.epoch > mine) return NewerEpoch(f.epoch, fmt::format("a {} frame in epoch {}", MsgTypeName(f.type), f.epoch));
   switch (f.type) {
     case MsgType::kHello: return OnHello(f);
     case MsgType::kAck: return OnAck(f);
@@ -92,6 +86,14 @@ void WalSender::OnHello(const Frame& f) {
                        mine);
   }
   progress_.name = hello->node_name;
+  if (hello->history.current() > mine) {
+    return NewerEpoch(hello->history.current(),
+                      fmt::format("replica {}'s epoch history reaching epoch {}", hello->node_name,
+                                  hello->history.current()));
+  }
+  if (const Status fence = ctx_.engine->write_fence(); fence.code() == Code::kFenced) {
+    return link_->Fail(Code::kFenced, "fenced: this node is an old primary (" + fence.message() + ")", mine);
+  }
   const Lsn my_last = ctx_.feed->last_lsn();
   const EpochHistory history = ctx_.engine->epoch_history();
   const Lsn fork = ForkPoint(history, my_last, hello->history, hello->last_lsn);
@@ -102,11 +104,27 @@ void WalSender::OnHello(const Frame& f) {
                        mine);
   }
   if (fork < hello->last_lsn) {
-    return link_->Fail(Code::kUnsupported,
-                       fmt::format("diverged: the replica's log leaves this primary's after LSN {} (it has {}); "
-                                   "cutting a divergent tail is not built yet",
-                                   fork, hello->last_lsn),
-                       mine);
+    if (!HasWalFrom(fork + 1)) {
+      return link_->Fail(Code::kUnsupported,
+                         fmt::format("diverged: the replica's log leaves this primary's after LSN {} (it has {}) and "
+                                     "the WAL after it is gone; snapshot transfer is not built yet: rebuild the "
+                                     "replica from an empty data directory after a snapshot",
+                                     fork, hello->last_lsn),
+                         mine);
+    }
+    // TRUNCATE (§5): the replica cuts its tail after the fork point, sets
+    // it aside and reconnects; this link ends there.
+    Welcome w;
+    w.primary_name = ctx_.node_name;
+    w.start = StartMode::kTruncate;
+    w.start_lsn = fork + 1;
+    w.fork_lsn = fork;
+    w.history = history;
+    link_->Send(MsgType::kWelcome, mine, {EncodeWelcome(w)});
+    LogEvent(spdlog::level::warn, Event::kReplication, my_last,
+             fmt::format("replica {} ({}) diverged after LSN {} (it has {}): told to cut its tail (TRUNCATE)",
+                         progress_.name, progress_.peer, fork, hello->last_lsn));
+    return;
   }
   next_lsn_ = hello->last_lsn + 1;
   progress_.sent_lsn = progress_.written_lsn = hello->last_lsn;
@@ -128,6 +146,23 @@ void WalSender::OnHello(const Frame& f) {
            fmt::format("replica {} ({}) connected at LSN {}: {}", progress_.name, progress_.peer, hello->last_lsn,
                        state_ == SenderState::kCatchingUp ? "catching up from the WAL on disk" : "streaming"));
   Pump();
+}
+
+void WalSender::NewerEpoch(Epoch newer, const std::string& what) {
+  const Epoch mine = ctx_.engine->current_epoch();
+  const std::string why = fmt::format("newer_epoch: {} from {} ({}), this primary is in epoch {}", what,
+                                      progress_.name.empty() ? "(no HELLO)" : progress_.name, progress_.peer, mine);
+  // The ERROR first: the owner's fence closes every link, this one too.
+  link_->Fail(Code::kFenced, why, mine);
+  if (ctx_.on_newer_epoch) ctx_.on_newer_epoch(newer, why);
+}
+
+bool WalSender::HasWalFrom(Lsn lsn) {
+  if (lsn > ctx_.feed->last_lsn() || lsn >= ctx_.feed->first_cached_lsn()) return true;
+  std::string records;
+  Lsn last = 0;
+  WalSource probe(ctx_.wal_dir);
+  return probe.Read(lsn, lsn, 1, &records, &last).ok();
 }
 
 void WalSender::OnAck(const Frame& f) {

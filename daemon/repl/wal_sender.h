@@ -54,6 +54,9 @@ class WalSender : public Link::Handler {
     // the owner updates the retention floor at once.
     std::function<void()> needs_changed;
     ReplCounters* counters = nullptr;  // the primary's, for metrics; may be null (tests)
+    // A frame or a HELLO's history showed a newer epoch: this primary is an
+    // old one (docs/replication.md §7). The owner fences writes.
+    std::function<void(Epoch newer, const std::string& why)> on_newer_epoch;
   };
   // `filter`: the link's TLS (server side); nullptr = plain.
   WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);
@@ -91,6 +94,10 @@ class WalSender : public Link::Handler {
   void Count(uint64_t ReplCounters::*field) {
     if (ctx_.counters != nullptr) ++(ctx_.counters->*field);
   }
+  // Sees a newer epoch: tells the owner (which fences) and closes.
+  void NewerEpoch(Epoch newer, const std::string& what);
+  // Whether the WAL from lsn on is still here (cache or segments).
+  bool HasWalFrom(Lsn lsn);
 
   Context ctx_;
   std::unique_ptr<Link> link_;

@@ -20,6 +20,8 @@ std::string_view OpName(Op op) {
     case Op::kBackupBegin: return "backup_begin";
     case Op::kBackupRead: return "backup_read";
     case Op::kBackupEnd: return "backup_end";
+    case Op::kPromote: return "promote";
+    case Op::kReplicate: return "replicate";
   }
   return "unknown";
 }

@@ -40,8 +40,10 @@ enum class Op : uint8_t {
   kBackupBegin,  // a snapshot to stream to the client (docs/backup.md)
   kBackupRead,
   kBackupEnd,
+  kPromote,    // become the primary (docs/replication.md §7)
+  kReplicate,  // follow another primary
 };
-inline constexpr size_t kOpCount = 16;
+inline constexpr size_t kOpCount = 18;
 
 // Lower-case name ("get", "config_set"): STATUS reports counters by it.
 std::string_view OpName(Op op);
@@ -86,6 +88,8 @@ struct Command {
   uint64_t backup_id = 0;         // BACKUP_READ, BACKUP_END
   uint64_t offset = 0;            // BACKUP_READ
   uint32_t max_bytes = 0;         // BACKUP_READ
+  bool force = false;             // PROMOTE
+  uint64_t epoch = 0;             // PROMOTE (0: the node picks); REPLICATE's address is in key
   // The arguments did not decode. fatal: the request stream is broken (the
   // connection is closed after the error reply, as for a bad frame);
   // otherwise only this request fails (a key or value over its limit).

@@ -59,7 +59,10 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     // is closed), except a key or value over its limit: that is the
     // client's data, not a broken frame, so only that request fails.
     const bool fatal = cmd.problem.ok() ? st.code() != Code::kTooLarge : cmd.fatal;
-    if (!engine_error && fatal) return st;
+    // A write fence (a replica, an old primary) refuses the write, not the
+    // connection: the client may go on reading, or read the reason.
+    const bool fenced = st.code() == Code::kNotPrimary || st.code() == Code::kFenced;
+    if (!engine_error && !fenced && fatal) return st;
     s.replies().Complete(seq, st.code(), engine_->durable_lsn(), 0, st.message());
     CountReply(st.code());
     if (engine_error) {
@@ -165,6 +168,22 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
     case Op::kBackupRead:
     case Op::kBackupEnd:
       return EvaluateBackup(s, cmd, reply);
+    case Op::kPromote: {
+      const Lsn before = engine_->last_lsn();
+      auto epoch = host_->Promote(cmd.force, cmd.epoch);
+      if (!epoch.has_value()) {
+        scratch_ = epoch.error().message();
+        return answer(epoch.error().code(), scratch_);
+      }
+      reply->lsn = before;
+      scratch_ = proto::EncodeU64(*epoch);
+      return answer(Code::kOk, scratch_);
+    }
+    case Op::kReplicate: {
+      Status st = host_->Replicate(cmd.key);
+      scratch_ = st.message();
+      return answer(st.code(), scratch_);
+    }
     default:
       // Writes and FLUSH never get here (Session submits them).
       return Status::Internal("operation routed to Evaluate: " + std::string(OpName(op)));

@@ -64,6 +64,17 @@ class DispatchHost {
   virtual void RequestSnapshot() = 0;
   // A write failed (ENOSPC, refused ...): for logging state transitions.
   virtual void OnWriteError(const Status& status) = 0;
+  // PROMOTE / REPLICATE (docs/replication.md §7): role changes, answered
+  // at once. Promote returns the epoch begun.
+  virtual Result<Epoch> Promote(bool force, Epoch epoch) {
+    (void)force;
+    (void)epoch;
+    return Status::Unsupported("this server cannot change roles");
+  }
+  virtual Status Replicate(std::string_view primary) {
+    (void)primary;
+    return Status::Unsupported("this server cannot change roles");
+  }
 };
 
 class Dispatcher : public RequestHandler, public CompletionSink {

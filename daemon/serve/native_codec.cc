@@ -84,6 +84,8 @@ DecodeResult NativeCodec::Decode(std::span<const std::byte> data, uint64_t /*seq
   cmd->backup_id = 0;
   cmd->offset = 0;
   cmd->max_bytes = 0;
+  cmd->force = false;
+  cmd->epoch = 0;
   if (!cmd->problem.ok()) cmd->problem = Status::Ok();
   cmd->fatal = false;
   cmd->ref = RefFor(req.header.request_id, static_cast<uint8_t>(req.header.opcode));
@@ -170,6 +172,16 @@ void NativeCodec::DecodePayload(Opcode opcode, std::span<const std::byte> payloa
       cmd->backup_id = *id;
       return;
     }
+    case Opcode::kPromote: {
+      auto a = proto::DecodePromote(payload);
+      if (!a.has_value()) return SetProblem(a.error(), cmd);
+      cmd->force = a->force;
+      cmd->epoch = a->epoch;
+      return;
+    }
+    case Opcode::kReplicate:
+      cmd->key = AsStringView(payload);
+      return;
     case Opcode::kPing:
     case Opcode::kFlush:
     case Opcode::kBackupBegin:

@@ -290,6 +290,18 @@ Result<std::string> Client::StatusJson() {
   return std::move(r.payload);
 }
 
+Result<uint64_t> Client::Promote(bool force, uint64_t epoch) {
+  const std::string payload = proto::EncodePromotePayload({force, epoch});
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kPromote, 0, {payload}));
+  if (!r.ok()) return r.status();
+  return proto::DecodeU64(AsBytes(r.payload));
+}
+
+Status Client::Replicate(std::string_view host_port) {
+  KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kReplicate, 0, {host_port}));
+  return r.status();
+}
+
 Result<std::string> Client::ConfigGet(std::string_view name) {
   KVD_ASSIGN_OR_RETURN(Reply r, Call(proto::Opcode::kConfigGet, 0, {name}));
   if (!r.ok()) return r.status();

@@ -164,6 +164,8 @@ std::string_view OpcodeName(Opcode op) {
     case Opcode::kBackupBegin: return "BACKUP_BEGIN";
     case Opcode::kBackupRead: return "BACKUP_READ";
     case Opcode::kBackupEnd: return "BACKUP_END";
+    case Opcode::kPromote: return "PROMOTE";
+    case Opcode::kReplicate: return "REPLICATE";
   }
   return "UNKNOWN";
 }
@@ -588,6 +590,28 @@ Result<std::span<const std::byte>> SplitMinLsn(std::span<const std::byte> payloa
   r.U64(&v);
   *min_lsn = v;
   return payload.subspan(8);
+}
+
+Result<PromoteArgs> DecodePromote(std::span<const std::byte> payload) {
+  if (payload.size() != 1 && payload.size() != 9) {
+    return Status::InvalidArgument("PROMOTE payload of " + std::to_string(payload.size()) +
+                                   " bytes (expected u8 force, optional u64 epoch)");
+  }
+  const auto force = static_cast<uint8_t>(payload[0]);
+  if (force > 1) return Status::InvalidArgument("PROMOTE force must be 0 or 1, got " + std::to_string(force));
+  PromoteArgs a;
+  a.force = force == 1;
+  if (payload.size() == 9) {
+    Reader r(payload.subspan(1));
+    r.U64(&a.epoch);
+  }
+  return a;
+}
+
+std::string EncodePromotePayload(const PromoteArgs& args) {
+  std::string out(1, args.force ? '\1' : '\0');
+  if (args.epoch != 0) PutFixed<uint64_t>(&out, args.epoch);
+  return out;
 }
 
 }  // namespace kvd::proto

@@ -306,6 +306,12 @@ EngineStats EngineImpl::stats() const {
   return st;
 }
 
+Status EngineImpl::DriveUntilIdle(CompletionSink* sink) {
+  want_sync_upto_ = std::max(want_sync_upto_, last_lsn_);
+  return DriveUntil(
+      [&] { return durable_lsn_ == last_lsn_ && !commit_running_ && pending_.empty() && drops_running_ == 0; }, sink);
+}
+
 Status EngineImpl::Close(CompletionSink* sink) {
   if (closed_) return close_status_;
   Status s;

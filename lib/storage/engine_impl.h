@@ -70,6 +70,7 @@ class EngineImpl final : public Engine {
   Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) override;
   Status ResetToSnapshot(const std::string& snapshot_path, const EpochHistory& history,
                          const std::string& set_aside_dir, SnapshotResetReport* report) override;
+  Result<WalTruncateReport> RewindTo(Lsn lsn, const std::string& set_aside_path, CompletionSink* sink) override;
 
   void Poll(CompletionSink* sink) override;
   void SetDeferredCommitStart(bool on) override { defer_start_ = on; }
@@ -158,6 +159,9 @@ class EngineImpl final : public Engine {
   // retry failed; returns why it stopped early.
   template <typename Pred>
   Status DriveUntil(Pred pred, CompletionSink* sink);
+  // Everything appended is durable and nothing runs on the committer thread
+  // (no commit, no segment drop): for RewindTo.
+  Status DriveUntilIdle(CompletionSink* sink);
   void Warn(std::string_view msg) const;
   // Before a local write: the history may place epochs after the next LSN
   // (begun for records that a crash or ENOSPC then took away); our own new

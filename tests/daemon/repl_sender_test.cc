@@ -217,4 +217,62 @@ TEST_CASE("garbage, an ACK before HELLO and a newer epoch each end the connectio
   CHECK(peer.Next(&keep).type == MsgType::kWelcome);
 }
 
+TEST_CASE("a replica whose log diverged after the fork point is told to TRUNCATE there") {
+  Rig rig;
+  for (int i = 1; i <= 3; ++i) rig.Put("k" + std::to_string(i), "v");
+  REQUIRE(rig.engine->BeginEpoch(2).ok());  // this node was promoted at LSN 3
+  rig.Put("k4", "v");
+  rig.Put("k5", "v");
+  // The old primary: LSNs 4..6 in epoch 1, which only it has.
+  Peer peer(&rig);
+  peer.Send(MsgType::kHello, 1, HelloAt(6));
+  std::string keep;
+  Frame f = peer.Next(&keep);
+  REQUIRE(f.type == MsgType::kWelcome);
+  CHECK(f.epoch == 2);
+  auto w = DecodeWelcome(f.body);
+  REQUIRE(w.has_value());
+  CHECK(w->start == StartMode::kTruncate);
+  CHECK(w->fork_lsn == 3);
+  CHECK(w->start_lsn == 4);
+  CHECK(w->history.entries() == std::vector<EpochStart>{{1, 1}, {2, 4}});
+  // After the cut it comes back at the fork point and streams epoch 2.
+  Peer again(&rig);
+  again.Send(MsgType::kHello, 1, HelloAt(3));
+  f = again.Next(&keep);
+  REQUIRE(f.type == MsgType::kWelcome);
+  w = DecodeWelcome(f.body);
+  REQUIRE(w.has_value());
+  CHECK(w->start == StartMode::kStream);
+  CHECK(w->start_lsn == 4);
+}
+
+TEST_CASE("a newer epoch in a frame or in a HELLO's history is reported to the owner, which fences") {
+  Rig rig;
+  std::vector<Epoch> newer;
+  rig.primary->set_on_newer_epoch([&](Epoch e, const std::string& why) {
+    newer.push_back(e);
+    CHECK(why.find("newer_epoch") != std::string::npos);
+  });
+  {
+    Peer peer(&rig);
+    peer.Send(MsgType::kHello, 5, HelloAt(0));
+    CHECK(peer.NextError().find("newer_epoch: a HELLO frame in epoch 5") != std::string::npos);
+  }
+  {
+    // The frame says epoch 1, the history already knows epoch 7.
+    EpochHistory h = EpochHistory::Initial();
+    REQUIRE(h.Append(7, 1).ok());
+    Peer peer(&rig);
+    peer.Send(MsgType::kHello, 1, EncodeHello({kProtocolVersion, "r2", 0, 0, h}));
+    CHECK(peer.NextError().find("epoch history reaching epoch 7") != std::string::npos);
+  }
+  CHECK(newer == std::vector<Epoch>{5, 7});
+  // Once the engine is fenced, no replica is fed.
+  REQUIRE(rig.engine->SetWriteFence(Status::Fenced("a newer epoch 7 exists")).ok());
+  Peer peer(&rig);
+  peer.Send(MsgType::kHello, 1, HelloAt(0));
+  CHECK(peer.NextError().find("fenced: this node is an old primary") != std::string::npos);
+}
+
 }  // namespace kvd

@@ -123,6 +123,8 @@ bool Answer(const proto::Request& req, uint64_t* lsn, std::string* out) {
     case Opcode::kBackupBegin:
     case Opcode::kBackupRead:
     case Opcode::kBackupEnd:
+    case Opcode::kPromote:
+    case Opcode::kReplicate:
       break;  // not served by this fake (tests/integration cover them against kvd)
   }
   return false;

@@ -173,7 +173,7 @@ TEST_CASE("bad magic, version, opcode, flags and reserved bits") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == Code::kUnsupported);
 
-  for (uint8_t op : {0, 17, 99, 255}) {
+  for (uint8_t op : {0, 19, 99, 255}) {
     bad = good;
     bad[7] = static_cast<char>(op);
     partial = {};
@@ -222,7 +222,10 @@ TEST_CASE("opcode names and classes") {
   CHECK_FALSE(IsWriteOpcode(Opcode::kBackupBegin));
   CHECK_FALSE(IsWriteOpcode(Opcode::kGet));
   CHECK(OpcodeName(Opcode::kDelRange) == "DEL_RANGE");
-  CHECK(static_cast<uint8_t>(kLastOpcode) == 16);
+  CHECK(static_cast<uint8_t>(kLastOpcode) == 18);
+  CHECK(OpcodeName(Opcode::kPromote) == "PROMOTE");
+  CHECK(OpcodeName(Opcode::kReplicate) == "REPLICATE");
+  CHECK_FALSE(IsWriteOpcode(Opcode::kPromote));
   CHECK_FALSE(IsWriteOpcode(Opcode::kFlush));
 }
 
@@ -344,6 +347,24 @@ TEST_CASE("DEL_RANGE payload: round trip, truncation at every byte, errors") {
   const std::string long_bound(kMaxKeyBytes + 1, 'k');
   CHECK(DecodeDelRange(B(EncodeDelRangePayload(KeyRange{true, long_bound, ""}))).error().code() ==
         Code::kInvalidArgument);
+}
+
+TEST_CASE("PROMOTE payload: force alone or with an epoch; anything else refused") {
+  const std::string plain = EncodePromotePayload({false, 0});
+  CHECK(plain == std::string(1, '\0'));
+  auto a = DecodePromote(B(plain));
+  REQUIRE(a.has_value());
+  CHECK_FALSE(a->force);
+  CHECK(a->epoch == 0);
+  const std::string forced = EncodePromotePayload({true, 7});
+  CHECK(forced.size() == 9);
+  auto b = DecodePromote(B(forced));
+  REQUIRE(b.has_value());
+  CHECK(b->force);
+  CHECK(b->epoch == 7);
+  CHECK(DecodePromote(B(std::string())).error().code() == Code::kInvalidArgument);
+  CHECK(DecodePromote(B(forced).first(5)).error().code() == Code::kInvalidArgument);
+  CHECK(DecodePromote(B(std::string(1, '\2'))).error().code() == Code::kInvalidArgument);
 }
 
 TEST_CASE("BACKUP payloads: BACKUP_READ request and BACKUP_BEGIN reply round trip") {

@@ -99,6 +99,14 @@ TEST_CASE("epoch history: fork point table") {
        10},
       {"different first epoch", Make({{2, 1}}), 10, e1, 10, 0},
       {"a history that does not cover LSN 1", Make({{1, 5}}), 10, e1, 10, 0},
+      // Failover shapes (docs/replication.md §5): the old primary (epoch 1)
+      // wrote 11..25 that only it has; a replica promoted at its LSN 10.
+      {"old primary's unreplicated tail vs the promoted replica", e1, 25, Make({{1, 1}, {2, 11}}), 40, 10},
+      {"old primary's tail, the new primary wrote nothing yet", e1, 25, Make({{1, 1}, {2, 11}}), 10, 10},
+      {"a replica that had 11..12 of the old tail", e1, 12, Make({{1, 1}, {2, 11}}), 40, 10},
+      {"two failovers: a node left in epoch 2 meets epoch 3", Make({{1, 1}, {2, 11}}), 30,
+       Make({{1, 1}, {2, 11}, {3, 26}}), 50, 25},
+      {"two failovers: a node left in epoch 1 meets epoch 3", e1, 30, Make({{1, 1}, {2, 11}, {3, 26}}), 50, 10},
   };
   for (const Row& r : rows) {
     CAPTURE(r.what);

@@ -86,6 +86,12 @@ class Client {
   Result<Lsn> Snapshot();
   // The STATUS JSON text.
   Result<std::string> StatusJson();
+  // PROMOTE: this node becomes the primary in a new epoch (the one returned).
+  // epoch 0: the node picks one. Refused unless force when it may lack
+  // acknowledged writes; the error says why.
+  Result<uint64_t> Promote(bool force, uint64_t epoch = 0);
+  // REPLICATE: this node follows the primary at host_port ("HOST:PORT").
+  Status Replicate(std::string_view host_port);
   Result<std::string> ConfigGet(std::string_view name = {});
   Status ConfigSet(std::string_view name, std::string_view value);
 

@@ -289,6 +289,27 @@ class Engine {
     return Status::Unsupported("this engine cannot reset to a snapshot");
   }
 
+  // A running node cuts its log after lsn and restarts its state from
+  // snapshot + WAL up to lsn (a replica whose log diverged from its new
+  // primary's after the fork point, docs/replication.md §5). Everything
+  // appended is made durable first (completions go to sink); writes still
+  // held by the acknowledgement gate then fail (kFenced). Every record after
+  // lsn is set aside in set_aside_path (TruncateWalAfterToFile: one file,
+  // never deleted, durable before the log is cut); the epoch history drops
+  // the epochs that began after lsn; the state is what Engine::Open
+  // recovers. Afterwards last_lsn() == durable_lsn() == applied_lsn() == lsn.
+  // Nothing to cut (lsn >= last_lsn()): OK, no file. kInvalidArgument, with
+  // nothing changed, when a snapshot covers an LSN after lsn (a full resync
+  // is needed) or lsn + 1 is no longer in the WAL. A failure after the writer
+  // stopped refuses writes for good (kWritesRefused): a restart recovers.
+  // The caller makes sure no snapshot of the state is being written.
+  virtual Result<WalTruncateReport> RewindTo(Lsn lsn, const std::string& set_aside_path, CompletionSink* sink) {
+    (void)lsn;
+    (void)set_aside_path;
+    (void)sink;
+    return Status::Unsupported("this engine cannot rewind its log");
+  }
+
   // ---- driving --------------------------------------------------------------
   // Collects finished commits, applies, reports to sink, starts the next group.
   virtual void Poll(CompletionSink* sink) = 0;

@@ -75,8 +75,11 @@ enum class Opcode : uint8_t {
   kBackupRead = 15,   // payload: u64 backup_id, u64 offset, u32 max_bytes.
                       // reply: up to max_bytes of the file from offset (empty: at its end)
   kBackupEnd = 16,    // payload: u64 backup_id. reply: empty (the server lets the file go)
+  kPromote = 17,      // payload: u8 force, optional u64 epoch (absent or 0: the server chooses).
+                      // reply: u64 epoch begun; lsn = the last LSN before it (docs/replication.md §7)
+  kReplicate = 18,    // payload: HOST:PORT of the primary to follow (all bytes). reply: empty
 };
-inline constexpr Opcode kLastOpcode = Opcode::kBackupEnd;
+inline constexpr Opcode kLastOpcode = Opcode::kReplicate;
 // BACKUP_READ never returns more than this in one reply.
 inline constexpr uint32_t kMaxBackupChunk = 1024 * 1024;
 
@@ -167,6 +170,13 @@ struct BackupReadArgs {
   uint32_t max_bytes = 0;
 };
 Result<BackupReadArgs> DecodeBackupRead(std::span<const std::byte> payload);
+struct PromoteArgs {
+  bool force = false;  // promote even if this node may lack acknowledged writes
+  uint64_t epoch = 0;  // 0: the node picks the highest epoch it has seen + 1
+};
+// 1 byte (force 0/1), or 9 bytes (force, u64 epoch); anything else kInvalidArgument.
+Result<PromoteArgs> DecodePromote(std::span<const std::byte> payload);
+std::string EncodePromotePayload(const PromoteArgs& args);
 
 std::string EncodePutPayload(std::string_view key, std::string_view value);
 std::string EncodeBatchPayload(std::span<const BatchOp> ops);

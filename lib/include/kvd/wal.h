@@ -199,6 +199,15 @@ struct WalTruncateReport {
 };
 Status TruncateWalAfter(Env* env, const std::string& wal_dir, Lsn lsn, const std::string& set_aside_dir,
                         WalTruncateReport* report);
+// The same cut, with every record after lsn set aside in ONE file,
+// set_aside_path (created exclusively: kAlreadyExists-like failure if it is
+// there): a segment header for lsn + 1, then the records exactly as they
+// were, so `kvd --salvage` and the WAL readers read it like a segment. A
+// replica cutting a divergent tail names it wal/diverged-<first>-<last>.broken
+// (docs/replication.md §5). Same order as above: the copy is durable (file
+// and directory) before the log changes.
+Status TruncateWalAfterToFile(Env* env, const std::string& wal_dir, Lsn lsn, const std::string& set_aside_path,
+                              WalTruncateReport* report);
 
 // ---- the writer --------------------------------------------------------------
 

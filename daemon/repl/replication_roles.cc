@@ -1,0 +1,158 @@
+// Replication's role changes (docs/replication.md §5, §7): BecomePrimary,
+// BecomeReplica, fencing an old primary, cutting a divergent tail. An API
+// for whoever decides roles: kvctl (PROMOTE, REPLICATE) today, a failover
+// coordinator later.
+#include <spdlog/fmt/fmt.h>
+
+#include "repl/promote_check.h"
+#include "repl/replication.h"
+#include "sys/log.h"
+
+namespace kvd::daemon {
+
+Epoch Replication::highest_epoch_seen() const {
+  Epoch e = seen_epoch_;
+  if (engine_ != nullptr) {
+    const EpochHistory history = engine_->epoch_history();  // by value: keep it alive for the loop
+    for (const EpochStart& s : history.entries()) e = std::max(e, s.epoch);
+    e = std::max(e, engine_->current_epoch());
+  }
+  return e;
+}
+
+Result<std::unique_ptr<repl::ReplPrimary>> Replication::StartPrimary() {
+  auto primary = std::make_unique<repl::ReplPrimary>(loop_, config_, name_, wal_dir_, tls_);
+  primary->set_on_newer_epoch([this](Epoch e, const std::string& why) { FenceForNewerEpoch(e, why); });
+  primary->set_on_progress([this] {
+    if (on_acks_changed_) on_acks_changed_();
+  });
+  KVD_RETURN_IF_ERROR(primary->Start(engine_, &feed_));
+  if (Status st = primary->StartSync(node_->bridge().NotifyFn()); !st.ok()) {
+    primary->Stop();
+    return st;
+  }
+  return primary;
+}
+
+void Replication::StartReceiver(const HostPort& primary) {
+  if (receiver_) {
+    receiver_->Stop();
+    retired_.push_back(std::move(receiver_));  // a pending connect may still call it back
+  }
+  primary_addr_ = primary.ToString();
+  receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls_);
+  receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
+  receiver_->set_role_hooks({&seen_epoch_, [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
+  feed_.set_on_update([this] {
+    if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
+  });
+  receiver_->Start(engine_);
+}
+
+Result<Epoch> Replication::BecomePrimary(Epoch epoch, bool force) {
+  if (!enabled() || engine_ == nullptr || node_ == nullptr) {
+    return Status::InvalidArgument("replication is not configured ([replication] in kvd.toml)");
+  }
+  if (node_->role() == Role::kPrimary) {
+    if (engine_->write_fence().code() == Code::kFenced) {
+      return Status::InvalidArgument("this node is an old primary, fenced (" + engine_->write_fence().message() +
+                                     "): make it a replica of the new primary first (kvctl replicate --from)");
+    }
+    return Status::InvalidArgument(fmt::format("this node is already the primary (epoch {})", engine_->current_epoch()));
+  }
+  if (config_.listen.empty()) {
+    return Status::InvalidArgument(
+        "[replication] listen is not configured: a primary needs it so that replicas can connect");
+  }
+  const Epoch seen = highest_epoch_seen();
+  if (epoch == 0) epoch = seen + 1;
+  if (epoch <= seen) {
+    return Status::InvalidArgument(fmt::format("epoch {} is not newer than the highest epoch seen here ({})", epoch, seen));
+  }
+  if (!force && receiver_) {
+    repl::PromoteFacts f;
+    f.heard_primary = receiver_->heard_primary();
+    f.link_up = receiver_->link_up();
+    f.silent_for = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                         receiver_->last_heard());
+    f.own_durable = engine_->durable_lsn();
+    f.primary_durable = receiver_->primary_durable();
+    KVD_RETURN_IF_ERROR(repl::CheckPromoteSafe(f));
+  }
+
+  // The listener first, so a failure (port taken) changes nothing.
+  KVD_ASSIGN_OR_RETURN(std::unique_ptr<repl::ReplPrimary> primary, StartPrimary());
+  const std::string old_primary = primary_addr_;
+  if (receiver_) {
+    receiver_->Stop();
+    retired_.push_back(std::move(receiver_));
+  }
+  // Durably in the epoch history before any write of the new epoch.
+  if (Status st = engine_->BeginEpoch(epoch); !st.ok()) {
+    primary->Stop();
+    if (auto back = ParseHostPort(old_primary); back.has_value()) StartReceiver(*back);
+    return st.Annotate("beginning epoch " + std::to_string(epoch));
+  }
+  primary_ = std::move(primary);
+  feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
+  node_->set_role(Role::kPrimary);
+  node_->ClearWriteFence();
+  LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+           fmt::format("role change: {} is now the primary in epoch {} from LSN {} (was a replica of {}{})", name_,
+                       epoch, engine_->last_lsn() + 1, old_primary.empty() ? "(none)" : old_primary,
+                       force ? "; forced" : ""));
+  return epoch;
+}
+
+Status Replication::BecomeReplica(const HostPort& primary) {
+  if (!enabled() || engine_ == nullptr || node_ == nullptr) {
+    return Status::InvalidArgument("replication is not configured ([replication] in kvd.toml)");
+  }
+  const Role before = node_->role();
+  // Writes first: nothing a client sends from now on is accepted here.
+  KVD_RETURN_IF_ERROR(node_->SetWriteFence(
+      Status::NotPrimary("this node is a replica; send writes to the primary at " + primary.ToString())));
+  if (primary_) {
+    primary_->Stop();
+    primary_.reset();
+    engine_->SetRetentionFloor(0);  // WAL kept for our replicas is theirs to fetch elsewhere now
+  }
+  node_->set_role(Role::kReplica);
+  StartReceiver(primary);
+  LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+           fmt::format("role change: {} ({} in epoch {}) now replicates from {}", name_, RoleName(before),
+                       engine_->current_epoch(), primary.ToString()));
+  return Status::Ok();
+}
+
+void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
+  seen_epoch_ = std::max(seen_epoch_, newer);
+  if (engine_->write_fence().code() == Code::kFenced) return;
+  const std::string reason =
+      fmt::format("a newer epoch {} exists (this primary is in epoch {}): another node is primary; this one "
+                  "takes no writes until it is made a replica ({})",
+                  newer, engine_->current_epoch(), why);
+  LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(), "fenced: " + reason);
+  (void)node_->SetWriteFence(Status::Fenced(reason));
+  if (primary_) primary_->CloseAll(Status::Fenced("this primary is fenced"));
+}
+
+Status Replication::RewindLog(Lsn fork, Lsn last) {
+  if (hooks_.snapshot_running && hooks_.snapshot_running()) {
+    return Status::Busy("a snapshot is being written; the tail is cut on the next attempt");
+  }
+  // A copy left by a cut that a crash interrupted is kept: never overwritten.
+  const std::string base = JoinPath(wal_dir_, fmt::format("diverged-{}-{}.broken", fork + 1, last));
+  std::string path = base;
+  for (int i = 1; Env::Default()->FileExists(path); ++i) path = base + "." + std::to_string(i);
+  auto report = engine_->RewindTo(fork, path, hooks_.sink);
+  if (!report) return report.error();
+  feed_.Rewind(engine_->last_lsn());
+  LogEvent(spdlog::level::warn, Event::kReplication, fork,
+           fmt::format("divergent tail cut: {} record(s) after LSN {} (up to {}) set aside in {}; the state is "
+                       "now as at LSN {}",
+                       report->records_set_aside, fork, report->last_lsn_before, path, fork));
+  return Status::Ok();
+}
+
+}  // namespace kvd::daemon
