@@ -3,19 +3,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/config_units.h"
 #include "net/host_port.h"
 
 namespace kvd::daemon {
-
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text) {
   std::vector<std::string> out;

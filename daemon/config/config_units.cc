@@ -6,13 +6,14 @@
 #include "config/config.h"
 
 namespace kvd::daemon {
-namespace {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+
+namespace {
 
 // Splits "64 MiB" into 64 and "MiB". The number is decimal digits only: no
 // sign, no fraction, no exponent, so "1.5s" and "-1" are rejected.

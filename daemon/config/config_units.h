@@ -14,6 +14,9 @@
 namespace kvd::daemon {
 
 // The largest unit that divides exactly: "0", "250ms", "5s", "5m", "1h".
+// s without leading and trailing blanks (spaces, tabs).
+std::string_view Trim(std::string_view s);
+
 std::string FormatDuration(std::chrono::milliseconds d);
 // The largest binary unit that divides exactly: "0", "4096", "64KiB", "1GiB".
 std::string FormatSize(uint64_t bytes);

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "metrics/metric_family.h"
 #include "metrics/metrics_collector.h"
 
 namespace kvd::daemon {
@@ -14,32 +15,10 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-void AddValue(MetricFamily* f, double v, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f->type == MetricType::Counter) {
-    m.counter.value = v;
-  } else {
-    m.gauge.value = v;
-  }
-  f->metric.push_back(std::move(m));
-}
-
-MetricFamily One(std::string name, std::string help, MetricType type, double v) {
-  MetricFamily f = Family(std::move(name), std::move(help), type);
-  AddValue(&f, v);
-  return f;
-}
-
-double D(uint64_t v) { return static_cast<double>(v); }
+using metric_family::AddValue;
+using metric_family::D;
+using metric_family::Family;
+using metric_family::One;
 
 // scale: the unit of the histogram's values in the exposed unit (1e-6 for
 // microseconds shown as seconds). The count is the sum of the buckets, so

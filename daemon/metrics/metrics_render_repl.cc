@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "metrics/metric_family.h"
 #include "metrics/replication_metrics.h"
 
 namespace kvd::daemon {
@@ -14,32 +15,10 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-void Add(MetricFamily* f, double v, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f->type == MetricType::Counter) {
-    m.counter.value = v;
-  } else {
-    m.gauge.value = v;
-  }
-  f->metric.push_back(std::move(m));
-}
-
-MetricFamily One(std::string name, std::string help, MetricType type, double v) {
-  MetricFamily f = Family(std::move(name), std::move(help), type);
-  Add(&f, v);
-  return f;
-}
-
-double D(uint64_t v) { return static_cast<double>(v); }
+using metric_family::AddValue;
+using metric_family::D;
+using metric_family::Family;
+using metric_family::One;
 
 constexpr const char* kSenderStates[] = {"handshake", "catching_up", "streaming"};
 
@@ -48,8 +27,8 @@ constexpr const char* kSenderStates[] = {"handshake", "catching_up", "streaming"
 void AppendReplicationMetrics(const ReplicationMetrics& r, std::vector<MetricFamily>* out) {
   MetricFamily role = Family("kvd_role", "1 for this node's role (primary or replica), 0 for the other.",
                              MetricType::Gauge);
-  Add(&role, r.role == "primary" ? 1 : 0, {{"role", "primary"}});
-  Add(&role, r.role == "replica" ? 1 : 0, {{"role", "replica"}});
+  AddValue(&role, r.role == "primary" ? 1 : 0, {{"role", "primary"}});
+  AddValue(&role, r.role == "replica" ? 1 : 0, {{"role", "replica"}});
   out->push_back(std::move(role));
   out->push_back(One("kvd_epoch", "This node's current epoch (primary term).", MetricType::Gauge, D(r.epoch)));
 
@@ -58,7 +37,7 @@ void AppendReplicationMetrics(const ReplicationMetrics& r, std::vector<MetricFam
   for (const char* st : kSenderStates) {
     uint64_t n = 0;
     for (const ReplicaMetrics& x : r.replicas) n += x.state == st ? 1 : 0;
-    Add(&by_state, D(n), {{"state", st}});
+    AddValue(&by_state, D(n), {{"state", st}});
   }
   out->push_back(std::move(by_state));
   MetricFamily state = Family("kvd_replica_state", "1 for each connected replica's current state.", MetricType::Gauge);
@@ -74,12 +53,12 @@ void AppendReplicationMetrics(const ReplicationMetrics& r, std::vector<MetricFam
                               MetricType::Gauge);
   for (const ReplicaMetrics& x : r.replicas) {
     const std::vector<ClientMetric::Label> name{{"replica", x.name}};
-    Add(&state, 1, {{"replica", x.name}, {"state", x.state}});
-    Add(&sent, D(x.sent_lsn), name);
-    Add(&durable, D(x.durable_lsn), name);
-    Add(&applied, D(x.applied_lsn), name);
-    Add(&lag_bytes, D(x.lag_bytes), name);
-    Add(&lag_s, D(x.lag_ms) / 1000.0, name);
+    AddValue(&state, 1, {{"replica", x.name}, {"state", x.state}});
+    AddValue(&sent, D(x.sent_lsn), name);
+    AddValue(&durable, D(x.durable_lsn), name);
+    AddValue(&applied, D(x.applied_lsn), name);
+    AddValue(&lag_bytes, D(x.lag_bytes), name);
+    AddValue(&lag_s, D(x.lag_ms) / 1000.0, name);
   }
   for (MetricFamily* f : {&state, &sent, &durable, &applied, &lag_bytes, &lag_s}) out->push_back(std::move(*f));
   out->push_back(One("kvd_replica_connects_total", "Replicas that completed the handshake with this primary.",
