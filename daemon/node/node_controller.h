@@ -4,7 +4,9 @@
 // engine's faults (a sticky write refusal after a failed fdatasync, disk
 // full, slow fdatasyncs) to log and report their transitions.
 //
-// Role and fence: kvd is always the primary for now. The fence is the
+// Role and fence: the role is the primary unless [replication] makes this
+// node a replica, or a role change (repl/replication_roles.cc: PROMOTE,
+// REPLICATE) moves it. The fence is the
 // engine's (Engine::SetWriteFence with kNotPrimary / kFenced: reversible,
 // unlike the refusal after a failed fdatasync); the replication and failover
 // parts raise and lift it through here, so every change is logged once.
