@@ -15,6 +15,7 @@
 #include "daemon/serve/dispatcher.h"
 #include "daemon/serve/session.h"
 #include "kvd/protocol.h"
+#include "util/fake_dispatch_host.h"
 #include "util/fake_engine.h"
 
 namespace kvd::daemon {
@@ -25,23 +26,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using test::FakeEngine;
 
-class Host : public DispatchHost {
- public:
-  Session* FindSession(uint64_t id) override {
-    auto it = sessions.find(id);
-    return it == sessions.end() ? nullptr : it->second;
-  }
-  void SessionReady(Session* s) override { ready.push_back(s->id()); }
-  std::string StatusJson() override { return "{}"; }
-  Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
-  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
-  void RequestSnapshot() override {}
-  void OnWriteError(const Status&) override {}
-
-  std::map<uint64_t, Session*> sessions;
-  std::vector<uint64_t> ready;
-};
-
 Dispatcher::Limits WithWait(milliseconds wait) {
   Dispatcher::Limits l;
   l.min_lsn_wait = wait;
@@ -50,7 +34,7 @@ Dispatcher::Limits WithWait(milliseconds wait) {
 
 struct Fixture {
   FakeEngine engine;
-  Host host;
+  test::FakeDispatchHost host;
   ServerCounters counters;
   Dispatcher dispatcher;
   Session session;

@@ -19,29 +19,13 @@
 #include "daemon/resp/resp_writes.h"
 #include "daemon/serve/session.h"
 #include "kvd/resp.h"
+#include "util/fake_dispatch_host.h"
 #include "util/fake_engine.h"
 
 namespace kvd::daemon {
 namespace {
 
 using test::FakeEngine;
-
-class FakeHost : public DispatchHost {
- public:
-  Session* FindSession(uint64_t id) override {
-    auto it = sessions.find(id);
-    return it == sessions.end() ? nullptr : it->second;
-  }
-  void SessionReady(Session*) override {}
-  std::string StatusJson() override { return R"({"keys":2,"uptime_s":5,"connections":{"current":3}})"; }
-  Result<std::string> ConfigGetJson(std::string_view) override {
-    return std::string(R"({"durability.mode":"sync","durability.batch_size":"64","log.level":"info"})");
-  }
-  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
-  void RequestSnapshot() override {}
-  void OnWriteError(const Status&) override {}
-  std::map<uint64_t, Session*> sessions;
-};
 
 std::string Cmd(std::initializer_list<std::string_view> args) {
   std::vector<std::string_view> v(args);
@@ -50,13 +34,15 @@ std::string Cmd(std::initializer_list<std::string_view> args) {
 
 struct Fixture {
   FakeEngine engine;
-  FakeHost host;
+  test::FakeDispatchHost host;
   ServerCounters counters;
   Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
   RespHandler handler{&dispatcher, &host};
   std::vector<std::unique_ptr<Session>> sessions;
 
   explicit Fixture(int clients = 1, std::string password = "") {
+    host.status_json = R"({"keys":2,"uptime_s":5,"connections":{"current":3}})";
+    host.config_json = R"({"durability.mode":"sync","durability.batch_size":"64","log.level":"info"})";
     dispatcher.TrackPendingValues(true);
     for (int i = 0; i < clients; ++i) {
       const uint64_t id = 10 + static_cast<uint64_t>(i);

@@ -10,37 +10,16 @@
 
 #include "daemon/serve/dispatcher.h"
 #include "daemon/serve/session.h"
+#include "util/fake_dispatch_host.h"
 #include "util/fake_engine.h"
 #include "util/line_codec.h"
 
 namespace kvd::daemon {
 namespace {
 
-class FakeHost : public DispatchHost {
- public:
-  Session* FindSession(uint64_t id) override {
-    auto it = sessions.find(id);
-    return it == sessions.end() ? nullptr : it->second;
-  }
-  void SessionReady(Session* s) override { ready.push_back(s->id()); }
-  std::string StatusJson() override { return "{\"status\":1}"; }
-  Result<std::string> ConfigGetJson(std::string_view name) override {
-    if (name == "nope") return Status::InvalidArgument("unknown config key: nope");
-    return std::string("{}");
-  }
-  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
-  void RequestSnapshot() override { ++snapshot_requests; }
-  void OnWriteError(const Status&) override { ++write_errors; }
-
-  std::map<uint64_t, Session*> sessions;
-  std::vector<uint64_t> ready;
-  int snapshot_requests = 0;
-  int write_errors = 0;
-};
-
 struct Core {
   test::FakeEngine engine;
-  FakeHost host;
+  test::FakeDispatchHost host;
   ServerCounters counters;
   Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
   test::LineCodec* codec;  // owned by the session
@@ -50,6 +29,8 @@ struct Core {
   explicit Core(std::unique_ptr<test::LineCodec> c)
       : codec(c.get()), session(3, &dispatcher, Session::Limits{}, std::move(c)) {
     host.sessions[3] = &session;
+    host.status_json = "{\"status\":1}";
+    host.unknown_config_key = "nope";
   }
 
   void Feed(std::string_view text) {

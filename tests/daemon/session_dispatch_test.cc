@@ -11,6 +11,7 @@
 #include "daemon/serve/dispatcher.h"
 #include "daemon/serve/session.h"
 #include "kvd/protocol.h"
+#include "util/fake_dispatch_host.h"
 #include "util/fake_engine.h"
 
 namespace kvd::daemon {
@@ -20,28 +21,9 @@ using proto::Opcode;
 
 using test::FakeEngine;
 
-class FakeHost : public DispatchHost {
- public:
-  Session* FindSession(uint64_t id) override {
-    auto it = sessions.find(id);
-    return it == sessions.end() ? nullptr : it->second;
-  }
-  void SessionReady(Session* s) override { ready.push_back(s->id()); }
-  std::string StatusJson() override { return "{}"; }
-  Result<std::string> ConfigGetJson(std::string_view) override { return std::string("{}"); }
-  Status ConfigSet(std::string_view, std::string_view, const Peer&) override { return Status::Ok(); }
-  void RequestSnapshot() override { ++snapshot_requests; }
-  void OnWriteError(const Status&) override { ++write_errors; }
-
-  std::map<uint64_t, Session*> sessions;
-  std::vector<uint64_t> ready;
-  int snapshot_requests = 0;
-  int write_errors = 0;
-};
-
 struct Fixture {
   FakeEngine engine;
-  FakeHost host;
+  test::FakeDispatchHost host;
   ServerCounters counters;
   Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
   Session session;
