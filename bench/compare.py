@@ -19,7 +19,8 @@ Also measured: the fdatasync-per-write floor, start-to-ready with 1 M keys
 with 1 M keys. Writes bench/results/compare-<date>.md, .json and a PNG chart.
 
 RESP rows (bench/compare_resp.py): redis-benchmark drives Redis and kvd's
-RESP listener with identical flags, and kvctl bench kvd's native protocol.
+RESP listener with identical flags, and kvctl bench drives kvd's RESP
+listener (--resp) and its native protocol, for the RESP / native ratio.
 
 Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR] [--resp-only | --no-resp]
   --quick  a smoke run of seconds (CI): tiny request counts, one repetition.
@@ -183,11 +184,14 @@ target = "stderr"
     def ctl(self, *args):
         return run_tool([self.kvctl, "--socket", self.sock, *args])
 
-    def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space):
+    def bench(self, cpu, clients, requests, pipeline, ratio, value_size, key_space, resp=None):
+        """kvctl bench on the native protocol, or with resp (a RESP socket) on
+        kvd's RESP listener: the same generator and flags either way."""
         out = run_tool(
             ["taskset", "-c", str(cpu), self.kvctl, "--socket", self.sock, "bench", "--clients", str(clients),
              "--requests", str(requests), "--pipeline", str(pipeline), "--value-size", str(value_size),
-             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress", "--keep"])
+             "--key-space", str(key_space), "--ratio", ratio, "--json", "--no-progress", "--keep"]
+            + (["--resp", resp] if resp else []))
         r = json.loads(out.strip().splitlines()[-1])
         return {"ops": r["ops_per_sec"], "p99_us": r["p99_us"], "errors": r["errors"]}
 

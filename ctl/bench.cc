@@ -156,6 +156,14 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   spec.seed = o.seed;
   spec.key_prefix = o.prefix;
   spec.max_ack_samples = o.ack_log.empty() ? 0 : kMaxAckSamples;
+  spec.resp = !o.resp.empty();
+  if (spec.resp && o.durable_flag) {
+    return usage(kvd::Status::InvalidArgument("--durable-flag is native only: RESP has no per-request durable flag"));
+  }
+  if (spec.resp && !o.ack_log.empty()) {
+    return usage(kvd::Status::InvalidArgument("--ack-log needs LSNs, which RESP replies do not carry"));
+  }
+  const std::string& load_endpoint = spec.resp ? o.resp : socket_path;
 
   auto server_error = [&](const kvd::Status& s) {
     err << "kvctl bench: " << s.message() << "\n";
@@ -172,13 +180,19 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   if (auto cfg = ctl->ConfigGet(kModeKey); cfg.has_value()) {
     if (auto v = ConfigValueText(*cfg, kModeKey); v.has_value()) server_mode = *v;
   }
+  if (spec.resp && !o.durability.empty() && o.durability != server_mode) {
+    return usage(kvd::Status::InvalidArgument(
+        "--durability " + o.durability + " with --resp: the server runs in mode '" + server_mode +
+        "' and RESP cannot ask for sync per request; run `kvctl config set " + kModeKey + " " + o.durability +
+        "` yourself first"));
+  }
   if (!o.durability.empty() && o.durability != "sync" && o.durability != server_mode) {
     return usage(kvd::Status::InvalidArgument(
         "--durability " + o.durability + ": the server runs in mode '" + server_mode +
         "' and kvctl bench never changes it; only sync can be asked per request. Run `kvctl config set " +
         kModeKey + " " + o.durability + "` yourself first, or use --durability sync"));
   }
-  spec.durable_flag = o.durable_flag || o.durability == "sync";
+  spec.durable_flag = !spec.resp && (o.durable_flag || o.durability == "sync");
   const std::string run_mode = spec.durable_flag ? "sync" : (server_mode.empty() ? "unknown" : server_mode);
 
   // Unless --keep, the run's keys go away afterwards, whatever happened.
@@ -200,7 +214,7 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
     pre.prefill = true;
     pre.pipeline = std::max<uint32_t>(spec.pipeline, 16);
     pre.durable_flag = false;
-    auto r = RunLoad(socket_path, pre, &g_stop, [&](const LoadProgress& p) { progress.Update("prefill", p); });
+    auto r = RunLoad(load_endpoint, pre, &g_stop, [&](const LoadProgress& p) { progress.Update("prefill", p); });
     progress.Clear();
     if (!r.has_value()) return server_error(r.error());
     if (r->errors > 0) {
@@ -216,7 +230,7 @@ int RunBench(const std::string& socket_path, const BenchOptions& options, std::o
   }
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);
-  auto load = RunLoad(socket_path, spec, &g_stop, [&](const LoadProgress& p) { progress.Update("bench", p); });
+  auto load = RunLoad(load_endpoint, spec, &g_stop, [&](const LoadProgress& p) { progress.Update("bench", p); });
   rusage after{};
   ::getrusage(RUSAGE_SELF, &after);
   progress.Clear();

@@ -8,6 +8,11 @@
 // Keys are --prefix ("bench:") + 12 digits; after the run (also after Ctrl-C
 // or a failed run) every key of the key space under that prefix is deleted,
 // unless --keep.
+// --resp ENDPOINT drives kvd's RESP listener with the same load model
+// instead. RESP has no per-request durable flag, so --durability sync then
+// needs a server already in sync mode (kvd answers a SET after its fdatasync
+// there, as it does a native PUT); --durable-flag and --ack-log (which needs
+// LSNs) are refused.
 // --prefill writes every key of the key space once before the measured run
 // (pipelined, without the durable flag), then sends one FLUSH.
 #pragma once
@@ -42,6 +47,9 @@ struct BenchOptions {
   std::string prefix = std::string(kDefaultBenchPrefix);
   bool keep = false;                   // leave the keys in place
   std::chrono::milliseconds timeout{0};  // control connection (connect, CONFIG GET, FLUSH, clean-up)
+  // Non-empty: the load speaks RESP2 (SET/GET) to this RESP Unix socket or
+  // HOST:PORT; the control connection (mode, FLUSH, clean-up) stays native.
+  std::string resp;
   std::string ack_log;  // non-empty: write the measured run's acknowledged PUTs there (ack_log.h)
 };
 

@@ -71,10 +71,10 @@ std::string FormatBenchText(const BenchReport& r) {
   std::string out;
   std::snprintf(buf, sizeof(buf),
                 "kvctl bench: %u clients x pipeline %u, %u thread%s, PUT:GET %s, %u-byte values, key space %llu, "
-                "durability %s%s\n",
+                "durability %s%s, protocol %s\n",
                 o.clients, o.pipeline, o.threads, o.threads == 1 ? "" : "s", o.ratio.c_str(), o.value_size,
                 static_cast<unsigned long long>(o.key_space), r.durability.c_str(),
-                o.durable_flag ? " (+durable flag)" : "");
+                o.durable_flag ? " (+durable flag)" : "", o.resp.empty() ? "native" : "RESP2");
   out += buf;
   std::snprintf(buf, sizeof(buf), "  requests    %llu in %.3f s (%llu PUT, %llu GET, %llu GET misses), errors %llu\n",
                 static_cast<unsigned long long>(r.load.requests), r.load.seconds,
@@ -121,6 +121,7 @@ std::string FormatBenchJson(const BenchReport& r) {
   j["ratio"] = o.ratio;
   j["durability"] = r.durability;
   j["durable_flag"] = o.durable_flag;
+  j["protocol"] = o.resp.empty() ? "native" : "resp";
   j["prefill"] = o.prefill;
   j["seed"] = o.seed;
   j["duration_s"] = std::round(r.load.seconds * 1e6) / 1e6;

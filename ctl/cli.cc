@@ -205,6 +205,9 @@ sends nothing and exits 2.)");
   bench->add_option("--durability", bo.durability,
                     "sync: durable flag on every PUT; batch | none: only if the server already runs so")
       ->check(CLI::IsMember({"sync", "batch", "none"}));
+  bench->add_option("--resp", bo.resp,
+                    "drive kvd's RESP listener (Unix socket or HOST:PORT) with SET/GET instead of the native "
+                    "protocol; --socket stays the control connection");
   bench->add_flag("--durable-flag", bo.durable_flag, "set the per-request durable flag on every PUT");
   bench->add_flag("--prefill", bo.prefill, "write every key once before measuring");
   bench->add_flag("--json", bo.json, "print one JSON object");

@@ -1,6 +1,9 @@
 #include "load_driver.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,7 +20,9 @@
 #include "keyspace.h"
 #include "kvd/fd.h"
 #include "kvd/protocol.h"
+#include "kvd/types.h"
 #include "request_template.h"
+#include "resp_bench_codec.h"
 
 namespace kvctl {
 namespace {
@@ -72,7 +77,55 @@ struct Conn {
   bool watching_out = false;
 };
 
-kvd::Result<kvd::Fd> ConnectNonBlocking(const std::string& path) {
+kvd::Status SetNonBlocking(const kvd::Fd& fd) {
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return kvd::Status::FromErrno(errno, "fcntl O_NONBLOCK");
+  }
+  return kvd::Status::Ok();
+}
+
+// HOST:PORT (a RESP TCP listener; [v6]:port too), connected with Nagle off
+// so that a lone pipelined request is not held back.
+kvd::Result<kvd::Fd> ConnectTcp(const std::string& endpoint) {
+  const size_t colon = endpoint.rfind(':');
+  std::string host = endpoint.substr(0, colon);
+  const std::string port = endpoint.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return kvd::Status::InvalidArgument("resolve " + endpoint + ": " + ::gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
+  kvd::Status last = kvd::Status::InvalidArgument("no address for " + endpoint);
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    kvd::Fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
+    if (!fd.valid()) {
+      last = kvd::Status::FromErrno(errno, "socket");
+      continue;
+    }
+    if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
+      last = kvd::Status::FromErrno(errno, "connect " + endpoint);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    KVD_RETURN_IF_ERROR(SetNonBlocking(fd));
+    return fd;
+  }
+  return last;
+}
+
+// A path (anything with a '/' or without a ':') is a Unix socket.
+bool IsTcpEndpoint(const std::string& endpoint) {
+  return endpoint.find('/') == std::string::npos && endpoint.find(':') != std::string::npos;
+}
+
+kvd::Result<kvd::Fd> ConnectNonBlocking(const std::string& path, bool allow_tcp) {
+  if (allow_tcp && IsTcpEndpoint(path)) return ConnectTcp(path);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return kvd::Status::InvalidArgument("socket path too long: " + path);
@@ -82,10 +135,7 @@ kvd::Result<kvd::Fd> ConnectNonBlocking(const std::string& path) {
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     return kvd::Status::FromErrno(errno, "connect " + path);
   }
-  const int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-    return kvd::Status::FromErrno(errno, "fcntl O_NONBLOCK");
-  }
+  KVD_RETURN_IF_ERROR(SetNonBlocking(fd));
   return fd;
 }
 
@@ -103,6 +153,8 @@ class Worker {
         keys_(spec.key_prefix),
         put_(RequestTemplate::Put(keys_.Key(0), value, spec.durable_flag ? kvd::proto::kFlagDurable : 0)),
         get_(RequestTemplate::Get(keys_.Key(0))),
+        resp_set_(RespRequestTemplate::Set(keys_.Key(0), value)),
+        resp_get_(RespRequestTemplate::Get(keys_.Key(0))),
         max_acks_(max_acks) {
     // Grows past this only in long runs (amortized; the bound caps it).
     result_.acks.reserve(static_cast<size_t>(std::min<uint64_t>(max_acks_, 1 << 16)));
@@ -123,6 +175,11 @@ class Worker {
   void Fill(Conn& c, uint64_t now);
   void Flush(Conn& c);
   void OnReadable(Conn& c);
+  // Consume the complete replies in c.in; false when the connection was killed.
+  bool TakeNativeReplies(Conn& c, uint64_t now);
+  bool TakeRespReplies(Conn& c, uint64_t now);
+  // Pops the oldest request in flight and records its latency.
+  InFlight Complete(Conn& c, uint64_t now);
   void Kill(Conn& c, const std::string& why);
   void Watch(Conn& c, bool want_out);
 
@@ -132,6 +189,8 @@ class Worker {
   const BenchKeys keys_;
   const RequestTemplate put_;
   const RequestTemplate get_;
+  const RespRequestTemplate resp_set_;
+  const RespRequestTemplate resp_get_;
   const uint64_t max_acks_;
   std::vector<std::unique_ptr<Conn>> conns_;
   kvd::Fd epoll_;
@@ -170,7 +229,11 @@ void Worker::Fill(Conn& c, uint64_t now) {
       keys_.Format(c.rng.Below(spec_.key_space), c.key.data());
       is_get = spec_.get_weight > 0 && c.rng.Below(uint64_t{spec_.put_weight} + spec_.get_weight) >= spec_.put_weight;
     }
-    (is_get ? get_ : put_).AppendTo(&c.out, c.next_id++, c.key.data());
+    if (spec_.resp) {
+      (is_get ? resp_get_ : resp_set_).AppendTo(&c.out, c.key.data());
+    } else {
+      (is_get ? get_ : put_).AppendTo(&c.out, c.next_id++, c.key.data());
+    }
     c.ring[(c.ring_head + c.in_flight) % c.ring.size()] = InFlight{now, is_get};
     ++c.in_flight;
     if (!by_duration()) --c.remaining;
@@ -215,26 +278,45 @@ void Worker::OnReadable(Conn& c) {
   }
   c.in_end += static_cast<size_t>(n);
   const uint64_t now = NowNs();
+  if (!(spec_.resp ? TakeRespReplies(c, now) : TakeNativeReplies(c, now))) return;
+  if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
+  last_reply_ns_ = now;
+  Fill(c, now);
+  Flush(c);
+}
+
+InFlight Worker::Complete(Conn& c, uint64_t now) {
+  const InFlight sent = c.ring[c.ring_head];
+  c.ring_head = (c.ring_head + 1) % c.ring.size();
+  --c.in_flight;
+  result_.latency_us.Record((now - sent.sent_ns) / 1000);
+  ++result_.requests;
+  ++(sent.is_get ? result_.gets : result_.puts);
+  return sent;
+}
+
+bool Worker::TakeNativeReplies(Conn& c, uint64_t now) {
   while (c.in_begin < c.in_end) {
     const auto avail = std::span<const std::byte>(c.in.data() + c.in_begin, c.in_end - c.in_begin);
     auto split = proto::SplitFrame(avail, proto::kDefaultMaxFrameBytes, proto::kReplyHeaderBytes);
-    if (!split.has_value()) return Kill(c, "bad reply frame: " + split.error().ToString());
+    if (!split.has_value()) {
+      Kill(c, "bad reply frame: " + split.error().ToString());
+      return false;
+    }
     if (!split->has_value()) break;
     const auto frame = avail.first(**split);
     auto header = proto::DecodeReplyHeader(frame);
-    if (!header.has_value()) return Kill(c, "bad reply: " + header.error().ToString());
-    if (c.in_flight == 0 || header->request_id != c.expect_id) {
-      return Kill(c, "reply for request " + std::to_string(header->request_id) + ", expected " +
-                         std::to_string(c.expect_id));
+    if (!header.has_value()) {
+      Kill(c, "bad reply: " + header.error().ToString());
+      return false;
     }
-    const InFlight sent = c.ring[c.ring_head];
-    c.ring_head = (c.ring_head + 1) % c.ring.size();
-    --c.in_flight;
+    if (c.in_flight == 0 || header->request_id != c.expect_id) {
+      Kill(c, "reply for request " + std::to_string(header->request_id) + ", expected " + std::to_string(c.expect_id));
+      return false;
+    }
+    const InFlight sent = Complete(c, now);
     ++c.expect_id;
     c.in_begin += frame.size();
-    result_.latency_us.Record((now - sent.sent_ns) / 1000);
-    ++result_.requests;
-    ++(sent.is_get ? result_.gets : result_.puts);
     if (max_acks_ > 0 && header->status == kvd::Code::kOk && !sent.is_get) {
       if (result_.acks.size() < max_acks_) {
         result_.acks.push_back(AckSample{header->lsn, now});
@@ -255,10 +337,42 @@ void Worker::OnReadable(Conn& c) {
       }
     }
   }
-  if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
-  last_reply_ns_ = now;
-  Fill(c, now);
-  Flush(c);
+  return true;
+}
+
+// What counts as success mirrors the native mode: SET wants +OK, GET a bulk
+// value (or a null: a miss); an -error reply is a failed request, counted
+// and reported, and the connection goes on (RESP keeps the stream in sync
+// after an error reply).
+bool Worker::TakeRespReplies(Conn& c, uint64_t now) {
+  const size_t max_bulk = kvd::kMaxValueBytes;  // keys may hold values of an earlier run
+  while (c.in_begin < c.in_end) {
+    const std::string_view avail(reinterpret_cast<const char*>(c.in.data()) + c.in_begin, c.in_end - c.in_begin);
+    const RespReply reply = DecodeRespReply(avail, max_bulk);
+    if (reply.kind == RespReply::kNeedMore) break;
+    if (reply.kind == RespReply::kBad) {
+      Kill(c, "bad RESP reply: " + std::string(reply.text));
+      return false;
+    }
+    if (c.in_flight == 0) {
+      Kill(c, "RESP reply with no request in flight");
+      return false;
+    }
+    const InFlight sent = Complete(c, now);
+    c.in_begin += reply.consumed;
+    const bool ok = sent.is_get ? (reply.kind == RespReply::kBulk || reply.kind == RespReply::kNull)
+                                : (reply.kind == RespReply::kSimple && reply.text == "OK");
+    if (ok) {
+      if (reply.kind == RespReply::kNull) ++result_.get_misses;
+      continue;
+    }
+    ++result_.errors;
+    if (result_.first_error.empty()) {
+      result_.first_error = std::string(sent.is_get ? "GET" : "SET") + ": " +
+                            (reply.kind == RespReply::kError ? "-" : "unexpected reply ") + std::string(reply.text);
+    }
+  }
+  return true;
 }
 
 void Worker::Run() {
@@ -309,7 +423,7 @@ void Worker::Run() {
 
 }  // namespace
 
-kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& spec,
+kvd::Result<LoadResult> RunLoad(const std::string& endpoint, const LoadSpec& spec,
                                 const std::atomic<bool>* stop,
                                 const std::function<void(const LoadProgress&)>& on_progress) {
   if (spec.clients == 0 || spec.pipeline == 0 || spec.key_space == 0 || spec.key_space > kMaxKeySpace) {
@@ -326,7 +440,7 @@ kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& 
   // shifted by one).
   Rng seeder{spec.seed};
   for (uint32_t j = 0; j < spec.clients; ++j) {
-    auto fd = ConnectNonBlocking(socket_path);
+    auto fd = ConnectNonBlocking(endpoint, spec.resp);
     if (!fd.has_value()) return fd.error().Annotate("client " + std::to_string(j));
     auto c = std::make_unique<Conn>();
     c->fd = std::move(*fd);

@@ -40,7 +40,11 @@ struct LoadSpec {
   uint64_t requests = 0;
   std::chrono::nanoseconds duration{0};
   uint64_t seed = 1;
-  bool durable_flag = false;  // set kFlagDurable on PUTs
+  bool durable_flag = false;  // set kFlagDurable on PUTs (native only)
+  // Speak RESP2 (SET key value / GET key) instead of the native protocol;
+  // the endpoint is then a RESP Unix socket or HOST:PORT. Everything else
+  // (workload, pipelining, histograms) is the same code path.
+  bool resp = false;
   std::string key_prefix = std::string(kDefaultBenchPrefix);  // keys: prefix + 12 digits (keyspace.h)
   // Prefill: PUT every key of the key space once (keys split across the
   // clients); requests/duration/ratio are ignored.
@@ -52,12 +56,12 @@ struct LoadSpec {
 
 struct LoadResult {
   uint64_t requests = 0;  // replies received
-  uint64_t errors = 0;    // error replies, plus requests lost with a connection
+  uint64_t errors = 0;    // error replies (RESP: -ERR ...), plus requests lost with a connection
   uint64_t puts = 0;
   uint64_t gets = 0;
   uint64_t get_misses = 0;
   double seconds = 0;     // first request sent to last reply received
-  // Largest lsn - durable_lsn of a PUT's OK reply: how many writes, at most,
+  // Largest lsn - durable_lsn (native only: RESP replies carry no LSN) of a PUT's OK reply: how many writes, at most,
   // were acknowledged but not yet durable when kvd answered (batch/none
   // mode's loss window, as the clients saw it; 0 in sync mode).
   uint64_t max_ack_lag = 0;
@@ -73,11 +77,12 @@ struct LoadProgress {
   double elapsed_s = 0;
 };
 
-// Runs the load. Fails only when a client cannot connect; everything after
+// Runs the load against `endpoint` (the native Unix socket, or with
+// spec.resp a RESP Unix socket or HOST:PORT). Fails only when a client cannot connect; everything after
 // that is counted in the result. `stop` (may be null) ends the run early;
 // `on_progress` (may be empty) is called about once a second from the
 // calling thread.
-kvd::Result<LoadResult> RunLoad(const std::string& socket_path, const LoadSpec& spec,
+kvd::Result<LoadResult> RunLoad(const std::string& endpoint, const LoadSpec& spec,
                                 const std::atomic<bool>* stop,
                                 const std::function<void(const LoadProgress&)>& on_progress);
 

@@ -93,5 +93,19 @@ class RedisBenchmarkFailures(unittest.TestCase):
             shutil.rmtree(d)
 
 
+class RespReport(unittest.TestCase):
+    def test_resp_vs_native_target_uses_kvctl_bench_on_both_protocols(self):
+        import compare_resp
+        row = compare_resp.summarize_row(
+            {"kvd_mode": "none", "redis": "no AOF", "cmd": "GET", "clients": 16, "pipeline": 16},
+            kr=[(100.0, 9)], rr=[(110.0, 8)], br=[(180.0, 7), (190.0, 7), (195.0, 5)], nr=[(200.0, 6)])
+        self.assertAlmostEqual(row["resp_vs_native"], 0.95)  # kvctl bench --resp over kvctl bench native
+        self.assertAlmostEqual(row["resp_vs_redis"], 100.0 / 110.0)
+        text = "\n".join(compare_resp.report_lines({"resp_rows": [row]}))
+        self.assertIn("kvd RESP via kvctl bench ops/s", text)
+        self.assertIn("| 190 | 200 | 0.95× |", text)
+        self.assertIn("| kvd RESP vs native, kvctl bench on both, same rows (lowest) | 0.95× | ≥ 0.9× | met |", text)
+
+
 if __name__ == "__main__":
     unittest.main()
