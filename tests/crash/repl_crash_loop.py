@@ -29,8 +29,11 @@ durable, so the most advanced replica has every acknowledged write. Writes
 failing with the sync gate's timeout (kIOError, "not enough synchronous
 replicas" / "did not confirm the write within sync_timeout") are
 indeterminate: crash_check.INDETERMINATE checks them like writes in flight.
---sync-replicas 0 (asynchronous) is there to show the check can fail: it
-loses acknowledged writes and the loop reports them.
+--sync-replicas 0 (asynchronous) is there to show the check can fail: with
+--slow-links (each replica follows through tests/util/fault_proxy.py, slowed
+while the writers run, so the replicas lag) it loses acknowledged writes and
+the loop reports them. On plain loopback the replicas keep up too closely
+for asynchronous replication to lose anything to a kill -9.
 
 Prints cycles, writes acknowledged, writes checked, writes lost (must be 0),
 failovers, replica kills and tails cut (.broken files), and exits non-zero
@@ -49,6 +52,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "util"))
 import kvd_proto as kp  # noqa: E402
 from kvdtest import KvdServer, wait_until  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
 from crash_check import Checker, Ledger  # noqa: E402
 from crash_loop import CrashLoop, Writer, lsn_of, snapshot_state  # noqa: E402
 
@@ -65,6 +69,18 @@ class Node:
     def __init__(self, work, name, sync_replicas):
         self.name, self.sync_replicas = name, sync_replicas
         self.server = KvdServer(os.path.join(work, name), start=False)
+        self.proxy = None  # --slow-links: this replica's link to its primary
+
+    def link_to(self, primary, slow_links):
+        """The address this replica follows primary at: the primary's own,
+        or with slow_links a new fault proxy in front of it."""
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        if not slow_links:
+            return primary.addr()
+        self.proxy = FaultProxy(repl(primary.status())["port"])
+        return "127.0.0.1:%d" % self.proxy.port
 
     def configure(self, primary_addr):
         """primary_addr None: starts as a primary; else a replica of it."""
@@ -108,10 +124,19 @@ class ReplCrashLoop(CrashLoop):
     def start_set(self):
         self.primary.configure(None)
         self.primary.server.start()
-        addr = self.primary.addr()
         for r in self.replicas:
-            r.configure(addr)
+            r.configure(r.link_to(self.primary, self.args.slow_links))
             r.server.start()
+
+    def slow(self, on):
+        """--slow-links: the replicas fall behind while the writers run;
+        whatever waits (streaming, convergence, link down) runs fast."""
+        for r in self.replicas:
+            if r.proxy is not None:
+                if on:
+                    r.proxy.slow(chunk=97, delay=0.002)
+                else:
+                    r.proxy.fast()
 
     def wait_streaming(self):
         for r in self.replicas:
@@ -120,6 +145,7 @@ class ReplCrashLoop(CrashLoop):
 
     def cycle(self, n):
         self.wait_streaming()  # a cycle starts from a healthy set
+        self.slow(True)
         ledger = Ledger(self.ledger_path)
         stop, killed = threading.Event(), threading.Event()
         retire = self.old_unique_keys(n)
@@ -132,6 +158,7 @@ class ReplCrashLoop(CrashLoop):
         if self.rng.random() < self.args.primary_kill_share:
             killed.set()  # writers' connections to the dead primary fail: expected
             self.primary.server.kill(signal.SIGKILL)
+            self.slow(False)  # what the links still hold reaches the replicas
             self.join(n, writers, stop, ledger)
             self.failover(n, ledger)
         else:
@@ -139,9 +166,10 @@ class ReplCrashLoop(CrashLoop):
             victim.server.kill(signal.SIGKILL)
             self.replica_kills += 1
             time.sleep(self.rng.uniform(0, self.args.max_run))  # writers go on with one replica
-            victim.configure(self.primary.addr())
+            victim.configure(victim.link_to(self.primary, self.args.slow_links))
             victim.server.start()
             time.sleep(self.rng.uniform(0, self.args.max_run))  # and while it catches up
+            self.slow(False)
             self.join(n, writers, stop, ledger)
             st, got = self.primary.scan()
             self.chk.check_cycle(n, ledger, lsn_of(st, "last_lsn"), got)
@@ -178,11 +206,15 @@ class ReplCrashLoop(CrashLoop):
                    what=f"{best.name} to apply what it received")
         st, got = best.scan()
         self.chk.check_cycle(n, ledger, lsn_of(st, "last_lsn"), got)
-        addr = best.addr()
+        if best.proxy is not None:
+            best.proxy.close()
+            best.proxy = None
+        addr = other.link_to(best, self.args.slow_links)
         other.configure(addr)  # for its next restart
         res = other.server.kvctl("replicate", "--from", addr)
         if res.rc != 0:
             raise AssertionError(f"cycle {n}: replicate --from on {other.name} failed: {res.err}")
+        addr = old.link_to(best, self.args.slow_links)
         if self.rng.random() < 0.5:
             old.configure(addr)
             old.server.start()
@@ -235,10 +267,14 @@ class ReplCrashLoop(CrashLoop):
             for node in self.nodes:
                 if node.server.running():
                     node.server.kill(signal.SIGKILL)
+                if node.proxy is not None:
+                    node.proxy.close()
         tails = sum(len(node.broken_files()) for node in self.nodes)
         took = time.monotonic() - t0
         c = self.chk
-        print(f"replication crash loop (sync_replicas {self.args.sync_replicas}, seed {self.args.seed}): cycles {n}, "
+        links = ", slow links" if self.args.slow_links else ""
+        print(f"replication crash loop (sync_replicas {self.args.sync_replicas}{links}, seed {self.args.seed}): "
+              f"cycles {n}, "
               f"writes acknowledged {c.acked}, writes checked {c.checked}, writes lost {c.lost}, failovers "
               f"{self.failovers} ({self.rejoins_by_command} old primaries rejoined by replicate --from), replica "
               f"kills {self.replica_kills}, tails cut {tails}, convergence checks {self.convergence_checks}, "
@@ -256,6 +292,8 @@ def main():
     ap.add_argument("--cycles", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=0, help="start no new cycle after this many seconds (0: no limit)")
     ap.add_argument("--sync-replicas", type=int, default=1, help="0 only to show the check fails (async loses writes)")
+    ap.add_argument("--slow-links", action="store_true",
+                    help="each replica follows through a fault proxy that slows the stream while writers run")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--max-run", type=float, default=0.4, help="longest writing phase per cycle, seconds")
     ap.add_argument("--primary-kill-share", type=float, default=0.7, help="share of cycles that kill the primary")

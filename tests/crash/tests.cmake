@@ -32,8 +32,10 @@ set_tests_properties(crash_check_test PROPERTIES LABELS "crash;unit" TIMEOUT 60)
 # The replication crash loop (tests/crash/repl_crash_loop.py --help): three
 # nodes with sync_replicas = 1, kill -9 of the primary (failover by promote
 # and replicate --from, checked against the ledger) or of a replica, full
-# scans compared every few cycles. Default suite: 10 cycles, starting no new
-# cycle after 75 s; KVD_SOAK=1: 1,000 cycles.
+# scans compared every few cycles; the _slow_links variant puts a fault proxy
+# in front of each replica that makes it lag while the writers run. Default
+# suite: 10 cycles each, starting no new cycle after 75 s; KVD_SOAK=1: 1,000
+# cycles each.
 if(DEFINED ENV{KVD_SOAK})
   set(_kvd_repl_crash_args --cycles 1000)
   set(_kvd_repl_crash_timeout 21600)
@@ -43,5 +45,7 @@ else()
 endif()
 add_test(NAME crash_loop_replication
   COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/repl_crash_loop.py ${_kvd_repl_crash_args})
-set_tests_properties(crash_loop_replication PROPERTIES LABELS "crash;integration;replication"
-  TIMEOUT ${_kvd_repl_crash_timeout} ENVIRONMENT "${_kvd_crash_env}")
+add_test(NAME crash_loop_replication_slow_links
+  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/repl_crash_loop.py ${_kvd_repl_crash_args} --slow-links)
+set_tests_properties(crash_loop_replication crash_loop_replication_slow_links
+  PROPERTIES LABELS "crash;integration;replication" TIMEOUT ${_kvd_repl_crash_timeout} ENVIRONMENT "${_kvd_crash_env}")
