@@ -97,7 +97,11 @@ void WalSender::OnHello(const Frame& f) {
   const Lsn my_last = ctx_.feed->last_lsn();
   const EpochHistory history = ctx_.engine->epoch_history();
   const Lsn fork = ForkPoint(history, my_last, hello->history, hello->last_lsn);
-  if (hello->last_lsn > my_last && fork == my_last) {
+  // Beyond this primary's log *in the same epoch* is impossible (§5.4). A
+  // last LSN beyond it in an older epoch is an old primary's divergent tail,
+  // even when this primary wrote nothing since its promotion: TRUNCATE.
+  if (hello->last_lsn > my_last && fork == my_last &&
+      hello->history.EpochOf(hello->last_lsn) == history.EpochOf(hello->last_lsn)) {
     return link_->Fail(Code::kInvalidArgument,
                        fmt::format("future_lsn: the replica has LSN {}, this primary only {}", hello->last_lsn,
                                    my_last),

@@ -28,3 +28,24 @@ set_tests_properties(crash_loop_sync crash_loop_batch crash_loop_power_loss cras
 # recovery is reported (no kvd started).
 add_test(NAME crash_check_test COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/crash_check_test.py)
 set_tests_properties(crash_check_test PROPERTIES LABELS "crash;unit" TIMEOUT 60)
+
+# The replication crash loop (tests/crash/repl_crash_loop.py --help): three
+# nodes with sync_replicas = 1, kill -9 of the primary (failover by promote
+# and replicate --from, checked against the ledger) or of a replica, full
+# scans compared every few cycles; the _slow_links variant puts a fault proxy
+# in front of each replica that makes it lag while the writers run. Default
+# suite: 10 cycles each, starting no new cycle after 75 s; KVD_SOAK=1: 1,000
+# cycles each.
+if(DEFINED ENV{KVD_SOAK})
+  set(_kvd_repl_crash_args --cycles 1000)
+  set(_kvd_repl_crash_timeout 21600)
+else()
+  set(_kvd_repl_crash_args --cycles 10 --max-seconds 75)
+  set(_kvd_repl_crash_timeout 600)
+endif()
+add_test(NAME crash_loop_replication
+  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/repl_crash_loop.py ${_kvd_repl_crash_args})
+add_test(NAME crash_loop_replication_slow_links
+  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/repl_crash_loop.py ${_kvd_repl_crash_args} --slow-links)
+set_tests_properties(crash_loop_replication crash_loop_replication_slow_links
+  PROPERTIES LABELS "crash;integration;replication" TIMEOUT ${_kvd_repl_crash_timeout} ENVIRONMENT "${_kvd_crash_env}")

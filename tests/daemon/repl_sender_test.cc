@@ -247,6 +247,25 @@ TEST_CASE("a replica whose log diverged after the fork point is told to TRUNCATE
   CHECK(w->start_lsn == 4);
 }
 
+TEST_CASE("an old primary's tail is cut even when the new primary wrote nothing since its promotion") {
+  // Found by tests/crash/repl_crash_loop.py: the old primary rejoined with
+  // one unacknowledged record beyond the promoted replica's last LSN, before
+  // any write of the new epoch, and was refused as future_lsn forever.
+  Rig rig;
+  for (int i = 1; i <= 3; ++i) rig.Put("k" + std::to_string(i), "v");
+  REQUIRE(rig.engine->BeginEpoch(2).ok());  // promoted at LSN 3; epoch 2 owns LSN 4 on, none written yet
+  Peer peer(&rig);
+  peer.Send(MsgType::kHello, 1, HelloAt(4));  // LSN 4 in epoch 1: only the old primary has it
+  std::string keep;
+  Frame f = peer.Next(&keep);
+  REQUIRE(f.type == MsgType::kWelcome);
+  auto w = DecodeWelcome(f.body);
+  REQUIRE(w.has_value());
+  CHECK(w->start == StartMode::kTruncate);
+  CHECK(w->fork_lsn == 3);
+  CHECK(w->start_lsn == 4);
+}
+
 TEST_CASE("a newer epoch in a frame or in a HELLO's history is reported to the owner, which fences") {
   Rig rig;
   std::vector<Epoch> newer;
