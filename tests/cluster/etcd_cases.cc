@@ -487,16 +487,26 @@ TEST_CASE("leader lease: of two campaigners exactly one wins; the epoch is the k
   CHECK(loser.events[1].first.role == LeaseRole::kLeader);
 }
 
+// a campaigns and leads, then b campaigns and follows.
+void LeaderThenFollower(Loop& loop, Campaigner& a, Campaigner& b) {
+  a.lease->Campaign();
+  REQUIRE(loop.RunUntil([&] { return a.role() == LeaseRole::kLeader; }, milliseconds(5000)));
+  b.lease->Campaign();
+  REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kFollower; }, milliseconds(5000)));
+}
+
+// When the leader's last successful renewal was sent (its lease runs a ttl from there).
+LeaderLease::Clock::time_point LastRenewal(const Campaigner& a) {
+  return a.lease->valid_until() + a.lease->options().stop_margin - a.lease->options().ttl;
+}
+
 TEST_CASE("leader lease: a leader cut off from etcd reports lost before the other side acquires") {
   Loop loop;
   auto ca = MakeClient(loop), cb = MakeClient(loop);
   const std::string p = Prefix("cutoff");
   Campaigner a(loop, ca.get(), p, "node-a", milliseconds(2000));
   Campaigner b(loop, cb.get(), p, "node-b", milliseconds(2000));
-  a.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return a.role() == LeaseRole::kLeader; }, milliseconds(5000)));
-  b.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kFollower; }, milliseconds(5000)));
+  LeaderThenFollower(loop, a, b);
   const int64_t old_epoch = a.lease->epoch();
 
   // Partition a from etcd: its renewals now hang until they time out.
@@ -516,17 +526,13 @@ TEST_CASE("leader lease: a leader cut off from etcd reports lost before the othe
   CHECK_FALSE(a.lease->IsLeaderNow());
 }
 
-
 TEST_CASE("etcd leader kill: the leader lease (ttl 5 s) rides it out without a failover") {
   Loop loop;
   auto ca = MakeClient(loop), cb = MakeClient(loop);
   const std::string p = Prefix("etcd-leader-kill");
   Campaigner a(loop, ca.get(), p, "node-a", milliseconds(5000));
   Campaigner b(loop, cb.get(), p, "node-b", milliseconds(5000));
-  a.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return a.role() == LeaseRole::kLeader; }, milliseconds(5000)));
-  b.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kFollower; }, milliseconds(5000)));
+  LeaderThenFollower(loop, a, b);
   loop.RunFor(milliseconds(2000));  // a few renewals before the fault
   const size_t victim = FindEtcdLeader(loop, ca.get());
   KillAndWait(Pid(victim), Endpoints()[victim]);
@@ -553,14 +559,11 @@ TEST_CASE("etcd leader kill together with the lease holder: takeover time") {
   Campaigner b(loop, cb.get(), p, "node-b", milliseconds(5000));
   std::optional<Campaigner> a;
   a.emplace(loop, ca.get(), p, "node-a", milliseconds(5000));
-  a->lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return a->role() == LeaseRole::kLeader; }, milliseconds(5000)));
-  b.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kFollower; }, milliseconds(5000)));
+  LeaderThenFollower(loop, *a, b);
   loop.RunFor(milliseconds(1000));
   const size_t victim = FindEtcdLeader(loop, cb.get());
   // kill -9 of the primary: its lease object goes without revoking anything.
-  const auto renewed = a->lease->valid_until() + a->lease->options().stop_margin - a->lease->options().ttl;
+  const auto renewed = LastRenewal(*a);
   a.reset();
   KillAndWait(Pid(victim), Endpoints()[victim]);
   const auto killed = Clock::now();
@@ -584,13 +587,10 @@ TEST_CASE("holder killed (no etcd fault): takeover time") {
   Campaigner b(loop, cb.get(), p, "node-b", milliseconds(5000));
   std::optional<Campaigner> a;
   a.emplace(loop, ca.get(), p, "node-a", milliseconds(5000));
-  a->lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return a->role() == LeaseRole::kLeader; }, milliseconds(5000)));
-  b.lease->Campaign();
-  REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kFollower; }, milliseconds(5000)));
+  LeaderThenFollower(loop, *a, b);
   loop.RunFor(milliseconds(2500));  // a renewal or so, so the kill lands at some phase of the interval
   // kill -9 of the holder: its lease object goes without revoking anything.
-  const auto renewed = a->lease->valid_until() + a->lease->options().stop_margin - a->lease->options().ttl;
+  const auto renewed = LastRenewal(*a);
   a.reset();
   const auto killed = Clock::now();
   REQUIRE(loop.RunUntil([&] { return b.role() == LeaseRole::kLeader; }, milliseconds(10000)));
