@@ -125,6 +125,26 @@ Status Replication::BecomeReplica(const HostPort& primary) {
   return Status::Ok();
 }
 
+void Replication::StepDown(const Status& why) {
+  if (engine_ == nullptr || node_ == nullptr) return;
+  (void)node_->SetWriteFence(why);
+  engine_->FailGatedWrites(why);  // held for replicas' ACKs: not acknowledged now
+  feed_.set_on_update([] {});
+  if (primary_) {
+    primary_->Stop();
+    primary_.reset();
+    engine_->SetRetentionFloor(0);
+  }
+  if (receiver_) {
+    receiver_->Stop();
+    retired_.push_back(std::move(receiver_));
+  }
+  primary_addr_.clear();
+  node_->set_role(Role::kReplica);
+  LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+           fmt::format("role change: {} stepped down (epoch {}): {}", name_, engine_->current_epoch(), why.message()));
+}
+
 void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
   seen_epoch_ = std::max(seen_epoch_, newer);
   if (engine_->write_fence().code() == Code::kFenced) return;
