@@ -32,11 +32,17 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   EtcdClientOptions co;
   co.endpoints = std::move(endpoints);
   KVD_ASSIGN_OR_RETURN(c->client_, EtcdClient::Create(loop, std::move(co)));
+  Coordinator* self = c.get();
+  if (config.replication.sync_replicas > 0) {
+    KVD_ASSIGN_OR_RETURN(c->sync_, SyncSet::Create(loop, c->client_.get(), config.cluster.prefix, c->name_,
+                                                   config.replication.sync_replicas, repl,
+                                                   [node]() -> const Engine* { return node->engine(); }));
+  }
   LeaderLeaseOptions lo;
   lo.prefix = config.cluster.prefix;
   lo.name = c->name_;
   lo.ttl = config.cluster.ttl;
-  Coordinator* self = c.get();
+  if (c->sync_) lo.may_campaign = [self](std::vector<EtcdCompare>* extra) { return self->sync_->MayCampaign(extra); };
   KVD_ASSIGN_OR_RETURN(c->lease_, LeaderLease::Create(loop, c->client_.get(), std::move(lo),
                                                       [self](const LeaseEvent& ev) { self->OnLease(ev); }));
   KVD_ASSIGN_OR_RETURN(c->publisher_,
@@ -50,6 +56,7 @@ void Coordinator::Start() {
   spdlog::info("cluster: {} joins {} at {} (ttl {} s)", name_, cluster_.prefix, cluster_.etcd_endpoints,
                cluster_.ttl.count() / 1000);
   publisher_->Start();
+  if (sync_) sync_->Start();
   lease_->Campaign();
 }
 
@@ -78,6 +85,7 @@ Status Coordinator::PrimaryGate(bool write) const {
 void Coordinator::OnLease(const LeaseEvent& ev) {
   if (resigning_) return;
   uv_timer_stop(follow_timer_.get());
+  if (sync_ && ev.role != LeaseRole::kLeader) sync_->EndPrimary();
   switch (ev.role) {
     case LeaseRole::kLeader:
       leader_.clear();
@@ -116,6 +124,7 @@ void Coordinator::Lead(int64_t epoch) {
     return;
   }
   following_.clear();
+  if (sync_) sync_->BeginPrimary(epoch);
   spdlog::warn("cluster: {} is the primary in epoch {}", name_, *begun);
   publisher_->PublishNow();
 }
@@ -162,6 +171,7 @@ void Coordinator::Resign(std::function<void()> done) {
   if (node_->role() == Role::kPrimary) {
     repl_->StepDown(Status::Fenced("this node is shutting down and resigned the primary role"));
   }
+  if (sync_) sync_->EndPrimary();
   publisher_->Stop();
   lease_->Resign([alive = std::weak_ptr<int>(life_), done = std::move(done)](Status st) {
     if (alive.expired()) return;

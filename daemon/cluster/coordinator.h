@@ -10,6 +10,9 @@
 //                                    BecomeReplica(its repl_address); the
 //                                    write fence names its client address
 //                                    (" primary_address=<socket>")
+//   sync_replicas >= 1            -> the strict sync set (sync_set.h): only
+//                                    a published member campaigns; the
+//                                    primary keeps the set at N members
 //   LeaderLease kLost(why)        -> StepDown: writes fenced at once, held
 //                                    acknowledgements failed, the primary's
 //                                    senders stopped; the lease campaigns
@@ -35,6 +38,7 @@
 #include "cluster/etcd_client.h"
 #include "cluster/leader_lease.h"
 #include "cluster/member_publisher.h"
+#include "cluster/sync_set.h"
 #include "config/config.h"
 #include "net/uv_handle.h"
 #include "node/node_controller.h"
@@ -83,6 +87,7 @@ class Coordinator {
   std::unique_ptr<EtcdClient> client_;
   std::unique_ptr<LeaderLease> lease_;
   std::unique_ptr<MemberPublisher> publisher_;
+  std::unique_ptr<SyncSet> sync_;  // sync_replicas >= 1 only
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;

@@ -31,6 +31,7 @@ Result<std::unique_ptr<repl::ReplPrimary>> Replication::StartPrimary() {
     primary->Stop();
     return st;
   }
+  primary->SetSyncEligible(sync_members_);  // before any replica can ACK
   return primary;
 }
 
@@ -123,6 +124,11 @@ Status Replication::BecomeReplica(const HostPort& primary) {
            fmt::format("role change: {} ({} in epoch {}) now replicates from {}", name_, RoleName(before),
                        engine_->current_epoch(), primary.ToString()));
   return Status::Ok();
+}
+
+void Replication::SetSyncMembers(std::optional<std::vector<std::string>> names) {
+  sync_members_ = std::move(names);
+  if (primary_) primary_->SetSyncEligible(sync_members_);
 }
 
 void Replication::StepDown(const Status& why) {

@@ -110,3 +110,50 @@ def first_ack(nodes, names, key, value, timeout=30):
                 pass
         time.sleep(0.01)
     raise AssertionError("no node acknowledged a write within %ds" % timeout)
+
+
+class Ledger:
+    """Writer threads putting unique keys on one node; every acknowledged
+    write is kept (key -> value). A refusal or a lost connection ends a
+    writer: what it had not been told OK was never acknowledged."""
+
+    def __init__(self, server, n=4, tag=b"w"):
+        import threading
+        self.server, self.n, self.tag = server, n, tag
+        self.lock = threading.Lock()
+        self.acked = {}
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(t,)) for t in range(n)]
+
+    def _run(self, t):
+        i = 0
+        try:
+            with self.server.client(timeout=20) as c:
+                while not self.stop.is_set():
+                    key = b"%s%d:%08d" % (self.tag, t, i)
+                    value = b"v%d-%d" % (t, i)
+                    if c.put(key, value).status != 0:
+                        return
+                    with self.lock:
+                        self.acked[key] = value
+                    i += 1
+        except (OSError, ConnectionError):
+            return
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+        return self
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def join(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join()
+
+    def lost(self, data):
+        """The acknowledged writes missing (or different) in data."""
+        return sorted(k for k, v in self.acked.items() if data.get(k) != v)

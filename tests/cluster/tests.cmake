@@ -18,3 +18,10 @@ add_test(NAME cluster_failover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cl
 set_tests_properties(cluster_failover PROPERTIES
   LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
   ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# The strict sync set: kill -9 of the primary under writers with
+# sync_replicas = 1 loses no acknowledged write; only the member is promoted.
+add_test(NAME cluster_sync COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_sync.py)
+set_tests_properties(cluster_sync PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
