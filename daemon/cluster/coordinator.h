@@ -76,6 +76,12 @@ class Coordinator {
   // Reads the leader's member key and follows it; retried while it is missing.
   void Follow();
   MemberFacts Facts() const;
+  // Fast takeover (docs/cluster.md §3.5): a sync member whose primary has
+  // been silent for kTakeoverSilence fences its epoch and deletes its key.
+  void CheckTakeover();
+  // A replica may take part in a takeover only read_lease after it last
+  // heard its primary (the promise its ACKs carry).
+  bool PromiseKept() const;
 
   uv_loop_t* loop_;
   ClusterConfig cluster_;
@@ -91,6 +97,9 @@ class Coordinator {
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;
+  bool taking_over_ = false;   // the leader key read of a takeover is out
+  int64_t fenced_epoch_ = 0;   // the last epoch this node fenced to take over
+  UvHandle<uv_timer_t> takeover_timer_;
   UvHandle<uv_timer_t> follow_timer_;  // retries Follow
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };
