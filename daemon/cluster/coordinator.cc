@@ -57,17 +57,14 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   lo.prefix = config.cluster.prefix;
   lo.name = c->name_;
   lo.ttl = config.cluster.ttl;
-  if (c->sync_) {
-    lo.may_campaign = [self](std::vector<EtcdCompare>* extra) {
-      return self->PromiseKept() && self->sync_->MayCampaign(extra);
-    };
-  }
+  lo.may_campaign = [self](std::vector<EtcdCompare>* extra) { return self->MayCampaign(extra); };
   KVD_ASSIGN_OR_RETURN(c->lease_, LeaderLease::Create(loop, c->client_.get(), std::move(lo),
                                                       [self](const LeaseEvent& ev) { self->OnLease(ev); }));
   KVD_ASSIGN_OR_RETURN(c->publisher_,
                        MemberPublisher::Create(loop, c->client_.get(), config.cluster.prefix + "/members/" + c->name_,
                                                config.cluster.ttl, kPublishInterval, [self] { return self->Facts(); }));
-  if (!InitTimer(loop, &c->follow_timer_, self) || !InitTimer(loop, &c->takeover_timer_, self)) {
+  if (!InitTimer(loop, &c->follow_timer_, self) || !InitTimer(loop, &c->takeover_timer_, self) ||
+      !InitTimer(loop, &c->switch_timer_, self)) {
     return Status::Internal("coordinator: uv_timer_init failed");
   }
   return c;
@@ -83,6 +80,7 @@ void Coordinator::Start() {
         takeover_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->CheckTakeover(); },
         kTakeoverCheckMs, kTakeoverCheckMs);
   }
+  LoadSwitchover();
   lease_->Campaign();
 }
 
@@ -168,6 +166,10 @@ void Coordinator::Lead(int64_t epoch) {
   }
   following_.clear();
   if (sync_) sync_->BeginPrimary(epoch);
+  if (switchover_ && switchover_->to == name_) {
+    spdlog::warn("cluster: switchover from {} to {} done", switchover_->from, name_);
+    DeleteSwitchoverKey();
+  }
   spdlog::warn("cluster: {} is the primary in epoch {}", name_, *begun);
   publisher_->PublishNow();
 }
@@ -204,6 +206,17 @@ void Coordinator::Follow() {
                  });
 }
 
+bool Coordinator::MayCampaign(std::vector<EtcdCompare>* extra) const {
+  // A switchover in progress: only its target campaigns, and at once (the
+  // old primary fenced itself and stopped serving as primary before it
+  // resigned, so the read-lease promise is not needed).
+  if (switchover_ && switchover_->to != name_) return false;
+  const bool target = switchover_ && switchover_->to == name_;
+  if (!sync_) return true;
+  if (!target && !PromiseKept()) return false;
+  return sync_->MayCampaign(extra);
+}
+
 bool Coordinator::PromiseKept() const {
   const auto silence = repl_->PrimarySilence();
   return !silence || *silence >= kReadLease;
@@ -223,8 +236,8 @@ void Coordinator::CheckTakeover() {
     if (!r || r->kvs.empty() || resigning_) return;
     const EtcdKeyValue& kv = r->kvs[0];
     if (kv.value != leader_ || kv.create_revision <= fenced_epoch_) return;
-    const auto silence = repl_->PrimarySilence();
-    if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
+    const auto quiet = repl_->PrimarySilence();
+    if (!quiet || *quiet < std::max(kTakeoverSilence, kReadLease)) return;
     // Refuse the old epoch first: from now on the old primary cannot
     // gather this member's ACKs, so it cannot acknowledge anything more.
     fenced_epoch_ = kv.create_revision;
@@ -232,7 +245,7 @@ void Coordinator::CheckTakeover() {
     LogEvent(spdlog::level::warn, Event::kReplication, 0,
              fmt::format("cluster: {} heard nothing from the primary {} for {} ms: fenced its epoch {} and deletes "
                          "its leader key to take over",
-                         name_, leader_, silence->count(), kv.create_revision));
+                         name_, leader_, quiet->count(), kv.create_revision));
     EtcdTxnRequest txn;
     txn.compare = guard;  // the sync set is still the one that names us
     txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, kv.create_revision, {}});
@@ -255,6 +268,8 @@ void Coordinator::Resign(std::function<void()> done) {
   resigning_ = true;
   uv_timer_stop(follow_timer_.get());
   uv_timer_stop(takeover_timer_.get());
+  uv_timer_stop(switch_timer_.get());
+  switching_ = false;
   if (node_->role() == Role::kPrimary) {
     repl_->StepDown(Status::Fenced("this node is shutting down and resigned the primary role"));
   }
