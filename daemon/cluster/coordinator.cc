@@ -10,6 +10,21 @@ namespace {
 
 constexpr auto kPublishInterval = std::chrono::milliseconds(1000);
 constexpr auto kFollowRetry = std::chrono::milliseconds(200);
+// docs/cluster.md §3.5. A replica's ACK promises not to take part in a
+// takeover until kReadLease after it last heard the primary; the primary
+// serves reads until (the send time of the newest heartbeat every sync
+// member echoed) + kReadLease - kReadMargin. A member takes over after
+// kTakeoverSilence without a frame (heartbeats come every 200 ms).
+constexpr auto kReadLease = std::chrono::milliseconds(1000);
+constexpr auto kReadMargin = std::chrono::milliseconds(200);
+constexpr auto kTakeoverSilence = std::chrono::milliseconds(1000);
+constexpr uint64_t kTakeoverCheckMs = 50;
+
+uint64_t WallUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
 
 }  // namespace
 
@@ -42,13 +57,16 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   lo.prefix = config.cluster.prefix;
   lo.name = c->name_;
   lo.ttl = config.cluster.ttl;
-  if (c->sync_) lo.may_campaign = [self](std::vector<EtcdCompare>* extra) { return self->sync_->MayCampaign(extra); };
+  lo.may_campaign = [self](std::vector<EtcdCompare>* extra) { return self->MayCampaign(extra); };
   KVD_ASSIGN_OR_RETURN(c->lease_, LeaderLease::Create(loop, c->client_.get(), std::move(lo),
                                                       [self](const LeaseEvent& ev) { self->OnLease(ev); }));
   KVD_ASSIGN_OR_RETURN(c->publisher_,
                        MemberPublisher::Create(loop, c->client_.get(), config.cluster.prefix + "/members/" + c->name_,
                                                config.cluster.ttl, kPublishInterval, [self] { return self->Facts(); }));
-  if (!InitTimer(loop, &c->follow_timer_, self)) return Status::Internal("coordinator: uv_timer_init failed");
+  if (!InitTimer(loop, &c->follow_timer_, self) || !InitTimer(loop, &c->takeover_timer_, self) ||
+      !InitTimer(loop, &c->switch_timer_, self)) {
+    return Status::Internal("coordinator: uv_timer_init failed");
+  }
   return c;
 }
 
@@ -56,7 +74,13 @@ void Coordinator::Start() {
   spdlog::info("cluster: {} joins {} at {} (ttl {} s)", name_, cluster_.prefix, cluster_.etcd_endpoints,
                cluster_.ttl.count() / 1000);
   publisher_->Start();
-  if (sync_) sync_->Start();
+  if (sync_) {
+    sync_->Start();
+    uv_timer_start(
+        takeover_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->CheckTakeover(); },
+        kTakeoverCheckMs, kTakeoverCheckMs);
+  }
+  LoadSwitchover();
   lease_->Campaign();
 }
 
@@ -75,7 +99,24 @@ MemberFacts Coordinator::Facts() const {
 }
 
 Status Coordinator::PrimaryGate(bool write) const {
-  if (lease_->IsLeaderNow() || (!write && node_->role() != Role::kPrimary)) return Status::Ok();
+  if (!write && node_->role() != Role::kPrimary) return Status::Ok();  // a replica's reads
+  if (lease_->IsLeaderNow()) {
+    if (write || !sync_) return Status::Ok();
+    // Reads: also under the read lease of every published sync member (a
+    // member may take over once it has not heard us for kReadLease).
+    std::vector<std::string> members;
+    for (const std::string& m : sync_->published().members) {
+      if (m != name_) members.push_back(m);
+    }
+    if (members.empty()) return Status::Ok();
+    const uint64_t echo = repl_->OldestEcho(members);
+    const auto lease_us = static_cast<uint64_t>(std::chrono::microseconds(kReadLease - kReadMargin).count());
+    if (echo != 0 && WallUs() < echo + lease_us) return Status::Ok();
+    return Status::Fenced(fmt::format(
+        "this primary ({}) has no current read lease from its synchronous replicas (not heard within {} ms): "
+        "one of them may be taking over; retry shortly",
+        name_, (kReadLease - kReadMargin).count()));
+  }
   return Status::Fenced(fmt::format(
       "this node ({}) is not the primary now: its leader lease in etcd is past its deadline (no renewal answered "
       "within ttl - stop_margin) or lost; another node may be primary: retry on the primary",
@@ -125,6 +166,10 @@ void Coordinator::Lead(int64_t epoch) {
   }
   following_.clear();
   if (sync_) sync_->BeginPrimary(epoch);
+  if (switchover_ && switchover_->to == name_) {
+    spdlog::warn("cluster: switchover from {} to {} done", switchover_->from, name_);
+    DeleteSwitchoverKey();
+  }
   spdlog::warn("cluster: {} is the primary in epoch {}", name_, *begun);
   publisher_->PublishNow();
 }
@@ -161,6 +206,60 @@ void Coordinator::Follow() {
                  });
 }
 
+bool Coordinator::MayCampaign(std::vector<EtcdCompare>* extra) const {
+  // A switchover in progress: only its target campaigns, and at once (the
+  // old primary fenced itself and stopped serving as primary before it
+  // resigned, so the read-lease promise is not needed).
+  if (switchover_ && switchover_->to != name_) return false;
+  const bool target = switchover_ && switchover_->to == name_;
+  if (!sync_) return true;
+  if (!target && !PromiseKept()) return false;
+  return sync_->MayCampaign(extra);
+}
+
+bool Coordinator::PromiseKept() const {
+  const auto silence = repl_->PrimarySilence();
+  return !silence || *silence >= kReadLease;
+}
+
+void Coordinator::CheckTakeover() {
+  if (resigning_ || taking_over_ || leader_.empty() || lease_->role() != LeaseRole::kFollower) return;
+  const auto silence = repl_->PrimarySilence();
+  if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
+  std::vector<EtcdCompare> guard;
+  if (!sync_->MayCampaign(&guard)) return;  // only a published member may
+  taking_over_ = true;
+  const std::string key = cluster_.prefix + "/leader";
+  client_->Range(key, {}, [this, alive = std::weak_ptr<int>(life_), key, guard](Result<EtcdRange> r) {
+    if (alive.expired()) return;
+    taking_over_ = false;
+    if (!r || r->kvs.empty() || resigning_) return;
+    const EtcdKeyValue& kv = r->kvs[0];
+    if (kv.value != leader_ || kv.create_revision <= fenced_epoch_) return;
+    const auto quiet = repl_->PrimarySilence();
+    if (!quiet || *quiet < std::max(kTakeoverSilence, kReadLease)) return;
+    // Refuse the old epoch first: from now on the old primary cannot
+    // gather this member's ACKs, so it cannot acknowledge anything more.
+    fenced_epoch_ = kv.create_revision;
+    repl_->FenceEpoch(static_cast<Epoch>(kv.create_revision));
+    LogEvent(spdlog::level::warn, Event::kReplication, 0,
+             fmt::format("cluster: {} heard nothing from the primary {} for {} ms: fenced its epoch {} and deletes "
+                         "its leader key to take over",
+                         name_, leader_, quiet->count(), kv.create_revision));
+    EtcdTxnRequest txn;
+    txn.compare = guard;  // the sync set is still the one that names us
+    txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, kv.create_revision, {}});
+    txn.success.push_back(EtcdOp::Delete(key));
+    client_->Txn(std::move(txn), [this, alive](Result<EtcdTxnResult> t) {
+      if (alive.expired()) return;
+      if (!t || !t->succeeded) {
+        spdlog::warn("cluster: {}: the takeover's delete did not apply ({}); the lease decides", name_,
+                     t ? "the key or the sync set changed" : t.error().ToString());
+      }
+    });
+  });
+}
+
 void Coordinator::Resign(std::function<void()> done) {
   if (resigning_) {
     done();
@@ -168,6 +267,9 @@ void Coordinator::Resign(std::function<void()> done) {
   }
   resigning_ = true;
   uv_timer_stop(follow_timer_.get());
+  uv_timer_stop(takeover_timer_.get());
+  uv_timer_stop(switch_timer_.get());
+  switching_ = false;
   if (node_->role() == Role::kPrimary) {
     repl_->StepDown(Status::Fenced("this node is shutting down and resigned the primary role"));
   }

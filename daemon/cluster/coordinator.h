@@ -31,7 +31,9 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -76,6 +78,23 @@ class Coordinator {
   // Reads the leader's member key and follows it; retried while it is missing.
   void Follow();
   MemberFacts Facts() const;
+  // Fast takeover (docs/cluster.md §3.5): a sync member whose primary has
+  // been silent for kTakeoverSilence fences its epoch and deletes its key.
+  void CheckTakeover();
+  // A replica may take part in a takeover only read_lease after it last
+  // heard its primary (the promise its ACKs carry).
+  bool PromiseKept() const;
+  // LeaderLeaseOptions::may_campaign: the switchover hold-back, the promise,
+  // the sync set.
+  bool MayCampaign(std::vector<EtcdCompare>* extra) const;
+
+  // Switchover (coordinator_switchover.cc; docs/cluster.md §3.6).
+  void LoadSwitchover();
+  void OnSwitchover(const EtcdKeyValue* kv);
+  void StartSwitchover(const std::string& to);
+  void SwitchoverStep();
+  void AbortSwitchover(const std::string& why);
+  void DeleteSwitchoverKey();
 
   uv_loop_t* loop_;
   ClusterConfig cluster_;
@@ -91,6 +110,17 @@ class Coordinator {
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;
+  bool taking_over_ = false;   // the leader key read of a takeover is out
+  int64_t fenced_epoch_ = 0;   // the last epoch this node fenced to take over
+  UvHandle<uv_timer_t> takeover_timer_;
+  struct Switchover {
+    std::string from, to;
+  };
+  std::optional<Switchover> switchover_;  // <prefix>/switchover as last seen
+  bool switching_ = false;                // this primary is handing over
+  std::chrono::steady_clock::time_point switch_deadline_{};
+  std::unique_ptr<EtcdWatch> switch_watch_;
+  UvHandle<uv_timer_t> switch_timer_;
   UvHandle<uv_timer_t> follow_timer_;  // retries Follow
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };

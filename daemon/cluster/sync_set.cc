@@ -172,9 +172,14 @@ void SyncSet::Tick() {
   std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
+  if (!preferred_.empty() && !Contains(desired, preferred_) && connected.count(preferred_) != 0 &&
+      connected[preferred_] >= threshold) {
+    desired.insert(desired.begin(), preferred_);
+    if (desired.size() > n_) desired.resize(n_);
+  }
   for (const auto& c : candidates) {
     if (desired.size() >= n_) break;
-    desired.push_back(c.second);
+    if (!Contains(desired, c.second)) desired.push_back(c.second);
   }
   std::sort(desired.begin(), desired.end());
   std::vector<std::string> published_others;

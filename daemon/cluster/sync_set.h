@@ -58,7 +58,11 @@ class SyncSet {
   // kept from now on. EndPrimary: stop (the gate counts nobody).
   void BeginPrimary(int64_t epoch);
   void EndPrimary();
+  // A switchover target: made a member (replacing another if the set is
+  // full) as soon as its durable LSN qualifies. "" = none.
+  void Prefer(std::string name) { preferred_ = std::move(name); }
   const SyncValue& published() const { return value_; }
+  int64_t epoch() const { return epoch_; }
   bool exists() const { return exists_; }
 
  private:
@@ -91,6 +95,7 @@ class SyncSet {
   Lsn promoted_at_ = 0;
   bool publishing_ = false;
   std::vector<std::string> counting_;
+  std::string preferred_;
   UvHandle<uv_timer_t> timer_;
   UvHandle<uv_timer_t> load_timer_;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);

@@ -95,6 +95,16 @@ std::vector<SyncGate::Replica> ReplPrimary::ConnectedReplicas() {
   return out;
 }
 
+uint64_t ReplPrimary::EchoSentAtUs(const std::string& name) {
+  uint64_t best = 0;
+  for (auto& s : senders_) {
+    if (s->closed()) continue;
+    const SenderProgress& p = s->progress();
+    if (p.name == name) best = std::max(best, p.echo_sent_at_us);
+  }
+  return best;
+}
+
 void ReplPrimary::OnSenderProgress() {
   if (sync_) sync_->Update(ConnectedReplicas());
   if (on_progress_) on_progress_();

@@ -51,6 +51,9 @@ class ReplPrimary {
   void SetSyncEligible(std::optional<std::vector<std::string>> names) {
     if (sync_) sync_->SetEligible(std::move(names));
   }
+  // The newest heartbeat send time (system clock, µs) that `name` echoed
+  // in an ACK on a live link; 0 if none.
+  uint64_t EchoSentAtUs(const std::string& name);
   // The replicas past the handshake and their durable LSNs.
   std::vector<SyncGate::Replica> Connected() { return ConnectedReplicas(); }
   // Connected replicas whose durable LSN is >= lsn (RESP WAIT).

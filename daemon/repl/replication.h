@@ -96,6 +96,24 @@ class Replication : public ReplicaAcks {
   std::vector<repl::SyncGate::Replica> ConnectedReplicas() {
     return primary_ ? primary_->Connected() : std::vector<repl::SyncGate::Replica>{};
   }
+  // The cluster's read lease (docs/cluster.md §3.5): the oldest of the
+  // newest heartbeat send times (system clock, µs) that each of `names`
+  // echoed; 0 if one of them has not (or is not connected).
+  uint64_t OldestEcho(const std::vector<std::string>& names) {
+    uint64_t oldest = UINT64_MAX;
+    for (const std::string& n : names) oldest = std::min(oldest, primary_ ? primary_->EchoSentAtUs(n) : 0);
+    return names.empty() ? 0 : oldest;
+  }
+  // A replica: how long since it last heard its primary (nullopt: it has
+  // not heard one since it started following it).
+  std::optional<std::chrono::milliseconds> PrimarySilence() const {
+    if (!receiver_ || !receiver_->heard_primary()) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 receiver_->last_heard());
+  }
+  // Refuse epoch `e` from now on (frames of it, and of anything older): a
+  // cluster member about to take over from a silent primary.
+  void FenceEpoch(Epoch e) { seen_epoch_ = std::max(seen_epoch_, e + 1); }
   // The highest epoch this node has seen (its own history or any frame).
   Epoch highest_epoch_seen() const;
 

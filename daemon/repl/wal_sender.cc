@@ -249,10 +249,15 @@ void WalSender::Tick(std::chrono::steady_clock::time_point now) {
     return;
   }
   Pump();
-  if (state_ != SenderState::kHandshake && now - last_sent_ >= kHeartbeatInterval) {
+  // Every interval even while WAL flows: the replica's ACK echoes the
+  // newest heartbeat's sent_at, which the cluster's read lease counts from
+  // (docs/cluster.md §3.5).
+  if (state_ != SenderState::kHandshake &&
+      (now - last_sent_ >= kHeartbeatInterval || now - last_heartbeat_ >= kHeartbeatInterval)) {
     const Heartbeat hb{ctx_.feed->last_lsn(), ctx_.feed->durable_lsn(), NowUs()};
     link_->Send(MsgType::kHeartbeat, ctx_.engine->current_epoch(), {EncodeHeartbeat(hb)});
     last_sent_ = now;
+    last_heartbeat_ = now;
   }
 }
 

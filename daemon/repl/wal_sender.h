@@ -106,6 +106,7 @@ class WalSender : public Link::Handler {
   SenderProgress progress_;
   Lsn next_lsn_ = 0;  // the next record to send
   std::chrono::steady_clock::time_point last_sent_, last_heard_;
+  std::chrono::steady_clock::time_point last_heartbeat_{};
   std::unique_ptr<SnapshotStreamer> snapshot_;
   uint64_t hello_at_us_ = 0;  // when the handshake completed (stands in for an echo until the first ACK)
 };
