@@ -14,7 +14,10 @@
 #include "backup.h"
 #include "batch_ops.h"
 #include "bench.h"
+#include "cluster_status.h"
+#include "cluster_view.h"
 #include "commands.h"
+#include "etcd_gateway.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "repl.h"
@@ -22,6 +25,8 @@
 
 namespace kvctl {
 namespace {
+
+constexpr const char* kDefaultClusterPrefix = "/kvd/default";  // kvd's [cluster] prefix default
 
 constexpr const char* kFooter = R"(Socket, first match wins: --socket PATH; --config FILE's [server] socket; the
 KVD_SOCKET environment variable; /etc/kvd/kvd.toml's [server] socket if that
@@ -71,6 +76,14 @@ int KvctlMain(int argc, char** argv) {
   socket_opt->excludes(config_opt);
   std::string timeout_flag = "5s";
   app.add_option("--timeout", timeout_flag, "bound on connecting and on each request, e.g. 5s, 500ms; 0 = none")
+      ->capture_default_str();
+
+  // Cluster (docs/cluster.md "kvctl"): etcd endpoints.
+  std::string cluster_flag;
+  std::string cluster_prefix = kDefaultClusterPrefix;
+  auto* cluster_opt = app.add_option("--cluster", cluster_flag, "etcd endpoints http://IP:PORT[,...] (cluster status)");
+  cluster_opt->excludes(socket_opt)->excludes(config_opt);
+  app.add_option("--cluster-prefix", cluster_prefix, "the cluster's etcd prefix ([cluster] prefix)")
       ->capture_default_str();
 
   std::string key;
@@ -183,6 +196,14 @@ sends nothing and exits 2.)");
   config_set->add_option("NAME", cfg_name, "e.g. durability.mode")->required();
   config_set->add_option("VALUE", cfg_value, "e.g. batch, 64, 10ms")->required();
 
+  auto* cluster = app.add_subcommand("cluster", "the cluster as etcd sees it (needs --cluster http://IP:PORT,...)");
+  cluster->require_subcommand(1);
+  bool cluster_json = false;
+  auto* cluster_status = cluster->add_subcommand(
+      "status", "members, roles, epochs, LSNs and lag, the sync set, and each etcd endpoint's health");
+  cluster_status->add_option("--prefix", cluster_prefix, "the cluster's etcd prefix (same as --cluster-prefix)");
+  cluster_status->add_flag("--json", cluster_json, "one JSON object (schema in docs/cluster.md)");
+
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "load generator: ops/s and latency percentiles (like redis-benchmark)");
   bench->footer(
@@ -237,6 +258,21 @@ sends nothing and exits 2.)");
   if (!timeout.has_value()) {
     std::cerr << "kvctl: --timeout: not a duration: '" << EscapeForLine(timeout_flag) << "' (e.g. 5s, 500ms, 0)\n";
     return kExitUsage;
+  }
+
+  if (*cluster_status) {
+    auto endpoints = EtcdGateway::ParseEndpoints(cluster_flag);
+    if (!endpoints.has_value()) {
+      std::cerr << "kvctl cluster status: --cluster: " << endpoints.error().message() << "\n";
+      return kExitUsage;
+    }
+    auto prefix = NormalizePrefix(cluster_prefix);
+    if (!prefix.has_value()) {
+      std::cerr << "kvctl cluster status: --prefix: " << prefix.error().message() << "\n";
+      return kExitUsage;
+    }
+    EtcdGateway gw(std::move(*endpoints), *timeout);
+    return CmdClusterStatus(gw, *prefix, cluster_json, std::cout, std::cerr);
   }
 
   SocketSources sources = SocketSourcesFromEnv();

@@ -10,3 +10,10 @@ add_test(NAME cluster_etcd_client COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test
 set_tests_properties(cluster_etcd_client PROPERTIES
   LABELS "integration;cluster" TIMEOUT 600 SKIP_RETURN_CODE 77
   ENVIRONMENT "ETCD_CASES_BIN=$<TARGET_FILE:etcd_cases>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# kvctl's cluster commands (cluster status, switchover, --cluster routing)
+# against a real etcd whose keys the test writes itself, and real kvd nodes.
+add_test(NAME cluster_kvctl COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_kvctl_cluster.py)
+set_tests_properties(cluster_kvctl PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")

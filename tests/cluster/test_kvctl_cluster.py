@@ -1,0 +1,165 @@
+"""kvctl's cluster side against a real 3-member etcd (etcd_cluster.py) and
+real kvd processes: `kvctl cluster status` (more commands follow).
+
+The test writes the keys of docs/cluster.md §2 itself (leader on a lease,
+members/<name>, sync), so kvctl's side is proven independently of the
+coordinator.
+
+Environment: KVD_BIN, KVCTL_BIN (set by ctest), ETCD_BIN. Exits 77 (skipped)
+without etcd.
+"""
+
+import json
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True
+import etcd_cluster  # noqa: E402
+import kvdtest  # noqa: E402
+from etcd_cluster import b64, gateway  # noqa: E402
+from kvdtest import KvdTestCase, TIMEOUT, run_kvctl  # noqa: E402
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def member_json(name, address, role, durable, applied=None, epoch=0, updated_ms=None):
+    return json.dumps({"name": name, "address": address, "repl_address": "127.0.0.1:%d" % (7000 + ord(name[0])),
+                       "role": role, "epoch": epoch, "durable_lsn": durable,
+                       "applied_lsn": durable if applied is None else applied,
+                       "updated_ms": now_ms() if updated_ms is None else updated_ms})
+
+
+class KvctlClusterTest(KvdTestCase):
+    etcd = None
+    serial = 0
+
+    @classmethod
+    def setUpClass(cls):
+        if not etcd_cluster.etcd_available():
+            raise __import__("unittest").SkipTest("etcd is not installed (scripts/install-deps.sh)")
+        cls.etcd = etcd_cluster.EtcdCluster()
+        cls.etcd.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.etcd is not None:
+            cls.etcd.stop()
+
+    def setUp(self):
+        super().setUp()
+        KvctlClusterTest.serial += 1
+        self.prefix = "/kvd/t%d" % KvctlClusterTest.serial  # each test its own cluster
+        self.eps = self.etcd.endpoints()
+        self.ep = self.eps[0]
+
+    # ---- etcd, through its gateway -------------------------------------------
+    def grant(self, ttl=60):
+        return gateway(self.ep, "/v3/lease/grant", {"TTL": str(ttl)})["ID"]
+
+    def put(self, key, value, lease=None):
+        body = {"key": b64(self.prefix + key), "value": b64(value)}
+        if lease:
+            body["lease"] = lease
+        return gateway(self.ep, "/v3/kv/put", body)
+
+    def get(self, key):
+        """(value, create_revision, lease) or None."""
+        r = gateway(self.ep, "/v3/kv/range", {"key": b64(self.prefix + key)})
+        if not r.get("kvs"):
+            return None
+        kv = r["kvs"][0]
+        import base64
+        return (base64.b64decode(kv.get("value", "")).decode(), int(kv["create_revision"]), int(kv.get("lease", 0)))
+
+    def delete(self, key):
+        gateway(self.ep, "/v3/kv/deleterange", {"key": b64(self.prefix + key)})
+
+    def publish(self, sockets, leader="a", sync=("b",), durable=None):
+        """members a, b, c (addresses from `sockets`), leader on a lease, the
+        sync set; returns the epoch (leader create revision)."""
+        durable = durable or {"a": 120, "b": 120, "c": 100}
+        for name in ("a", "b", "c"):
+            role = "primary" if name == leader else "replica"
+            self.put("/members/" + name, member_json(name, sockets.get(name, "/nonexistent/" + name), role,
+                                                      durable[name]))
+        self.put("/leader", leader, lease=self.grant())
+        epoch = self.get("/leader")[1]
+        self.put("/sync", json.dumps({"epoch": epoch, "members": list(sync), "sync_replicas": len(sync)}))
+        return epoch
+
+    def kvctl(self, *args, timeout=TIMEOUT):
+        return run_kvctl(list(args), timeout=timeout)
+
+    def cluster_args(self):
+        return ["--cluster", ",".join(self.eps), "--cluster-prefix", self.prefix]
+
+    # ---- cluster status --------------------------------------------------------
+    def test_status_lists_members_leader_sync_set_and_etcd_health(self):
+        old = now_ms() - 1500
+        self.put("/members/a", member_json("a", "/run/a.sock", "primary", 120))
+        self.put("/members/b", member_json("b", "/run/b.sock", "replica", 100, applied=95, updated_ms=old))
+        self.put("/members/c", member_json("c", "/run/c.sock", "replica", 120))
+        self.put("/members/d", "not json")
+        self.put("/leader", "a", lease=self.grant())
+        epoch = self.get("/leader")[1]
+        self.put("/sync", json.dumps({"epoch": epoch, "members": ["c"], "sync_replicas": 1}))
+        dead = "http://127.0.0.1:%d" % etcd_cluster._free_ports(1)[0]  # nothing listens there
+        res = self.kvctl("cluster", "status", "--cluster", ",".join([dead] + self.eps), "--prefix", self.prefix,
+                         "--json")
+        self.assertEqual(res.rc, 0, res.err)
+        st = json.loads(res.out)
+        self.assertEqual(st["prefix"], self.prefix)
+        self.assertEqual(st["leader"], {"name": "a", "epoch": epoch})
+        self.assertEqual(st["sync"], {"epoch": epoch, "members": ["c"], "sync_replicas": 1})
+        self.assertIsNone(st["switchover"])
+        m = {x["name"]: x for x in st["members"]}
+        self.assertEqual(sorted(m), ["a", "b", "c", "d"])
+        self.assertTrue(m["a"]["is_leader"])
+        self.assertFalse(m["b"]["is_leader"])
+        self.assertEqual((m["b"]["role"], m["b"]["address"], m["b"]["durable_lsn"], m["b"]["applied_lsn"]),
+                         ("replica", "/run/b.sock", 100, 95))
+        self.assertEqual(m["b"]["lag_lsn"], 20)
+        self.assertEqual(m["c"]["lag_lsn"], 0)
+        self.assertGreaterEqual(m["b"]["age_ms"], 1500)
+        self.assertLess(m["b"]["age_ms"], 1500 + TIMEOUT * 1000)
+        self.assertTrue(m["c"]["in_sync_set"])
+        self.assertFalse(m["b"]["in_sync_set"])
+        self.assertIn("not a JSON object", m["d"]["error"])
+        # etcd health, per endpoint, in the order given.
+        self.assertEqual([e["endpoint"] for e in st["etcd"]], [dead] + self.eps)
+        self.assertFalse(st["etcd"][0]["reachable"])
+        self.assertTrue(st["etcd"][0]["error"])
+        live = st["etcd"][1:]
+        self.assertTrue(all(e["reachable"] for e in live))
+        ids = {gateway(ep, "/v3/maintenance/status", {})["header"]["member_id"] for ep in self.eps}
+        self.assertEqual({e["member_id"] for e in live}, ids)
+        self.assertEqual(len({e["leader_id"] for e in live}), 1)
+        self.assertEqual(sum(e["is_leader"] for e in live), 1)
+        self.assertTrue(all(e["raft_term"] > 0 and e["db_size"] > 0 for e in live))
+
+        text = self.kvctl("cluster", "status", "--cluster", ",".join(self.eps), "--prefix", self.prefix)
+        self.assertEqual(text.rc, 0, text.err)
+        self.assertIn("primary: a  epoch %d\n" % epoch, text.out)
+        self.assertIn("sync set: [c]  sync_replicas 1", text.out)
+        self.assertRegex(text.out, r"\nb +replica +0 +100 +95 +20 ")
+        self.assertRegex(text.out, r"\na\* +primary ")
+        self.assertEqual(len(re.findall(r"\nhttp://127\.0\.0\.1:\d+ +ok", text.out)), 3)
+
+        # No leader: said so; no endpoint at all: exit 3 naming it.
+        self.delete("/leader")
+        res = self.kvctl("cluster", "status", "--cluster", ",".join(self.eps), "--prefix", self.prefix, "--json")
+        self.assertEqual(res.rc, 0, res.err)
+        st = json.loads(res.out)
+        self.assertIsNone(st["leader"])
+        self.assertTrue(all(x.get("lag_lsn") is None for x in st["members"]))
+        res = self.kvctl("cluster", "status", "--cluster", dead, "--prefix", self.prefix)
+        self.assertEqual(res.rc, 3)
+        self.assertIn(dead, res.err)
+        self.assertEqual(self.kvctl("cluster", "status", "--cluster", "unix:/x", "--prefix", self.prefix).rc, 2)
+
+
+if __name__ == "__main__":
+    kvdtest.main(total_timeout=600)
