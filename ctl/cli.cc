@@ -22,6 +22,7 @@
 #include "format.h"
 #include "repl.h"
 #include "socket_resolve.h"
+#include "switchover.h"
 
 namespace kvctl {
 namespace {
@@ -81,7 +82,7 @@ int KvctlMain(int argc, char** argv) {
   // Cluster (docs/cluster.md "kvctl"): etcd endpoints.
   std::string cluster_flag;
   std::string cluster_prefix = kDefaultClusterPrefix;
-  auto* cluster_opt = app.add_option("--cluster", cluster_flag, "etcd endpoints http://IP:PORT[,...] (cluster status)");
+  auto* cluster_opt = app.add_option("--cluster", cluster_flag, "etcd endpoints http://IP:PORT[,...] (cluster status, switchover)");
   cluster_opt->excludes(socket_opt)->excludes(config_opt);
   app.add_option("--cluster-prefix", cluster_prefix, "the cluster's etcd prefix ([cluster] prefix)")
       ->capture_default_str();
@@ -204,6 +205,20 @@ sends nothing and exits 2.)");
   cluster_status->add_option("--prefix", cluster_prefix, "the cluster's etcd prefix (same as --cluster-prefix)");
   cluster_status->add_flag("--json", cluster_json, "one JSON object (schema in docs/cluster.md)");
 
+  std::string switchover_to;
+  std::string switchover_timeout = "10s";
+  auto* switchover = app.add_subcommand(
+      "switchover", "planned handover of the primary role to NODE (needs --cluster http://IP:PORT,...)");
+  switchover->add_option("--to", switchover_to, "the member that becomes primary")->required();
+  switchover->add_option("--prefix", cluster_prefix, "the cluster's etcd prefix (same as --cluster-prefix)");
+  switchover->add_option("--timeout", switchover_timeout, "how long to wait for NODE to become primary")
+      ->capture_default_str();
+  switchover->footer(
+      "kvctl asks, the nodes hand over: it puts <prefix>/switchover = {\"from\", \"to\"} on a short lease\n"
+      "(only if no switchover is pending and the primary did not change) and waits until the leader key\n"
+      "names NODE in a new epoch. Prints OK from=A to=B epoch=E took_ms=N. On timeout the request is\n"
+      "withdrawn and kvctl exits 3. NODE must be a live member and, with sync_replicas >= 1, in the sync set.");
+
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "load generator: ops/s and latency percentiles (like redis-benchmark)");
   bench->footer(
@@ -260,19 +275,26 @@ sends nothing and exits 2.)");
     return kExitUsage;
   }
 
-  if (*cluster_status) {
+  if (*cluster_status || *switchover) {
+    const char* what = *switchover ? "kvctl switchover" : "kvctl cluster status";
     auto endpoints = EtcdGateway::ParseEndpoints(cluster_flag);
     if (!endpoints.has_value()) {
-      std::cerr << "kvctl cluster status: --cluster: " << endpoints.error().message() << "\n";
+      std::cerr << what << ": --cluster: " << endpoints.error().message() << "\n";
       return kExitUsage;
     }
     auto prefix = NormalizePrefix(cluster_prefix);
     if (!prefix.has_value()) {
-      std::cerr << "kvctl cluster status: --prefix: " << prefix.error().message() << "\n";
+      std::cerr << what << ": --prefix: " << prefix.error().message() << "\n";
       return kExitUsage;
     }
     EtcdGateway gw(std::move(*endpoints), *timeout);
-    return CmdClusterStatus(gw, *prefix, cluster_json, std::cout, std::cerr);
+    if (*cluster_status) return CmdClusterStatus(gw, *prefix, cluster_json, std::cout, std::cerr);
+    const auto wait = ParseTimeout(switchover_timeout);
+    if (!wait.has_value() || wait->count() == 0) {
+      std::cerr << what << ": --timeout: not a positive duration: '" << EscapeForLine(switchover_timeout) << "'\n";
+      return kExitUsage;
+    }
+    return CmdSwitchover(gw, {*prefix, switchover_to, *wait}, std::cout, std::cerr);
   }
 
   SocketSources sources = SocketSourcesFromEnv();

@@ -1,9 +1,10 @@
 """kvctl's cluster side against a real 3-member etcd (etcd_cluster.py) and
-real kvd processes: `kvctl cluster status` (more commands follow).
+real kvd processes: `kvctl cluster status` and `kvctl switchover --to`.
 
 The test writes the keys of docs/cluster.md §2 itself (leader on a lease,
-members/<name>, sync), so kvctl's side is proven independently of the
-coordinator.
+members/<name>, sync) and plays the daemons' part in a switchover (it moves
+the leader key when the switchover key appears), so kvctl's side is proven
+independently of the coordinator.
 
 Environment: KVD_BIN, KVCTL_BIN (set by ctest), ETCD_BIN. Exits 77 (skipped)
 without etcd.
@@ -12,7 +13,9 @@ without etcd.
 import json
 import re
 import sys
+import threading
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True
 import etcd_cluster  # noqa: E402
@@ -159,6 +162,88 @@ class KvctlClusterTest(KvdTestCase):
         self.assertEqual(res.rc, 3)
         self.assertIn(dead, res.err)
         self.assertEqual(self.kvctl("cluster", "status", "--cluster", "unix:/x", "--prefix", self.prefix).rc, 2)
+
+    # ---- switchover --------------------------------------------------------------
+    def watch_for_switchover(self):
+        """Starts a watch on <prefix>/switchover; returns (thread, result)
+        where result gets the first put's value and lease, after which the
+        thread moves the leader key to its `to` (the daemons' part)."""
+        key = self.prefix + "/switchover"
+        req = urllib.request.Request(self.ep + "/v3/watch", data=json.dumps(
+            {"create_request": {"key": b64(key)}}).encode(), headers={"Content-Type": "application/json"})
+        stream = urllib.request.urlopen(req, timeout=TIMEOUT)
+        created = json.loads(stream.readline())
+        self.assertTrue(created["result"].get("created"), created)
+        result = {}
+
+        def daemon():
+            import base64
+            try:
+                while "request" not in result:
+                    line = stream.readline()
+                    if not line:
+                        return
+                    for ev in json.loads(line).get("result", {}).get("events", []):
+                        if ev.get("type", "PUT") == "PUT":
+                            kv = ev["kv"]
+                            result["request"] = json.loads(base64.b64decode(kv["value"]))
+                            result["lease"] = int(kv.get("lease", 0))
+                            break
+                req_ = result["request"]
+                self.assertEqual(self.get("/leader")[0], req_["from"])
+                # The handover: the old primary resigns, `to` wins the campaign.
+                self.delete("/leader")
+                self.put("/leader", req_["to"], lease=self.grant())
+                result["epoch"] = self.get("/leader")[1]
+            finally:
+                stream.close()
+
+        t = threading.Thread(target=daemon, daemon=True)
+        t.start()
+        return t, result
+
+    def test_switchover_waits_for_the_new_leader_and_reports_the_time(self):
+        epoch = self.publish({}, leader="a", sync=("b",))
+        t, result = self.watch_for_switchover()
+        res = self.kvctl("switchover", "--to", "b", *self.cluster_args())
+        t.join(TIMEOUT)
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(result["request"], {"from": "a", "to": "b"})
+        self.assertNotEqual(result["lease"], 0)  # on a lease: it cannot outlive a dead kvctl
+        m = re.fullmatch(r"OK from=a to=b epoch=(\d+) took_ms=(\d+)\n", res.out)
+        self.assertIsNotNone(m, res.out)
+        self.assertEqual(int(m.group(1)), result["epoch"])
+        self.assertGreater(int(m.group(1)), epoch)
+        self.assertLess(int(m.group(2)), TIMEOUT * 1000)
+        self.assertEqual(self.get("/leader")[0], "b")
+        self.assertIsNone(self.get("/switchover"))  # kvctl withdrew the finished request
+
+    def test_switchover_refusals_and_timeout(self):
+        self.publish({}, leader="a", sync=("b",))
+        args = self.cluster_args()
+        for to, why in (("a", "already the primary"), ("zz", "not a live member"), ("c", "not in the sync set")):
+            res = self.kvctl("switchover", "--to", to, *args)
+            self.assertEqual(res.rc, 2, res.err)
+            self.assertIn(why, res.err)
+        self.put("/switchover", json.dumps({"from": "a", "to": "c"}), lease=self.grant())
+        res = self.kvctl("switchover", "--to", "b", *args)
+        self.assertEqual(res.rc, 2)
+        self.assertIn("already requested: a -> c", res.err)
+        self.delete("/switchover")
+        # Nobody hands over: kvctl gives up after --timeout and withdraws the request.
+        start = time.monotonic()
+        res = self.kvctl("switchover", "--to", "b", "--timeout", "1s", *args)
+        elapsed = time.monotonic() - start
+        self.assertEqual(res.rc, 3)
+        self.assertIn("no new primary b within 1000 ms; the request was withdrawn", res.err)
+        self.assertGreaterEqual(elapsed, 1.0)
+        self.assertIsNone(self.get("/switchover"))
+        self.assertEqual(self.get("/leader")[0], "a")
+        # No leader at all: nothing to hand over.
+        self.delete("/leader")
+        res = self.kvctl("switchover", "--to", "b", *args)
+        self.assertEqual(res.rc, 2)
+        self.assertIn("no primary holds", res.err)
 
 
 if __name__ == "__main__":
