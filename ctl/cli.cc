@@ -14,6 +14,7 @@
 #include "backup.h"
 #include "batch_ops.h"
 #include "bench.h"
+#include "cluster_route.h"
 #include "cluster_status.h"
 #include "cluster_view.h"
 #include "commands.h"
@@ -32,6 +33,14 @@ constexpr const char* kDefaultClusterPrefix = "/kvd/default";  // kvd's [cluster
 constexpr const char* kFooter = R"(Socket, first match wins: --socket PATH; --config FILE's [server] socket; the
 KVD_SOCKET environment variable; /etc/kvd/kvd.toml's [server] socket if that
 file is readable; /run/kvd/kvd.sock.
+
+--cluster http://IP:PORT[,...] (etcd) sends to the cluster's primary: the one
+its <prefix>/leader key names (--cluster-prefix, default /kvd/default), at the
+client socket of its member key. --cluster unix:PATH[,unix:PATH...] uses the
+first of those kvd nodes that answers. Either way, and with --socket too, a
+write refused by a replica naming its primary (NotPrimary ... primary_address=
+PATH) is sent once more, to PATH; a second refusal is an error. `kvctl cluster
+status` and `kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
 
 --timeout (default 5s; 0 = wait forever) bounds connecting and each request:
 when kvd does not answer in time (stopped, overloaded), kvctl prints one line
@@ -79,10 +88,12 @@ int KvctlMain(int argc, char** argv) {
   app.add_option("--timeout", timeout_flag, "bound on connecting and on each request, e.g. 5s, 500ms; 0 = none")
       ->capture_default_str();
 
-  // Cluster (docs/cluster.md "kvctl"): etcd endpoints.
+  // Cluster (docs/cluster.md "kvctl"): etcd endpoints, or a list of node sockets.
   std::string cluster_flag;
   std::string cluster_prefix = kDefaultClusterPrefix;
-  auto* cluster_opt = app.add_option("--cluster", cluster_flag, "etcd endpoints http://IP:PORT[,...] (cluster status, switchover)");
+  auto* cluster_opt = app.add_option("--cluster", cluster_flag,
+                                     "etcd endpoints http://IP:PORT[,...]: send to the cluster's primary; or "
+                                     "unix:PATH[,unix:PATH...]: kvd nodes, the first that answers");
   cluster_opt->excludes(socket_opt)->excludes(config_opt);
   app.add_option("--cluster-prefix", cluster_prefix, "the cluster's etcd prefix ([cluster] prefix)")
       ->capture_default_str();
@@ -300,10 +311,29 @@ sends nothing and exits 2.)");
   SocketSources sources = SocketSourcesFromEnv();
   if (socket_opt->count() > 0) sources.socket_flag = socket_flag;
   if (config_opt->count() > 0) sources.config_flag = config_flag;
-  auto socket = ResolveSocket(sources);
-  if (!socket.has_value()) {
-    std::cerr << "kvctl: " << socket.error().message() << "\n";
-    return kExitUsage;
+  kvd::Result<std::string> socket = std::string();
+  if (cluster_opt->count() > 0) {
+    auto spec = ParseClusterSpec(cluster_flag);
+    if (!spec.has_value()) {
+      std::cerr << "kvctl: --cluster: " << spec.error().message() << "\n";
+      return kExitUsage;
+    }
+    auto prefix = NormalizePrefix(cluster_prefix);
+    if (!prefix.has_value()) {
+      std::cerr << "kvctl: --cluster-prefix: " << prefix.error().message() << "\n";
+      return kExitUsage;
+    }
+    socket = ResolveClusterSocket(*spec, *prefix, *timeout);
+    if (!socket.has_value()) {
+      std::cerr << "kvctl: --cluster: " << socket.error().message() << "\n";
+      return kExitServer;
+    }
+  } else {
+    socket = ResolveSocket(sources);
+    if (!socket.has_value()) {
+      std::cerr << "kvctl: " << socket.error().message() << "\n";
+      return kExitUsage;
+    }
   }
   const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, *timeout, min_lsn};
 

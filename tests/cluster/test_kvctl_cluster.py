@@ -1,17 +1,22 @@
 """kvctl's cluster side against a real 3-member etcd (etcd_cluster.py) and
-real kvd processes: `kvctl cluster status` and `kvctl switchover --to`.
+real kvd processes: `kvctl cluster status`, `kvctl switchover --to` and
+`kvctl --cluster` routing.
 
 The test writes the keys of docs/cluster.md §2 itself (leader on a lease,
 members/<name>, sync) and plays the daemons' part in a switchover (it moves
 the leader key when the switchover key appears), so kvctl's side is proven
-independently of the coordinator.
+independently of the coordinator. Follow-once is driven by a fake replica
+(a socket answering writes with NotPrimary ... primary_address=PATH) in
+front of a real kvd primary.
 
 Environment: KVD_BIN, KVCTL_BIN (set by ctest), ETCD_BIN. Exits 77 (skipped)
 without etcd.
 """
 
 import json
+import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -19,6 +24,7 @@ import urllib.request
 
 sys.dont_write_bytecode = True
 import etcd_cluster  # noqa: E402
+import kvd_proto  # noqa: E402
 import kvdtest  # noqa: E402
 from etcd_cluster import b64, gateway  # noqa: E402
 from kvdtest import KvdTestCase, TIMEOUT, run_kvctl  # noqa: E402
@@ -33,6 +39,49 @@ def member_json(name, address, role, durable, applied=None, epoch=0, updated_ms=
                        "role": role, "epoch": epoch, "durable_lsn": durable,
                        "applied_lsn": durable if applied is None else applied,
                        "updated_ms": now_ms() if updated_ms is None else updated_ms})
+
+
+class FakeReplica:
+    """A Unix socket that answers PING with OK and every other request with
+    NotPrimary and `message` (as a replica refuses writes), counting the
+    requests it refused."""
+
+    def __init__(self, path, message):
+        self.path, self.message = path, message.encode()
+        self.refused = 0
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    buf += data
+                    while True:
+                        n = kvd_proto.split_frame(buf, header_bytes=kvd_proto.REQUEST_HEADER.size)
+                        if n is None:
+                            break
+                        opcode, _flags, rid, _payload = kvd_proto.decode_request(buf[:n])
+                        buf = buf[n:]
+                        if opcode == kvd_proto.OP_PING:
+                            conn.sendall(kvd_proto.encode_reply(opcode, kvd_proto.OK, rid))
+                            continue
+                        self.refused += 1
+                        conn.sendall(kvd_proto.encode_reply(opcode, kvd_proto.NOT_PRIMARY, rid, payload=self.message))
+
+    def close(self):
+        self.sock.close()
 
 
 class KvctlClusterTest(KvdTestCase):
@@ -162,6 +211,86 @@ class KvctlClusterTest(KvdTestCase):
         self.assertEqual(res.rc, 3)
         self.assertIn(dead, res.err)
         self.assertEqual(self.kvctl("cluster", "status", "--cluster", "unix:/x", "--prefix", self.prefix).rc, 2)
+
+    # ---- routing -----------------------------------------------------------------
+    def test_cluster_routes_to_the_primary_named_by_the_leader_key(self):
+        s1, s2 = self.server(), self.server()
+        self.publish({"a": s1.socket_path, "b": s2.socket_path})
+        res = self.kvctl(*self.cluster_args(), "put", "k", "v1")
+        self.assertEqual(res.rc, 0, res.err)
+        with s1.raw() as c:
+            self.assertEqual(c.get("k"), b"v1")
+        with s2.raw() as c:
+            self.assertIsNone(c.get("k"))
+        self.assertEqual(self.kvctl(*self.cluster_args(), "get", "k").out, "v1\n")
+        # The leader key moves to b: so do kvctl's writes and reads.
+        self.delete("/leader")
+        self.put("/leader", "b", lease=self.grant())
+        res = self.kvctl(*self.cluster_args(), "put", "k", "v2")
+        self.assertEqual(res.rc, 0, res.err)
+        with s2.raw() as c:
+            self.assertEqual(c.get("k"), b"v2")
+        with s1.raw() as c:
+            self.assertEqual(c.get("k"), b"v1")
+        self.assertEqual(self.kvctl(*self.cluster_args(), "get", "k").out, "v2\n")
+        # No leader, or a leader without a member key: a clear error, exit 3.
+        self.delete("/leader")
+        res = self.kvctl(*self.cluster_args(), "put", "k", "v3")
+        self.assertEqual(res.rc, 3)
+        self.assertIn("no primary: %s/leader is absent" % self.prefix, res.err)
+        self.put("/leader", "zz", lease=self.grant())
+        res = self.kvctl(*self.cluster_args(), "get", "k")
+        self.assertEqual(res.rc, 3)
+        self.assertIn("has no member key %s/members/zz" % self.prefix, res.err)
+
+    def test_unix_list_tries_nodes_in_order_and_a_write_follows_the_redirect_once(self):
+        primary = self.server()
+        self.assertEqual(primary.kvctl("put", "seed", "1").rc, 0)
+        gone = os.path.join(self.tmp, "gone.sock")
+        fake_path = os.path.join(self.tmp, "replica.sock")
+        fake = FakeReplica(fake_path, "this node is a replica; send writes to the primary at 127.0.0.1:7001 "
+                                      "primary_address=" + primary.socket_path)
+        self.addCleanup(fake.close)
+        nodes = "unix:%s,unix:%s" % (gone, primary.socket_path)
+        # Reads: the first node that answers.
+        res = self.kvctl("--cluster", nodes, "get", "seed")
+        self.assertEqual((res.rc, res.out), (0, "1\n"), res.err)
+        # A write to the replica follows its primary_address once and lands on the primary.
+        res = self.kvctl("--cluster", "unix:%s,unix:%s" % (gone, fake_path), "put", "k", "routed")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out, "OK\n")
+        with primary.raw() as c:
+            self.assertEqual(c.get("k"), b"routed")
+        self.assertEqual(fake.refused, 1)
+        # The same with --socket: the redirect does not depend on --cluster.
+        res = run_kvctl(["--socket", fake_path, "batch", "put", "b1", "x", "del", "seed"])
+        self.assertEqual(res.rc, 0, res.err)
+        with primary.raw() as c:
+            self.assertEqual((c.get("b1"), c.get("seed")), (b"x", None))
+        # A redirect to another replica is not followed twice.
+        fake2_path = os.path.join(self.tmp, "replica2.sock")
+        fake2 = FakeReplica(fake2_path, "replica too primary_address=" + primary.socket_path)
+        self.addCleanup(fake2.close)
+        fake.message = ("this node is a replica primary_address=" + fake2_path).encode()
+        res = run_kvctl(["--socket", fake_path, "put", "k", "loop"])
+        self.assertEqual(res.rc, 3)
+        self.assertIn("not followed again", res.err)
+        self.assertEqual((fake.refused, fake2.refused), (3, 1))
+        with primary.raw() as c:
+            self.assertEqual(c.get("k"), b"routed")
+
+    def test_unix_list_reads_from_a_real_replica(self):
+        p = self.server(replication={"name": "p", "listen": "127.0.0.1:0"})
+        port = p.status()["replication"]["port"]
+        r = self.server(replication={"name": "r1", "role": "replica", "primary": "127.0.0.1:%d" % port})
+        self.assertEqual(p.kvctl("put", "k", "from-primary").rc, 0)
+        nodes = "unix:%s,unix:%s" % (r.socket_path, p.socket_path)
+        kvdtest.wait_until(lambda: self.kvctl("--cluster", nodes, "get", "k").out == "from-primary\n",
+                           what="the replica (first in the list) to serve the replicated key")
+        # It was the replica that answered: stop the primary, the read still works.
+        p.stop()
+        res = self.kvctl("--cluster", nodes, "get", "k")
+        self.assertEqual((res.rc, res.out), (0, "from-primary\n"), res.err)
 
     # ---- switchover --------------------------------------------------------------
     def watch_for_switchover(self):
