@@ -14,18 +14,33 @@
 #include "backup.h"
 #include "batch_ops.h"
 #include "bench.h"
+#include "cluster_route.h"
+#include "cluster_status.h"
+#include "cluster_view.h"
 #include "commands.h"
+#include "etcd_gateway.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "repl.h"
 #include "socket_resolve.h"
+#include "switchover.h"
 
 namespace kvctl {
 namespace {
 
+constexpr const char* kDefaultClusterPrefix = "/kvd/default";  // kvd's [cluster] prefix default
+
 constexpr const char* kFooter = R"(Socket, first match wins: --socket PATH; --config FILE's [server] socket; the
 KVD_SOCKET environment variable; /etc/kvd/kvd.toml's [server] socket if that
 file is readable; /run/kvd/kvd.sock.
+
+--cluster http://IP:PORT[,...] (etcd) sends to the cluster's primary: the one
+its <prefix>/leader key names (--cluster-prefix, default /kvd/default), at the
+client socket of its member key. --cluster unix:PATH[,unix:PATH...] uses the
+first of those kvd nodes that answers. Either way, and with --socket too, a
+write refused by a replica naming its primary (NotPrimary ... primary_address=
+PATH) is sent once more, to PATH; a second refusal is an error. `kvctl cluster
+status` and `kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
 
 --timeout (default 5s; 0 = wait forever) bounds connecting and each request:
 when kvd does not answer in time (stopped, overloaded), kvctl prints one line
@@ -71,6 +86,16 @@ int KvctlMain(int argc, char** argv) {
   socket_opt->excludes(config_opt);
   std::string timeout_flag = "5s";
   app.add_option("--timeout", timeout_flag, "bound on connecting and on each request, e.g. 5s, 500ms; 0 = none")
+      ->capture_default_str();
+
+  // Cluster (docs/cluster.md "kvctl"): etcd endpoints, or a list of node sockets.
+  std::string cluster_flag;
+  std::string cluster_prefix = kDefaultClusterPrefix;
+  auto* cluster_opt = app.add_option("--cluster", cluster_flag,
+                                     "etcd endpoints http://IP:PORT[,...]: send to the cluster's primary; or "
+                                     "unix:PATH[,unix:PATH...]: kvd nodes, the first that answers");
+  cluster_opt->excludes(socket_opt)->excludes(config_opt);
+  app.add_option("--cluster-prefix", cluster_prefix, "the cluster's etcd prefix ([cluster] prefix)")
       ->capture_default_str();
 
   std::string key;
@@ -183,6 +208,28 @@ sends nothing and exits 2.)");
   config_set->add_option("NAME", cfg_name, "e.g. durability.mode")->required();
   config_set->add_option("VALUE", cfg_value, "e.g. batch, 64, 10ms")->required();
 
+  auto* cluster = app.add_subcommand("cluster", "the cluster as etcd sees it (needs --cluster http://IP:PORT,...)");
+  cluster->require_subcommand(1);
+  bool cluster_json = false;
+  auto* cluster_status = cluster->add_subcommand(
+      "status", "members, roles, epochs, LSNs and lag, the sync set, and each etcd endpoint's health");
+  cluster_status->add_option("--prefix", cluster_prefix, "the cluster's etcd prefix (same as --cluster-prefix)");
+  cluster_status->add_flag("--json", cluster_json, "one JSON object (schema in docs/cluster.md)");
+
+  std::string switchover_to;
+  std::string switchover_timeout = "10s";
+  auto* switchover = app.add_subcommand(
+      "switchover", "planned handover of the primary role to NODE (needs --cluster http://IP:PORT,...)");
+  switchover->add_option("--to", switchover_to, "the member that becomes primary")->required();
+  switchover->add_option("--prefix", cluster_prefix, "the cluster's etcd prefix (same as --cluster-prefix)");
+  switchover->add_option("--timeout", switchover_timeout, "how long to wait for NODE to become primary")
+      ->capture_default_str();
+  switchover->footer(
+      "kvctl asks, the nodes hand over: it puts <prefix>/switchover = {\"from\", \"to\"} on a short lease\n"
+      "(only if no switchover is pending and the primary did not change) and waits until the leader key\n"
+      "names NODE in a new epoch. Prints OK from=A to=B epoch=E took_ms=N. On timeout the request is\n"
+      "withdrawn and kvctl exits 3. NODE must be a live member and, with sync_replicas >= 1, in the sync set.");
+
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "load generator: ops/s and latency percentiles (like redis-benchmark)");
   bench->footer(
@@ -239,13 +286,54 @@ sends nothing and exits 2.)");
     return kExitUsage;
   }
 
+  if (*cluster_status || *switchover) {
+    const char* what = *switchover ? "kvctl switchover" : "kvctl cluster status";
+    auto endpoints = EtcdGateway::ParseEndpoints(cluster_flag);
+    if (!endpoints.has_value()) {
+      std::cerr << what << ": --cluster: " << endpoints.error().message() << "\n";
+      return kExitUsage;
+    }
+    auto prefix = NormalizePrefix(cluster_prefix);
+    if (!prefix.has_value()) {
+      std::cerr << what << ": --prefix: " << prefix.error().message() << "\n";
+      return kExitUsage;
+    }
+    EtcdGateway gw(std::move(*endpoints), *timeout);
+    if (*cluster_status) return CmdClusterStatus(gw, *prefix, cluster_json, std::cout, std::cerr);
+    const auto wait = ParseTimeout(switchover_timeout);
+    if (!wait.has_value() || wait->count() == 0) {
+      std::cerr << what << ": --timeout: not a positive duration: '" << EscapeForLine(switchover_timeout) << "'\n";
+      return kExitUsage;
+    }
+    return CmdSwitchover(gw, {*prefix, switchover_to, *wait}, std::cout, std::cerr);
+  }
+
   SocketSources sources = SocketSourcesFromEnv();
   if (socket_opt->count() > 0) sources.socket_flag = socket_flag;
   if (config_opt->count() > 0) sources.config_flag = config_flag;
-  auto socket = ResolveSocket(sources);
-  if (!socket.has_value()) {
-    std::cerr << "kvctl: " << socket.error().message() << "\n";
-    return kExitUsage;
+  kvd::Result<std::string> socket = std::string();
+  if (cluster_opt->count() > 0) {
+    auto spec = ParseClusterSpec(cluster_flag);
+    if (!spec.has_value()) {
+      std::cerr << "kvctl: --cluster: " << spec.error().message() << "\n";
+      return kExitUsage;
+    }
+    auto prefix = NormalizePrefix(cluster_prefix);
+    if (!prefix.has_value()) {
+      std::cerr << "kvctl: --cluster-prefix: " << prefix.error().message() << "\n";
+      return kExitUsage;
+    }
+    socket = ResolveClusterSocket(*spec, *prefix, *timeout);
+    if (!socket.has_value()) {
+      std::cerr << "kvctl: --cluster: " << socket.error().message() << "\n";
+      return kExitServer;
+    }
+  } else {
+    socket = ResolveSocket(sources);
+    if (!socket.has_value()) {
+      std::cerr << "kvctl: " << socket.error().message() << "\n";
+      return kExitUsage;
+    }
   }
   const CommandContext ctx{*socket, std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, *timeout, min_lsn};
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <ostream>
 
+#include "cluster_route.h"
 #include "connect.h"
 #include "exit_codes.h"
 #include "format.h"
@@ -34,6 +35,28 @@ int WithClient(const CommandContext& c, Fn&& op) {
   return op(**client);
 }
 
+// Runs a write, op(client) -> Result<T>. A NotPrimary refusal naming the
+// primary (" primary_address=PATH") is sent once more, to PATH: it did not
+// happen, so repeating it is safe. A second NotPrimary is an error (no loops).
+template <typename Fn>
+auto WriteFollowingPrimary(const CommandContext& c, Fn&& op) -> decltype(op(std::declval<kvd::Client&>())) {
+  using R = decltype(op(std::declval<kvd::Client&>()));
+  auto client = ConnectTo(c.socket, c.timeout);
+  if (!client.has_value()) return R(client.error());
+  R first = op(**client);
+  if (first.has_value() || first.error().code() != kvd::Code::kNotPrimary) return first;
+  const auto primary = PrimaryAddressFromRefusal(first.error().message());
+  if (!primary) return first;
+  const std::string via = "following NotPrimary from " + c.socket + " to " + *primary;
+  auto next = ConnectTo(*primary, c.timeout);
+  if (!next.has_value()) return R(next.error().Annotate(via));
+  R second = op(**next);
+  if (!second.has_value() && second.error().code() == kvd::Code::kNotPrimary) {
+    return R(second.error().Annotate(via + ", it refused too (not followed again)"));
+  }
+  return second;
+}
+
 constexpr const char* kSnapshotPathKey = "storage.snapshot_path";
 
 }  // namespace
@@ -45,22 +68,18 @@ std::string SnapshotFileName(uint64_t lsn) {
 }
 
 int CmdBatch(const CommandContext& c, const std::vector<BatchEntry>& entries, bool durable) {
-  return WithClient(c, [&](kvd::Client& cl) {
-    const std::vector<kvd::BatchOp> ops = BatchOpsOf(entries);
-    auto r = cl.Batch(ops, durable);
-    if (!r.has_value()) return Fail(c, r.error());
-    c.out << "OK\n";
-    return kExitOk;
-  });
+  const std::vector<kvd::BatchOp> ops = BatchOpsOf(entries);
+  auto r = WriteFollowingPrimary(c, [&](kvd::Client& cl) { return cl.Batch(ops, durable); });
+  if (!r.has_value()) return Fail(c, r.error());
+  c.out << "OK\n";
+  return kExitOk;
 }
 
 int CmdPut(const CommandContext& c, const std::string& key, const std::string& value, bool durable) {
-  return WithClient(c, [&](kvd::Client& cl) {
-    auto r = cl.Put(key, value, durable);
-    if (!r.has_value()) return Fail(c, r.error());
-    c.out << "OK\n";
-    return kExitOk;
-  });
+  auto r = WriteFollowingPrimary(c, [&](kvd::Client& cl) { return cl.Put(key, value, durable); });
+  if (!r.has_value()) return Fail(c, r.error());
+  c.out << "OK\n";
+  return kExitOk;
 }
 
 int CmdGet(const CommandContext& c, const std::string& key, bool raw) {
@@ -83,13 +102,11 @@ int CmdGet(const CommandContext& c, const std::string& key, bool raw) {
 }
 
 int CmdDel(const CommandContext& c, const std::string& key, bool durable) {
-  return WithClient(c, [&](kvd::Client& cl) {
-    auto r = cl.Del(key, durable);
-    if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
-    if (!r->existed) return NotFound(c, key);
-    c.out << "OK\n";
-    return kExitOk;
-  });
+  auto r = WriteFollowingPrimary(c, [&](kvd::Client& cl) { return cl.Del(key, durable); });
+  if (!r.has_value()) return r.error().IsNotFound() ? NotFound(c, key) : Fail(c, r.error());
+  if (!r->existed) return NotFound(c, key);
+  c.out << "OK\n";
+  return kExitOk;
 }
 
 int CmdDelRange(const CommandContext& c, const DelRangeOptions& o, bool durable) {
@@ -117,12 +134,10 @@ int CmdDelRange(const CommandContext& c, const DelRangeOptions& o, bool durable)
     range.a = *o.from;
     range.b = *o.to;
   }
-  return WithClient(c, [&](kvd::Client& cl) {
-    auto r = cl.DeleteRange(range, durable);
-    if (!r.has_value()) return Fail(c, r.error());
-    c.out << "deleted=" << r->removed << " lsn=" << r->lsn << "\n";
-    return kExitOk;
-  });
+  auto r = WriteFollowingPrimary(c, [&](kvd::Client& cl) { return cl.DeleteRange(range, durable); });
+  if (!r.has_value()) return Fail(c, r.error());
+  c.out << "deleted=" << r->removed << " lsn=" << r->lsn << "\n";
+  return kExitOk;
 }
 
 int CmdCount(const CommandContext& c, const std::string& prefix) {

@@ -37,3 +37,10 @@ add_test(NAME cluster_switchover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_
 set_tests_properties(cluster_switchover PROPERTIES
   LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
   ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# kvctl's cluster commands (cluster status, switchover, --cluster routing)
+# against a real etcd whose keys the test writes itself, and real kvd nodes.
+add_test(NAME cluster_kvctl COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_kvctl_cluster.py)
+set_tests_properties(cluster_kvctl PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")

@@ -81,6 +81,14 @@ class FakeKvd {
   }
   // Every PUT fails with this code from now on (kOk: none do).
   void FailPuts(kvd::Code code) { fail_puts_ = code; }
+  // Every write (PUT, DEL, BATCH) is refused with this code and message from
+  // now on, as a replica refuses them (NotPrimary naming the primary).
+  void RefuseWrites(kvd::Code code, std::string message) {
+    std::lock_guard<std::mutex> l(mu_);
+    refuse_writes_ = code;
+    refuse_message_ = std::move(message);
+  }
+  uint64_t writes_refused() const { return writes_refused_; }
   // At most this many items per SCAN reply, to exercise continuations.
   void set_scan_page(uint32_t n) { scan_page_ = n; }
   // Replies report a durable LSN this far behind the last LSN (batch mode).
@@ -162,6 +170,14 @@ class FakeKvd {
       h.status = code;
       payload = std::move(msg);
     };
+    const bool write = req.header.opcode == proto::Opcode::kPut || req.header.opcode == proto::Opcode::kDel ||
+                       req.header.opcode == proto::Opcode::kBatch;
+    if (write && refuse_writes_ != kvd::Code::kOk) {
+      ++writes_refused_;
+      fail(refuse_writes_, refuse_message_);
+      proto::EncodeReply(out, h, {payload});
+      return;
+    }
     switch (req.header.opcode) {
       case proto::Opcode::kPing: break;
       case proto::Opcode::kGet: {
@@ -285,6 +301,9 @@ class FakeKvd {
                                                 {"storage.snapshot_path", "/var/lib/kvd/snapshots"}};
   uint64_t lsn_ = 0;
   std::atomic<kvd::Code> fail_puts_{kvd::Code::kOk};
+  kvd::Code refuse_writes_ = kvd::Code::kOk;  // guarded by mu_
+  std::string refuse_message_;               // guarded by mu_
+  std::atomic<uint64_t> writes_refused_{0};
   std::atomic<uint32_t> scan_page_{1000};
   std::atomic<uint64_t> durable_lag_{0};
   std::atomic<uint64_t> config_sets_{0};
