@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "config/config.h"
+#include "repl/lag.h"
 #include "sys/log.h"
 
 namespace kvd::daemon {
@@ -19,12 +20,6 @@ constexpr auto kReadLease = std::chrono::milliseconds(1000);
 constexpr auto kReadMargin = std::chrono::milliseconds(200);
 constexpr auto kTakeoverSilence = std::chrono::milliseconds(1000);
 constexpr uint64_t kTakeoverCheckMs = 50;
-
-uint64_t WallUs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 }  // namespace
 
@@ -111,7 +106,7 @@ Status Coordinator::PrimaryGate(bool write) const {
     if (members.empty()) return Status::Ok();
     const uint64_t echo = repl_->OldestEcho(members);
     const auto lease_us = static_cast<uint64_t>(std::chrono::microseconds(kReadLease - kReadMargin).count());
-    if (echo != 0 && WallUs() < echo + lease_us) return Status::Ok();
+    if (echo != 0 && repl::PrimaryClockUs() < echo + lease_us) return Status::Ok();
     return Status::Fenced(fmt::format(
         "this primary ({}) has no current read lease from its synchronous replicas (not heard within {} ms): "
         "one of them may be taking over; retry shortly",

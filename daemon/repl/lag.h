@@ -15,12 +15,25 @@
 // beside it.
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 
 #include "kvd/types.h"
 
 namespace kvd::daemon::repl {
+
+// The primary's clock for sent_at_us and the echoes of it: CLOCK_BOOTTIME in
+// microseconds. Only the primary ever interprets these values (the replica
+// echoes them), so no other host's clock needs to agree; unlike the wall
+// clock it is never stepped, so neither lag_ms nor the cluster's read lease
+// (docs/cluster.md §3.5) can be stretched by a clock set backwards.
+inline uint64_t PrimaryClockUs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
 
 inline uint64_t PrimaryLagMs(Lsn acked_durable, Lsn last_written, uint64_t echo_us, uint64_t since_us,
                              uint64_t now_us) {

@@ -8,11 +8,7 @@
 namespace kvd::daemon::repl {
 namespace {
 
-uint64_t NowUs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+uint64_t NowUs() { return PrimaryClockUs(); }
 
 }  // namespace
 
@@ -191,7 +187,13 @@ void WalSender::OnAck(const Frame& f) {
   progress_.durable_lsn = std::max(progress_.durable_lsn, ack->durable_lsn);
   progress_.applied_lsn = std::max(progress_.applied_lsn, ack->applied_lsn);
   if (ctx_.on_progress) ctx_.on_progress();
-  progress_.echo_sent_at_us = std::max(progress_.echo_sent_at_us, ack->echo_sent_at_us);
+  // Only an echo of a timestamp this connection sent counts: a replica that
+  // followed another primary before may still echo that one's sent_at, a
+  // value from another host's clock (it would stretch lag_ms and the read
+  // lease that OldestEcho feeds).
+  if (ack->echo_sent_at_us >= hello_at_us_ && ack->echo_sent_at_us <= NowUs()) {
+    progress_.echo_sent_at_us = std::max(progress_.echo_sent_at_us, ack->echo_sent_at_us);
+  }
 }
 
 void WalSender::Pump() {

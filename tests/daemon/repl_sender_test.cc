@@ -176,6 +176,41 @@ TEST_CASE("handshake, then every record from the replica's next LSN, then ACKs m
   CHECK(st["replicas"][0]["applied_lsn"] == 2);
 }
 
+TEST_CASE("only an echo of a sent_at this connection sent counts (lag_ms and the cluster's read lease)") {
+  Rig rig;
+  rig.Put("a", "1");
+  Peer peer(&rig);
+  peer.Send(MsgType::kHello, 1, HelloAt(1));
+  std::string keep;
+  REQUIRE(peer.Next(&keep).type == MsgType::kWelcome);
+  rig.Put("b", "2");
+  uint64_t sent_at = 0;
+  while (sent_at == 0) {
+    std::string k;
+    Frame f = peer.Next(&k);
+    if (f.type != MsgType::kWal) continue;
+    auto m = DecodeWal(f.body);
+    REQUIRE(m.has_value());
+    sent_at = m->header.sent_at_us;
+  }
+  // A previous primary's timestamps, from another host's clock: one far in
+  // this primary's future, one before this connection began.
+  peer.Send(MsgType::kAck, 1, EncodeAck({2, 2, 2, sent_at + 3'600'000'000ull}));
+  peer.Send(MsgType::kAck, 1, EncodeAck({2, 2, 2, 1}));
+  for (int i = 0; i < 200 && rig.primary->StatusJson()["replicas"][0]["durable_lsn"] != 2; ++i) {
+    peer.Pump();
+    ::usleep(1000);
+  }
+  REQUIRE(rig.primary->StatusJson()["replicas"][0]["durable_lsn"] == 2);
+  CHECK(rig.primary->EchoSentAtUs("r1") == 0);
+  peer.Send(MsgType::kAck, 1, EncodeAck({2, 2, 2, sent_at}));
+  for (int i = 0; i < 200 && rig.primary->EchoSentAtUs("r1") == 0; ++i) {
+    peer.Pump();
+    ::usleep(1000);
+  }
+  CHECK(rig.primary->EchoSentAtUs("r1") == sent_at);
+}
+
 TEST_CASE("an ACK beyond what was sent is refused as future_lsn") {
   Rig rig;
   rig.Put("a", "1");
