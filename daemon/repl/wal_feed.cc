@@ -4,12 +4,7 @@
 
 namespace kvd::daemon::repl {
 
-WalFeed::WalFeed(uv_loop_t* loop) {
-  if (uv_async_init(loop, async_.Allocate(), &WalFeed::OnAsync) == 0) {
-    async_.MarkInitialised();
-    async_->data = this;
-  }
-}
+WalFeed::WalFeed(uv_loop_t* loop) : waker_(loop, [this] { Drain(); }) {}
 
 void WalFeed::Start(Lsn last, Lsn durable, std::function<void()> on_update) {
   last_ = last;
@@ -37,15 +32,13 @@ void WalFeed::OnRecordsWritten(Lsn first, Lsn last, std::string_view records) {
     std::lock_guard lock(mu_);
     incoming_.push_back({first, last, std::string(records)});
   }
-  if (async_) uv_async_send(async_.get());
+  waker_.Wake();
 }
 
 void WalFeed::OnDurable(Lsn durable_lsn) {
   incoming_durable_.store(durable_lsn, std::memory_order_release);
-  if (async_) uv_async_send(async_.get());
+  waker_.Wake();
 }
-
-void WalFeed::OnAsync(uv_async_t* a) { static_cast<WalFeed*>(a->data)->Drain(); }
 
 void WalFeed::Drain() {
   std::vector<Chunk> in;

@@ -1,11 +1,11 @@
 // WalFeed: the engine's CommitObserver for replication. The committer
 // thread hands it every record written (and each fdatasync that returned);
-// it wakes the loop (uv_async), where the records join a bounded in-memory
+// it wakes the loop (net/loop_waker.h), where the records join a bounded in-memory
 // cache of the newest WAL that WAL senders stream from. Senders further
 // behind read the segments on disk (wal_source.h).
 //
 // Threading: OnRecordsWritten / OnDurable on the committer thread (they
-// only copy under a mutex and uv_async_send); everything else on the loop.
+// only copy under a mutex and wake the loop); everything else on the loop.
 // Lifetime: created before Engine::Open, destroyed after Engine::Close.
 #pragma once
 
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "kvd/engine.h"
-#include "net/uv_handle.h"
+#include "net/loop_waker.h"
 
 namespace kvd::daemon::repl {
 
@@ -31,7 +31,7 @@ class WalFeed final : public CommitObserver {
   // Records up to `last` exist before the feed starts (recovery's end).
   // on_update runs on the loop after new records or a new durable LSN.
   void Start(Lsn last, Lsn durable, std::function<void()> on_update);
-  void Close() { async_.reset(); }
+  void Close() { waker_.Close(); }
   // on_update from now on (a role change); nothing else changes.
   void set_on_update(std::function<void()> on_update) { on_update_ = std::move(on_update); }
   // The engine's log was cut back to `last` (Engine::RewindTo, all of it
@@ -59,14 +59,13 @@ class WalFeed final : public CommitObserver {
     Lsn first = 0, last = 0;
     std::string records;
   };
-  static void OnAsync(uv_async_t* a);
   void Drain();
 
   std::mutex mu_;
   std::vector<Chunk> incoming_;  // guarded by mu_
   std::atomic<Lsn> incoming_durable_{0};
 
-  UvHandle<uv_async_t> async_;
+  LoopWaker waker_;
   std::function<void()> on_update_;
   std::deque<Chunk> chunks_;
   size_t cached_bytes_ = 0;
