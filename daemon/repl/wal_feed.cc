@@ -34,7 +34,7 @@ void WalFeed::OnRecordsWritten(Lsn first, Lsn last, std::string_view records) {
     std::lock_guard lock(mu_);
     incoming_.push_back({first, last, std::string(records)});
   }
-  waker_.Wake();
+  if (wake_on_written_.load(std::memory_order_relaxed)) waker_.Wake();
 }
 
 void WalFeed::OnDurable(Lsn durable_lsn) {
