@@ -38,6 +38,7 @@ void CommitBridge::Detach() {
 void CommitBridge::OnWake() {
   last_notify_ = std::chrono::steady_clock::now();
   if (engine_ == nullptr) return;
+  if (before_poll_) before_poll_();
   engine_->Poll(sink_);
   if (after_poll_) after_poll_();
 }

@@ -29,6 +29,10 @@ class CommitBridge {
   // Starts driving engine (Poll once now, then on notify and on the timer).
   void Attach(Engine* engine, std::chrono::microseconds flush_interval);
   void SetFlushInterval(std::chrono::microseconds flush_interval);
+  // Runs on each notification before Engine::Poll (replication's WalFeed:
+  // the committer's fdatasync report then rides on this wake instead of one
+  // of its own). nullptr: none.
+  void set_before_poll(std::function<void()> fn) { before_poll_ = std::move(fn); }
   // Stops the timer and ignores further notifications (shutdown, after Close).
   void Detach();
   // Closes the handles. Only after Engine::Close: the committer must not
@@ -47,6 +51,7 @@ class CommitBridge {
 
   CompletionSink* sink_;
   std::function<void()> after_poll_;
+  std::function<void()> before_poll_;
   Engine* engine_ = nullptr;
   LoopWaker waker_;
   UvHandle<uv_timer_t> tick_;

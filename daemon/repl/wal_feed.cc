@@ -39,7 +39,7 @@ void WalFeed::OnRecordsWritten(Lsn first, Lsn last, std::string_view records) {
 
 void WalFeed::OnDurable(Lsn durable_lsn) {
   incoming_durable_.store(durable_lsn, std::memory_order_release);
-  waker_.Wake();
+  if (wake_on_durable_.load(std::memory_order_relaxed)) waker_.Wake();
 }
 
 void WalFeed::Drain() {

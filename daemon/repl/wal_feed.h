@@ -45,6 +45,14 @@ class WalFeed final : public CommitObserver {
   // durable): the cache forgets everything, the next record is last + 1.
   void Rewind(Lsn last);
 
+  // wake_on_durable = false: OnDurable only records the LSN and the owner
+  // calls Drain() on the loop after the engine's own notification, which the
+  // committer sends after every job (one wake per commit instead of two: on
+  // a shared CPU the loop often ran between them, a context switch pair).
+  void set_wake_on_durable(bool on) { wake_on_durable_.store(on, std::memory_order_relaxed); }
+  // Takes what the committer reported; runs on_update (loop thread).
+  void Drain();
+
   // CommitObserver (committer thread).
   void OnRecordsWritten(Lsn first, Lsn last, std::string_view records) override;
   void OnDurable(Lsn durable_lsn) override;
@@ -66,12 +74,12 @@ class WalFeed final : public CommitObserver {
     Lsn first = 0, last = 0;
     std::string records;
   };
-  void Drain();
 
   std::mutex mu_;
   std::vector<Chunk> incoming_;  // guarded by mu_
   std::atomic<Lsn> incoming_durable_{0};
   std::atomic<bool> wake_on_written_{true};  // read by the committer thread
+  std::atomic<bool> wake_on_durable_{true};  // read by the committer thread
 
   LoopWaker waker_;
   std::function<void()> on_update_;
