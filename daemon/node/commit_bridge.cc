@@ -5,20 +5,22 @@
 namespace kvd::daemon {
 
 CommitBridge::CommitBridge(uv_loop_t* loop, CompletionSink* sink, std::function<void()> after_poll)
-    : sink_(sink), after_poll_(std::move(after_poll)), last_notify_(std::chrono::steady_clock::now()) {
-  InitAsync(loop, &async_, &CommitBridge::OnAsync, this);
+    : sink_(sink),
+      after_poll_(std::move(after_poll)),
+      waker_(loop, [this] { OnWake(); }),
+      last_notify_(std::chrono::steady_clock::now()) {
   InitTimer(loop, &tick_, this);
 }
 
 std::function<void()> CommitBridge::NotifyFn() {
-  uv_async_t* a = async_.get();
-  return [a] { uv_async_send(a); };
+  LoopWaker* w = &waker_;
+  return [w] { w->Wake(); };
 }
 
 void CommitBridge::Attach(Engine* engine, std::chrono::microseconds flush_interval) {
   engine_ = engine;
   SetFlushInterval(flush_interval);
-  OnAsync(async_.get());
+  OnWake();
 }
 
 void CommitBridge::SetFlushInterval(std::chrono::microseconds flush_interval) {
@@ -33,12 +35,12 @@ void CommitBridge::Detach() {
   if (tick_) uv_timer_stop(tick_.get());
 }
 
-void CommitBridge::OnAsync(uv_async_t* a) {
-  auto* self = static_cast<CommitBridge*>(a->data);
-  self->last_notify_ = std::chrono::steady_clock::now();
-  if (self->engine_ == nullptr) return;
-  self->engine_->Poll(self->sink_);
-  if (self->after_poll_) self->after_poll_();
+void CommitBridge::OnWake() {
+  last_notify_ = std::chrono::steady_clock::now();
+  if (engine_ == nullptr) return;
+  if (before_poll_) before_poll_();
+  engine_->Poll(sink_);
+  if (after_poll_) after_poll_();
 }
 
 void CommitBridge::OnTick(uv_timer_t* t) {

@@ -32,6 +32,10 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   if (!enabled()) return Status::Ok();
   engine_ = engine;
   node_ = node;
+  // The committer notifies the bridge after every job, each fdatasync's
+  // included: the feed takes its durable LSN on that wake (wal_feed.h).
+  node->bridge().set_before_poll([this] { feed_.Drain(); });
+  feed_.set_wake_on_durable(false);
   KVD_ASSIGN_OR_RETURN(tls_, MakeReplicationTls(config_));
   if (cluster_) {
     // etcd decides (cluster/coordinator.h): a fenced replica of nobody until then.
@@ -65,6 +69,7 @@ Status Replication::SetSync(uint32_t sync_replicas, std::chrono::milliseconds ti
 void Replication::SetOnAcksChanged(std::function<void()> fn) { on_acks_changed_ = std::move(fn); }
 
 void Replication::Stop() {
+  if (node_ != nullptr) node_->bridge().set_before_poll(nullptr);
   if (primary_) primary_->Stop();
   if (receiver_) receiver_->Stop();
   feed_.Close();

@@ -44,9 +44,11 @@ void Replication::StartReceiver(const HostPort& primary) {
   receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls_);
   receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
   receiver_->set_role_hooks({&seen_epoch_, [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
-  feed_.set_on_update([this] {
-    if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
-  });
+  feed_.set_on_update(
+      [this] {
+        if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
+      },
+      /*wake_on_written=*/false);  // a replica ACKs fdatasyncs, not writes
   receiver_->Start(engine_);
 }
 

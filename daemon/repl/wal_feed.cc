@@ -1,15 +1,12 @@
 #include "repl/wal_feed.h"
 
+#include <algorithm>
+
 #include "kvd/wal.h"
 
 namespace kvd::daemon::repl {
 
-WalFeed::WalFeed(uv_loop_t* loop) {
-  if (uv_async_init(loop, async_.Allocate(), &WalFeed::OnAsync) == 0) {
-    async_.MarkInitialised();
-    async_->data = this;
-  }
-}
+WalFeed::WalFeed(uv_loop_t* loop) : waker_(loop, [this] { Drain(); }) {}
 
 void WalFeed::Start(Lsn last, Lsn durable, std::function<void()> on_update) {
   last_ = last;
@@ -37,15 +34,13 @@ void WalFeed::OnRecordsWritten(Lsn first, Lsn last, std::string_view records) {
     std::lock_guard lock(mu_);
     incoming_.push_back({first, last, std::string(records)});
   }
-  if (async_) uv_async_send(async_.get());
+  if (wake_on_written_.load(std::memory_order_relaxed)) waker_.Wake();
 }
 
 void WalFeed::OnDurable(Lsn durable_lsn) {
   incoming_durable_.store(durable_lsn, std::memory_order_release);
-  if (async_) uv_async_send(async_.get());
+  if (wake_on_durable_.load(std::memory_order_relaxed)) waker_.Wake();
 }
-
-void WalFeed::OnAsync(uv_async_t* a) { static_cast<WalFeed*>(a->data)->Drain(); }
 
 void WalFeed::Drain() {
   std::vector<Chunk> in;
@@ -71,9 +66,20 @@ void WalFeed::Drain() {
 
 bool WalFeed::ReadCached(Lsn from, size_t max_bytes, std::string* out, Lsn* last) const {
   if (chunks_.empty() || from < chunks_.front().first || from > last_) return false;
+  // Chunks are in LSN order: the first that reaches `from`, without a walk
+  // through the whole cache.
+  auto it = std::partition_point(chunks_.begin(), chunks_.end(), [&](const Chunk& c) { return c.last < from; });
   bool any = false;
-  for (const Chunk& c : chunks_) {
-    if (c.last < from) continue;
+  for (; it != chunks_.end(); ++it) {
+    const Chunk& c = *it;
+    if (c.first >= from && out->size() + c.records.size() <= max_bytes) {
+      // A whole chunk (the usual case: a replica keeping up asks for the
+      // newest group): one copy, no record walk.
+      out->append(c.records);
+      *last = c.last;
+      any = true;
+      continue;
+    }
     bool stop = false;
     ForEachRecord(c.records, [&](const WalRecord& rec) {
       if (rec.lsn < from) return true;

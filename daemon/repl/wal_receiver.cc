@@ -106,6 +106,7 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
   h.last_lsn = self->engine_->last_lsn();
   h.durable_lsn = self->engine_->durable_lsn();
   h.history = self->engine_->epoch_history();
+  self->acked_durable_ = h.durable_lsn;  // the primary starts from HELLO's
   self->link_->Send(MsgType::kHello, self->MyEpoch(), {EncodeHello(h)});
 }
 
@@ -300,15 +301,28 @@ void WalReceiver::OnTruncate(Lsn fork) {
   link_->Close(Status::IOError(fmt::format("the log was cut after LSN {}; reconnecting", fork)));
 }
 
+Lsn WalReceiver::AckableDurable() const {
+  // Only what an fdatasync here covered (never what was merely written),
+  // which synchronous replication on the primary relies on.
+  return std::min(engine_->last_lsn(), std::max(engine_->durable_lsn(), local_durable_));
+}
+
+void WalReceiver::OnLocalDurable(Lsn durable_lsn) {
+  local_durable_ = std::max(local_durable_, durable_lsn);
+  if (AckableDurable() > acked_durable_) {
+    SendAck();
+  } else {
+    NoteLag();
+  }
+}
+
 void WalReceiver::SendAck() {
   NoteLag();  // after each fdatasync (records applied) and every ACK interval
   if (link_ == nullptr || link_->closed() || state_ != ReceiverState::kStreaming) return;
-  // durable: only what an fdatasync here covered (never what was merely
-  // written), which synchronous replication on the primary relies on.
-  const Lsn written = engine_->last_lsn();
-  const Lsn durable = std::min(written, std::max(engine_->durable_lsn(), local_durable_));
-  const Ack a{written, durable, engine_->applied_lsn(), echo_sent_at_us_};
+  const Lsn durable = AckableDurable();
+  const Ack a{engine_->last_lsn(), durable, engine_->applied_lsn(), echo_sent_at_us_};
   link_->Send(MsgType::kAck, MyEpoch(), {EncodeAck(a)});
+  acked_durable_ = durable;
   last_ack_ = std::chrono::steady_clock::now();
 }
 

@@ -47,13 +47,14 @@ class WalReceiver : public Link::Handler {
   void Stop();
   // The engine made records durable (or wrote some): acknowledge.
   void OnLocalProgress() { SendAck(); }
-  // The same, with the LSN the last local fdatasync covered (the WalFeed's,
-  // reported by the committer after that fdatasync returned): the ACK then
-  // does not depend on whether the engine's Poll ran first.
-  void OnLocalDurable(Lsn durable_lsn) {
-    local_durable_ = std::max(local_durable_, durable_lsn);
-    SendAck();
-  }
+  // The WalFeed saw records written or an fdatasync return here, with the
+  // LSN the last local fdatasync covered (reported by the committer after
+  // it returned): the ACK then does not depend on whether the engine's Poll
+  // ran first. ACKs only a durable LSN beyond the last one ACKed: records
+  // merely written tell the primary nothing it waits for (the ACK timer
+  // reports written and applied LSNs), and each ACK costs both nodes a
+  // socket write, a read and a wakeup.
+  void OnLocalDurable(Lsn durable_lsn);
   nlohmann::json StatusJson() const;
   // The replica's part of the replication metrics.
   void FillMetrics(ReplicationMetrics* m) const;
@@ -89,6 +90,7 @@ class WalReceiver : public Link::Handler {
   void OnWelcome(const Frame& f);
   void OnWal(const Frame& f);
   void SendAck();
+  Lsn AckableDurable() const;
   // Snapshot transfer (wal_receiver_snapshot.cc).
   void OnSnapshotFrame(const Frame& f);
   // Replaces the engine's state with the installed snapshot; false if the
@@ -116,6 +118,7 @@ class WalReceiver : public Link::Handler {
   Lsn primary_last_ = 0, primary_durable_ = 0;
   uint64_t echo_sent_at_us_ = 0;
   Lsn local_durable_ = 0;  // see OnLocalDurable
+  Lsn acked_durable_ = 0;  // the durable LSN of the last ACK on this link
   BehindClock behind_;  // lag_ms on this side (repl/lag.h)
   uint64_t connects_ = 0, records_received_ = 0;
   uint64_t disconnects_ = 0;  // links lost (each one a connect that ended)

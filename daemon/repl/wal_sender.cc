@@ -202,7 +202,7 @@ void WalSender::Pump() {
     if (link_->queued_bytes() < Link::kLowWater) snapshot_->Resume();
     return;
   }
-  while (link_->queued_bytes() < Link::kHighWater && next_lsn_ <= ctx_.feed->last_lsn()) {
+  while (!link_->closed() && link_->queued_bytes() < Link::kHighWater && next_lsn_ <= ctx_.feed->last_lsn()) {
     std::string records;
     Lsn last = 0;
     if (next_lsn_ >= ctx_.feed->first_cached_lsn()) {

@@ -1,0 +1,156 @@
+// WalReceiver's ACKs (docs/replication.md §4.4): a replica ACKs each
+// fdatasync that moved its durable LSN, once; records it merely wrote cost
+// no ACK of their own. The primary is played by the test; the replica's feed
+// wakes the loop for written records too (a primary's setting), so an ACK
+// per feed update would show up as an ACK with written > durable.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "kvd/fault_env.h"
+#include "kvd/fd.h"
+#include "kvd/wal.h"
+#include "repl/wal_feed.h"
+#include "repl/wal_receiver.h"
+#include "tests/storage/engine_test_util.h"
+
+namespace kvd {
+namespace {
+
+using namespace daemon::repl;
+
+// A primary that listens on 127.0.0.1, accepts the replica and trades frames
+// while the loop runs (bounded waits: 10 s).
+struct FakePrimary {
+  uv_loop_t* loop;
+  Fd listener, conn;
+  uint16_t port = 0;
+  std::string in;
+
+  explicit FakePrimary(uv_loop_t* l) : loop(l) {
+    listener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener.get(), 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+  }
+  void Pump() {
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (!conn.valid()) {
+      const int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0) conn = Fd(fd);
+      return;
+    }
+    char buf[65536];
+    const ssize_t n = ::read(conn.get(), buf, sizeof buf);
+    if (n > 0) in.append(buf, static_cast<size_t>(n));
+  }
+  Frame Next(std::string* keep) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+      size_t used = 0;
+      auto r = DecodeFrame(in, &used);
+      REQUIRE(r.has_value());
+      if (r->has_value()) {
+        *keep = in.substr(0, used);
+        in.erase(0, used);
+        size_t again = 0;
+        return **DecodeFrame(*keep, &again);
+      }
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      Pump();
+      ::usleep(500);
+    }
+  }
+  Ack NextAck() {
+    std::string keep;
+    Frame f = Next(&keep);
+    while (f.type != MsgType::kAck) f = Next(&keep);
+    auto a = DecodeAck(f.body);
+    REQUIRE(a.has_value());
+    return *a;
+  }
+  void Send(MsgType t, Epoch e, std::initializer_list<std::string_view> body) {
+    std::string f;
+    AppendFrame(&f, t, e, body);
+    REQUIRE(::write(conn.get(), f.data(), f.size()) == ssize_t(f.size()));
+  }
+};
+
+TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records merely written") {
+  testing::TempDir dir;
+  testing::RecordingSink sink;
+  FaultEnv env(Env::Default());  // holds the replica's fdatasync while a file exists
+  uv_loop_t loop{};
+  REQUIRE(uv_loop_init(&loop) == 0);
+  auto feed = std::make_unique<WalFeed>(&loop);
+  EngineOptions o = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
+  o.commit_observer = feed.get();
+  auto engine = testing::MustOpen(o);
+  const Epoch epoch = engine->current_epoch();
+  // As the daemon drives it: a WAL message's records are one group, its
+  // commit started once per loop turn.
+  engine->SetDeferredCommitStart(true);
+  uv_prepare_t start_commits;
+  REQUIRE(uv_prepare_init(&loop, &start_commits) == 0);
+  start_commits.data = engine.get();
+  uv_prepare_start(&start_commits, [](uv_prepare_t* p) { static_cast<Engine*>(p->data)->StartCommits(); });
+  FakePrimary primary(&loop);
+  auto rx = std::make_unique<WalReceiver>(&loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
+  feed->Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+  feed->set_on_update([&] { rx->OnLocalDurable(feed->durable_lsn()); }, /*wake_on_written=*/true);
+  rx->Start(engine.get());
+
+  std::string keep;
+  Frame hello = primary.Next(&keep);
+  REQUIRE(hello.type == MsgType::kHello);
+  primary.Send(MsgType::kWelcome, epoch,
+               {EncodeWelcome({"p", StartMode::kStream, engine->last_lsn() + 1, 0, engine->epoch_history()})});
+  // The ACK timer's first ACK (none was sent on this link yet); its next
+  // one is 200 ms (the ACK interval) later.
+  const Ack first = primary.NextAck();
+  CHECK(first.durable_lsn == 0);
+
+  std::string records;
+  for (Lsn l = 1; l <= 3; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), "value");
+  const std::string stall = dir.Sub("stall");
+  { auto f = Env::Default()->NewWritableFile(stall, OpenMode::kCreateTruncate); REQUIRE(f.has_value()); }
+  env.StallSyncWhileFileExists(stall);
+  primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({1, 3, 3, 7}), records});
+  // The records are written (a feed update: the loop wakes) and their
+  // fdatasync is held: nothing is ACKed while the loop runs.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (env.syncs_stalled_now() == 0) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    primary.Pump();
+    ::usleep(500);
+  }
+  for (int i = 0; i < 20; ++i) primary.Pump();
+  CHECK(feed->last_lsn() == 3);  // the loop saw the records written
+  CHECK(primary.in.empty());
+  // Made durable (another feed update): ACKed, once.
+  REQUIRE(::unlink(stall.c_str()) == 0);
+  const Ack next = primary.NextAck();
+  CHECK(next.written_lsn == 3);
+  CHECK(next.durable_lsn == 3);
+  CHECK(next.echo_sent_at_us == 7);
+
+  rx.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&start_commits), nullptr);
+  CHECK(engine->Close(&sink).ok());
+  feed->Close();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+}  // namespace
+}  // namespace kvd
