@@ -19,3 +19,10 @@ add_test(NAME cluster_netns COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_netns
 set_tests_properties(cluster_netns PROPERTIES
   LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
   ENVIRONMENT "PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# The fault tests' checker against made-up histories (no kvd, no etcd): each
+# correct history passes, each kind of violation (lost acknowledged write,
+# two primaries in an epoch, overlapping epochs, stale read, divergence...)
+# is reported.
+add_test(NAME cluster_jepsen_check_test COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/jepsen_check_test.py)
+set_tests_properties(cluster_jepsen_check_test PROPERTIES LABELS "cluster;unit" TIMEOUT 120)
