@@ -63,9 +63,10 @@ class Op:
         self.primary = bool(ev.get("primary"))
 
     def __repr__(self):
-        return "%s %s %r=%r p%s [%s, %s] %s node=%s epoch=%s lsn=%s" % (
-            self.status, self.f, self.key, self.value, self.process, self.start, self.end, self.status,
-            self.node, self.epoch, self.lsn)
+        v = self.value if not isinstance(self.value, str) or len(self.value) <= 24 else self.value[:24] + "..."
+        return "%s %s %r=%r by p%s [%.3f, %.3f] node=%s epoch=%s lsn=%s%s" % (
+            self.status, self.f, self.key, v, self.process, self.start, self.end, self.node, self.epoch,
+            self.lsn, "" if self.f == "write" else " as-primary" if self.primary else " not-as-primary")
 
 
 def pair(history):
@@ -94,6 +95,7 @@ class Result:
         self.errors = []
         self.acked_writes = 0
         self.lost_writes = 0
+        self.lost = []  # the acknowledged writes found lost (Op)
         self.reads_checked = 0
         self.keys_checked = 0
 
@@ -169,6 +171,7 @@ def check_lost(writes, final, by_value, res):
                 lost.add(w.id)
                 res.fail("lost-write", "node %s: acknowledged %r: %s" % (node, w, why))
     res.lost_writes = len(lost)
+    res.lost = [w for w in writes if w.id in lost]
 
 
 def check_epochs(ops, res):
@@ -217,7 +220,10 @@ def check_epochs(ops, res):
 
 
 def check_linearizable(ops, final, final_primary, res):
-    observed = {(o.key, o.value) for o in ops if o.f == "read" and o.status == "ok"}
+    # Evidence that an info write took effect: a checked read or the final
+    # state. A read the node did not answer as primary (a deposed primary's
+    # own divergent tail, say) proves nothing.
+    observed = {(o.key, o.value) for o in ops if o.f == "read" and o.status == "ok" and o.primary}
     for st in final.values():
         observed.update(st["items"].items())
     per_key = {}
@@ -238,10 +244,27 @@ def check_linearizable(ops, final, final_primary, res):
             per_key.setdefault(k, []).append(r)
     for k in sorted(per_key, key=str):
         res.keys_checked += 1
-        bad = register_linearizable(per_key[k])
-        if bad is not None:
-            res.fail("not-linearizable", "key %r: no linearization; stuck at %r (%d ops on the key)"
-                     % (k, bad, len(per_key[k])))
+        if register_linearizable(per_key[k]) is not None:
+            bad, around = first_violation(per_key[k])
+            res.fail("not-linearizable", "key %r: no linearization once %r is invoked (%d ops on the key); "
+                     "the operations open or completed within 1 s before it:\n    %s"
+                     % (k, bad, len(per_key[k]), "\n    ".join(repr(o) for o in around)))
+
+
+def first_violation(ops):
+    """The operation whose invocation makes the history non-linearizable (the
+    shortest failing prefix in invocation order), and those around it."""
+    ops = sorted(ops, key=lambda o: o.start)
+    lo, hi = 0, len(ops) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if register_linearizable(ops[:mid + 1]) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    bad = ops[lo]
+    around = [o for o in ops[:lo] if o.end > bad.start - 1.0][-12:]
+    return bad, around
 
 
 class _Entry:

@@ -17,7 +17,8 @@ or rule: every veth is created inside the hub and moved into its host.
 
 Clients reach kvd through its Unix socket: a filesystem socket is found by
 path, not by network, so it works from the root namespace (test_netns
-proves it). The driver itself talks TCP to a namespace with in_netns(),
+proves it). The driver itself talks TCP to a namespace with in_netns() (from_hub():
+from the hub's bridge address, which no partition cuts),
 which runs a function on a thread switched into it (setns(2) on a thread
 changes only that thread's network namespace; sockets keep the namespace
 they were created in).
@@ -37,6 +38,7 @@ import time
 
 PREFIX = "kvdj"           # namespace names: kvdj<pid>-<host>, kvdj<pid>-hub
 SUBNET = "10.213.0."      # /24, only inside our namespaces
+HUB_ADDR = SUBNET + "254"  # the hub's bridge: the driver's vantage point, never partitioned
 CHAIN = "jepsen"          # our iptables chain in each host, hooked in INPUT and OUTPUT
 CLONE_NEWNET = 0x40000000
 IP = os.environ.get("IP_BIN", "ip")
@@ -175,6 +177,9 @@ class Network:
         """Command prefix that runs a program in host's namespace (exec, same pid)."""
         return [IP, "netns", "exec", self.ns(host)]
 
+    def prefix_hub(self):
+        return [IP, "netns", "exec", self.hub]
+
     def _ip(self, ns, *args):
         return _run([IP, "-n", ns] + list(args))
 
@@ -186,7 +191,9 @@ class Network:
             _run([IP, "netns", "add", ns])
             self._made.append(ns)
         self._ip(self.hub, "link", "add", "br0", "type", "bridge")
+        self._ip(self.hub, "addr", "add", HUB_ADDR + "/24", "dev", "br0")
         self._ip(self.hub, "link", "set", "br0", "up")
+        self._ip(self.hub, "link", "set", "lo", "up")
         for i, h in enumerate(self.hosts):
             ns, veth = self.ns(h), "v%d" % i
             # Made in the hub and moved: the root namespace never holds either end.
@@ -250,6 +257,11 @@ class Network:
 
     def run_in(self, host, fn, *args):
         return in_netns(self.ns(host), fn, *args)
+
+    def from_hub(self, fn, *args, **kw):
+        """fn(*args, **kw) in the hub, which reaches every host and is never
+        partitioned (rules name host addresses only)."""
+        return in_netns(self.hub, lambda: fn(*args, **kw))
 
     # ---- clean-up ----------------------------------------------------------------
     def close(self):

@@ -122,6 +122,10 @@ class NetnsTest(unittest.TestCase):
             with self.assertRaises(socket.timeout, msg="%s -> %s" % (src, dst)):
                 self.connect(src, dst, timeout=0.3)
         self.assertEqual(self.roundtrip(self.connect("a", "b")), b"ping")
+        # The hub (the driver's vantage point) still reaches the isolated host.
+        s = self.net.from_hub(socket.create_connection, (self.net.addr("c"), 7000), 1.0)
+        self.socks.append(s)
+        self.assertEqual(self.roundtrip(s), b"ping")
         self.net.heal()
         self.assertEqual(self.roundtrip(self.connect("a", "c")), b"ping")
 
