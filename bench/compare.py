@@ -22,7 +22,7 @@ RESP rows (bench/compare_resp.py): redis-benchmark drives Redis and kvd's
 RESP listener with identical flags, and kvctl bench drives kvd's RESP
 listener (--resp) and its native protocol, for the RESP / native ratio.
 
-Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR] [--resp-only | --no-resp]
+Usage: bench/compare.py [--quick] [--reps N] [--out DIR] [--build DIR] [--resp-only [--resp-targets] | --no-resp]
   --quick  a smoke run of seconds (CI): tiny request counts, one repetition.
 
 Replicated rows (bench/compare_repl.py, issue 15): kvd sync with 0, 1 and 2
@@ -607,6 +607,8 @@ def main():
     ap.add_argument("--recovery", action="store_true", help="with --quick: also the recovery/RSS part")
     ap.add_argument("--resp-only", action="store_true", help="only the RESP rows (redis-benchmark on both sides)")
     ap.add_argument("--no-resp", action="store_true", help="without the RESP rows")
+    ap.add_argument("--resp-targets", action="store_true",
+                    help="with --resp-only: only the rows issue 17's targets name (SET, sync vs always, 64 clients)")
     ap.add_argument("--repl-only", action="store_true", help="only the replicated rows (bench/compare_repl.py)")
     ap.add_argument("--no-repl", action="store_true", help="without the replicated rows")
     ap.add_argument("--repl", action="store_true", help="with --quick: also the replicated rows")

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """kvd's RESP front end vs its native protocol, measured on the server alone.
 
-The timed RESP rows of bench/compare.py put two different load generators
-side by side (redis-benchmark on RESP, kvctl bench on the native protocol),
-and on a shared machine they scatter by +-10% run to run. This counts what
+The timed RESP rows of bench/compare.py scatter by +-10% run to run on a
+shared machine. This counts what
 the server itself executes instead: every row runs on a fresh kvd (RESP
 listener on) under callgrind (no cache simulation); the counters are zeroed
 once the keys are in place and dumped after the load, so a row reports the
@@ -17,7 +16,12 @@ System calls and the kernel's socket work are not in an instruction count:
 request), the part of the cost that depends on how the load generator
 batches its requests rather than on the protocol.
 
+By default kvctl bench drives both protocols (--resp for the RESP rows), so
+the clients, batching and keys are the same and only the protocol differs;
+--resp-generator redis-benchmark drives the RESP rows with redis-benchmark.
+
 Usage: bench/resp_ir.py --build DIR [--requests N] [--modes none,sync] [--clients 1,16,64]
+                        [--resp-generator kvctl|redis-benchmark]
                         [--syscalls] [--out FILE.md]
 """
 import argparse
@@ -92,14 +96,17 @@ class TracedKvd(compare_resp.KvdResp):
         return calls
 
 
-def load(kvd, proto, cmd, clients, pipeline, n):
-    if proto == "resp":
+def load(kvd, proto, cmd, clients, pipeline, n, generator):
+    if proto == "resp" and generator == "redis-benchmark":
         compare_resp.redis_benchmark(kvd.resp_sock, 1, clients, n, pipeline, VALUE_SIZE, KEY_SPACE, cmd)
-    else:
-        ratio = "1:0" if cmd == "set" else "0:1"
-        r = kvd.bench(1, clients, n, pipeline, ratio, VALUE_SIZE, KEY_SPACE)
-        if r["errors"]:
-            raise RuntimeError(f"kvctl bench: {r['errors']} errors")
+        return
+    # kvctl bench on either protocol: the same clients, batching and keys,
+    # so the two rows differ only in the protocol the server speaks.
+    ratio = "1:0" if cmd == "set" else "0:1"
+    r = kvd.bench(1, clients, n, pipeline, ratio, VALUE_SIZE, KEY_SPACE,
+                  resp=kvd.resp_sock if proto == "resp" else None)
+    if r["errors"]:
+        raise RuntimeError(f"kvctl bench: {r['errors']} errors")
 
 
 def prefill(kvd):
@@ -120,9 +127,9 @@ def one(args, tmp, tool, mode, proto, cmd, clients, pipeline, n):
             prefill(k)
         if tool == "callgrind":
             k.zero()
-            load(k, proto, cmd, clients, pipeline, n)
+            load(k, proto, cmd, clients, pipeline, n, args.resp_generator)
             return k.dump_instructions() / n
-        load(k, proto, cmd, clients, pipeline, n)
+        load(k, proto, cmd, clients, pipeline, n, args.resp_generator)
     finally:
         k.stop()
     calls = k.syscalls()
@@ -158,14 +165,14 @@ def run(args):
     return rows
 
 
-def table(rows, requests, syscalls):
+def table(rows, requests, syscalls, generator):
     head = "| mode | cmd | clients | pipeline | RESP Ir/req | native Ir/req | RESP / native |"
     rule = "|---|---|---|---|---:|---:|---:|"
     if syscalls:
         head += " RESP syscalls/req | native syscalls/req |"
         rule += "---:|---:|"
     out = [f"Server instructions per request (kvd under callgrind, user space only, counters zeroed after the "
-           f"keys were written; {requests} requests a row, 100-byte values, {KEY_SPACE} keys): redis-benchmark "
+           f"keys were written; {requests} requests a row, 100-byte values, {KEY_SPACE} keys): {generator} "
            "on the RESP listener vs kvctl bench on the native socket of the same kvd build.", "", head, rule]
     for r in rows:
         line = (f"| {r['mode']} | {r['cmd']} | {r['clients']} | {r['pipeline']} | {r['resp']:.0f} | "
@@ -183,6 +190,9 @@ def main():
     ap.add_argument("--modes", default="none,sync")
     ap.add_argument("--clients", default="1,16,64")
     ap.add_argument("--syscalls", action="store_true", help="also count system calls per request (strace -c)")
+    ap.add_argument("--resp-generator", choices=["kvctl", "redis-benchmark"], default="kvctl",
+                    help="what drives the RESP rows: kvctl bench --resp (default: the native rows' generator) "
+                         "or redis-benchmark")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()
@@ -190,7 +200,8 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"resp_ir: {tool} not found (run scripts/install-deps.sh)")
     rows = run(args)
-    md = table(rows, args.requests, args.syscalls)
+    md = table(rows, args.requests, args.syscalls, "kvctl bench --resp" if args.resp_generator == "kvctl"
+               else "redis-benchmark")
     print(md)
     if args.out:
         with open(args.out, "w") as f:

@@ -96,6 +96,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   KVD_RETURN_IF_ERROR(snapshots_.Start(e, node_.recovery()));
   repl_.set_hooks({&dispatcher_, [this] { return snapshots_.running(); }});
   KVD_RETURN_IF_ERROR(repl_.Start(e, &node_));
+  KVD_ASSIGN_OR_RETURN(cluster_, Coordinator::Create(loop_, config_.config(), &repl_, &node_));
   const Config& c = config_.config();
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
   KVD_RETURN_IF_ERROR(resp_error_);
@@ -131,7 +132,13 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
                  metrics_.port());
   }
   node_.Run();
+  if (cluster_) cluster_->Start();
   return Status::Ok();
+}
+
+void Server::BeginShutdown(std::string_view why) {
+  if (!cluster_) return shutdown_.Begin(why);
+  cluster_->Resign([this, w = std::string(why)] { shutdown_.Begin(w); });
 }
 
 void Server::WakeParkedReads() {
@@ -250,6 +257,7 @@ void Server::StopHandles() {
   for (FrontEnd* f : FrontEnds()) f->StopListening();
   if (resp_ != nullptr) resp_->StopWait();
   node_.CloseHandles();
+  cluster_.reset();
   repl_.Stop();
   prepare_.reset();
   lsn_wait_timer_.reset();

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/coordinator.h"
 #include "config/config_control.h"
 #include "metrics/metrics_endpoint.h"
 #include "node/housekeeping.h"
@@ -51,7 +52,8 @@ class Server : public DispatchHost {
   // Takes the recovered engine, listens, starts timers and signals.
   Status Start(std::unique_ptr<Engine> engine, RecoveryReport recovery);
   // Shutdown as on SIGTERM (also used by tests and fatal errors).
-  void BeginShutdown(std::string_view why) { shutdown_.Begin(why); }
+  // A cluster node resigns its leader lease first (docs/cluster.md).
+  void BeginShutdown(std::string_view why);
   // After uv_run returned: 0 clean, 3 when the final fdatasync failed.
   int exit_code() const { return shutdown_.exit_code(); }
   // Whether systemd passed the listening socket (kvd.socket, LISTEN_FDS).
@@ -76,6 +78,7 @@ class Server : public DispatchHost {
   void OnWriteError(const Status& status) override { node_.OnWriteError(status); }
   Result<Epoch> Promote(bool force, Epoch epoch) override { return repl_.BecomePrimary(epoch, force); }
   Status Replicate(std::string_view primary) override;
+  Status PrimaryGate(bool write) override { return cluster_ ? cluster_->PrimaryGate(write) : Status::Ok(); }
 
  private:
   void OnConfigApplied(const Config& before, const Config& after);
@@ -108,6 +111,7 @@ class Server : public DispatchHost {
   UvHandle<uv_timer_t> lsn_wait_timer_;  // the earliest parked read's deadline
   MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
   std::vector<std::string> storage_warnings_;
+  std::unique_ptr<Coordinator> cluster_;  // [cluster]: etcd decides the role; nullptr when off
 };
 
 }  // namespace kvd::daemon

@@ -100,6 +100,11 @@ void LeaderLease::Step() {
 void LeaderLease::Acquire() {
   EtcdTxnRequest txn;
   txn.compare.push_back({key_, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, 0, {}});
+  if (options_.may_campaign && !options_.may_campaign(&txn.compare)) {
+    // Held back: the txn cannot succeed (no key has a negative create
+    // revision) but its failure branch still says who leads, if anyone.
+    txn.compare.push_back({key_, EtcdCompare::Target::kCreate, EtcdCompare::Op::kLess, 0, {}});
+  }
   txn.success.push_back(EtcdOp::Put(key_, options_.name, lease_id_));
   txn.failure.push_back(EtcdOp::Get(key_));
   step_in_flight_ = true;
@@ -121,7 +126,13 @@ void LeaderLease::OnAcquire(Result<EtcdTxnResult> r) {
     return;
   }
   if (r->ranges.empty() || r->ranges[0].kvs.empty()) {
-    Step();  // the key went between the compare and the read: try again now
+    // The key went between the compare and the read (try again now), or an
+    // extra compare failed (may_campaign: let its cache catch up first).
+    if (options_.may_campaign) {
+      RetryLater(options_.retry_interval);
+    } else {
+      Step();
+    }
     return;
   }
   const EtcdKeyValue& kv = r->ranges[0].kvs[0];

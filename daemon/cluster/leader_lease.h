@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/etcd_client.h"
 #include "cluster/etcd_watch.h"
@@ -63,6 +64,12 @@ struct LeaderLeaseOptions {
   std::chrono::milliseconds stop_margin{0};
   std::chrono::milliseconds recheck_interval{0};  // a follower re-reads the key this often
   std::chrono::milliseconds retry_interval{250};  // after a failed etcd request
+  // Asked before each campaign txn (the strict sync set, docs/cluster.md
+  // §3.2): false holds the campaign back (the txn only reads who leads, and
+  // is tried again after retry_interval while nobody does); true may add
+  // compares to the txn (e.g. the sync key's mod_revision).
+  // Empty: always campaign.
+  std::function<bool(std::vector<EtcdCompare>* extra)> may_campaign;
 };
 
 enum class LeaseRole { kNone, kLeader, kFollower, kLost };

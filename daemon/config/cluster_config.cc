@@ -53,4 +53,22 @@ Status CheckClusterConfig(const ClusterConfig& c) {
   return Status::Ok();
 }
 
+Status CheckClusterReplication(const ClusterConfig& c, const ReplicationConfig& r) {
+  if (!c.enabled()) return Status::Ok();
+  // etcd decides the roles: a configured role would contradict it.
+  if (r.role != "primary" || !r.primary.empty()) {
+    return Status::InvalidArgument("replication.role and replication.primary: not with [cluster] (etcd decides "
+                                   "which node is primary); remove them");
+  }
+  if (r.name.empty()) {
+    return Status::InvalidArgument("replication.name: [cluster] needs each node's name (its key in etcd)");
+  }
+  auto hp = ParseHostPort(r.listen);
+  if (r.listen.empty() || !hp) {
+    return Status::InvalidArgument("replication.listen: [cluster] needs HOST:PORT with a fixed port (the other "
+                                   "nodes connect to it when this node is primary)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace kvd::daemon

@@ -327,6 +327,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& name) {
     return Status::InvalidArgument(name + ": " + st.message());
   }
   if (Status st = CheckClusterConfig(config.cluster); !st.ok()) return Status::InvalidArgument(name + ": " + st.message());
+  if (Status st = CheckClusterReplication(config.cluster, config.replication); !st.ok()) {
+    return Status::InvalidArgument(name + ": " + st.message());
+  }
   return config;
 }
 

@@ -42,9 +42,9 @@ struct ReplicationConfig {
   bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };
 
-// [cluster] (docs/cluster.md): automatic failover with etcd. Parsed and
-// checked only: NOT YET ACTIVE, kvd does not contact etcd yet. Off while
-// etcd_endpoints is empty. Cross-key rules: CheckClusterConfig.
+// [cluster] (docs/cluster.md): automatic failover with etcd
+// (cluster/coordinator.h). Off while etcd_endpoints is empty. Cross-key
+// rules: CheckClusterConfig, CheckClusterReplication.
 struct ClusterConfig {
   std::string etcd_endpoints;         // "http://IP:PORT,http://IP:PORT"; "" = off
   std::string prefix = "/kvd/default";  // this cluster's keys in etcd
@@ -139,6 +139,9 @@ Status CheckReplicationConfig(const ReplicationConfig& r);
 // The rules of [cluster] (endpoints are http://IP:PORT, the prefix is an
 // absolute key path, the ttl whole seconds); ParseConfig applies them.
 Status CheckClusterConfig(const ClusterConfig& c);
+// With [cluster] on: [replication] name and listen (fixed port) are set,
+// role and primary are not (etcd decides roles).
+Status CheckClusterReplication(const ClusterConfig& c, const ReplicationConfig& r);
 // "http://127.0.0.1:2379, http://127.0.0.1:22379" -> the URLs, checked.
 Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text);
 

@@ -160,11 +160,11 @@ const KeyDef kKeys[] = {
      "how long a read with a minimum LSN (kvctl get --min-lsn) waits for this node to apply it",
      KVD_DURATION_FIELD(replication.min_lsn_wait)},
     {"cluster", "etcd_endpoints", KeyKind::kString, 0, 4096, false, "",
-     "etcd client URLs, comma-separated (\"\" = off; not yet active)", KVD_STRING_FIELD(cluster.etcd_endpoints)},
+     "etcd client URLs, comma-separated (\"\" = off): etcd decides the primary", KVD_STRING_FIELD(cluster.etcd_endpoints)},
     {"cluster", "prefix", KeyKind::kString, 1, 255, false, "",
-     "where this cluster's keys live in etcd (not yet active)", KVD_STRING_FIELD(cluster.prefix)},
+     "where this cluster's keys live in etcd", KVD_STRING_FIELD(cluster.prefix)},
     {"cluster", "ttl", KeyKind::kDuration, 2000, 60000, false, "",
-     "the primary's leader lease in etcd (not yet active)", KVD_DURATION_FIELD(cluster.ttl)},
+     "the primary's leader lease in etcd", KVD_DURATION_FIELD(cluster.ttl)},
 };
 
 #undef KVD_STRING_FIELD

@@ -47,6 +47,12 @@ class ReplPrimary {
   // the owner call Engine::Poll soon.
   Status StartSync(std::function<void()> poll_engine);
   Status ConfigureSync(uint32_t sync_replicas, std::chrono::milliseconds timeout);
+  // Only these replicas' ACKs count (the cluster's published sync set).
+  void SetSyncEligible(std::optional<std::vector<std::string>> names) {
+    if (sync_) sync_->SetEligible(std::move(names));
+  }
+  // The replicas past the handshake and their durable LSNs.
+  std::vector<SyncGate::Replica> Connected() { return ConnectedReplicas(); }
   // Connected replicas whose durable LSN is >= lsn (RESP WAIT).
   uint32_t CountDurable(Lsn lsn);
   // Runs after any replica's durable LSN may have changed (one listener).

@@ -23,7 +23,8 @@ Replication::Replication(uv_loop_t* loop, const Config& config)
       wal_dir_(config.wal_path),
       name_(config.replication.name.empty() ? HostName() : config.replication.name),
       snapshot_dir_(config.snapshot_path),
-      feed_(loop) {}
+      feed_(loop),
+      cluster_(config.cluster.enabled()) {}
 
 Replication::~Replication() { Stop(); }
 
@@ -32,6 +33,14 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   engine_ = engine;
   node_ = node;
   KVD_ASSIGN_OR_RETURN(tls_, MakeReplicationTls(config_));
+  if (cluster_) {
+    // etcd decides (cluster/coordinator.h): a fenced replica of nobody until then.
+    node->set_role(Role::kReplica);
+    KVD_RETURN_IF_ERROR(node->SetWriteFence(
+        Status::NotPrimary("this node is a replica; no primary is elected yet (the cluster is electing one)")));
+    feed_.Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+    return Status::Ok();
+  }
   if (config_.role == "replica") {
     KVD_ASSIGN_OR_RETURN(HostPort primary, ParseHostPort(config_.primary));
     node->set_role(Role::kReplica);

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,6 +84,18 @@ class Replication : public ReplicaAcks {
   // receiver starts (replacing any previous one). A log that diverged from
   // the new primary's is cut when it says TRUNCATE.
   Status BecomeReplica(const HostPort& primary);
+  // The cluster coordinator lost the leader lease (or resigns): writes are
+  // fenced with `why` at once, writes the acknowledgement gate holds fail
+  // with it, a primary's listener and senders stop, and the node is a
+  // replica of nobody until BecomeReplica or BecomePrimary.
+  void StepDown(const Status& why);
+  // The cluster's published sync set: only these replicas' ACKs count
+  // (kept for a primary started later too); nullopt: every replica counts.
+  void SetSyncMembers(std::optional<std::vector<std::string>> names);
+  // A primary's connected replicas (name, durable LSN); empty otherwise.
+  std::vector<repl::SyncGate::Replica> ConnectedReplicas() {
+    return primary_ ? primary_->Connected() : std::vector<repl::SyncGate::Replica>{};
+  }
   // The highest epoch this node has seen (its own history or any frame).
   Epoch highest_epoch_seen() const;
 
@@ -107,6 +120,8 @@ class Replication : public ReplicaAcks {
   std::shared_ptr<TlsContext> tls_;  // nullptr: plain TCP (loopback or insecure)
   NodeController* node_ = nullptr;
   Hooks hooks_;
+  bool cluster_ = false;        // [cluster]: roles come from the coordinator
+  std::optional<std::vector<std::string>> sync_members_;  // see SetSyncMembers
   Epoch seen_epoch_ = 0;        // from frames; see highest_epoch_seen()
   std::string primary_addr_;    // the primary a replica follows
   // Replaced receivers, stopped; kept as long as this object because a

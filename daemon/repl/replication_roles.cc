@@ -31,6 +31,7 @@ Result<std::unique_ptr<repl::ReplPrimary>> Replication::StartPrimary() {
     primary->Stop();
     return st;
   }
+  primary->SetSyncEligible(sync_members_);  // before any replica can ACK
   return primary;
 }
 
@@ -123,6 +124,31 @@ Status Replication::BecomeReplica(const HostPort& primary) {
            fmt::format("role change: {} ({} in epoch {}) now replicates from {}", name_, RoleName(before),
                        engine_->current_epoch(), primary.ToString()));
   return Status::Ok();
+}
+
+void Replication::SetSyncMembers(std::optional<std::vector<std::string>> names) {
+  sync_members_ = std::move(names);
+  if (primary_) primary_->SetSyncEligible(sync_members_);
+}
+
+void Replication::StepDown(const Status& why) {
+  if (engine_ == nullptr || node_ == nullptr) return;
+  (void)node_->SetWriteFence(why);
+  engine_->FailGatedWrites(why);  // held for replicas' ACKs: not acknowledged now
+  feed_.set_on_update([] {});
+  if (primary_) {
+    primary_->Stop();
+    primary_.reset();
+    engine_->SetRetentionFloor(0);
+  }
+  if (receiver_) {
+    receiver_->Stop();
+    retired_.push_back(std::move(receiver_));
+  }
+  primary_addr_.clear();
+  node_->set_role(Role::kReplica);
+  LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+           fmt::format("role change: {} stepped down (epoch {}): {}", name_, engine_->current_epoch(), why.message()));
 }
 
 void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {

@@ -98,8 +98,19 @@ void SyncGate::OnWritten(Lsn last) {
 }
 
 void SyncGate::Update(std::vector<Replica> replicas) {
-  replicas_ = std::move(replicas);
+  all_replicas_ = std::move(replicas);
+  replicas_.clear();
+  for (const Replica& r : all_replicas_) {
+    if (!eligible_ || std::find(eligible_->begin(), eligible_->end(), r.name) != eligible_->end()) {
+      replicas_.push_back(r);
+    }
+  }
   Recompute();
+}
+
+void SyncGate::SetEligible(std::optional<std::vector<std::string>> names) {
+  eligible_ = std::move(names);
+  Update(std::move(all_replicas_));
 }
 
 void SyncGate::Recompute() {

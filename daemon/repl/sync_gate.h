@@ -32,6 +32,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,6 +76,11 @@ class SyncGate {
   // any ACK, connect or disconnect.
   void Update(std::vector<Replica> replicas);
 
+  // The cluster's published sync set (docs/cluster.md §3.2): when set, only
+  // replicas named in it count towards the watermark; nullopt: every
+  // connected replica counts (no cluster).
+  void SetEligible(std::optional<std::vector<std::string>> names);
+
   uint32_t sync_replicas() const { return n_; }
   // {sync_replicas, sync_timeout_ms, watermark, connected, counting[], ...}
   nlohmann::json StatusJson() const;
@@ -97,7 +103,9 @@ class SyncGate {
   bool timer_active_ = false;
   uint32_t n_ = 0;
   std::chrono::milliseconds timeout_{5000};
-  std::vector<Replica> replicas_;      // as last Update gave them
+  std::vector<Replica> replicas_;      // as last Update gave them (eligible ones only)
+  std::vector<Replica> all_replicas_;  // as last Update gave them
+  std::optional<std::vector<std::string>> eligible_;
   std::vector<std::string> counting_;  // the n replicas the watermark counts
   size_t connected_ = 0;               // distinct names in replicas_
   Lsn watermark_ = 0;                  // the highest given to the engine

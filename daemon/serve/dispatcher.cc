@@ -72,6 +72,11 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     return Status::Ok();
   }
   if (ticket->done) {
+    if (Status gate = host_->PrimaryGate(/*write=*/true); !gate.ok()) {
+      s.replies().Complete(seq, gate.code(), engine_->durable_lsn(), 0, gate.message());
+      CountReply(gate.code());
+      return Status::Ok();
+    }
     if (op == Op::kDelRange) {
       s.replies().Complete(seq, Code::kOk, engine_->durable_lsn(), ticket->lsn, proto::EncodeU64(ticket->removed));
       return Status::Ok();
@@ -124,6 +129,9 @@ Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command
                std::to_string(limits_.min_lsn_wait.count()) + " ms (this node has applied LSN " +
                std::to_string(engine_->applied_lsn()) + ")";
     return answer(Code::kTimedOut, scratch_);
+  }
+  if (op == Op::kGet || op == Op::kScan || op == Op::kCount) {
+    if (Status gate = host_->PrimaryGate(/*write=*/false); !gate.ok()) return answer(gate.code(), scratch_ = gate.message());
   }
   switch (op) {
     case Op::kPing:
@@ -310,6 +318,11 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
     host_->OnWriteError(status);
     return;
   }
+  if (Status gate = host_->PrimaryGate(/*write=*/true); !gate.ok()) {
+    // Durable here, but this node may no longer be the primary: not an acknowledgement.
+    Complete(w.session, w.seq, gate.code(), lsn, gate.message());
+    return;
+  }
   const Code code = (w.op == Op::kDel && !existed) ? Code::kNotFound : Code::kOk;
   Complete(w.session, w.seq, code, lsn);
 }
@@ -320,6 +333,10 @@ void Dispatcher::OnDeleteRangeDone(Lsn lsn, const Status& status, uint64_t remov
   if (it == writes_.end()) return;
   const Waiter w = *it;
   writes_.erase(it);
+  if (Status gate = host_->PrimaryGate(/*write=*/true); !gate.ok()) {
+    Complete(w.session, w.seq, gate.code(), lsn, gate.message());
+    return;
+  }
   Complete(w.session, w.seq, Code::kOk, lsn, proto::EncodeU64(removed));
 }
 

@@ -75,6 +75,13 @@ class DispatchHost {
     (void)primary;
     return Status::Unsupported("this server cannot change roles");
   }
+  // Whether this node may answer as the primary now: asked before a write
+  // is acknowledged (write) and before a read is answered. OK, or why not
+  // (a cluster node past its leader lease's deadline: kFenced).
+  virtual Status PrimaryGate(bool write) {
+    (void)write;
+    return Status::Ok();
+  }
 };
 
 class Dispatcher : public RequestHandler, public CompletionSink {

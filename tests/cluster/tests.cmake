@@ -11,6 +11,21 @@ set_tests_properties(cluster_etcd_client PROPERTIES
   LABELS "integration;cluster" TIMEOUT 600 SKIP_RETURN_CODE 77
   ENVIRONMENT "ETCD_CASES_BIN=$<TARGET_FILE:etcd_cases>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
 
+# The coordination loop (daemon/cluster/coordinator.h): 3 etcd + 3 kvd with
+# [cluster]: a primary forms, kill -9 fails over, the old primary rejoins,
+# SIGTERM resigns, a paused primary does not acknowledge.
+add_test(NAME cluster_failover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_failover.py)
+set_tests_properties(cluster_failover PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# The strict sync set: kill -9 of the primary under writers with
+# sync_replicas = 1 loses no acknowledged write; only the member is promoted.
+add_test(NAME cluster_sync COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_sync.py)
+set_tests_properties(cluster_sync PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
 # The fault tests' private network (netns.py) on its own: namespaces joined
 # by veth pairs to a bridge, iptables partitions and healing, a Unix socket
 # across namespaces, clean-up of our own and of a crashed run's namespaces.

@@ -1,4 +1,5 @@
-// [cluster] keys (docs/cluster.md): parsed and checked; not yet active.
+// [cluster] keys (docs/cluster.md): parsed and checked, with the [replication]
+// keys a cluster node needs.
 #include <doctest/doctest.h>
 
 #include "config/config.h"
@@ -17,7 +18,7 @@ TEST_CASE("[cluster] is off by default with a 5 s ttl") {
 TEST_CASE("[cluster] accepts IP endpoints, a prefix and whole-second ttls") {
   auto c = ParseConfig(
       "[cluster]\netcd_endpoints = \"http://127.0.0.1:2379, http://[::1]:22379/\"\nprefix = \"/kvd/main\"\n"
-      "ttl = \"3s\"\n",
+      "ttl = \"3s\"\n[replication]\nname = \"a\"\nlisten = \"127.0.0.1:7001\"\n",
       "t.toml");
   REQUIRE_MESSAGE(c.has_value(), c.error().ToString());
   CHECK(c->cluster.enabled());
@@ -50,5 +51,29 @@ TEST_CASE("[cluster] refuses what it cannot use, naming the key") {
     auto c = ParseConfig(std::string("[cluster]\n") + b.toml + "\n", "t.toml");
     REQUIRE_MESSAGE(!c.has_value(), b.toml);
     CHECK_MESSAGE(c.error().message().find(b.says) != std::string::npos, b.toml, " -> ", c.error().message());
+  }
+}
+
+TEST_CASE("[cluster] needs [replication] name and a fixed listen port, and refuses a configured role") {
+  const std::string cluster = "[cluster]\netcd_endpoints = \"http://127.0.0.1:2379\"\n[replication]\n";
+  struct Case {
+    const char* repl;
+    const char* says;  // nullptr: accepted
+  };
+  for (const Case& k : {
+           Case{"name = \"a\"\nlisten = \"127.0.0.1:7001\"\n", nullptr},
+           Case{"listen = \"127.0.0.1:7001\"\n", "replication.name"},
+           Case{"name = \"a\"\n", "replication.listen"},
+           Case{"name = \"a\"\nlisten = \"127.0.0.1:0\"\n", "fixed port"},
+           Case{"name = \"a\"\nlisten = \"127.0.0.1:7001\"\nrole = \"replica\"\nprimary = \"127.0.0.1:7002\"\n",
+                "etcd decides"},
+       }) {
+    auto c = ParseConfig(cluster + k.repl, "t.toml");
+    if (k.says == nullptr) {
+      CHECK_MESSAGE(c.has_value(), k.repl, " -> ", c.has_value() ? "" : c.error().message());
+      continue;
+    }
+    REQUIRE_MESSAGE(!c.has_value(), k.repl);
+    CHECK_MESSAGE(c.error().message().find(k.says) != std::string::npos, k.repl, " -> ", c.error().message());
   }
 }

@@ -193,4 +193,23 @@ TEST_CASE("with too few replicas a write fails after sync_timeout, naming how ma
   CHECK(rig.sink.writes[1].status.ok());
 }
 
+TEST_CASE("with an eligible set (the cluster's published sync set) only its members' ACKs count") {
+  Rig rig(30s);
+  rig.primary->SetSyncEligible(std::vector<std::string>{"member"});
+  Fd r = ConnectReplica(&rig);
+  Send(r, MsgType::kHello, EncodeHello({kProtocolVersion, "outsider", 0, 0, EpochHistory::Initial()}));
+  rig.RunUntil([&] { return rig.primary->Connected().size() == 1; }, r.get());
+  const Lsn lsn = rig.Put("a");
+  rig.RunUntil([&] { return rig.primary->StatusJson()["replicas"][0]["sent_lsn"] == lsn; }, r.get());
+  Send(r, MsgType::kAck, EncodeAck({lsn, lsn, lsn, 0}));
+  rig.RunUntil([&] { return rig.primary->StatusJson()["replicas"][0]["durable_lsn"] == lsn; }, r.get());
+  rig.engine->Poll(&rig.sink);
+  CHECK(rig.sink.writes.empty());  // durable on a replica outside the set: not acknowledged
+  CHECK(rig.primary->StatusJson()["sync"]["connected"] == 0);
+  // Published now: the same replica's ACK releases the write.
+  rig.primary->SetSyncEligible(std::vector<std::string>{"member", "outsider"});
+  rig.RunUntil([&] { return rig.sink.writes.size() == 1; }, r.get());
+  CHECK(rig.sink.writes[0].status.ok());
+}
+
 }  // namespace kvd

@@ -1,0 +1,98 @@
+// Coordinator: the cluster coordination loop (docs/cluster.md §3, §8).
+// etcd decides who is primary; this object turns its decisions into role
+// changes of this node, through Replication's API (BecomePrimary,
+// BecomeReplica, StepDown). Patroni's ha.py beside dcs/etcd3.py: the etcd
+// client and the lease know nothing of kvd's roles.
+//
+//   LeaderLease kLeader(epoch)    -> BecomePrimary(epoch = the leader key's
+//                                    create revision)
+//   LeaderLease kFollower(leader) -> read <prefix>/members/<leader>, then
+//                                    BecomeReplica(its repl_address); the
+//                                    write fence names its client address
+//                                    (" primary_address=<socket>")
+//   sync_replicas >= 1            -> the strict sync set (sync_set.h): only
+//                                    a published member campaigns; the
+//                                    primary keeps the set at N members
+//   LeaderLease kLost(why)        -> StepDown: writes fenced at once, held
+//                                    acknowledgements failed, the primary's
+//                                    senders stopped; the lease campaigns
+//                                    again and the next event decides
+//
+// Until the first decision the node is a fenced replica of nobody (reads
+// served, writes refused "no primary is elected yet").
+//
+// PrimaryGate() is the seam the serving path asks before acknowledging a
+// write or answering a read as the primary: a primary past its lease
+// deadline (LeaderLease::IsLeaderNow, read from the clock) answers with
+// kFenced naming why, even before its loop ran the deadline timer.
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cluster/etcd_client.h"
+#include "cluster/leader_lease.h"
+#include "cluster/member_publisher.h"
+#include "cluster/sync_set.h"
+#include "config/config.h"
+#include "net/uv_handle.h"
+#include "node/node_controller.h"
+#include "repl/replication.h"
+
+namespace kvd::daemon {
+
+class Coordinator {
+ public:
+  // nullptr (no error) when [cluster] is off.
+  static Result<std::unique_ptr<Coordinator>> Create(uv_loop_t* loop, const Config& config, Replication* repl,
+                                                     NodeController* node);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Publishes the member key and campaigns.
+  void Start();
+  // OK, or why this node must not answer as the primary now. write: a
+  // write's acknowledgement, refused whenever the lease is not held now
+  // (also after a step-down: a write appended while leader whose fdatasync
+  // ends later is not acknowledged). A read: refused only while the node
+  // is still in the primary role without the lease (a replica's reads are
+  // a replica's).
+  Status PrimaryGate(bool write) const;
+  // Clean shutdown: fence, revoke the leader lease (another node takes over
+  // without waiting for the TTL) and the member lease; done runs once the
+  // revoke was answered or failed (bounded by the request timeout).
+  void Resign(std::function<void()> done);
+
+ private:
+  Coordinator(uv_loop_t* loop, const Config& config, Replication* repl, NodeController* node);
+  void OnLease(const LeaseEvent& ev);
+  void Lead(int64_t epoch);
+  // Reads the leader's member key and follows it; retried while it is missing.
+  void Follow();
+  MemberFacts Facts() const;
+
+  uv_loop_t* loop_;
+  ClusterConfig cluster_;
+  std::string name_;
+  std::string client_address_;
+  std::string repl_address_;
+  Replication* repl_;
+  NodeController* node_;
+  std::unique_ptr<EtcdClient> client_;
+  std::unique_ptr<LeaderLease> lease_;
+  std::unique_ptr<MemberPublisher> publisher_;
+  std::unique_ptr<SyncSet> sync_;  // sync_replicas >= 1 only
+  std::string leader_;     // the leader we follow (kFollower), "" otherwise
+  std::string following_;  // the repl address BecomeReplica was given
+  bool resigning_ = false;
+  UvHandle<uv_timer_t> follow_timer_;  // retries Follow
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
+};
+
+}  // namespace kvd::daemon
