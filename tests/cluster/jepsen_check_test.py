@@ -235,6 +235,21 @@ class Failing(unittest.TestCase):
         r = self.assertFails(h, nodes({"a": "v1"}), "not-linearizable")
         self.assertEqual(r.lost_writes, 0)  # nothing acknowledged was lost: only the read was wrong
 
+    def test_the_same_passes_when_unacknowledged_reads_are_allowed_but_stale_reads_do_not(self):
+        # kvd's documented visibility (durability.md): with unacked_reads the
+        # read of the never-acknowledged v2 is counted and left out...
+        h = H().write(1, "a", "v1", 0, 1, node="k0", epoch=5, lsn=10) \
+            .inv(2, "write", "a", "v2", 2).read(3, "a", "v2", 2.5, 3, node="k0", epoch=5) \
+            .done(2, "info", "write", "a", "v2", 4) \
+            .read(3, "a", "v1", 10, 11, node="k1", epoch=9)
+        r = jc.check(h.events, nodes({"a": "v1"}), unacked_reads=True)
+        self.assertEqual(r.errors, [])
+        self.assertEqual((r.unacked_reads, r.reads_checked), (1, 1))
+        # ...but a stale read of an acknowledged value still fails.
+        h.write(1, "a", "v3", 12, 13, node="k1", epoch=9, lsn=11).read(3, "a", "v1", 14, 15, node="k1", epoch=9)
+        r = jc.check(h.events, nodes({"a": "v3"}), unacked_reads=True)
+        self.assertIn("not-linearizable", r.kinds())
+
     def test_a_read_not_as_primary_is_no_evidence(self):
         # The same, but the deposed node no longer said it was primary: its
         # divergent tail is not checked, so the history passes.
