@@ -184,6 +184,20 @@ def check_lost(writes, final, by_value, res):
             if why:
                 lost.add(w.id)
                 res.fail("lost-write", "node %s: acknowledged %r: %s" % (node, w, why))
+        # By the log, not only by the value (a hot key's later write hides a
+        # loss): the epoch that owns an acknowledged write's LSN in the node's
+        # epoch history must be the one it was acknowledged in.
+        hist = sorted(st.get("epoch_history") or [], key=lambda e: e["first_lsn"])
+        if not hist:
+            continue
+        for w in writes:
+            if w.status != "ok" or w.epoch is None or w.lsn is None or w.id in lost:
+                continue
+            owner = [e["epoch"] for e in hist if e["first_lsn"] <= w.lsn]
+            if w.lsn > st.get("last_lsn", w.lsn) or not owner or owner[-1] != w.epoch:
+                lost.add(w.id)
+                res.fail("lost-write", "node %s: acknowledged %r: its LSN belongs to epoch %s in the node's history "
+                         "(last LSN %s): cut" % (node, w, owner[-1] if owner else None, st.get("last_lsn")))
     res.lost_writes = len(lost)
     res.lost = [w for w in writes if w.id in lost]
 

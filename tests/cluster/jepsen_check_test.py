@@ -164,6 +164,25 @@ class Failing(unittest.TestCase):
         h = H().write(1, "a", "v1", 0, 5, lsn=7).write(2, "a", "v2", 1, 4, lsn=8)
         self.assertFails(h, nodes({"a": "v1"}), "lost-write")
 
+    def test_loss_hidden_by_a_later_write_is_found_in_the_epoch_history(self):
+        # v1 acknowledged in epoch 5 at LSN 10; the new primary (epoch 9) took
+        # over from LSN 10 (v1 was cut) and v2 overwrote the key: the value
+        # check cannot see the loss, the epoch history can.
+        h = H().write(1, "a", "v1", 0, 1, node="k0", epoch=5, lsn=10) \
+            .write(2, "a", "v2", 5, 6, node="k1", epoch=9, lsn=10)
+        final = nodes({"a": "v2"})
+        for st in final.values():
+            st.update(last_lsn=10, epoch_history=[{"epoch": 5, "first_lsn": 1}, {"epoch": 9, "first_lsn": 10}])
+        r = self.assertFails(h, final, "lost-write")
+        self.assertEqual(r.lost_writes, 1)
+        self.assertEqual(r.lost[0].value, "v1")
+        # With the history the new primary really has (epoch 9 from LSN 11) nothing is lost.
+        for st in final.values():
+            st.update(last_lsn=11, epoch_history=[{"epoch": 5, "first_lsn": 1}, {"epoch": 9, "first_lsn": 11}])
+        h2 = H().write(1, "a", "v1", 0, 1, node="k0", epoch=5, lsn=10) \
+            .write(2, "a", "v2", 5, 6, node="k1", epoch=9, lsn=11)
+        self.assertEqual(run(h2, final).errors, [])
+
     def test_lost_on_one_node_only(self):
         final = nodes({"a": "v1"})
         final["k2"]["items"] = {}

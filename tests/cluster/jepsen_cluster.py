@@ -221,7 +221,8 @@ class Cluster:
                 st = c.status().check().json
                 items = {k.decode(): v.decode() for k, v in c.scan_all()}
             out[n.name] = {"items": items, "digest": st.get("digest"), "role": st.get("role"),
-                           "last_lsn": st.get("last_lsn"), "epoch": st.get("epoch")}
+                           "last_lsn": st.get("last_lsn"), "epoch": st.get("epoch"),
+                           "epoch_history": st.get("replication", {}).get("epoch_history")}
         return out
 
     def logs_tail(self, lines=40):

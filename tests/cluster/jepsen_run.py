@@ -194,6 +194,7 @@ class Run:
         self.problems = []  # the cluster did not recover, a worker crashed
         self.faults = []
         self.notes = []
+        self.keep = False  # the work dir (logs, history.json) is kept when the run fails
 
     def log(self, msg):
         print("[%7.2f] %s" % (self.history.now(), msg), flush=True)
@@ -356,11 +357,14 @@ class Run:
             final = self.final_state()
             return self.finish(final)
         except BaseException:
+            self.keep = True
             print(self.cluster.logs_tail(), file=sys.stderr)
             raise
         finally:
             self.stop.set()
             self.cluster.close()
+            if not self.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
 
     def coordinator_present(self):
         deadline = time.monotonic() + 3 * self.args.ttl
@@ -414,12 +418,12 @@ class Run:
             print("self-test: the injected loss was %s" % ("reported" if found else "NOT reported"))
             bad = not found
         if bad:
+            self.keep = True
             path = os.path.join(self.work, "history.json")
             with open(path, "w") as f:
                 json.dump({"history": self.history.events, "final": final}, f)
             print("FAILED; history kept in %s (seed %d)" % (path, self.args.seed), file=sys.stderr)
             return 1
-        shutil.rmtree(self.work, ignore_errors=True)
         return 0
 
     def report(self, res):
