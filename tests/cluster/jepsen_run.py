@@ -259,7 +259,9 @@ class Run:
             return 4, lambda: c.free_disk(p)
         if kind == "switchover-kill":
             to = self.rng.choice(c.others(p))
-            cmd = [os.environ["KVCTL_BIN"], "--socket", c.node(p).socket, "switchover", "--to", to]
+            # kvctl asks etcd (reached from the hub, like the driver does).
+            cmd = c.net.prefix_hub() + [os.environ["KVCTL_BIN"], "--cluster", ",".join(c.etcd.endpoints()),
+                                        "switchover", "--to", to, "--prefix", c.prefix, "--timeout", "5s"]
             sw = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(self.rng.uniform(0, 0.3))  # a random moment during the switchover, on purpose
             c.kill(p)
