@@ -11,6 +11,11 @@ only.
         c.endpoints()           # ["http://127.0.0.1:p1", ...]
         c.kill_leader()         # -> name of the killed member
         c.restart(name)
+
+In network namespaces (jepsen_cluster.py): hosts gives each member's address
+(fixed ports 2379/2380, each namespace has its own), wrap(name) the command
+prefix that starts it there, and call(fn, *args) runs the driver's gateway
+requests where those addresses are reachable.
 """
 
 import base64
@@ -61,10 +66,10 @@ def gateway(endpoint, path, body, timeout=2.0):
 
 
 class Member:
-    def __init__(self, name, client_port, peer_port, data_dir, log_path):
+    def __init__(self, name, client_port, peer_port, data_dir, log_path, host="127.0.0.1"):
         self.name = name
-        self.client_url = "http://127.0.0.1:%d" % client_port
-        self.peer_url = "http://127.0.0.1:%d" % peer_port
+        self.client_url = "http://%s:%d" % (host, client_port)
+        self.peer_url = "http://%s:%d" % (host, peer_port)
         self.data_dir = data_dir
         self.log_path = log_path
         self.proc = None
@@ -75,15 +80,18 @@ class Member:
 
 
 class EtcdCluster:
-    def __init__(self, size=3, name_prefix="e"):
+    def __init__(self, size=3, name_prefix="e", hosts=None, wrap=None, call=None):
         self.tmp = tempfile.mkdtemp(prefix="kvd-etcd-")
-        ports = _free_ports(2 * size)
+        ports = _free_ports(2 * size) if hosts is None else [2379, 2380] * size
+        self.wrap = wrap or (lambda name: [])
+        self.call = call or (lambda fn, *a, **kw: fn(*a, **kw))
         self.members = []
         for i in range(size):
             name = "%s%d" % (name_prefix, i)
             self.members.append(Member(name, ports[2 * i], ports[2 * i + 1],
                                        os.path.join(self.tmp, name),
-                                       os.path.join(self.tmp, name + ".log")))
+                                       os.path.join(self.tmp, name + ".log"),
+                                       "127.0.0.1" if hosts is None else hosts[i]))
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
         self.token = "kvd-test-%d" % os.getpid()
 
@@ -105,7 +113,7 @@ class EtcdCluster:
             raise
 
     def _spawn(self, m, new):
-        args = [ETCD_BIN, "--name", m.name, "--data-dir", m.data_dir,
+        args = self.wrap(m.name) + [ETCD_BIN, "--name", m.name, "--data-dir", m.data_dir,
                 "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
                 "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
                 "--initial-cluster", self.initial_cluster,
@@ -152,7 +160,7 @@ class EtcdCluster:
             if not m.alive():
                 continue
             try:
-                st = gateway(m.client_url, "/v3/maintenance/status", {}, timeout=1.0)
+                st = self.call(gateway, m.client_url, "/v3/maintenance/status", {}, timeout=1.0)
             except (OSError, urllib.error.URLError, ValueError):
                 continue
             m.member_id = st["header"]["member_id"]
@@ -188,7 +196,7 @@ class EtcdCluster:
                 continue
             try:
                 # A linearizable read needs the quorum and a leader.
-                gateway(m.client_url, "/v3/kv/range", {"key": b64("health")}, timeout=1.0)
+                self.call(gateway, m.client_url, "/v3/kv/range", {"key": b64("health")}, timeout=1.0)
             except (OSError, urllib.error.URLError, ValueError):
                 return False
         return self.leader() is not None

@@ -280,7 +280,7 @@ class KvdServer:
     file accumulates every run (log_offset() marks a point to read from).
     """
 
-    def __init__(self, tmpdir=None, start=True, env=None, extra_toml="", extra_args=(), **overrides):
+    def __init__(self, tmpdir=None, start=True, env=None, extra_toml="", extra_args=(), exec_prefix=(), **overrides):
         self._own_tmp = tmpdir is None
         self.dir = tempfile.mkdtemp(prefix="kvdt-") if tmpdir is None else tmpdir
         os.makedirs(self.dir, exist_ok=True)
@@ -291,6 +291,8 @@ class KvdServer:
         self.log_path = os.path.join(self.dir, "kvd.log")
         self.env = env or {}
         self.extra_args = list(extra_args)  # e.g. ["--fault-env", "power-loss"] (test builds)
+        # Runs kvd through e.g. ["ip", "netns", "exec", NS] (tests/cluster); it must exec, keeping the pid.
+        self.exec_prefix = list(exec_prefix)
         self.proc = None
         self.starts = 0
         self.notifications = []  # every sd_notify datagram, in order (text)
@@ -416,7 +418,8 @@ class KvdServer:
         env.update(self.env)
         log = open(self.log_path, "ab")
         try:
-            proc = subprocess.Popen([binary("KVD_BIN"), "--config", self.config_path] + self.extra_args, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(self.exec_prefix + [binary("KVD_BIN"), "--config", self.config_path] + self.extra_args,
+                                    stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=log, env=env, cwd=self.dir)
         finally:
             log.close()
