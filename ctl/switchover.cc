@@ -37,11 +37,8 @@ std::string CheckRequest(const ClusterView& v, const std::string& to) {
     for (const auto& x : v.members) names += (names.empty() ? "" : ", ") + EscapeForLine(x.name);
     return EscapeForLine(to) + " is not a live member (members: " + (names.empty() ? "none" : names) + ")";
   }
-  // Only a member of the published sync set may be promoted (docs/cluster.md §3.2).
-  if (v.sync && v.sync->sync_replicas > 0 &&
-      std::find(v.sync->members.begin(), v.sync->members.end(), to) == v.sync->members.end()) {
-    return EscapeForLine(to) + " is not in the sync set, so it may lack acknowledged writes and cannot be promoted";
-  }
+  // A target outside the published sync set is fine: the primary makes it
+  // the member (once it has every write) before it resigns (§3.6).
   return "";
 }
 

@@ -3,9 +3,11 @@
 # (README "Run a three-node cluster", docs/cluster.md): a three-member etcd
 # and kvd nodes a, b and c on loopback, each with its own data directory.
 #
-#   scripts/cluster.sh start  [DIR]   start etcd and the three nodes, wait for a primary
-#   scripts/cluster.sh status [DIR]   kvctl cluster status
-#   scripts/cluster.sh stop   [DIR]   stop what start started (by the pids it wrote)
+#   scripts/cluster.sh start  [DIR]       start etcd and the three nodes, wait for a primary
+#   scripts/cluster.sh status [DIR]       kvctl cluster status
+#   scripts/cluster.sh kill NODE [DIR]    kill -9 one kvd node (a, b or c)
+#   scripts/cluster.sh revive NODE [DIR]  start that node again (it rejoins as a replica)
+#   scripts/cluster.sh stop   [DIR]       stop everything started here (by the pids it wrote)
 #
 # DIR defaults to ./data/cluster. Everything listens on 127.0.0.1 only, on
 # nine ports from KVD_CLUSTER_PORT (default 23790): etcd clients +0..2, etcd
@@ -15,6 +17,12 @@
 set -euo pipefail
 
 cmd=${1:-}
+node=""
+if [[ "$cmd" == kill || "$cmd" == revive ]]; then
+  node=${2:-}
+  shift
+  [[ "$node" =~ ^[abc]$ ]] || { echo "cluster.sh: $cmd needs a node: a, b or c" >&2; exit 2; }
+fi
 dir=${2:-data/cluster}
 base=${KVD_CLUSTER_PORT:-23790}
 build=${KVD_BUILD:-build/rel}
@@ -42,8 +50,23 @@ start_etcd() {
       --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --initial-cluster "$cluster" --initial-cluster-token kvd-demo --initial-cluster-state new \
       --logger zap --log-outputs "$dir/etcd/e$i.log" </dev/null >/dev/null 2>&1 &
-    echo $! >>"$dir/pids"
+    echo $! >"$dir/etcd/e$i.pid"
   done
+}
+
+start_node() {  # name
+  "$kvd" --config "$dir/$1/kvd.toml" >>"$dir/$1/kvd.log" 2>&1 &
+  echo $! >"$dir/$1/kvd.pid"
+}
+
+# Stops the process whose pid is in file $2 with signal $1 (and waits for it).
+stop_pid_file() {
+  local pid
+  [[ -s "$2" ]] || return 0
+  pid=$(cat "$2")
+  rm -f "$2"
+  kill "-$1" "$pid" 2>/dev/null || return 0
+  wait_for 20 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
 }
 
 write_config() {  # name index
@@ -77,8 +100,11 @@ wait_for() {
   done
 }
 
+# Ready for writes: the leader key names a node whose member key routes
+# kvctl --cluster to it, and the primary published its synchronous replica.
 has_primary() {
-  "$kvctl" cluster status --cluster "$(endpoints)" --prefix "$prefix" --json | grep -q '"leader": *"[abc]"'
+  "$kvctl" --cluster "$(endpoints)" --cluster-prefix "$prefix" status --json | grep -q '"role": *"primary"' &&
+    "$kvctl" cluster status --cluster "$(endpoints)" --prefix "$prefix" --json | grep -q '"sync": *{"epoch"'
 }
 
 case "$cmd" in
@@ -86,16 +112,15 @@ case "$cmd" in
     for f in "$kvd" "$kvctl" "$etcd"; do
       [[ -x "$f" ]] || { echo "cluster.sh: $f not found (scripts/build.sh; scripts/install-deps.sh for etcd)" >&2; exit 1; }
     done
-    if [[ -s "$dir/pids" ]]; then
-      echo "cluster.sh: $dir/pids exists: already started? (scripts/cluster.sh stop $dir)" >&2
+    if compgen -G "$dir/*/*.pid" >/dev/null || compgen -G "$dir/etcd/*.pid" >/dev/null; then
+      echo "cluster.sh: pid files under $dir: already started? (scripts/cluster.sh stop $dir)" >&2
       exit 1
     fi
     mkdir -p "$dir"
     start_etcd
     for i in 0 1 2; do
       write_config "${nodes[$i]}" "$i"
-      "$kvd" --config "$dir/${nodes[$i]}/kvd.toml" >>"$dir/${nodes[$i]}/kvd.log" 2>&1 &
-      echo $! >>"$dir/pids"
+      start_node "${nodes[$i]}"
     done
     wait_for 60 has_primary ||
       { echo "cluster.sh: no primary after 60 s (see $dir/*/kvd.log and $dir/etcd/*.log)" >&2; exit 1; }
@@ -106,17 +131,21 @@ case "$cmd" in
   status)
     "$kvctl" cluster status --cluster "$(endpoints)" --prefix "$prefix"
     ;;
+  kill)
+    [[ -s "$dir/$node/kvd.pid" ]] || { echo "cluster.sh: node $node is not running (no $dir/$node/kvd.pid)" >&2; exit 1; }
+    stop_pid_file KILL "$dir/$node/kvd.pid"
+    ;;
+  revive)
+    [[ -s "$dir/$node/kvd.pid" ]] && { echo "cluster.sh: node $node is running already" >&2; exit 1; }
+    start_node "$node"
+    ;;
   stop)
-    [[ -f "$dir/pids" ]] || { echo "cluster.sh: nothing started under $dir" >&2; exit 1; }
     # kvd first (a clean stop hands the primary role over), then etcd.
-    tac "$dir/pids" | while read -r pid; do
-      kill "$pid" 2>/dev/null || continue
-      wait_for 20 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -f "$dir/pids"
+    for n in "${nodes[@]}"; do stop_pid_file TERM "$dir/$n/kvd.pid"; done
+    for i in 0 1 2; do stop_pid_file TERM "$dir/etcd/e$i.pid"; done
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

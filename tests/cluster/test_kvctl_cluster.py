@@ -350,7 +350,7 @@ class KvctlClusterTest(KvdTestCase):
     def test_switchover_refusals_and_timeout(self):
         self.publish({}, leader="a", sync=("b",))
         args = self.cluster_args()
-        for to, why in (("a", "already the primary"), ("zz", "not a live member"), ("c", "not in the sync set")):
+        for to, why in (("a", "already the primary"), ("zz", "not a live member")):
             res = self.kvctl("switchover", "--to", to, *args)
             self.assertEqual(res.rc, 2, res.err)
             self.assertIn(why, res.err)

@@ -92,3 +92,10 @@ set_tests_properties(cluster_jepsen_selftest PROPERTIES TIMEOUT 300)
 set_tests_properties(cluster_jepsen_short cluster_jepsen_selftest PROPERTIES
   LABELS "integration;cluster" SKIP_RETURN_CODE 77 RUN_SERIAL TRUE
   ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+
+# scripts/cluster.sh as README "Run a three-node cluster" uses it: start,
+# write through --cluster, kill -9 the primary, revive it, switch over, stop.
+add_test(NAME cluster_script COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_script.py)
+set_tests_properties(cluster_script PROPERTIES
+  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
