@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kvd/epoch_history.h"
 #include "repl/repl_tls.h"
 
 namespace kvd::daemon {
@@ -32,6 +33,7 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   engine_ = engine;
   node_ = node;
   KVD_ASSIGN_OR_RETURN(tls_, MakeReplicationTls(config_));
+  KVD_ASSIGN_OR_RETURN(seen_epoch_, LoadSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_));
   if (config_.role == "replica") {
     KVD_ASSIGN_OR_RETURN(HostPort primary, ParseHostPort(config_.primary));
     node->set_role(Role::kReplica);
@@ -44,6 +46,11 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   feed_.Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
   KVD_ASSIGN_OR_RETURN(primary_, StartPrimary());
   feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
+  if (seen_epoch_ > engine->current_epoch()) {
+    // Fenced before this restart (or a replica that heard of a newer epoch
+    // restarted as a primary): still an old primary.
+    FenceForNewerEpoch(seen_epoch_, "seen before this restart");
+  }
   return Status::Ok();
 }
 

@@ -83,11 +83,15 @@ class Replication : public ReplicaAcks {
   // receiver starts (replacing any previous one). A log that diverged from
   // the new primary's is cut when it says TRUNCATE.
   Status BecomeReplica(const HostPort& primary);
-  // The highest epoch this node has seen (its own history or any frame).
+  // The highest epoch this node has seen (its own history or any frame,
+  // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;
 
  private:
   void FenceForNewerEpoch(Epoch newer, const std::string& why);
+  // A frame of epoch e arrived: above the seen epoch, it is saved durably
+  // (SaveSeenEpoch, docs/wal_format.md §8.5) before anyone acts on it.
+  Status SeeEpoch(Epoch e, const std::string& from);
   void StartReceiver(const HostPort& primary);
   // A primary's listener and senders (TLS, fencing, the sync gate), started.
   Result<std::unique_ptr<repl::ReplPrimary>> StartPrimary();
@@ -107,7 +111,7 @@ class Replication : public ReplicaAcks {
   std::shared_ptr<TlsContext> tls_;  // nullptr: plain TCP (loopback or insecure)
   NodeController* node_ = nullptr;
   Hooks hooks_;
-  Epoch seen_epoch_ = 0;        // from frames; see highest_epoch_seen()
+  Epoch seen_epoch_ = 0;        // from frames, durable in <wal>/seen_epoch; see highest_epoch_seen()
   std::string primary_addr_;    // the primary a replica follows
   // Replaced receivers, stopped; kept as long as this object because a
   // connect they started may still call them back.

@@ -4,6 +4,8 @@
 // coordinator later.
 #include <spdlog/fmt/fmt.h>
 
+#include "kvd/epoch_history.h"
+#include "kvd/snapshot.h"
 #include "repl/promote_check.h"
 #include "repl/replication.h"
 #include "sys/log.h"
@@ -42,7 +44,9 @@ void Replication::StartReceiver(const HostPort& primary) {
   primary_addr_ = primary.ToString();
   receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls_);
   receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
-  receiver_->set_role_hooks({&seen_epoch_, [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
+  receiver_->set_role_hooks({[this] { return seen_epoch_; },
+                             [this](Epoch e) { return SeeEpoch(e, "the primary at " + primary_addr_); },
+                             [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
   feed_.set_on_update([this] {
     if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
   });
@@ -125,7 +129,26 @@ Status Replication::BecomeReplica(const HostPort& primary) {
   return Status::Ok();
 }
 
+Status Replication::SeeEpoch(Epoch e, const std::string& from) {
+  if (e <= seen_epoch_) return Status::Ok();
+  Status st = SaveSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_, e);
+  if (!st.ok()) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             fmt::format("cannot save the highest epoch seen ({} from {}): {}", e, from, st.ToString()));
+    return st;
+  }
+  LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
+           fmt::format("highest epoch seen: {} (was {}), from {}; saved in {}", e, seen_epoch_, from,
+                       JoinPath(wal_dir_, std::string(kSeenEpochFileName))));
+  seen_epoch_ = e;
+  return Status::Ok();
+}
+
 void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
+  // Saved first, so that a restart does not bring the old primary back
+  // unfenced; fenced either way (a failed save is logged: the fence then
+  // lasts until this process ends).
+  (void)SeeEpoch(newer, why);
   seen_epoch_ = std::max(seen_epoch_, newer);
   if (engine_->write_fence().code() == Code::kFenced) return;
   const std::string reason =

@@ -138,7 +138,7 @@ void WalReceiver::OnClosed(const Status& why) {
 }
 
 Epoch WalReceiver::MyEpoch() const {
-  const Epoch seen = hooks_.seen_epoch != nullptr ? *hooks_.seen_epoch : 0;
+  const Epoch seen = hooks_.seen_epoch ? hooks_.seen_epoch() : 0;
   return std::max(engine_->current_epoch(), seen);
 }
 
@@ -157,9 +157,17 @@ void WalReceiver::OnFrame(const Frame& f) {
                                    mine),
                        mine);
   }
+  if (hooks_.see_epoch && f.epoch > hooks_.seen_epoch()) {
+    // A newer epoch is durable here before this replica acts on it: after a
+    // restart (or a cut that drops it from the history) it still refuses
+    // the primaries that epoch replaced.
+    if (Status st = hooks_.see_epoch(f.epoch); !st.ok()) {
+      return link_->Close(Status(st.code(), "cannot keep the primary's epoch " + std::to_string(f.epoch) + ": " +
+                                                st.message()));
+    }
+  }
   heard_primary_ = true;
   primary_epoch_ = f.epoch;
-  if (hooks_.seen_epoch != nullptr) *hooks_.seen_epoch = std::max(*hooks_.seen_epoch, f.epoch);
   switch (f.type) {
     case MsgType::kWelcome: return OnWelcome(f);
     case MsgType::kWal: return OnWal(f);

@@ -355,6 +355,52 @@ class Failover(KvdTestCase):
         with p.client() as c:
             self.assertEqual(c.put(b"x", b"y").status, kvd_proto.NOT_PRIMARY)
 
+    def test_a_fenced_old_primary_restarted_remembers_the_newer_epoch(self):
+        """The epoch that fenced a primary is saved (wal/seen_epoch) before the
+        fence: after kill -9 and a restart as the primary it was, it is still
+        fenced, and a later promotion picks an epoch above it."""
+        p = self.node("p")
+        pport = repl_status(p)["port"]
+        r = self.node("r", pport)
+        self.wait_streaming(r)
+        with p.client() as c:
+            for i in range(50):
+                c.put(b"k%02d" % i, b"v").check()
+        self.wait_converged(p, [r])
+        res = self.promote(r, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=2")
+        # The new primary is pointed back at the old one: its HELLO carries
+        # epoch 2, which fences the old primary (which never got a record
+        # of epoch 2: only the seen epoch remembers it).
+        mark = p.log_offset()
+        self.assertEqual(r.kvctl("replicate", "--from", "127.0.0.1:%d" % pport).rc, 0)
+        p.wait_for_log(lambda t: "fenced: a newer epoch 2 exists" in t, since=mark)
+        r.kill()
+        self.assertTrue(os.path.exists(os.path.join(p.wal_path, "seen_epoch")))
+        self.assertEqual(p.status()["replication"]["epoch_history"], [{"epoch": 1, "first_lsn": 1}])
+
+        p.kill()
+        p.start()  # the same config: role = primary
+        st = p.status()
+        self.assertEqual(st["role"], "primary")
+        self.assertEqual(st["epoch"], 1)
+        self.assertEqual(st["replication"]["highest_epoch_seen"], 2)
+        self.assertIn("newer epoch 2", st["replication"]["fenced"])
+        with p.client() as c:
+            w = c.put(b"stale", b"refused")
+            self.assertEqual(w.status, FENCED, w)
+            self.assertEqual(c.get(b"k00").status, kvd_proto.OK)  # reads go on
+        res = self.promote(p, "--force")
+        self.assertNotEqual(res.rc, 0)
+        self.assertIn("old primary", res.err)
+        # Made a replica (of nobody reachable) and promoted: the epoch is
+        # above everything seen before the restart, never 2 again.
+        self.assertEqual(p.kvctl("replicate", "--from", dead_address()).rc, 0)
+        res = self.promote(p, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=3")
+
     def test_promote_refuses_a_replica_behind_the_primarys_durable_lsn(self):
         if b"space-limit=" not in subprocess.run([kvdtest.binary("KVD_BIN"), "--help"], capture_output=True,
                                                  timeout=kvdtest.TIMEOUT).stdout:
