@@ -164,6 +164,16 @@ Status Replication::RewindLog(Lsn fork, Lsn last) {
   if (hooks_.snapshot_running && hooks_.snapshot_running()) {
     return Status::Busy("a snapshot is being written; the tail is cut on the next attempt");
   }
+  // A snapshot holding the tail cannot be rewound (its state includes it):
+  // kUnsupported makes the receiver ask for a snapshot transfer instead.
+  auto snaps = ListSnapshots(env_ != nullptr ? env_ : Env::Default(), snapshot_dir_);
+  if (!snaps) return snaps.error();
+  for (const SnapshotInfo& s : *snaps) {
+    if (s.lsn > fork) {
+      return Status::Unsupported(fmt::format("snapshot {} covers LSN {}, after the fork point {}", s.path, s.lsn,
+                                             fork));
+    }
+  }
   // A copy left by a cut that a crash interrupted is kept: never overwritten.
   const std::string base = JoinPath(wal_dir_, fmt::format("diverged-{}-{}.broken", fork + 1, last));
   std::string path = base;

@@ -133,6 +133,12 @@ class WalReceiver : public Link::Handler {
   uint64_t snapshots_installed_ = 0;
   std::chrono::steady_clock::time_point last_heartbeat_;
   bool heard_primary_ = false;
+  // A divergent tail inside this node's own snapshot (the rewind hook said
+  // kUnsupported): HELLO asks for a full snapshot transfer (no history,
+  // last LSN 0) and the engine resyncs from it (ResyncFromSnapshot: the
+  // whole old state set aside). Cleared once installed.
+  bool resync_ = false;
+  Lsn resync_fork_ = 0;
   RoleHooks hooks_;
 };
 

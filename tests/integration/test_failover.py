@@ -401,6 +401,75 @@ class Failover(KvdTestCase):
         self.assertEqual(res.rc, 0, res.err)
         self.assertEqual(res.out.strip(), "epoch=3")
 
+    def test_old_primary_whose_snapshot_holds_its_tail_resyncs_by_snapshot_transfer(self):
+        """The old primary took a snapshot covering its divergent tail before
+        it died: TRUNCATE cannot cut it. It asks the new primary for a
+        snapshot transfer instead and installs it, its own snapshot and WAL
+        moved aside (never deleted, logged), and converges."""
+        p = self.node("p")
+        pport = repl_status(p)["port"]
+        r = self.node("r", pport)
+        self.wait_streaming(r)
+        with p.client() as c:
+            for i in range(300):
+                c.put(b"shared:%04d" % i, b"e1-%d" % i).check()
+        self.wait_converged(p, [r])
+        fork = r.status()["last_lsn"]
+        self.assertEqual(r.kvctl("replicate", "--from", dead_address()).rc, 0)
+        with p.client() as c:  # the tail only the old primary has
+            for i in range(200):
+                c.put(b"tail:%04d" % i, b"lost-%d" % i).check()
+            c.snapshot().check()
+        p_last = p.status()["last_lsn"]
+        kvdtest.wait_until(lambda: any(kvdtest.snapshot_lsn(n) == p_last for n in p.snapshots()),
+                           what="the old primary's snapshot covering its tail")
+        snap_name = "snap-%020d.kvs" % p_last
+        self.assertIn(snap_name, p.snapshots())
+        with open(os.path.join(p.snapshot_path, snap_name), "rb") as f:
+            old_snapshot = f.read()
+        p.kill()
+
+        res = self.promote(r, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=2")
+        new_addr = "127.0.0.1:%d" % repl_status(r)["port"]
+        with r.client() as c:
+            for i in range(100):
+                c.put(b"after:%04d" % i, b"epoch2-%d" % i).check()
+
+        p.write_config(replication={"name": "p", "role": "replica", "primary": new_addr, "listen": "127.0.0.1:0"},
+                       snapshot=NO_AUTO_SNAPSHOTS)
+        mark = p.log_offset()
+        p.start()
+        p.wait_for_log(lambda t: "cannot be cut" in t and "asking the primary for a snapshot transfer" in t,
+                       since=mark)
+        line = p.wait_for_log(lambda t: "resynced from the primary's snapshot" in t, since=mark,
+                              timeout=CONVERGE_TIMEOUT)
+        self.wait_streaming(p)
+        self.assertIn("log up to LSN %d, diverged after LSN %d" % (p_last, fork), line)
+        self.assertIn("1 snapshot(s)", line)
+        self.assertEqual(repl_status(p)["receiver"]["snapshots_installed"], 1)
+        # Nothing of the old state was deleted: the snapshot that held the
+        # tail, byte for byte, and the WAL segments are set aside.
+        aside = [n for n in os.listdir(p.snapshot_path) if n.startswith("replaced-by-snapshot-")]
+        self.assertEqual(len(aside), 1, aside)
+        with open(os.path.join(p.snapshot_path, aside[0], snap_name), "rb") as f:
+            self.assertEqual(f.read(), old_snapshot)
+        self.assertTrue(os.listdir(os.path.join(p.wal_path, aside[0])))
+        self.assertNotIn(snap_name, p.snapshots())
+
+        data = self.wait_converged(r, [p])
+        self.assertFalse([k for k in data if k.startswith(b"tail:")])
+        self.assertEqual(len(data), 400)
+        self.assertEqual(p.status()["epoch"], 2)
+        with r.client() as c:
+            c.put(b"later", b"streamed").check()
+        self.assertEqual(self.wait_converged(r, [p])[b"later"], b"streamed")
+        # A restart recovers the installed state, not the set-aside one.
+        p.restart(signal.SIGKILL)
+        self.wait_streaming(p)
+        self.assertEqual(self.wait_converged(r, [p]), full_scan(r))
+
     def test_promote_refuses_a_replica_behind_the_primarys_durable_lsn(self):
         if b"space-limit=" not in subprocess.run([kvdtest.binary("KVD_BIN"), "--help"], capture_output=True,
                                                  timeout=kvdtest.TIMEOUT).stdout:
