@@ -51,9 +51,11 @@ class Reader {
     in_.remove_prefix(n);
     return s;
   }
-  EpochHistory History() {
+  // allow_empty: a HELLO asking for a snapshot transfer (§4.1) has none.
+  EpochHistory History(bool allow_empty = false) {
     const uint64_t n = Int(4);
     EpochHistory h;
+    if (n == 0 && allow_empty) return h;
     if (n == 0 || n > in_.size() / 16) {
       if (ok_) error_ = "epoch history with " + std::to_string(n) + " entries";
       ok_ = false;
@@ -209,9 +211,12 @@ Result<Hello> DecodeHello(std::string_view body) {
   m.node_name = r.Str();
   m.last_lsn = r.Int(8);
   m.durable_lsn = r.Int(8);
-  m.history = r.History();
+  m.history = r.History(/*allow_empty=*/true);
   KVD_RETURN_IF_ERROR(r.Finish());
   if (m.durable_lsn > m.last_lsn) return Status::InvalidArgument("bad HELLO message: durable LSN after last LSN");
+  if (m.history.empty() && m.last_lsn != 0) {
+    return Status::InvalidArgument("bad HELLO message: no epoch history but last LSN " + std::to_string(m.last_lsn));
+  }
   return m;
 }
 

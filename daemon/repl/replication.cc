@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kvd/epoch_history.h"
 #include "repl/repl_tls.h"
 
 namespace kvd::daemon {
@@ -37,6 +38,7 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   node->bridge().set_before_poll([this] { feed_.Drain(); });
   feed_.set_wake_on_durable(false);
   KVD_ASSIGN_OR_RETURN(tls_, MakeReplicationTls(config_));
+  KVD_ASSIGN_OR_RETURN(seen_epoch_, LoadSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_));
   if (cluster_) {
     // etcd decides (cluster/coordinator.h): a fenced replica of nobody until then.
     node->set_role(Role::kReplica);
@@ -57,6 +59,11 @@ Status Replication::Start(Engine* engine, NodeController* node) {
   feed_.Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
   KVD_ASSIGN_OR_RETURN(primary_, StartPrimary());
   feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
+  if (seen_epoch_ > engine->current_epoch()) {
+    // Fenced before this restart (or a replica that heard of a newer epoch
+    // restarted as a primary): still an old primary.
+    FenceForNewerEpoch(seen_epoch_, "seen before this restart");
+  }
   return Status::Ok();
 }
 

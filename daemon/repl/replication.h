@@ -97,7 +97,7 @@ class Replication : public ReplicaAcks {
     return primary_ ? primary_->Connected() : std::vector<repl::SyncGate::Replica>{};
   }
   // The cluster's read lease (docs/cluster.md §3.5): the oldest of the
-  // newest heartbeat send times (system clock, µs) that each of `names`
+  // newest heartbeat send times (the primary's CLOCK_BOOTTIME, µs) that each of `names`
   // echoed; 0 if one of them has not (or is not connected).
   uint64_t OldestEcho(const std::vector<std::string>& names) {
     uint64_t oldest = UINT64_MAX;
@@ -112,13 +112,18 @@ class Replication : public ReplicaAcks {
                                                                  receiver_->last_heard());
   }
   // Refuse epoch `e` from now on (frames of it, and of anything older): a
-  // cluster member about to take over from a silent primary.
-  void FenceEpoch(Epoch e) { seen_epoch_ = std::max(seen_epoch_, e + 1); }
-  // The highest epoch this node has seen (its own history or any frame).
+  // cluster member about to take over from a silent primary. Saved like
+  // any newer epoch seen (SeeEpoch); refused in memory even if that fails.
+  void FenceEpoch(Epoch e);
+  // The highest epoch this node has seen (its own history or any frame,
+  // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;
 
  private:
   void FenceForNewerEpoch(Epoch newer, const std::string& why);
+  // A frame of epoch e arrived: above the seen epoch, it is saved durably
+  // (SaveSeenEpoch, docs/wal_format.md §8.5) before anyone acts on it.
+  Status SeeEpoch(Epoch e, const std::string& from);
   void StartReceiver(const HostPort& primary);
   // A primary's listener and senders (TLS, fencing, the sync gate), started.
   Result<std::unique_ptr<repl::ReplPrimary>> StartPrimary();
@@ -140,7 +145,7 @@ class Replication : public ReplicaAcks {
   Hooks hooks_;
   bool cluster_ = false;        // [cluster]: roles come from the coordinator
   std::optional<std::vector<std::string>> sync_members_;  // see SetSyncMembers
-  Epoch seen_epoch_ = 0;        // from frames; see highest_epoch_seen()
+  Epoch seen_epoch_ = 0;        // from frames, durable in <wal>/seen_epoch; see highest_epoch_seen()
   std::string primary_addr_;    // the primary a replica follows
   // Replaced receivers, stopped; kept as long as this object because a
   // connect they started may still call them back.

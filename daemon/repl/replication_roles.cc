@@ -4,6 +4,8 @@
 // coordinator later.
 #include <spdlog/fmt/fmt.h>
 
+#include "kvd/epoch_history.h"
+#include "kvd/snapshot.h"
 #include "repl/promote_check.h"
 #include "repl/replication.h"
 #include "sys/log.h"
@@ -43,7 +45,9 @@ void Replication::StartReceiver(const HostPort& primary) {
   primary_addr_ = primary.ToString();
   receiver_ = std::make_unique<repl::WalReceiver>(loop_, primary, name_, tls_);
   receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
-  receiver_->set_role_hooks({&seen_epoch_, [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
+  receiver_->set_role_hooks({[this] { return seen_epoch_; },
+                             [this](Epoch e) { return SeeEpoch(e, "the primary at " + primary_addr_); },
+                             [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
   feed_.set_on_update(
       [this] {
         if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
@@ -153,7 +157,31 @@ void Replication::StepDown(const Status& why) {
            fmt::format("role change: {} stepped down (epoch {}): {}", name_, engine_->current_epoch(), why.message()));
 }
 
+void Replication::FenceEpoch(Epoch e) {
+  (void)SeeEpoch(e + 1, "a takeover from the silent primary of epoch " + std::to_string(e));
+  seen_epoch_ = std::max(seen_epoch_, e + 1);
+}
+
+Status Replication::SeeEpoch(Epoch e, const std::string& from) {
+  if (e <= seen_epoch_) return Status::Ok();
+  Status st = SaveSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_, e);
+  if (!st.ok()) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             fmt::format("cannot save the highest epoch seen ({} from {}): {}", e, from, st.ToString()));
+    return st;
+  }
+  LogEvent(spdlog::level::info, Event::kReplication, engine_->last_lsn(),
+           fmt::format("highest epoch seen: {} (was {}), from {}; saved in {}", e, seen_epoch_, from,
+                       JoinPath(wal_dir_, std::string(kSeenEpochFileName))));
+  seen_epoch_ = e;
+  return Status::Ok();
+}
+
 void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
+  // Saved first, so that a restart does not bring the old primary back
+  // unfenced; fenced either way (a failed save is logged: the fence then
+  // lasts until this process ends).
+  (void)SeeEpoch(newer, why);
   seen_epoch_ = std::max(seen_epoch_, newer);
   if (engine_->write_fence().code() == Code::kFenced) return;
   const std::string reason =
@@ -168,6 +196,16 @@ void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
 Status Replication::RewindLog(Lsn fork, Lsn last) {
   if (hooks_.snapshot_running && hooks_.snapshot_running()) {
     return Status::Busy("a snapshot is being written; the tail is cut on the next attempt");
+  }
+  // A snapshot holding the tail cannot be rewound (its state includes it):
+  // kUnsupported makes the receiver ask for a snapshot transfer instead.
+  auto snaps = ListSnapshots(env_ != nullptr ? env_ : Env::Default(), snapshot_dir_);
+  if (!snaps) return snaps.error();
+  for (const SnapshotInfo& s : *snaps) {
+    if (s.lsn > fork) {
+      return Status::Unsupported(fmt::format("snapshot {} covers LSN {}, after the fork point {}", s.path, s.lsn,
+                                             fork));
+    }
   }
   // A copy left by a cut that a crash interrupted is kept: never overwritten.
   const std::string base = JoinPath(wal_dir_, fmt::format("diverged-{}-{}.broken", fork + 1, last));

@@ -32,6 +32,20 @@ Status SnapshotInstaller::Append(std::string_view bytes) {
 }
 
 Result<std::string> SnapshotInstaller::Finish(uint64_t total_bytes, uint32_t file_crc) {
+  KVD_ASSIGN_OR_RETURN(std::string tmp, Verify(total_bytes, file_crc));
+  const std::string path = JoinPath(dir_, SnapshotFileName(lsn_));
+  Status s = env_->RenameFile(tmp, path);
+  if (s.ok()) s = env_->SyncDir(dir_);
+  if (!s.ok()) {
+    // Nothing counts before the directory fsync returned.
+    (void)env_->RemoveFile(path);
+    (void)env_->RemoveFile(tmp);
+    return s.Annotate("installing " + path);
+  }
+  return path;
+}
+
+Result<std::string> SnapshotInstaller::Verify(uint64_t total_bytes, uint32_t file_crc) {
   if (!active()) return Status::InvalidArgument("SNAPSHOT_END outside a snapshot transfer");
   const std::string tmp = incoming_path();
   auto refuse = [&](Status s) {
@@ -57,15 +71,7 @@ Result<std::string> SnapshotInstaller::Finish(uint64_t total_bytes, uint32_t fil
     return refuse(Status::Corruption("snapshot transfer: the file is a snapshot at LSN " + std::to_string(info->lsn) +
                                      ", SNAPSHOT_BEGIN announced " + std::to_string(lsn_)));
   }
-  const std::string path = JoinPath(dir_, SnapshotFileName(lsn_));
-  s = env_->RenameFile(tmp, path);
-  if (s.ok()) s = env_->SyncDir(dir_);
-  if (!s.ok()) {
-    // Nothing counts before the directory fsync returned.
-    (void)env_->RemoveFile(path);
-    return refuse(s.Annotate("installing " + path));
-  }
-  return path;
+  return tmp;
 }
 
 void SnapshotInstaller::Abort() {

@@ -36,6 +36,10 @@ class SnapshotInstaller {
   Status Append(std::string_view bytes);
   // On success: the path of the installed snapshot.
   Result<std::string> Finish(uint64_t total_bytes, uint32_t file_crc);
+  // Finish's checks and fsync without the rename: on success incoming.tmp is
+  // a complete, durable, verified snapshot, left for
+  // Engine::ResyncFromSnapshot to move into place (its path is returned).
+  Result<std::string> Verify(uint64_t total_bytes, uint32_t file_crc);
   // Drops a transfer in progress (removes incoming.tmp). Idempotent.
   void Abort();
 

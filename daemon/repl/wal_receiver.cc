@@ -103,9 +103,11 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
   self->last_heard_ = std::chrono::steady_clock::now();
   Hello h;
   h.node_name = self->node_name_;
-  h.last_lsn = self->engine_->last_lsn();
-  h.durable_lsn = self->engine_->durable_lsn();
-  h.history = self->engine_->epoch_history();
+  if (!self->resync_) {
+    h.last_lsn = self->engine_->last_lsn();
+    h.durable_lsn = self->engine_->durable_lsn();
+    h.history = self->engine_->epoch_history();
+  }  // else no history, last LSN 0: a full snapshot transfer (§4.1)
   self->acked_durable_ = h.durable_lsn;  // the primary starts from HELLO's
   self->link_->Send(MsgType::kHello, self->MyEpoch(), {EncodeHello(h)});
 }
@@ -131,6 +133,9 @@ void WalReceiver::OnClosed(const Status& why) {
                          node_name_, installer_->bytes()));
     installer_->Abort();
   }
+  if (resync_ && !pending_install_.empty()) {
+    (void)env_->RemoveFile(pending_install_);  // a verified copy of the primary's, not yet installed
+  }
   pending_install_.clear();  // installed on disk: a restart recovers from it; the engine keeps its state until then
   // Called from inside the link's own callback: free it later.
   dead_link_ = std::move(link_);
@@ -139,7 +144,7 @@ void WalReceiver::OnClosed(const Status& why) {
 }
 
 Epoch WalReceiver::MyEpoch() const {
-  const Epoch seen = hooks_.seen_epoch != nullptr ? *hooks_.seen_epoch : 0;
+  const Epoch seen = hooks_.seen_epoch ? hooks_.seen_epoch() : 0;
   return std::max(engine_->current_epoch(), seen);
 }
 
@@ -158,9 +163,17 @@ void WalReceiver::OnFrame(const Frame& f) {
                                    mine),
                        mine);
   }
+  if (hooks_.see_epoch && f.epoch > hooks_.seen_epoch()) {
+    // A newer epoch is durable here before this replica acts on it: after a
+    // restart (or a cut that drops it from the history) it still refuses
+    // the primaries that epoch replaced.
+    if (Status st = hooks_.see_epoch(f.epoch); !st.ok()) {
+      return link_->Close(Status(st.code(), "cannot keep the primary's epoch " + std::to_string(f.epoch) + ": " +
+                                                st.message()));
+    }
+  }
   heard_primary_ = true;
   primary_epoch_ = f.epoch;
-  if (hooks_.seen_epoch != nullptr) *hooks_.seen_epoch = std::max(*hooks_.seen_epoch, f.epoch);
   switch (f.type) {
     case MsgType::kWelcome: return OnWelcome(f);
     case MsgType::kWal: return OnWal(f);
@@ -203,6 +216,12 @@ void WalReceiver::OnWelcome(const Frame& f) {
                          "at LSN {}",
                          node_name_, w->primary_name, primary_.ToString(), engine_->last_lsn(), w->start_lsn - 1));
     return;
+  }
+  if (resync_) {
+    return link_->Fail(Code::kInvalidArgument,
+                       fmt::format("this replica asked for a snapshot transfer; the primary offers start mode {}",
+                                   static_cast<int>(w->start)),
+                       mine);
   }
   if (w->start == StartMode::kTruncate && hooks_.rewind) {
     if (w->fork_lsn >= engine_->last_lsn() || w->start_lsn != w->fork_lsn + 1) {
@@ -290,6 +309,18 @@ void WalReceiver::OnTruncate(Lsn fork) {
            fmt::format("replica {}: primary {} ({}) says this log diverged after LSN {}: cutting LSNs {}..{}",
                        node_name_, primary_name_, primary_.ToString(), fork, fork + 1, last));
   Status st = hooks_.rewind(fork, last);
+  if (st.code() == Code::kUnsupported) {
+    // The tail is inside a snapshot of this node: only a whole new state
+    // from the primary helps. Ask for it on the next connect.
+    LogEvent(spdlog::level::warn, Event::kReplication, last,
+             fmt::format("replica {}: the divergent tail after LSN {} cannot be cut ({}): asking the primary for a "
+                         "snapshot transfer; this node's snapshots and WAL will be set aside, not deleted",
+                         node_name_, fork, st.message()));
+    resync_ = true;
+    resync_fork_ = fork;
+    backoff_ = std::chrono::milliseconds(100);
+    return link_->Close(Status::IOError("resyncing by snapshot transfer; reconnecting"));
+  }
   if (!st.ok()) {
     LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
              fmt::format("replica {}: cannot cut the divergent tail after LSN {}: {}", node_name_, fork,

@@ -60,12 +60,16 @@ class WalReceiver : public Link::Handler {
   void FillMetrics(ReplicationMetrics* m) const;
 
   // Role changes (docs/replication.md §5, §7). seen_epoch: the highest
-  // epoch this node has seen (owned by Replication, shared with a later
-  // receiver): frames from an older primary are refused, and this replica's
-  // own frames carry it. rewind(fork, last): cut the log after fork (a
-  // TRUNCATE welcome); OK means the receiver reconnects with the shorter log.
+  // epoch this node has seen (kept by Replication, across receivers and
+  // restarts): frames from an older primary are refused, and this replica's
+  // own frames carry it. see_epoch(e): a frame of a newer epoch e arrived;
+  // it is made durable before the frame is acted on (not OK: the link
+  // closes and nothing of the frame is used). rewind(fork, last): cut the
+  // log after fork (a TRUNCATE welcome); OK means the receiver reconnects
+  // with the shorter log.
   struct RoleHooks {
-    Epoch* seen_epoch = nullptr;
+    std::function<Epoch()> seen_epoch;
+    std::function<Status(Epoch)> see_epoch;
     std::function<Status(Lsn fork, Lsn last)> rewind;
   };
   void set_role_hooks(RoleHooks hooks) { hooks_ = std::move(hooks); }
@@ -132,6 +136,12 @@ class WalReceiver : public Link::Handler {
   uint64_t snapshots_installed_ = 0;
   std::chrono::steady_clock::time_point last_heartbeat_;
   bool heard_primary_ = false;
+  // A divergent tail inside this node's own snapshot (the rewind hook said
+  // kUnsupported): HELLO asks for a full snapshot transfer (no history,
+  // last LSN 0) and the engine resyncs from it (ResyncFromSnapshot: the
+  // whole old state set aside). Cleared once installed.
+  bool resync_ = false;
+  Lsn resync_fork_ = 0;
   RoleHooks hooks_;
 };
 

@@ -48,7 +48,10 @@ void WalReceiver::OnSnapshotFrame(const Frame& f) {
     case MsgType::kSnapshotEnd: {
       auto e = DecodeSnapshotEnd(f.body);
       if (!e) return link_->Fail(Code::kInvalidArgument, e.error().message(), mine);
-      Result<std::string> path = installer_->Finish(e->total_bytes, e->file_crc);
+      // A resync leaves the file as incoming.tmp: the engine moves the old
+      // state aside before it renames it into place.
+      Result<std::string> path = resync_ ? installer_->Verify(e->total_bytes, e->file_crc)
+                                         : installer_->Finish(e->total_bytes, e->file_crc);
       if (!path) {
         LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
                  fmt::format("replica {}: transferred snapshot refused, not installed: {}", node_name_,
@@ -71,7 +74,8 @@ bool WalReceiver::InstallSnapshot() {
     aside = JoinPath(wal_dir_, fmt::format("replaced-by-snapshot-{:020}.{}", lsn, i));
   }
   SnapshotResetReport rep;
-  Status s = engine_->ResetToSnapshot(pending_install_, primary_history_, aside, &rep);
+  Status s = resync_ ? engine_->ResyncFromSnapshot(pending_install_, primary_history_, aside, &rep)
+                     : engine_->ResetToSnapshot(pending_install_, primary_history_, aside, &rep);
   if (s.code() == Code::kBusy) return false;  // the timer or the next WAL message tries again
   pending_install_.clear();
   if (!s.ok()) {
@@ -82,6 +86,15 @@ bool WalReceiver::InstallSnapshot() {
     return false;
   }
   ++snapshots_installed_;
+  if (resync_) {
+    LogEvent(spdlog::level::warn, Event::kReplication, lsn,
+             fmt::format("replica {}: resynced from the primary's snapshot: this node's divergent state (log up to "
+                         "LSN {}, diverged after LSN {}) is set aside: {} WAL segment(s) in {}, {} snapshot(s) in {}",
+                         node_name_, rep.old_last_lsn, resync_fork_, rep.set_aside_files.size(), aside,
+                         rep.set_aside_snapshots.size(),
+                         JoinPath(snapshot_dir_, aside.substr(aside.find_last_of('/') + 1))));
+    resync_ = false;
+  }
   LogEvent(spdlog::level::warn, Event::kReplication, lsn,
            fmt::format("replica {}: installed the snapshot at LSN {} from primary {} ({} keys, {} bytes); the "
                        "previous log (up to LSN {}) is set aside in {} ({} segment(s)); streaming from LSN {}",

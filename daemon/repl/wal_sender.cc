@@ -92,6 +92,17 @@ void WalSender::OnHello(const Frame& f) {
   }
   const Lsn my_last = ctx_.feed->last_lsn();
   const EpochHistory history = ctx_.engine->epoch_history();
+  if (hello->history.empty()) {
+    // No usable log (§4.1): its divergent tail is inside its own snapshot.
+    // A full snapshot transfer, whatever WAL this primary still holds.
+    progress_.sent_lsn = progress_.written_lsn = progress_.durable_lsn = progress_.applied_lsn = 0;
+    hello_at_us_ = NowUs();
+    LogEvent(spdlog::level::warn, Event::kReplication, my_last,
+             fmt::format("replica {} ({}) asks for a full resync (its log cannot be cut back to a shared "
+                         "prefix)",
+                         progress_.name, progress_.peer));
+    return StartSnapshot(history);
+  }
   const Lsn fork = ForkPoint(history, my_last, hello->history, hello->last_lsn);
   // Beyond this primary's log *in the same epoch* is impossible (§5.4). A
   // last LSN beyond it in an older epoch is an old primary's divergent tail,
@@ -104,16 +115,9 @@ void WalSender::OnHello(const Frame& f) {
                        mine);
   }
   if (fork < hello->last_lsn) {
-    if (!HasWalFrom(fork + 1)) {
-      return link_->Fail(Code::kUnsupported,
-                         fmt::format("diverged: the replica's log leaves this primary's after LSN {} (it has {}) and "
-                                     "the WAL after it is gone; snapshot transfer is not built yet: rebuild the "
-                                     "replica from an empty data directory after a snapshot",
-                                     fork, hello->last_lsn),
-                         mine);
-    }
     // TRUNCATE (§5): the replica cuts its tail after the fork point, sets
-    // it aside and reconnects; this link ends there.
+    // it aside and reconnects; this link ends there. If the WAL after the
+    // fork is gone here, its next HELLO (last LSN = fork) gets a snapshot.
     Welcome w;
     w.primary_name = ctx_.node_name;
     w.start = StartMode::kTruncate;
@@ -155,14 +159,6 @@ void WalSender::NewerEpoch(Epoch newer, const std::string& what) {
   // The ERROR first: the owner's fence closes every link, this one too.
   link_->Fail(Code::kFenced, why, mine);
   if (ctx_.on_newer_epoch) ctx_.on_newer_epoch(newer, why);
-}
-
-bool WalSender::HasWalFrom(Lsn lsn) {
-  if (lsn > ctx_.feed->last_lsn() || lsn >= ctx_.feed->first_cached_lsn()) return true;
-  std::string records;
-  Lsn last = 0;
-  WalSource probe(ctx_.wal_dir);
-  return probe.Read(lsn, lsn, 1, &records, &last).ok();
 }
 
 void WalSender::OnAck(const Frame& f) {

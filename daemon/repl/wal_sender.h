@@ -96,8 +96,6 @@ class WalSender : public Link::Handler {
   }
   // Sees a newer epoch: tells the owner (which fences) and closes.
   void NewerEpoch(Epoch newer, const std::string& what);
-  // Whether the WAL from lsn on is still here (cache or segments).
-  bool HasWalFrom(Lsn lsn);
 
   Context ctx_;
   std::unique_ptr<Link> link_;

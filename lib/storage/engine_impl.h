@@ -70,6 +70,8 @@ class EngineImpl final : public Engine {
   Result<WriteTicket> AppendReplicated(std::span<const std::byte> records) override;
   Status ResetToSnapshot(const std::string& snapshot_path, const EpochHistory& history,
                          const std::string& set_aside_dir, SnapshotResetReport* report) override;
+  Status ResyncFromSnapshot(const std::string& incoming_path, const EpochHistory& history,
+                            const std::string& set_aside_dir, SnapshotResetReport* report) override;
   Result<WalTruncateReport> RewindTo(Lsn lsn, const std::string& set_aside_path, CompletionSink* sink) override;
 
   void Poll(CompletionSink* sink) override;
@@ -103,6 +105,9 @@ class EngineImpl final : public Engine {
   Status Close(CompletionSink* sink) override;
 
  private:
+  // ResetToSnapshot (resync false) and ResyncFromSnapshot (true); engine_reset.cc.
+  Status ResetTo(const std::string& snapshot_path, const EpochHistory& history, const std::string& set_aside_dir,
+                 bool resync, SnapshotResetReport* report);
   struct Group {
     std::string buf;
     Lsn first = 0, last = 0;

@@ -11,6 +11,14 @@
 //   4. save the epoch history for the new log;
 //   5. open a new WAL at snapshot LSN + 1, swap the state, restart the
 //      committer.
+// ResyncFromSnapshot (a divergent tail inside this node's own snapshots):
+// the snapshot is not yet under its final name. Step 3 moves the segments
+// newest first (what is left is a prefix of the log), then every snapshot,
+// newest first (what is left is an older state), and only then is the new
+// snapshot renamed into place: recovery never combines it with the
+// divergent records, and no snapshot is overwritten.
+#include <algorithm>
+
 #include "kvd/snapshot.h"
 #include "storage/engine_impl.h"
 
@@ -18,6 +26,16 @@ namespace kvd {
 
 Status EngineImpl::ResetToSnapshot(const std::string& snapshot_path, const EpochHistory& history,
                                    const std::string& set_aside_dir, SnapshotResetReport* report) {
+  return ResetTo(snapshot_path, history, set_aside_dir, false, report);
+}
+
+Status EngineImpl::ResyncFromSnapshot(const std::string& incoming_path, const EpochHistory& history,
+                                      const std::string& set_aside_dir, SnapshotResetReport* report) {
+  return ResetTo(incoming_path, history, set_aside_dir, true, report);
+}
+
+Status EngineImpl::ResetTo(const std::string& snapshot_path, const EpochHistory& history,
+                           const std::string& set_aside_dir, bool resync, SnapshotResetReport* report) {
   SnapshotResetReport local;
   if (report == nullptr) report = &local;
   *report = SnapshotResetReport{};
@@ -54,15 +72,46 @@ Status EngineImpl::ResetToSnapshot(const std::string& snapshot_path, const Epoch
 
   auto names = env_->ListDir(opts_.wal_dir);
   if (!names) return fail(names.error(), "listing the WAL");
-  if (Status s = env_->CreateDirs(set_aside_dir); !s.ok()) return fail(s, "creating " + set_aside_dir);
+  std::vector<std::string> segments;
   for (const std::string& n : *names) {
-    if (!ParseSegmentFileName(n)) continue;
+    if (ParseSegmentFileName(n)) segments.push_back(n);
+  }
+  std::sort(segments.begin(), segments.end());
+  if (resync) std::reverse(segments.begin(), segments.end());  // newest first: a prefix stays
+  if (Status s = env_->CreateDirs(set_aside_dir); !s.ok()) return fail(s, "creating " + set_aside_dir);
+  for (const std::string& n : segments) {
     const std::string to = JoinPath(set_aside_dir, n);
     if (Status s = env_->RenameFile(JoinPath(opts_.wal_dir, n), to); !s.ok()) return fail(s, "setting aside " + n);
     report->set_aside_files.push_back(to);
+    // A resync's old log leaves the WAL directory before the new snapshot
+    // counts: each move durable before the next.
+    if (resync) {
+      if (Status s = env_->SyncDir(set_aside_dir); !s.ok()) return fail(s, "fsync of " + set_aside_dir);
+      if (Status s = env_->SyncDir(opts_.wal_dir); !s.ok()) return fail(s, "fsync of the WAL directory");
+    }
   }
   if (Status s = env_->SyncDir(set_aside_dir); !s.ok()) return fail(s, "fsync of " + set_aside_dir);
   if (Status s = env_->SyncDir(opts_.wal_dir); !s.ok()) return fail(s, "fsync of the WAL directory");
+  if (resync) {
+    // Then the old snapshots, newest first, into a directory of the same
+    // name inside the snapshot directory (a rename never crosses file
+    // systems), and last the new snapshot into place.
+    const std::string name = set_aside_dir.substr(set_aside_dir.find_last_of('/') + 1);
+    const std::string snap_aside = JoinPath(opts_.snapshot_dir, name);
+    auto snaps = ListSnapshots(env_, opts_.snapshot_dir);
+    if (!snaps) return fail(snaps.error(), "listing the snapshots");
+    if (Status s = env_->CreateDirs(snap_aside); !s.ok()) return fail(s, "creating " + snap_aside);
+    for (const SnapshotInfo& old : *snaps) {
+      const std::string to = JoinPath(snap_aside, old.path.substr(old.path.find_last_of('/') + 1));
+      if (Status s = env_->RenameFile(old.path, to); !s.ok()) return fail(s, "setting aside " + old.path);
+      if (Status s = env_->SyncDir(snap_aside); !s.ok()) return fail(s, "fsync of " + snap_aside);
+      if (Status s = env_->SyncDir(opts_.snapshot_dir); !s.ok()) return fail(s, "fsync of the snapshot directory");
+      report->set_aside_snapshots.push_back(to);
+    }
+    const std::string final_path = JoinPath(opts_.snapshot_dir, SnapshotFileName(info.lsn));
+    if (Status s = env_->RenameFile(snapshot_path, final_path); !s.ok()) return fail(s, "installing " + final_path);
+    if (Status s = env_->SyncDir(opts_.snapshot_dir); !s.ok()) return fail(s, "fsync of the snapshot directory");
+  }
 
   EpochHistory next = history;
   (void)next.TruncateAfter(info.lsn);  // later epochs begin again with their records

@@ -16,6 +16,33 @@ constexpr uint32_t kVersion = 1;
 constexpr size_t kFixedBytes = 8 + 4 + 4 + 4;
 constexpr size_t kEntryBytes = 16;
 
+// seen_epoch: magic(8) version(4) epoch(8) crc(4).
+constexpr char kSeenMagic[8] = {'k', 'v', 'd', 'S', 'E', 'E', 'N', 'E'};
+constexpr size_t kSeenBytes = 8 + 4 + 8 + 4;
+
+// <dir>/name replaced whole: name.tmp written and fsynced, renamed over name,
+// the directory fsynced. On failure the old file (if any) is still in place.
+Status ReplaceFileDurably(Env* env, const std::string& dir, std::string_view name, const std::string& data) {
+  const std::string path = JoinPath(dir, std::string(name));
+  const std::string tmp = path + ".tmp";
+  Status s;
+  {
+    auto f = env->NewWritableFile(tmp, OpenMode::kCreateTruncate);
+    if (!f) return f.error().Annotate("writing " + tmp);
+    s = (*f)->WriteAt(0, AsBytes(data));
+    if (s.ok()) s = (*f)->SyncAll();
+    Status c = (*f)->Close();
+    if (s.ok()) s = c;
+  }
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (s.ok()) s = env->SyncDir(dir);
+  if (!s.ok()) {
+    (void)env->RemoveFile(tmp);
+    return s.Annotate("replacing " + path);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Epoch EpochHistory::EpochOf(Lsn lsn) const {
@@ -125,25 +152,32 @@ Result<EpochHistory> LoadEpochHistory(Env* env, const std::string& dir) {
 }
 
 Status SaveEpochHistory(Env* env, const std::string& dir, const EpochHistory& history) {
-  const std::string path = JoinPath(dir, kEpochHistoryFileName);
-  const std::string tmp = path + ".tmp";
-  const std::string data = history.Encode();
-  Status s;
-  {
-    auto f = env->NewWritableFile(tmp, OpenMode::kCreateTruncate);
-    if (!f) return f.error().Annotate("writing " + tmp);
-    s = (*f)->WriteAt(0, AsBytes(data));
-    if (s.ok()) s = (*f)->SyncAll();
-    Status c = (*f)->Close();
-    if (s.ok()) s = c;
+  Status s = ReplaceFileDurably(env, dir, kEpochHistoryFileName, history.Encode());
+  return s.ok() ? s : s.Annotate("saving the epoch history");
+}
+
+Result<Epoch> LoadSeenEpoch(Env* env, const std::string& dir) {
+  const std::string path = JoinPath(dir, kSeenEpochFileName);
+  if (!env->FileExists(path)) return Epoch{0};
+  KVD_ASSIGN_OR_RETURN(std::string data, env->ReadFileToString(path));
+  auto bad = [&](const std::string& why) { return Status::Corruption(path + ": highest epoch seen: " + why); };
+  if (data.size() != kSeenBytes) return bad("size " + std::to_string(data.size()) + ", not " + std::to_string(kSeenBytes));
+  if (std::memcmp(data.data(), kSeenMagic, 8) != 0) return bad("bad magic");
+  if (Crc32cUnmask(wal::GetFixed32(data.data() + 20)) != Crc32c(data.data(), 20)) return bad("crc mismatch");
+  if (wal::GetFixed32(data.data() + 8) != kVersion) {
+    return bad("unsupported version " + std::to_string(wal::GetFixed32(data.data() + 8)));
   }
-  if (s.ok()) s = env->RenameFile(tmp, path);
-  if (s.ok()) s = env->SyncDir(dir);
-  if (!s.ok()) {
-    (void)env->RemoveFile(tmp);
-    return s.Annotate("saving the epoch history " + path);
-  }
-  return Status::Ok();
+  return Epoch{wal::GetFixed64(data.data() + 12)};
+}
+
+Status SaveSeenEpoch(Env* env, const std::string& dir, Epoch epoch) {
+  std::string data(kSeenBytes, '\0');
+  std::memcpy(data.data(), kSeenMagic, 8);
+  wal::PutFixed32(data.data() + 8, kVersion);
+  wal::PutFixed64(data.data() + 12, epoch);
+  wal::PutFixed32(data.data() + 20, Crc32cMask(Crc32c(data.data(), 20)));
+  Status s = ReplaceFileDurably(env, dir, kSeenEpochFileName, data);
+  return s.ok() ? s : s.Annotate("saving the highest epoch seen");
 }
 
 }  // namespace kvd

@@ -168,6 +168,18 @@ TEST_CASE("bodies that do not decode exactly are refused: short, trailing bytes,
   CHECK(DecodeWelcome(welcome).error().message().find("start mode 9") != std::string::npos);
 }
 
+TEST_CASE("a HELLO without history asks for a full resync (§4.1): only with last LSN 0") {
+  auto d = DecodeHello(EncodeHello({1, "n", 0, 0, EpochHistory()}));
+  REQUIRE_MESSAGE(d.has_value(), d.error().ToString());
+  CHECK(d->history.empty());
+  CHECK(d->last_lsn == 0);
+  auto bad = DecodeHello(EncodeHello({1, "n", 7, 7, EpochHistory()}));
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message().find("no epoch history but last LSN 7") != std::string::npos);
+  Welcome w;  // a WELCOME always carries the primary's history
+  CHECK(DecodeWelcome(EncodeWelcome(w)).error().message().find("0 entries") != std::string::npos);
+}
+
 TEST_CASE("a WAL message carries whole records after its header; empty or inverted ranges are refused") {
   std::string records;
   AppendPutRecord(&records, 4, 1, "k", "v");

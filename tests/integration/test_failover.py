@@ -355,6 +355,121 @@ class Failover(KvdTestCase):
         with p.client() as c:
             self.assertEqual(c.put(b"x", b"y").status, kvd_proto.NOT_PRIMARY)
 
+    def test_a_fenced_old_primary_restarted_remembers_the_newer_epoch(self):
+        """The epoch that fenced a primary is saved (wal/seen_epoch) before the
+        fence: after kill -9 and a restart as the primary it was, it is still
+        fenced, and a later promotion picks an epoch above it."""
+        p = self.node("p")
+        pport = repl_status(p)["port"]
+        r = self.node("r", pport)
+        self.wait_streaming(r)
+        with p.client() as c:
+            for i in range(50):
+                c.put(b"k%02d" % i, b"v").check()
+        self.wait_converged(p, [r])
+        res = self.promote(r, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=2")
+        # The new primary is pointed back at the old one: its HELLO carries
+        # epoch 2, which fences the old primary (which never got a record
+        # of epoch 2: only the seen epoch remembers it).
+        mark = p.log_offset()
+        self.assertEqual(r.kvctl("replicate", "--from", "127.0.0.1:%d" % pport).rc, 0)
+        p.wait_for_log(lambda t: "fenced: a newer epoch 2 exists" in t, since=mark)
+        r.kill()
+        self.assertTrue(os.path.exists(os.path.join(p.wal_path, "seen_epoch")))
+        self.assertEqual(p.status()["replication"]["epoch_history"], [{"epoch": 1, "first_lsn": 1}])
+
+        p.kill()
+        p.start()  # the same config: role = primary
+        st = p.status()
+        self.assertEqual(st["role"], "primary")
+        self.assertEqual(st["epoch"], 1)
+        self.assertEqual(st["replication"]["highest_epoch_seen"], 2)
+        self.assertIn("newer epoch 2", st["replication"]["fenced"])
+        with p.client() as c:
+            w = c.put(b"stale", b"refused")
+            self.assertEqual(w.status, FENCED, w)
+            self.assertEqual(c.get(b"k00").status, kvd_proto.OK)  # reads go on
+        res = self.promote(p, "--force")
+        self.assertNotEqual(res.rc, 0)
+        self.assertIn("old primary", res.err)
+        # Made a replica (of nobody reachable) and promoted: the epoch is
+        # above everything seen before the restart, never 2 again.
+        self.assertEqual(p.kvctl("replicate", "--from", dead_address()).rc, 0)
+        res = self.promote(p, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=3")
+
+    def test_old_primary_whose_snapshot_holds_its_tail_resyncs_by_snapshot_transfer(self):
+        """The old primary took a snapshot covering its divergent tail before
+        it died: TRUNCATE cannot cut it. It asks the new primary for a
+        snapshot transfer instead and installs it, its own snapshot and WAL
+        moved aside (never deleted, logged), and converges."""
+        p = self.node("p")
+        pport = repl_status(p)["port"]
+        r = self.node("r", pport)
+        self.wait_streaming(r)
+        with p.client() as c:
+            for i in range(300):
+                c.put(b"shared:%04d" % i, b"e1-%d" % i).check()
+        self.wait_converged(p, [r])
+        fork = r.status()["last_lsn"]
+        self.assertEqual(r.kvctl("replicate", "--from", dead_address()).rc, 0)
+        with p.client() as c:  # the tail only the old primary has
+            for i in range(200):
+                c.put(b"tail:%04d" % i, b"lost-%d" % i).check()
+            c.snapshot().check()
+        p_last = p.status()["last_lsn"]
+        kvdtest.wait_until(lambda: any(kvdtest.snapshot_lsn(n) == p_last for n in p.snapshots()),
+                           what="the old primary's snapshot covering its tail")
+        snap_name = "snap-%020d.kvs" % p_last
+        self.assertIn(snap_name, p.snapshots())
+        with open(os.path.join(p.snapshot_path, snap_name), "rb") as f:
+            old_snapshot = f.read()
+        p.kill()
+
+        res = self.promote(r, "--force")
+        self.assertEqual(res.rc, 0, res.err)
+        self.assertEqual(res.out.strip(), "epoch=2")
+        new_addr = "127.0.0.1:%d" % repl_status(r)["port"]
+        with r.client() as c:
+            for i in range(100):
+                c.put(b"after:%04d" % i, b"epoch2-%d" % i).check()
+
+        p.write_config(replication={"name": "p", "role": "replica", "primary": new_addr, "listen": "127.0.0.1:0"},
+                       snapshot=NO_AUTO_SNAPSHOTS)
+        mark = p.log_offset()
+        p.start()
+        p.wait_for_log(lambda t: "cannot be cut" in t and "asking the primary for a snapshot transfer" in t,
+                       since=mark)
+        line = p.wait_for_log(lambda t: "resynced from the primary's snapshot" in t, since=mark,
+                              timeout=CONVERGE_TIMEOUT)
+        self.wait_streaming(p)
+        self.assertIn("log up to LSN %d, diverged after LSN %d" % (p_last, fork), line)
+        self.assertIn("1 snapshot(s)", line)
+        self.assertEqual(repl_status(p)["receiver"]["snapshots_installed"], 1)
+        # Nothing of the old state was deleted: the snapshot that held the
+        # tail, byte for byte, and the WAL segments are set aside.
+        aside = [n for n in os.listdir(p.snapshot_path) if n.startswith("replaced-by-snapshot-")]
+        self.assertEqual(len(aside), 1, aside)
+        with open(os.path.join(p.snapshot_path, aside[0], snap_name), "rb") as f:
+            self.assertEqual(f.read(), old_snapshot)
+        self.assertTrue(os.listdir(os.path.join(p.wal_path, aside[0])))
+        self.assertNotIn(snap_name, p.snapshots())
+
+        data = self.wait_converged(r, [p])
+        self.assertFalse([k for k in data if k.startswith(b"tail:")])
+        self.assertEqual(len(data), 400)
+        self.assertEqual(p.status()["epoch"], 2)
+        with r.client() as c:
+            c.put(b"later", b"streamed").check()
+        self.assertEqual(self.wait_converged(r, [p])[b"later"], b"streamed")
+        # A restart recovers the installed state, not the set-aside one.
+        p.restart(signal.SIGKILL)
+        self.wait_streaming(p)
+        self.assertEqual(self.wait_converged(r, [p]), full_scan(r))
+
     def test_promote_refuses_a_replica_behind_the_primarys_durable_lsn(self):
         if b"space-limit=" not in subprocess.run([kvdtest.binary("KVD_BIN"), "--help"], capture_output=True,
                                                  timeout=kvdtest.TIMEOUT).stdout:

@@ -161,5 +161,64 @@ TEST_CASE("epoch history: saved durably; a power loss keeps the old or the new f
   CHECK(LoadEpochHistory(Env::Default(), d).error().IsCorruption());
 }
 
+TEST_CASE("highest epoch seen: absent is 0, saved durably, a damaged file is corruption") {
+  testing::TempDir dir;
+  const std::string d = dir.Sub("wal");
+  REQUIRE(Env::Default()->CreateDirs(d).ok());
+  FaultEnv env(Env::Default());
+  REQUIRE(LoadSeenEpoch(&env, d).has_value());
+  CHECK(*LoadSeenEpoch(&env, d) == 0);
+  REQUIRE(SaveSeenEpoch(&env, d, 7).ok());
+  CHECK(env.unsynced_files() == 0);
+  CHECK(env.unsynced_dir_ops() == 0);
+  env.SimulatePowerLoss();
+  CHECK(*LoadSeenEpoch(&env, d) == 7);
+  // Power cut before each step of the next save: 7 or 9, never torn.
+  bool saw_new = false, saw_old = false;
+  for (uint64_t n = 0; n < 8; ++n) {
+    CAPTURE(n);
+    env.CutPowerAfter(n);
+    Status s = SaveSeenEpoch(&env, d, 9);
+    env.PowerOn();
+    env.SimulatePowerLoss();
+    auto loaded = LoadSeenEpoch(&env, d);
+    REQUIRE_MESSAGE(loaded.has_value(), loaded.error().ToString());
+    if (s.ok()) CHECK(*loaded == 9);
+    CHECK((*loaded == 7 || *loaded == 9));
+    saw_new = saw_new || *loaded == 9;
+    saw_old = saw_old || *loaded == 7;
+    REQUIRE(SaveSeenEpoch(&env, d, 7).ok());
+  }
+  CHECK(saw_new);
+  CHECK(saw_old);
+  // The bytes of docs/wal_format.md §8.5, then every flipped bit and cut refused.
+  auto bytes = Env::Default()->ReadFileToString(JoinPath(d, kSeenEpochFileName));
+  REQUIRE(bytes.has_value());
+  static const char* hexd = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : *bytes) {
+    hex += hexd[c >> 4];
+    hex += hexd[c & 15];
+  }
+  CHECK(hex.substr(0, 40) == "6b76645345454e45" "01000000" "0700000000000000");
+  auto put = [&](const std::string& b) {
+    auto f = Env::Default()->NewWritableFile(JoinPath(d, kSeenEpochFileName), OpenMode::kCreateTruncate);
+    REQUIRE(f.has_value());
+    REQUIRE((*f)->WriteAt(0, AsBytes(b)).ok());
+    REQUIRE((*f)->Close().ok());
+  };
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    std::string bad = *bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    put(bad);
+    CAPTURE(i);
+    CHECK(LoadSeenEpoch(Env::Default(), d).error().IsCorruption());
+  }
+  for (size_t n = 0; n < bytes->size(); ++n) {
+    put(bytes->substr(0, n));
+    CHECK(LoadSeenEpoch(Env::Default(), d).error().IsCorruption());
+  }
+}
+
 }  // namespace
 }  // namespace kvd

@@ -134,6 +134,7 @@ struct SnapshotResetReport {
   Lsn snapshot_lsn = 0;                      // the new state's LSN (last_lsn() after)
   uint64_t entries = 0;                      // keys in the new state
   std::vector<std::string> set_aside_files;  // the old WAL segments, where they are now
+  std::vector<std::string> set_aside_snapshots;  // ResyncFromSnapshot: the old snapshots, where they are now
 };
 
 // The result of submitting a write.
@@ -287,6 +288,24 @@ class Engine {
     (void)set_aside_dir;
     (void)report;
     return Status::Unsupported("this engine cannot reset to a snapshot");
+  }
+  // The same for a node whose own log diverged inside its snapshots (a
+  // divergent tail that RewindTo cannot cut, docs/replication.md §5): the
+  // snapshot is a verified, fsynced file *outside* its final name
+  // (incoming_path, in the snapshot directory). Before it is renamed to its
+  // final name, every WAL segment is moved into set_aside_dir (newest
+  // first) and every snapshot file into the directory of the same name
+  // inside the snapshot directory (newest first), all directories fsynced:
+  // a crash at any step leaves the old state, an older prefix of it, an
+  // empty node, or the new snapshot -- never the new snapshot under the
+  // divergent records, nor a snapshot overwritten. Nothing is deleted.
+  virtual Status ResyncFromSnapshot(const std::string& incoming_path, const EpochHistory& history,
+                                    const std::string& set_aside_dir, SnapshotResetReport* report) {
+    (void)incoming_path;
+    (void)history;
+    (void)set_aside_dir;
+    (void)report;
+    return Status::Unsupported("this engine cannot resync from a snapshot");
   }
 
   // A running node cuts its log after lsn and restarts its state from

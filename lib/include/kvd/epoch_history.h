@@ -79,4 +79,17 @@ Result<EpochHistory> LoadEpochHistory(Env* env, const std::string& dir);
 // fsync the directory. On failure the old file (if any) is still in place.
 Status SaveEpochHistory(Env* env, const std::string& dir, const EpochHistory& history);
 
+// The highest epoch this node has seen in a replication frame (a newer
+// primary's, or a replica's that followed one), kept in <dir>/seen_epoch so
+// that a restart does not forget it (docs/wal_format.md §8.5). It may be
+// above every epoch of the history: an epoch heard of before any record of it
+// arrived, or one that fenced this node as an old primary.
+inline constexpr std::string_view kSeenEpochFileName = "seen_epoch";
+
+// 0 if there is no file; kCorruption if it does not verify.
+Result<Epoch> LoadSeenEpoch(Env* env, const std::string& dir);
+// Replaces <dir>/seen_epoch atomically and durably: seen_epoch.tmp, fsync,
+// rename, fsync the directory. On failure the old file (if any) is in place.
+Status SaveSeenEpoch(Env* env, const std::string& dir, Epoch epoch);
+
 }  // namespace kvd
