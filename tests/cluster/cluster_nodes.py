@@ -8,9 +8,10 @@ for the cluster coordination tests. Python 3 standard library only.
 
 import json
 import time
+import unittest
 
 import kvdtest
-from etcd_cluster import _free_ports, b64, gateway
+from etcd_cluster import EtcdCluster, _free_ports, b64, etcd_available, gateway
 
 NOT_PRIMARY = 12  # kvd::Code::kNotPrimary
 FENCED = 13       # kvd::Code::kFenced
@@ -157,3 +158,33 @@ class Ledger:
     def lost(self, data):
         """The acknowledged writes missing (or different) in data."""
         return sorted(k for k, v in self.acked.items() if data.get(k) != v)
+
+
+@unittest.skipUnless(etcd_available(), "etcd is not installed (scripts/install-deps.sh)")
+class EtcdTestCase(kvdtest.KvdTestCase):
+    """A test with a real three-member etcd (self.etcd), started per test."""
+
+    def setUp(self):
+        super().setUp()
+        self.etcd = EtcdCluster()
+        self.etcd.start()
+
+    def tearDown(self):
+        self.etcd.stop()
+
+
+def published_sync_members(nodes, primary):
+    """The members of the sync set `primary` published for its epoch, once
+    it has published one with a single member."""
+    epoch = nodes[primary].status()["epoch"]
+    got = []
+
+    def published():
+        v, _ = nodes.etcd_get("/sync")
+        v = json.loads(v) if v is not None else None
+        if v is None or v["epoch"] != epoch or len(v["members"]) != 1:
+            return False
+        got[:] = v["members"]
+        return True
+    kvdtest.wait_until(published, what="the sync set of epoch %d" % epoch)
+    return got

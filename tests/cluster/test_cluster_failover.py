@@ -12,7 +12,6 @@
 - a primary paused past its lease deadline does not acknowledge a write it
   received while paused."""
 
-import json
 import os
 import signal
 import sys
@@ -20,24 +19,13 @@ import time
 
 sys.dont_write_bytecode = True
 import kvdtest  # noqa: E402
-from kvdtest import KvdTestCase  # noqa: E402
 import kvd_proto  # noqa: E402
-from etcd_cluster import EtcdCluster, etcd_available  # noqa: E402
-from cluster_nodes import ClusterNodes, first_ack, NOT_PRIMARY, FENCED  # noqa: E402
+from cluster_nodes import ClusterNodes, first_ack, NOT_PRIMARY, FENCED, EtcdTestCase  # noqa: E402
 
 MEMBER_FIELDS = {"name", "address", "repl_address", "role", "epoch", "durable_lsn", "applied_lsn", "updated_ms"}
 
 
-@__import__("unittest").skipUnless(etcd_available(), "etcd is not installed (scripts/install-deps.sh)")
-class ClusterFailover(KvdTestCase):
-    def setUp(self):
-        super().setUp()
-        self.etcd = EtcdCluster()
-        self.etcd.start()
-
-    def tearDown(self):
-        self.etcd.stop()
-
+class ClusterFailover(EtcdTestCase):
     def test_forms_fails_over_rejoins_and_resigns(self):
         nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"])
         p = nodes.wait_primary()

@@ -15,45 +15,22 @@ import time
 
 sys.dont_write_bytecode = True
 import kvdtest  # noqa: E402
-from kvdtest import KvdTestCase  # noqa: E402
-from etcd_cluster import EtcdCluster, etcd_available, gateway, b64  # noqa: E402
-from cluster_nodes import ClusterNodes, Ledger, first_ack  # noqa: E402
+from etcd_cluster import gateway, b64  # noqa: E402
+from cluster_nodes import ClusterNodes, Ledger, first_ack, EtcdTestCase, published_sync_members  # noqa: E402
 
 
-@__import__("unittest").skipUnless(etcd_available(), "etcd is not installed (scripts/install-deps.sh)")
-class ClusterSwitchover(KvdTestCase):
-    def setUp(self):
-        super().setUp()
-        self.etcd = EtcdCluster()
-        self.etcd.start()
-
-    def tearDown(self):
-        self.etcd.stop()
-
+class ClusterSwitchover(EtcdTestCase):
     def put_switchover(self, nodes, frm, to):
         ep = self.etcd.endpoints()[0]
         lease = gateway(ep, "/v3/lease/grant", {"TTL": 10})["ID"]
         gateway(ep, "/v3/kv/put", {"key": b64(nodes.prefix + "/switchover"),
                                    "value": b64(json.dumps({"from": frm, "to": to})), "lease": lease})
 
-    def sync_members(self, nodes, primary):
-        epoch = nodes[primary].status()["epoch"]
-        got = []
-
-        def published():
-            v, _ = nodes.etcd_get("/sync")
-            v = json.loads(v) if v is not None else None
-            if v is None or v["epoch"] != epoch or len(v["members"]) != 1:
-                return False
-            got[:] = v["members"]
-            return True
-        kvdtest.wait_until(published, what="the sync set of epoch %d" % epoch)
-        return got
 
     def test_switchover_fast_without_writes_lossless_with_writers_and_aborted_when_stuck(self):
         nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=1)
         p = nodes.wait_primary()
-        member = self.sync_members(nodes, p)[0]
+        member = published_sync_members(nodes, p)[0]
         outsider = next(k for k in "abc" if k not in (p, member))
         nodes.wait_streaming(p)
         with nodes[p].client() as c:
@@ -92,7 +69,7 @@ class ClusterSwitchover(KvdTestCase):
 
         # 3. A target that cannot catch up (stopped): aborted after 5 s, the
         # key deleted, the primary takes writes again.
-        member = self.sync_members(nodes, p)[0]
+        member = published_sync_members(nodes, p)[0]
         stuck = next(k for k in "abc" if k not in (p, member))
         os.kill(nodes[stuck].pid, signal.SIGSTOP)
         try:

@@ -14,21 +14,10 @@ import time
 
 sys.dont_write_bytecode = True
 import kvdtest  # noqa: E402
-from kvdtest import KvdTestCase  # noqa: E402
-from etcd_cluster import EtcdCluster, etcd_available  # noqa: E402
-from cluster_nodes import ClusterNodes, Ledger  # noqa: E402
+from cluster_nodes import ClusterNodes, Ledger, EtcdTestCase  # noqa: E402
 
 
-@__import__("unittest").skipUnless(etcd_available(), "etcd is not installed (scripts/install-deps.sh)")
-class ClusterSync(KvdTestCase):
-    def setUp(self):
-        super().setUp()
-        self.etcd = EtcdCluster()
-        self.etcd.start()
-
-    def tearDown(self):
-        self.etcd.stop()
-
+class ClusterSync(EtcdTestCase):
     def sync_value(self, nodes):
         v, _ = nodes.etcd_get("/sync")
         return json.loads(v) if v is not None else None

@@ -8,7 +8,6 @@ issue's goal (p50 <= 3 s, max <= 5 s); lease expiry alone takes 4.2-5.5 s.
 Every acknowledged write survives every round. A primary whose sync member
 stops answering refuses reads within a second (the read lease)."""
 
-import json
 import os
 import signal
 import statistics
@@ -17,44 +16,19 @@ import time
 
 sys.dont_write_bytecode = True
 import kvdtest  # noqa: E402
-from kvdtest import KvdTestCase  # noqa: E402
-from etcd_cluster import EtcdCluster, etcd_available  # noqa: E402
-from cluster_nodes import ClusterNodes, first_ack, FENCED  # noqa: E402
+from cluster_nodes import ClusterNodes, first_ack, FENCED, EtcdTestCase, published_sync_members  # noqa: E402
 
 ROUNDS = int(os.environ.get("KVD_TAKEOVER_ROUNDS", "10"))
 
 
-@__import__("unittest").skipUnless(etcd_available(), "etcd is not installed (scripts/install-deps.sh)")
-class ClusterTakeover(KvdTestCase):
-    def setUp(self):
-        super().setUp()
-        self.etcd = EtcdCluster()
-        self.etcd.start()
-
-    def tearDown(self):
-        self.etcd.stop()
-
-    def sync_member(self, nodes, primary):
-        epoch = nodes[primary].status()["epoch"]
-        got = []
-
-        def published():
-            v, _ = nodes.etcd_get("/sync")
-            v = json.loads(v) if v is not None else None
-            if v is None or v["epoch"] != epoch or len(v["members"]) != 1:
-                return False
-            got[:] = v["members"]
-            return True
-        kvdtest.wait_until(published, what="the sync set of epoch %d" % epoch)
-        return got[0]
-
+class ClusterTakeover(EtcdTestCase):
     def test_kill_primary_rounds_take_over_before_the_lease_expires(self):
         nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=1)
         acked = {}
         times = []
         p = nodes.wait_primary()
         for rnd in range(ROUNDS):
-            member = self.sync_member(nodes, p)
+            member = published_sync_members(nodes, p)[0]
             nodes.wait_streaming(p)
             with nodes[p].client() as c:
                 for i in range(20):
@@ -82,7 +56,7 @@ class ClusterTakeover(KvdTestCase):
     def test_primary_refuses_reads_without_its_members_read_lease(self):
         nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=1)
         p = nodes.wait_primary()
-        member = self.sync_member(nodes, p)
+        member = published_sync_members(nodes, p)[0]
         nodes.wait_streaming(p)
         with nodes[p].client() as c:
             c.put(b"k", b"v").check()
