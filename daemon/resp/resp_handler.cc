@@ -117,6 +117,13 @@ Result<RequestHandler::Evaluated> RespHandler::Evaluate(Session& s, const Comman
   return Evaluated::kReplied;
 }
 
+bool RespHandler::HoldReply(Session& s, const Reply& reply) {
+  if (reply.ref.op == Op::kPing && RespCommandOf(RespTag::Cmd(reply.ref.tag)).kind == RespKind::kRead) {
+    return dispatcher_->HoldRead(s, reply);
+  }
+  return dispatcher_->HoldReply(s, reply);
+}
+
 void RespHandler::AnswerRead(const Command& cmd, std::string* out) {
   const State& state = dispatcher_->engine()->state();
   resp::ReplyWriter w(out, RespTag::Protocol(cmd.ref.tag));
