@@ -118,10 +118,20 @@ Result<RequestHandler::Evaluated> RespHandler::Evaluate(Session& s, const Comman
 }
 
 bool RespHandler::HoldReply(Session& s, const Reply& reply) {
-  if (reply.ref.op == Op::kPing && RespCommandOf(RespTag::Cmd(reply.ref.tag)).kind == RespKind::kRead) {
-    return dispatcher_->HoldRead(s, reply);
+  if (reply.ref.op != Op::kPing) return dispatcher_->HoldReply(s, reply);  // GET, SCAN ... via the dispatcher
+  // RESP's own reads of the data; not WAIT (it waits for replicas itself),
+  // INFO, CONFIG or LASTSAVE (they show no key).
+  switch (RespTag::Cmd(reply.ref.tag)) {
+    case RespCmd::kExists:
+    case RespCmd::kMGet:
+    case RespCmd::kDbSize:
+    case RespCmd::kScan:
+    case RespCmd::kKeys:
+    case RespCmd::kType:
+      return dispatcher_->HoldRead(s, reply);
+    default:
+      return false;
   }
-  return dispatcher_->HoldReply(s, reply);
 }
 
 void RespHandler::AnswerRead(const Command& cmd, std::string* out) {
