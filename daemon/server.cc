@@ -146,8 +146,11 @@ void Server::WakeParkedReads() {
   // timer only makes sure a turn comes at the earliest deadline.
   if (!lsn_wait_timer_) return;
   uv_handle_t* timer = reinterpret_cast<uv_handle_t*>(lsn_wait_timer_.get());
-  if (dispatcher_.parked_reads() == 0 && uv_is_active(timer) == 0) return;  // the usual turn: nothing to do
+  if (dispatcher_.parked_reads() == 0 && dispatcher_.held_reads() == 0 && uv_is_active(timer) == 0) {
+    return;  // the usual turn: nothing to do
+  }
   dispatcher_.WakeParkedReads(std::chrono::steady_clock::now());
+  dispatcher_.ReleaseHeldReads(std::chrono::steady_clock::now());  // the read barrier (sync replication)
   const auto next = dispatcher_.NextParkedDeadline();
   if (!next) {
     uv_timer_stop(lsn_wait_timer_.get());

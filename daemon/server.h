@@ -79,6 +79,8 @@ class Server : public DispatchHost {
   Result<Epoch> Promote(bool force, Epoch epoch) override { return repl_.BecomePrimary(epoch, force); }
   Status Replicate(std::string_view primary) override;
   Status PrimaryGate(bool write) override { return cluster_ ? cluster_->PrimaryGate(write) : Status::Ok(); }
+  std::optional<std::chrono::milliseconds> ReadBarrier() override { return repl_.SyncReadWait(); }
+  Status ReadBarrierFailure() override { return repl_.SyncReadFailure(); }
 
  private:
   void OnConfigApplied(const Config& before, const Config& after);

@@ -51,6 +51,13 @@ class ReplPrimary {
   void SetSyncEligible(std::optional<std::vector<std::string>> names) {
     if (sync_) sync_->SetEligible(std::move(names));
   }
+  // The read barrier (SyncGate::ReadWait / ReadFailure).
+  std::optional<std::chrono::milliseconds> SyncReadWait() const {
+    return sync_ ? sync_->ReadWait() : std::nullopt;
+  }
+  Status SyncReadFailure() const {
+    return sync_ ? sync_->ReadFailure() : Status::IOError("not enough synchronous replicas");
+  }
   // The newest heartbeat send time (system clock, µs) that `name` echoed
   // in an ACK on a live link; 0 if none.
   uint64_t EchoSentAtUs(const std::string& name);

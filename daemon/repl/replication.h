@@ -56,6 +56,14 @@ class Replication : public ReplicaAcks {
   // primary applies them at once; a replica keeps them for later).
   Status SetSync(uint32_t sync_replicas, std::chrono::milliseconds timeout);
 
+  // The read barrier of synchronous replication (a primary's SyncGate).
+  std::optional<std::chrono::milliseconds> SyncReadWait() const {
+    return primary_ ? primary_->SyncReadWait() : std::nullopt;
+  }
+  Status SyncReadFailure() const {
+    return primary_ ? primary_->SyncReadFailure() : Status::IOError("not enough synchronous replicas");
+  }
+
   // ReplicaAcks (RESP WAIT)
   uint32_t CountDurable(Lsn lsn) override { return primary_ ? primary_->CountDurable(lsn) : 0; }
   bool IsReplica() const override { return receiver_ != nullptr; }

@@ -127,13 +127,14 @@ void SyncGate::Recompute() {
   poll_engine_();
 }
 
-Status SyncGate::Why() const {
+Status SyncGate::Why(bool read) const {
   if (connected_ < n_) {
     return Status::IOError(fmt::format("not enough synchronous replicas (have {} of {})", connected_, n_));
   }
-  return Status::IOError(fmt::format("the synchronous replicas did not confirm the write within sync_timeout "
+  return Status::IOError(fmt::format("the synchronous replicas did not confirm {} within sync_timeout "
                                      "({} ms; sync_replicas {}, {} connected, confirmed up to LSN {})",
-                                     timeout_.count(), n_, connected_, watermark_));
+                                     read ? "the writes this read saw" : "the write", timeout_.count(), n_,
+                                     connected_, watermark_));
 }
 
 void SyncGate::ArmTimer() {

@@ -82,6 +82,14 @@ class SyncGate {
   void SetEligible(std::optional<std::vector<std::string>> names);
 
   uint32_t sync_replicas() const { return n_; }
+  // The read barrier (docs/replication.md §6): while sync_replicas >= 1 a
+  // read's reply waits until the watermark covers what it saw, at most
+  // sync_timeout; nullopt when reads need not wait. ReadFailure: why such a
+  // read fails (the writes' error, worded for a read).
+  std::optional<std::chrono::milliseconds> ReadWait() const {
+    return n_ > 0 ? std::optional<std::chrono::milliseconds>(timeout_) : std::nullopt;
+  }
+  Status ReadFailure() const { return Why(/*read=*/true); }
   // {sync_replicas, sync_timeout_ms, watermark, connected, counting[], ...}
   nlohmann::json StatusJson() const;
 
@@ -94,7 +102,7 @@ class SyncGate {
   void Recompute();
   void Expire(std::chrono::steady_clock::time_point now);
   void ArmTimer();
-  Status Why() const;
+  Status Why(bool read = false) const;
 
   uv_loop_t* loop_;
   std::function<void()> poll_engine_;

@@ -117,6 +117,23 @@ Result<RequestHandler::Evaluated> RespHandler::Evaluate(Session& s, const Comman
   return Evaluated::kReplied;
 }
 
+bool RespHandler::HoldReply(Session& s, const Reply& reply) {
+  if (reply.ref.op != Op::kPing) return dispatcher_->HoldReply(s, reply);  // GET, SCAN ... via the dispatcher
+  // RESP's own reads of the data; not WAIT (it waits for replicas itself),
+  // INFO, CONFIG or LASTSAVE (they show no key).
+  switch (RespTag::Cmd(reply.ref.tag)) {
+    case RespCmd::kExists:
+    case RespCmd::kMGet:
+    case RespCmd::kDbSize:
+    case RespCmd::kScan:
+    case RespCmd::kKeys:
+    case RespCmd::kType:
+      return dispatcher_->HoldRead(s, reply);
+    default:
+      return false;
+  }
+}
+
 void RespHandler::AnswerRead(const Command& cmd, std::string* out) {
   const State& state = dispatcher_->engine()->state();
   resp::ReplyWriter w(out, RespTag::Protocol(cmd.ref.tag));

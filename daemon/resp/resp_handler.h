@@ -34,6 +34,9 @@ class RespHandler : public RequestHandler {
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
   Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
   bool EvaluateAhead(Session& s, const Command& cmd) override { return dispatcher_->EvaluateAhead(s, cmd); }
+  // The read barrier (serve/read_holds.h): RESP's own reads (EXISTS, MGET ...)
+  // are held like the dispatcher's GET, SCAN and COUNT.
+  bool HoldReply(Session& s, const Reply& reply) override;
   void SessionClosed(uint64_t session) override;
 
   // WAIT counts replicas through acks (not owned, outlives the handler);

@@ -266,6 +266,7 @@ void Dispatcher::WakeParkedReads(std::chrono::steady_clock::time_point now) {
 
 void Dispatcher::EndParkedReads() {
   parking_closed_ = true;
+  FailHeldReads();  // a read waiting for the sync watermark does not hold the drain either
   std::vector<uint64_t> woken;
   lsn_waits_.ForAll([&](uint64_t id) { woken.push_back(id); });
   ReadyOrForget(woken);
@@ -289,6 +290,11 @@ bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
   auto v = engine_->state().Get(cmd.key);
   const Code code = v.has_value() ? Code::kOk : Code::kNotFound;
   CountReply(code);
+  if (const auto deadline = ReadHoldDeadline()) {  // the read barrier: the reply waits in its slot
+    s.replies().SetPayload(seq, v.value_or(std::string_view{}));
+    holds_.Hold({s.id(), seq, engine_->applied_lsn(), *deadline, code});
+    return true;
+  }
   s.replies().Complete(seq, code, engine_->durable_lsn(), 0, v.value_or(std::string_view{}));
   return true;
 }
@@ -373,6 +379,7 @@ void Dispatcher::OnSnapshotDone(const Status& status, Lsn lsn) {
 
 void Dispatcher::BeginShutdown() {
   shutting_down_ = true;
+  FailHeldReads();
   pending_.Clear();
   std::deque<Waiter> writes;
   writes.swap(writes_);

@@ -25,9 +25,16 @@
 // deadline, lets it run again once the LSN is applied, or when
 // min_lsn_wait has passed: then it fails with kTimedOut.
 //
+// Read barrier (synchronous replication, docs/replication.md §6): on a
+// primary with sync_replicas >= 1 a read (GET, SCAN, COUNT, RESP reads) is
+// evaluated at once, but its reply is held (ReadHolds) until the engine's
+// ack_lsn covers the applied LSN it saw, or fails after sync_timeout with the
+// sync gate's error (dispatcher_holds.cc).
+//
 // Threading: the loop thread only (Poll/Tick call the sink there).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -41,6 +48,7 @@
 #include "serve/command.h"
 #include "serve/lsn_waits.h"
 #include "serve/pending_writes.h"
+#include "serve/read_holds.h"
 #include "serve/read_ops.h"
 #include "serve/server_stats.h"
 #include "serve/session.h"
@@ -82,6 +90,13 @@ class DispatchHost {
     (void)write;
     return Status::Ok();
   }
+  // The read barrier: sync_timeout while reads must wait for the sync
+  // watermark (a primary with sync_replicas >= 1), nullopt otherwise.
+  virtual std::optional<std::chrono::milliseconds> ReadBarrier() { return std::nullopt; }
+  // Why a read held for sync_timeout fails (the sync gate's error).
+  virtual Status ReadBarrierFailure() {
+    return Status::IOError("the synchronous replicas did not confirm the writes this read saw within sync_timeout");
+  }
 };
 
 class Dispatcher : public RequestHandler, public CompletionSink {
@@ -111,6 +126,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
   Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
   bool EvaluateAhead(Session& s, const Command& cmd) override;
+  bool HoldReply(Session& s, const Reply& reply) override;
   void SessionClosed(uint64_t session) override {
     backups_.DropSession(session);
     lsn_waits_.Remove(session);
@@ -139,10 +155,23 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // sessions are made ready (SessionReady) to evaluate them again.
   void WakeParkedReads(std::chrono::steady_clock::time_point now);
   // When WakeParkedReads must run next at the latest (nullopt: nothing parked).
+  // Parked reads and held read replies alike.
   std::optional<std::chrono::steady_clock::time_point> NextParkedDeadline() const {
-    return lsn_waits_.NextDeadline();
+    auto a = lsn_waits_.NextDeadline();
+    auto b = holds_.NextDeadline();
+    if (a && b) return std::min(*a, *b);
+    return a ? a : b;
   }
   size_t parked_reads() const { return lsn_waits_.size(); }
+
+  // The read barrier (dispatcher_holds.cc). HoldRead: holds a read's
+  // evaluated reply if the sync watermark does not cover what it saw (true:
+  // held, the session must not encode it); RESP reads come here directly.
+  bool HoldRead(Session& s, const Reply& reply);
+  // Completes the held replies the watermark now covers and fails those
+  // past sync_timeout (prepare phase, every loop turn while any are held).
+  void ReleaseHeldReads(std::chrono::steady_clock::time_point now);
+  size_t held_reads() const { return holds_.size(); }
   // Shutdown has begun: reads waiting for their LSN are answered
   // ShuttingDown now (woken), and no read is parked any more, so draining
   // does not wait for min_lsn_wait.
@@ -172,6 +201,11 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   // Woken parked reads: their sessions are made ready, or forgotten if gone.
   void ReadyOrForget(const std::vector<uint64_t>& sessions);
   void Complete(uint64_t session, uint64_t seq, Code code, Lsn lsn, std::string_view message = {});
+  // When a read evaluated now must have its reply held: its deadline;
+  // nullopt when it may be answered at once.
+  std::optional<std::chrono::steady_clock::time_point> ReadHoldDeadline() const;
+  // Fails every held reply with kShuttingDown.
+  void FailHeldReads();
   void CountOp(Op op);
   void CountReply(Code code);
 
@@ -184,6 +218,7 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::vector<Waiter> snapshot_waiters_;
   BackupFiles backups_;
   LsnWaits lsn_waits_;
+  ReadHolds holds_;
   std::string scratch_;  // reused reply text (STATUS, CONFIG GET, a backup chunk)
   ScanResult scan_;      // reused SCAN items
   PendingWrites pending_;

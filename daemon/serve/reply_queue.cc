@@ -23,8 +23,19 @@ bool ReplyQueue::Complete(uint64_t seq, Code status, Lsn durable_lsn, Lsn lsn,
   if (message.empty() && (status == Code::kOk || status == Code::kNotFound)) return true;
   held_bytes_ -= s.message.size();
   s.message.assign(message);
+  s.encoded = false;
   held_bytes_ += s.message.size();
   return true;
+}
+
+void ReplyQueue::SetEncoded(uint64_t seq, std::string bytes) {
+  if (seq < base_seq_ || seq - base_seq_ >= slots_.size()) return;
+  Slot& s = slots_[seq - base_seq_];
+  if (s.done) return;
+  held_bytes_ -= s.message.size();
+  s.message = std::move(bytes);
+  s.encoded = true;
+  held_bytes_ += s.message.size();
 }
 
 void ReplyQueue::SetPayload(uint64_t seq, std::string_view payload) {
@@ -40,6 +51,14 @@ size_t ReplyQueue::Drain(Codec& codec, std::string* out) {
   size_t n = 0;
   while (!slots_.empty() && slots_.front().done) {
     const Slot& s = slots_.front();
+    if (s.encoded) {
+      out->append(s.message);
+      held_bytes_ -= s.message.size();
+      slots_.pop_front();
+      ++base_seq_;
+      ++n;
+      continue;
+    }
     Reply r;
     r.ref = s.ref;
     r.code = s.status;

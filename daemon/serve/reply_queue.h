@@ -31,6 +31,11 @@ class ReplyQueue {
   // request's answer before its write is durable (RESP's SETNX, GETDEL)
   // keeps the answer here until the write's completion releases it.
   void SetPayload(uint64_t seq, std::string_view payload);
+  // Sets the reply of a pending slot already encoded by the connection's
+  // codec: a read evaluated now whose reply waits for the sync watermark
+  // (serve/read_holds.h). Completing it OK without a message sends these
+  // bytes; completing it with an error message sends the error instead.
+  void SetEncoded(uint64_t seq, std::string bytes);
   // Encodes the completed slots at the front into *out with codec and
   // removes them.
   // Returns the number of replies encoded. The durable_lsn sent never
@@ -52,6 +57,7 @@ class ReplyQueue {
     Lsn durable_lsn = 0;
     Lsn lsn = 0;
     std::string message;
+    bool encoded = false;  // message holds the encoded reply (SetEncoded)
   };
   std::deque<Slot> slots_;
   uint64_t base_seq_ = 0;  // seq of slots_.front()

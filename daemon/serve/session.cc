@@ -111,7 +111,7 @@ void Session::Process() {
         }
         if (!done.has_value()) {
           FailStream(done.error(), cmd.ref, /*timed=*/true);
-        } else if (*done == RequestHandler::Evaluated::kReplied) {
+        } else if (*done == RequestHandler::Evaluated::kReplied && !handler_->HoldReply(*this, reply)) {
           codec_->EncodeReply(reply, &out_);
           Encoded(1);
         }

@@ -78,6 +78,15 @@ class RequestHandler {
   }
   // The connection with this session id is closed (whatever it held goes).
   virtual void SessionClosed(uint64_t session) { (void)session; }
+  // A barrier's reply was just evaluated (kReplied): true when the handler
+  // holds it instead (a read on a synchronous primary waiting for the sync
+  // watermark, serve/read_holds.h): it pushed a slot, encoded the reply into
+  // it, and completes it later. False: the session encodes it now.
+  virtual bool HoldReply(Session& s, const Reply& reply) {
+    (void)s;
+    (void)reply;
+    return false;
+  }
 };
 
 class Session {
@@ -95,6 +104,7 @@ class Session {
   uint64_t id() const { return id_; }
   InputBuffer& input() { return input_; }
   ReplyQueue& replies() { return replies_; }
+  Codec& codec() { return *codec_; }
 
   // Drains completed replies and processes buffered requests until one
   // blocks, more bytes are needed, output is over its limit, or a bad frame.

@@ -70,18 +70,14 @@ set_tests_properties(cluster_jepsen_check_test PROPERTIES LABELS "cluster;unit" 
 # on [cluster]. cluster_jepsen_selftest deletes an acknowledged write behind
 # the history's back after one fault and passes only if the checker reports
 # it lost.
-# --allow-unacknowledged-reads: kvd makes a write visible on the primary once
-# it is durable there, before the sync replica confirmed it
-# (docs/durability.md), so a read can return a write that a failover then
-# loses; without the flag the checker reports exactly that (issue 16 asks for
-# linearizable primary reads). Such reads are counted and left unchecked;
-# every other read is checked. Drop the flag once primary reads wait for the
-# sync watermark.
+# No --allow-unacknowledged-reads: primary reads wait for the sync watermark
+# (the read barrier, docs/replication.md §6), so every read is checked,
+# including those a failover could have made unacknowledged.
 if(DEFINED ENV{KVD_SOAK})
-  set(_kvd_jepsen_args --faults 200 --max-seconds 0 --allow-unacknowledged-reads)
+  set(_kvd_jepsen_args --faults 200 --max-seconds 0)
   set(_kvd_jepsen_timeout 21600)
 else()
-  set(_kvd_jepsen_args --max-seconds 300 --allow-unacknowledged-reads)
+  set(_kvd_jepsen_args --max-seconds 300)
   set(_kvd_jepsen_timeout 900)
 endif()
 add_test(NAME cluster_jepsen_short COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/jepsen_run.py ${_kvd_jepsen_args})

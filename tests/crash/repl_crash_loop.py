@@ -196,15 +196,18 @@ class ReplCrashLoop(CrashLoop):
         sts = {r.name: r.status() for r in self.replicas}
         best = max(self.replicas, key=lambda r: (sts[r.name]["durable_lsn"], sts[r.name]["last_lsn"]))
         other = [r for r in self.replicas if r is not best][0]
+        # Everything received is applied before the scan: the state at its last LSN.
+        # Scanned while it is still a replica: promoted, with no replica
+        # confirming its records yet, its reads wait for the sync watermark
+        # (the read barrier, docs/replication.md §6). Promotion changes no key.
+        wait_until(lambda: (lambda s: s["applied_lsn"] >= s["last_lsn"])(best.status()), timeout=WAIT,
+                   what=f"{best.name} to apply what it received")
+        st, got = best.scan()
         res = best.server.kvctl("promote", "--force")
         if res.rc != 0:
             raise AssertionError(f"cycle {n}: promote of {best.name} failed: {res.err}")
         self.failovers += 1
         self.primary = best
-        # Everything received is applied before the scan: the state at its last LSN.
-        wait_until(lambda: (lambda s: s["applied_lsn"] >= s["last_lsn"])(best.status()), timeout=WAIT,
-                   what=f"{best.name} to apply what it received")
-        st, got = best.scan()
         self.chk.check_cycle(n, ledger, lsn_of(st, "last_lsn"), got)
         if best.proxy is not None:
             best.proxy.close()

@@ -3,8 +3,10 @@
 // answers STATUS / CONFIG GET with fixed JSON a test may set.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,9 +33,12 @@ class FakeDispatchHost : public daemon::DispatchHost {
   Status ConfigSet(std::string_view, std::string_view, const daemon::Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override { ++snapshot_requests; }
   void OnWriteError(const Status&) override { ++write_errors; }
+  std::optional<std::chrono::milliseconds> ReadBarrier() override { return read_barrier; }
+  Status ReadBarrierFailure() override { return Status::IOError("not enough synchronous replicas (have 0 of 1)"); }
 
   std::map<uint64_t, daemon::Session*> sessions;
   std::vector<uint64_t> ready;
+  std::optional<std::chrono::milliseconds> read_barrier;  // nullopt: reads are never held
   int snapshot_requests = 0;
   int write_errors = 0;
   std::string status_json = "{}";

@@ -3,6 +3,7 @@
 // ("the fdatasync returned"), in LSN order.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
@@ -68,6 +69,8 @@ class FakeEngine : public Engine {
   Lsn last_lsn() const override { return last_; }
   Lsn durable_lsn() const override { return durable_; }
   Lsn applied_lsn() const override { return applied_; }
+  // The acknowledgement gate's watermark, as a test sets it (ack_cap).
+  Lsn ack_lsn() const override { return std::min(durable_, ack_cap); }
   Status write_refusal() const override { return refusal; }
   EngineStats stats() const override { return {}; }
   Status SetDurability(const DurabilityOptions&) override { return Status::Ok(); }
@@ -81,6 +84,7 @@ class FakeEngine : public Engine {
   size_t pending() const { return pending_.size(); }
 
   Status refusal;
+  Lsn ack_cap = ~Lsn{0};  // no gate: ack_lsn() is durable_lsn()
 
  private:
   struct Op {
