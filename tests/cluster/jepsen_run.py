@@ -12,8 +12,9 @@ unique values to a few keys and reading them back, and a schedule of faults:
   part-replica        one replica cut from everything
   kill-etcd-leader    kill -9 the etcd leader; restarted after the hold
   disk-full-primary   the primary's data tmpfs filled; emptied after the hold
-  switchover-kill     kvctl switchover and kill -9 of the primary during it
-                      (skipped, with a note, while kvctl has no switchover)
+  switchover-kill     kvctl switchover to the sync member and kill -9 of the
+                      primary during it (skipped, with a note, while kvctl
+                      has no switchover)
 
 Every client operation goes to the node the driver last saw as primary, as
 three pipelined requests STATUS, op, STATUS on one connection (kvd answers
@@ -194,6 +195,7 @@ class Run:
         self.problems = []  # the cluster did not recover, a worker crashed
         self.faults = []
         self.notes = []
+        self.fault_at = None  # set by inject when the fault began before it returned
         self.keep = False  # the work dir (logs, history.json) is kept when the run fails
 
     def log(self, msg):
@@ -258,16 +260,31 @@ class Run:
             c.fill_disk(p)
             return 4, lambda: c.free_disk(p)
         if kind == "switchover-kill":
-            to = self.rng.choice(c.others(p))
+            # kvctl refuses a target outside the published sync set: hand over to its member.
+            to = self.sync_member(p)
             # kvctl asks etcd (reached from the hub, like the driver does).
             cmd = c.net.prefix_hub() + [os.environ["KVCTL_BIN"], "--cluster", ",".join(c.etcd.endpoints()),
                                         "switchover", "--to", to, "--prefix", c.prefix, "--timeout", "5s"]
-            sw = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(self.rng.uniform(0, 0.3))  # a random moment during the switchover, on purpose
+            sw = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # A random moment around the handover, on purpose: kvctl takes ~20 ms to put the key and the
+            # nodes ~70 ms more to hand over, so the kill lands before, during or after it (kvctl's line says).
+            time.sleep(self.rng.uniform(0, 0.12))
             c.kill(p)
-            sw.wait(30)
+            self.fault_at = self.history.now()  # the kill, not kvctl's exit, is the fault
+            out = sw.communicate(timeout=30)[0]
+            self.log("  kvctl switchover --to %s: exit %d: %s" % (to, sw.returncode, out.strip()[:200]))
             return hold, lambda: c.restart(p)
         raise ValueError(kind)
+
+    def sync_member(self, p):
+        """A member of the sync set p published (the switchover target), or a
+        random other node when none is published."""
+        try:
+            members = json.loads(self.cluster.etcd_keys().get(self.cluster.prefix + "/sync", "{}"))["members"]
+        except (KeyError, ValueError, OSError):
+            members = []
+        members = [m for m in members if m != p]
+        return self.rng.choice(members or self.cluster.others(p))
 
     def schedule(self):
         kinds = list(KINDS)
@@ -289,8 +306,10 @@ class Run:
             return False
         epoch = self.cluster.statuses()[before]["epoch"]
         time.sleep(self.rng.uniform(0.3, 1.0))  # writes flow before the fault
+        self.fault_at = None
         hold, heal = self.inject(kind, before)
-        t_fault = self.history.now()  # once the fault is in place (rules set, signal sent)
+        # Once the fault is in place (rules set, signal sent), unless inject said when.
+        t_fault = self.history.now() if self.fault_at is None else self.fault_at
         self.log("fault %d: %s (primary %s, epoch %d)" % (i, kind, before, epoch))
         time.sleep(hold)  # the fault lasts this long, on purpose
         heal()
