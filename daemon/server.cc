@@ -98,6 +98,7 @@ Status Server::Start(std::unique_ptr<Engine> engine, RecoveryReport recovery) {
   KVD_RETURN_IF_ERROR(repl_.Start(e, &node_));
   KVD_ASSIGN_OR_RETURN(cluster_, Coordinator::Create(loop_, config_.config(), &repl_, &node_));
   const Config& c = config_.config();
+  read_barrier_ = c.replication.read_barrier == "on" || (c.replication.read_barrier == "auto" && c.cluster.enabled());
   KVD_RETURN_IF_ERROR(native_.ListenUnix(c.socket, c.socket_mode));
   KVD_RETURN_IF_ERROR(resp_error_);
   if (resp_ != nullptr) KVD_RETURN_IF_ERROR(resp_->Listen(c));

@@ -79,7 +79,9 @@ class Server : public DispatchHost {
   Result<Epoch> Promote(bool force, Epoch epoch) override { return repl_.BecomePrimary(epoch, force); }
   Status Replicate(std::string_view primary) override;
   Status PrimaryGate(bool write) override { return cluster_ ? cluster_->PrimaryGate(write) : Status::Ok(); }
-  std::optional<std::chrono::milliseconds> ReadBarrier() override { return repl_.SyncReadWait(); }
+  std::optional<std::chrono::milliseconds> ReadBarrier() override {
+    return read_barrier_ ? repl_.SyncReadWait() : std::nullopt;
+  }
   Status ReadBarrierFailure() override { return repl_.SyncReadFailure(); }
 
  private:
@@ -114,6 +116,7 @@ class Server : public DispatchHost {
   MetricsEndpoint metrics_;  // [metrics] listen; stopped in StopHandles
   std::vector<std::string> storage_warnings_;
   std::unique_ptr<Coordinator> cluster_;  // [cluster]: etcd decides the role; nullptr when off
+  bool read_barrier_ = false;  // [replication] read_barrier, resolved at Start
 };
 
 }  // namespace kvd::daemon

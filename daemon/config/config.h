@@ -38,6 +38,10 @@ struct ReplicationConfig {
   // How long a read with a minimum LSN (read-your-writes) waits for this
   // node to apply it before it fails with kTimedOut; 0 = fail at once.
   std::chrono::milliseconds min_lsn_wait{1000};
+  // With sync_replicas >= 1, whether a primary's read waits until the sync
+  // replicas confirmed every write it could see (docs/replication.md §6):
+  // "auto" = on with [cluster] (linearizable reads), off without it.
+  std::string read_barrier = "auto";
   bool enabled() const { return !listen.empty() || role == "replica"; }
   bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };

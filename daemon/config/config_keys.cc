@@ -159,6 +159,10 @@ const KeyDef kKeys[] = {
     {"replication", "min_lsn_wait", KeyKind::kDuration, 0, kMinute, false, "",
      "how long a read with a minimum LSN (kvctl get --min-lsn) waits for this node to apply it",
      KVD_DURATION_FIELD(replication.min_lsn_wait)},
+    {"replication", "read_barrier", KeyKind::kEnum, 0, 0, false, "auto|on|off",
+     "with sync_replicas >= 1, a primary's read waits until its synchronous replicas confirmed what it saw "
+     "(auto: with [cluster])",
+     KVD_ENUM_FIELD(replication.read_barrier, Identity, SomeString)},
     {"cluster", "etcd_endpoints", KeyKind::kString, 0, 4096, false, "",
      "etcd client URLs, comma-separated (\"\" = off): etcd decides the primary", KVD_STRING_FIELD(cluster.etcd_endpoints)},
     {"cluster", "prefix", KeyKind::kString, 1, 255, false, "",

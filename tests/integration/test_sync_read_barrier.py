@@ -57,7 +57,8 @@ class SyncReadBarrier(KvdTestCase):
     def cluster(self, sync_replicas, sync_timeout):
         self.resp_socket = os.path.join(self.tmp, "p-resp.sock")
         p = self.server(replication={"name": "p", "listen": "127.0.0.1:0", "sync_replicas": sync_replicas,
-                                     "sync_timeout": sync_timeout}, resp={"socket": self.resp_socket})
+                                     "sync_timeout": sync_timeout, "read_barrier": "on"},
+                        resp={"socket": self.resp_socket})
         port = repl(p)["port"]
         r = self.server(start=False, replication={"name": "r1", "role": "replica",
                                                   "primary": "127.0.0.1:%d" % port})
@@ -66,6 +67,13 @@ class SyncReadBarrier(KvdTestCase):
         kvdtest.wait_until(lambda: len(repl(p)["replicas"]) == 1, what="the replica connected")
         if sync_replicas:
             kvdtest.wait_until(lambda: repl(p)["sync"]["connected"] == 1, what="the sync replica connected")
+        # One write through to the replica before any stall: on its first
+        # frame the replica saves the primary's epoch (fsync of the seen_epoch
+        # file on its loop), which a stall set before then would hold.
+        with p.raw() as c:
+            c.put(b"~warm-up", b"1")
+        lsn = p.status()["durable_lsn"]
+        kvdtest.wait_until(lambda: r.status()["durable_lsn"] >= lsn, what="the replica has the warm-up write")
         return p, r
 
     def held_write(self, p, key, value):
