@@ -232,7 +232,10 @@ TEST_CASE("batch mode: fewer than batch_size acknowledged records are ever not d
     CAPTURE(batch);
     TempDir dir;
     DiskModel disk;
-    disk.Open(/*max_delay_us=*/400);
+    // Syncs slow in proportion to the bound, so that the writers reach it
+    // (the point of the test) however slowly they run (TSan: a write can
+    // take tens of µs, and with 400 µs syncs a window of 64 was never filled).
+    disk.Open(/*max_delay_us=*/400 * batch);
     GatedSyncEnv env(Env::Default(), &disk);
     NotifyCounter notes;
     auto o = BasicOptions(&env, dir, DurabilityMode::kBatch);
