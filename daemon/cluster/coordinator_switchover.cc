@@ -36,8 +36,12 @@ void Coordinator::LoadSwitchover() {
     switch_watch_ = client_->Watch(key, {}, r->revision + 1, [this](Result<EtcdWatchBatch> b) {
       if (!b) {
         if (b.error().code() == Code::kInvalidArgument) {
-          switch_watch_.reset();
-          LoadSwitchover();  // compacted: read it again
+          // Compacted: read it again. Resetting the watch destroys this
+          // very callback (and its captures), so nothing of it is touched
+          // after the reset: `self` is a copy on the stack.
+          Coordinator* self = this;
+          self->switch_watch_.reset();
+          self->LoadSwitchover();
         }
         return;
       }
@@ -59,6 +63,7 @@ void Coordinator::OnSwitchover(const EtcdKeyValue* kv) {
       !j["to"].is_string()) {
     spdlog::error("cluster: {}/switchover is not {{\"from\",\"to\"}}: ignored", cluster_.prefix);
     switchover_.reset();
+    if (switching_) AbortSwitchover("the switchover key no longer names a handover");
     return;
   }
   switchover_ = Switchover{j["from"].get<std::string>(), j["to"].get<std::string>()};
@@ -114,6 +119,9 @@ void Coordinator::SwitchoverStep() {
   switching_ = false;
   LogEvent(spdlog::level::warn, Event::kReplication, last,
            fmt::format("cluster: switchover: {} has LSN {}; {} resigns", switchover_->to, last, name_));
+  // Done with the preference: were this node primary again later, a stale
+  // one would swap a healthy sync member for the old target.
+  if (sync_) sync_->Prefer({});
   lease_->Resign([this, alive = std::weak_ptr<int>(life_)](Status) {
     if (alive.expired() || resigning_) return;
     lease_->Campaign();  // held back while the key exists: it follows the target

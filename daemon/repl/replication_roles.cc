@@ -47,7 +47,8 @@ void Replication::StartReceiver(const HostPort& primary) {
   receiver_->SetStorage(env_ != nullptr ? env_ : Env::Default(), wal_dir_, snapshot_dir_);
   receiver_->set_role_hooks({[this] { return seen_epoch_; },
                              [this](Epoch e) { return SeeEpoch(e, "the primary at " + primary_addr_); },
-                             [this](Lsn fork, Lsn last) { return RewindLog(fork, last); }});
+                             [this](Lsn fork, Lsn last) { return RewindLog(fork, last); },
+                             [this] { feed_.Rewind(engine_->last_lsn()); }});
   feed_.set_on_update(
       [this] {
         if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());

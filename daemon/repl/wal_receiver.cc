@@ -327,6 +327,9 @@ void WalReceiver::OnTruncate(Lsn fork) {
                          st.ToString()));
     return link_->Close(Status(st.code(), "cannot cut the divergent tail: " + st.message()));
   }
+  // What the feed reported durable may lie beyond the cut: from now on only
+  // an fdatasync of the new records may be acknowledged as durable.
+  local_durable_ = engine_->durable_lsn();
   // Reconnect at once with the shorter log: the primary streams from fork + 1.
   backoff_ = std::chrono::milliseconds(100);
   link_->Close(Status::IOError(fmt::format("the log was cut after LSN {}; reconnecting", fork)));

@@ -71,6 +71,9 @@ class WalReceiver : public Link::Handler {
     std::function<Epoch()> seen_epoch;
     std::function<Status(Epoch)> see_epoch;
     std::function<Status(Lsn fork, Lsn last)> rewind;
+    // A transferred snapshot replaced the whole state (the log now ends at
+    // its LSN): the owner's WAL feed must forget the records it cached.
+    std::function<void()> after_reset;
   };
   void set_role_hooks(RoleHooks hooks) { hooks_ = std::move(hooks); }
   // What PROMOTE judges by (promote_check.h).

@@ -86,6 +86,10 @@ bool WalReceiver::InstallSnapshot() {
     return false;
   }
   ++snapshots_installed_;
+  // The old log's durable LSN (local_durable_) and the feed's cache may lie
+  // beyond the snapshot: neither may speak for the records that follow it.
+  local_durable_ = engine_->durable_lsn();
+  if (hooks_.after_reset) hooks_.after_reset();
   if (resync_) {
     LogEvent(spdlog::level::warn, Event::kReplication, lsn,
              fmt::format("replica {}: resynced from the primary's snapshot: this node's divergent state (log up to "
