@@ -228,7 +228,8 @@ sends nothing and exits 2.)");
       "kvctl asks, the nodes hand over: it puts <prefix>/switchover = {\"from\", \"to\"} on a short lease\n"
       "(only if no switchover is pending and the primary did not change) and waits until the leader key\n"
       "names NODE in a new epoch. Prints OK from=A to=B epoch=E took_ms=N. On timeout the request is\n"
-      "withdrawn and kvctl exits 3. NODE must be a live member and, with sync_replicas >= 1, in the sync set.");
+      "withdrawn and kvctl exits 3. NODE must be a live member; outside the sync set, the primary makes it\n"
+      "the synchronous member first (once it has every write).");
 
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "load generator: ops/s and latency percentiles (like redis-benchmark)");

@@ -58,7 +58,7 @@ class ReplPrimary {
   Status SyncReadFailure() const {
     return sync_ ? sync_->ReadFailure() : Status::IOError("not enough synchronous replicas");
   }
-  // The newest heartbeat send time (system clock, µs) that `name` echoed
+  // The newest heartbeat send time (PrimaryClockUs, µs) that `name` echoed
   // in an ACK on a live link; 0 if none.
   uint64_t EchoSentAtUs(const std::string& name);
   // The replicas past the handshake and their durable LSNs.

@@ -260,7 +260,8 @@ class Run:
             c.fill_disk(p)
             return 4, lambda: c.free_disk(p)
         if kind == "switchover-kill":
-            # kvctl refuses a target outside the published sync set: hand over to its member.
+            # Hand over to the published sync member (a target outside the set is made the member
+            # first, which would add a catch-up wait to the timing).
             to = self.sync_member(p)
             # kvctl asks etcd (reached from the hub, like the driver does).
             cmd = c.net.prefix_hub() + [os.environ["KVCTL_BIN"], "--cluster", ",".join(c.etcd.endpoints()),

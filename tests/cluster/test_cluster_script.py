@@ -121,8 +121,8 @@ class ClusterScript(unittest.TestCase):
         kvdtest.wait_until(lambda: self.kvctl("--socket", sock, "get", "after").stdout.strip() == b"failover",
                            timeout=30, what="the revived node has the write made while it was down")
         r = self.kvctl("switchover", "--to", first, "--cluster", self.endpoints, "--prefix", "/kvd/demo")
-        # The revived node may not be in the sync set yet; then switchover says so (exit 2) and a
-        # retry after the primary republished the set succeeds.
+        # The revived node may still be catching up, so the primary may give the handover up (kvctl
+        # exits 3 after its timeout); a retry once it has every write succeeds.
         deadline = time.monotonic() + 30
         while r.returncode != 0:
             self.assertLess(time.monotonic(), deadline, "switchover: %s %s" % (r.stdout, r.stderr))
