@@ -1,3 +1,12 @@
+# A Python test of the cluster that starts real kvd and kvctl (and etcd):
+# exit 77 means skipped, which scripts/test.sh counts as a failure.
+function(kvd_cluster_test name script timeout)
+  add_test(NAME ${name} COMMAND python3 ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${script})
+  set_tests_properties(${name} PROPERTIES
+    LABELS "integration;cluster" TIMEOUT ${timeout} SKIP_RETURN_CODE 77
+    ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_FUNCTION_LIST_DIR}")
+endfunction()
+
 # The etcd client and the leader lease against a real 3-member etcd cluster
 # (tests/cluster/etcd_cluster.py starts it). etcd_cases is driven by the
 # Python test, one case per process; without /usr/bin/etcd the test exits 77
@@ -14,36 +23,21 @@ set_tests_properties(cluster_etcd_client PROPERTIES
 # The coordination loop (daemon/cluster/coordinator.h): 3 etcd + 3 kvd with
 # [cluster]: a primary forms, kill -9 fails over, the old primary rejoins,
 # SIGTERM resigns, a paused primary does not acknowledge.
-add_test(NAME cluster_failover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_failover.py)
-set_tests_properties(cluster_failover PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_failover test_cluster_failover.py 300)
 
 # The strict sync set: kill -9 of the primary under writers with
 # sync_replicas = 1 loses no acknowledged write; only the member is promoted.
-add_test(NAME cluster_sync COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_sync.py)
-set_tests_properties(cluster_sync PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_sync test_cluster_sync.py 300)
 
 # Fast takeover: kill -9 of the primary, rounds; p50 <= 3 s, max <= 5 s.
-add_test(NAME cluster_takeover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_takeover.py)
-set_tests_properties(cluster_takeover PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_takeover test_cluster_takeover.py 300)
 
 # Planned switchover handled by the daemons (the key kvctl switchover puts).
-add_test(NAME cluster_switchover COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_switchover.py)
-set_tests_properties(cluster_switchover PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_switchover test_cluster_switchover.py 300)
 
 # kvctl's cluster commands (cluster status, switchover, --cluster routing)
 # against a real etcd whose keys the test writes itself, and real kvd nodes.
-add_test(NAME cluster_kvctl COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_kvctl_cluster.py)
-set_tests_properties(cluster_kvctl PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 600 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_kvctl test_kvctl_cluster.py 600)
 
 # The fault tests' private network (netns.py) on its own: namespaces joined
 # by veth pairs to a bridge, iptables partitions and healing, a Unix socket
@@ -91,7 +85,4 @@ set_tests_properties(cluster_jepsen_short cluster_jepsen_selftest PROPERTIES
 
 # scripts/cluster.sh as README "Run a three-node cluster" uses it: start,
 # write through --cluster, kill -9 the primary, revive it, switch over, stop.
-add_test(NAME cluster_script COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cluster_script.py)
-set_tests_properties(cluster_script PROPERTIES
-  LABELS "integration;cluster" TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "KVD_BIN=$<TARGET_FILE:kvd>;KVCTL_BIN=$<TARGET_FILE:kvctl>;PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/util:${CMAKE_CURRENT_LIST_DIR}")
+kvd_cluster_test(cluster_script test_cluster_script.py 300)
