@@ -71,6 +71,10 @@ RequestHandler::Evaluated RespHandler::EvaluateWait(Session& s, const Command& c
   return Evaluated::kReplied;
 }
 
+bool RespHandler::ReadyToSubmit(Session& s, const Command& cmd) {
+  return !cmd.problem.ok() || !IsDecided(cmd) || dispatcher_->PendingValuesReady(s);
+}
+
 Status RespHandler::Submit(Session& s, uint64_t seq, const Command& cmd) {
   if (!cmd.problem.ok() || !IsDecided(cmd)) return SubmitNoting(s, seq, cmd);
   Engine* engine = dispatcher_->engine();

@@ -28,10 +28,11 @@ namespace kvd::daemon {
 
 class RespHandler : public RequestHandler {
  public:
-  // The dispatcher must track pending values (Dispatcher::TrackPendingValues).
   RespHandler(Dispatcher* dispatcher, DispatchHost* host) : dispatcher_(dispatcher), host_(host) {}
 
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
+  // A conditional write waits until the dispatcher knows every pending value.
+  bool ReadyToSubmit(Session& s, const Command& cmd) override;
   Result<Evaluated> Evaluate(Session& s, const Command& cmd, Reply* reply) override;
   bool EvaluateAhead(Session& s, const Command& cmd) override { return dispatcher_->EvaluateAhead(s, cmd); }
   // The read barrier (serve/read_holds.h): RESP's own reads (EXISTS, MGET ...)

@@ -18,7 +18,6 @@ Result<std::unique_ptr<RespService>> RespService::Create(uv_loop_t* loop, const 
   std::unique_ptr<RespService> svc(new RespService(dispatcher, host));
   svc->front_end_ = std::make_unique<FrontEnd>(loop, std::make_unique<RespProtocol>(limits, std::move(password)),
                                                &svc->handler_, counters, next_conn_id, options);
-  dispatcher->TrackPendingValues(true);
   return svc;
 }
 

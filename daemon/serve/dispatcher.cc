@@ -85,24 +85,9 @@ Status Dispatcher::SubmitWrite(Session& s, uint64_t seq, const Command& cmd) {
     s.replies().Complete(seq, code, engine_->durable_lsn(), ticket->lsn);
     return Status::Ok();
   }
-  if (track_pending_ && engine_->applied_lsn() < ticket->lsn) NotePending(cmd, ticket->lsn);
+  if (pending_tracked_ && engine_->applied_lsn() < ticket->lsn) NotePending(cmd, ticket->lsn);
   writes_.push_back({s.id(), seq, ticket->lsn, op});
   return Status::Ok();
-}
-
-void Dispatcher::NotePending(const Command& cmd, Lsn lsn) {
-  auto value = [](OpType t, std::string_view v) -> std::optional<std::string_view> {
-    if (t == OpType::kDel) return std::nullopt;
-    return v;
-  };
-  switch (cmd.ref.op) {
-    case Op::kPut: pending_.Note(lsn, cmd.key, cmd.value); break;
-    case Op::kDel: pending_.Note(lsn, cmd.key, std::nullopt); break;
-    case Op::kDelRange: pending_.NoteRange(lsn, cmd.range); break;
-    default:
-      for (const BatchOp& o : cmd.batch) pending_.Note(lsn, o.key, value(o.type, o.value));
-      break;
-  }
 }
 
 Result<RequestHandler::Evaluated> Dispatcher::Evaluate(Session& s, const Command& cmd, Reply* reply) {
@@ -316,8 +301,12 @@ void Dispatcher::OnWriteDone(Lsn lsn, const Status& status, bool existed) {
     if (it == writes_.end()) return;
   }
   const Waiter w = *it;
-  writes_.erase(it);
-  if (track_pending_) pending_.Done(lsn);
+  if (it == writes_.begin()) {
+    writes_.pop_front();  // the usual case, cheaper than erase
+  } else {
+    writes_.erase(it);
+  }
+  PendingDone(lsn);
   if (!status.ok()) {
     if (status.code() != Code::kShuttingDown) ++counters_->writes_refused;
     Complete(w.session, w.seq, status.code(), lsn, status.message());
@@ -339,6 +328,7 @@ void Dispatcher::OnDeleteRangeDone(Lsn lsn, const Status& status, uint64_t remov
   if (it == writes_.end()) return;
   const Waiter w = *it;
   writes_.erase(it);
+  PendingDone(lsn);
   if (Status gate = host_->PrimaryGate(/*write=*/true); !gate.ok()) {
     Complete(w.session, w.seq, gate.code(), lsn, gate.message());
     return;
@@ -380,9 +370,9 @@ void Dispatcher::OnSnapshotDone(const Status& status, Lsn lsn) {
 void Dispatcher::BeginShutdown() {
   shutting_down_ = true;
   FailHeldReads();
-  pending_.Clear();
   std::deque<Waiter> writes;
   writes.swap(writes_);
+  PendingDone(UINT64_MAX);  // wakes conditional writes: they fail like any other write now
   for (const Waiter& w : writes) Complete(w.session, w.seq, Code::kShuttingDown, w.lsn, "kvd is shutting down");
   std::deque<FlushWaiter> flushes;
   flushes.swap(flushes_);

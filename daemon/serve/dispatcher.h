@@ -109,6 +109,9 @@ class Dispatcher : public RequestHandler, public CompletionSink {
     // How long a read with a minimum LSN waits for it ([replication]
     // min_lsn_wait); 0: fail at once when it is not applied.
     std::chrono::milliseconds min_lsn_wait{1000};
+    // Pending values are kept from a conditional write on until this many
+    // writes passed without one (PendingValuesReady).
+    uint64_t untrack_pending_after_writes = 1u << 20;
   };
   Dispatcher(Engine* engine, DispatchHost* host, Limits limits, ServerCounters* counters)
       : engine_(engine), host_(host), limits_(limits), counters_(counters) {}
@@ -117,10 +120,19 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   void set_engine(Engine* engine) { engine_ = engine; }
   Engine* engine() const { return engine_; }
 
-  // Keep the values of writes not yet applied (PendingWrites), for a front
-  // end with conditional writes. Off by default: it costs a copy per write.
-  void TrackPendingValues(bool on) { track_pending_ = on; }
+  // The values of writes not yet applied (PendingWrites), for a front end's
+  // conditional writes, which decide against the State plus these
+  // (dispatcher_pending.cc). Keeping them copies every write's key and value
+  // (a quarter of a RESP SET's instructions), so they are kept only from a
+  // conditional write on, until Limits::untrack_pending_after_writes writes
+  // pass without one.
+  // Call PendingValuesReady right before deciding: true, decide now (every
+  // write not yet applied is in pending_values()); false, not yet: writes
+  // submitted before tracking began are still pending, and s is made ready
+  // (SessionReady) once they completed. Its session must then block.
+  bool PendingValuesReady(Session& s);
   const PendingWrites& pending_values() const { return pending_; }
+  bool tracking_pending_values() const { return pending_tracked_; }
 
   // RequestHandler
   Status Submit(Session& s, uint64_t seq, const Command& cmd) override;
@@ -191,7 +203,11 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   };
 
   Status SubmitWrite(Session& s, uint64_t seq, const Command& cmd);
+  // dispatcher_pending.cc: a write was submitted (lsn not yet applied) /
+  // completed (applied or failed).
   void NotePending(const Command& cmd, Lsn lsn);
+  void PendingDone(Lsn lsn);
+  bool UntrackedWritesPending() const;
   // A snapshot at lsn covers backup waiter w: open it and answer.
   void AnswerBackup(const Waiter& w, Lsn lsn);
   Evaluated EvaluateBackup(Session& s, const Command& cmd, Reply* reply);
@@ -222,7 +238,12 @@ class Dispatcher : public RequestHandler, public CompletionSink {
   std::string scratch_;  // reused reply text (STATUS, CONFIG GET, a backup chunk)
   ScanResult scan_;      // reused SCAN items
   PendingWrites pending_;
-  bool track_pending_ = false;
+  // dispatcher_pending.cc: pending_ holds every write submitted after
+  // untracked_upto_ and not yet completed while pending_tracked_.
+  bool pending_tracked_ = false;
+  Lsn untracked_upto_ = 0;
+  uint64_t writes_since_decided_ = 0;
+  std::vector<uint64_t> pending_value_waiters_;  // sessions blocked in PendingValuesReady
   uint64_t next_flush_token_ = 1;
   bool shutting_down_ = false;
   bool parking_closed_ = false;  // EndParkedReads

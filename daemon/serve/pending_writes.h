@@ -4,8 +4,9 @@
 // with its count) decides against State *plus* these, so two clients that
 // race on a key are serialized in LSN order, as the engine will apply them.
 //
-// Kept only while switched on (Dispatcher::TrackPendingValues): it copies
-// every pending key and value, which the native protocol alone never needs.
+// Kept only while conditional writes use it (Dispatcher::PendingValuesReady,
+// serve/dispatcher_pending.cc): it copies every pending key and value, which
+// plain writes and the native protocol never need.
 //
 // Threading: the loop thread only.
 #pragma once

@@ -88,6 +88,11 @@ void Session::Process() {
     const Op op = cmd.ref.op;
     TimeRequest(op, true);
     if (IsSubmittedAtOnce(op)) {
+      if (!handler_->ReadyToSubmit(*this, cmd)) {
+        if (limits_.latency != nullptr) timings_.pop_back();  // decoded again when it may go on
+        blocked_ = true;
+        break;
+      }
       ForgetWriteKeysIfDrained();  // before this write's slot and keys go in
       uint64_t seq = replies_.Push(cmd.ref);
       Status st = handler_->Submit(*this, seq, cmd);

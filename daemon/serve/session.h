@@ -58,6 +58,15 @@ class RequestHandler {
   // the engine reports. A non-OK return is a malformed request: the session
   // answers it with that status and closes the connection.
   virtual Status Submit(Session& s, uint64_t seq, const Command& cmd) = 0;
+  // Asked right before Submit: false, not yet (a conditional write waits
+  // for writes it must decide against, Dispatcher::PendingValuesReady); the
+  // request stays in the buffer, nothing after it is processed, and the
+  // handler calls SessionReady when it may go on: it is decoded again.
+  virtual bool ReadyToSubmit(Session& s, const Command& cmd) {
+    (void)s;
+    (void)cmd;
+    return true;
+  }
   // Barriers, called when s.replies() is empty: fill *reply and return
   // kReplied (the session encodes it at once, so its views need to live only
   // until then), or push a pending slot and return kQueued (SNAPSHOT), or

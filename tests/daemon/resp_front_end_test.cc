@@ -5,6 +5,7 @@
 // and the atomicity of conditional writes across clients.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <random>
@@ -36,14 +37,19 @@ struct Fixture {
   FakeEngine engine;
   test::FakeDispatchHost host;
   ServerCounters counters;
-  Dispatcher dispatcher{&engine, &host, Dispatcher::Limits{}, &counters};
+  Dispatcher dispatcher;
   RespHandler handler{&dispatcher, &host};
   std::vector<std::unique_ptr<Session>> sessions;
 
-  explicit Fixture(int clients = 1, std::string password = "") {
+  static Dispatcher::Limits WithUntrack(uint64_t after) {
+    Dispatcher::Limits l;
+    l.untrack_pending_after_writes = after;
+    return l;
+  }
+  explicit Fixture(int clients = 1, std::string password = "", uint64_t untrack_after = 1u << 20)
+      : dispatcher(&engine, &host, WithUntrack(untrack_after), &counters) {
     host.status_json = R"({"keys":2,"uptime_s":5,"connections":{"current":3}})";
     host.config_json = R"({"durability.mode":"sync","durability.batch_size":"64","log.level":"info"})";
-    dispatcher.TrackPendingValues(true);
     for (int i = 0; i < clients; ++i) {
       const uint64_t id = 10 + static_cast<uint64_t>(i);
       sessions.push_back(std::make_unique<Session>(
@@ -92,9 +98,50 @@ TEST_CASE("pipelined writes keep their order and a conditional write sees the ea
   f.Feed(Cmd({"SET", "k", "a"}) + Cmd({"SET", "k", "b", "NX"}) + Cmd({"SET", "k", "c", "XX", "GET"}) +
          Cmd({"GETDEL", "k"}) + Cmd({"SETNX", "k", "d"}) + Cmd({"DEL", "k", "k", "other"}));
   CHECK(f.Out().empty());
+  f.Sync();  // the first SET: the first conditional write waited for it (tracking began there)
+  CHECK(f.Out() == "+OK\r\n$-1\r\n");
+  CHECK(f.engine.pending() == 4);  // the rest decided against pending values, not the State
   f.Sync();
-  CHECK(f.Out() == "+OK\r\n$-1\r\n$1\r\na\r\n$1\r\nc\r\n:1\r\n:1\r\n");
+  CHECK(f.Out() == "$1\r\na\r\n$1\r\nc\r\n:1\r\n:1\r\n");
   CHECK_FALSE(f.engine.state().Get("k").has_value());
+}
+
+TEST_CASE("pending values are kept from the first conditional write on, which waits for the writes before it") {
+  Fixture f(2, "", /*untrack_after=*/4);
+  f.Feed(Cmd({"SET", "k", "1"}), 0);
+  CHECK_FALSE(f.dispatcher.tracking_pending_values());
+  CHECK(f.dispatcher.pending_values().empty());  // plain writes copy nothing
+  f.Feed(Cmd({"SETNX", "k", "2"}) + Cmd({"GET", "k"}), 1);
+  CHECK(f.dispatcher.tracking_pending_values());
+  CHECK(f.engine.pending() == 1);  // the SETNX waits: client 0's SET was not tracked
+  CHECK(f.Out(1).empty());
+  f.host.ready.clear();
+  f.engine.Poll(&f.dispatcher);  // the SET applied: client 1 is made ready to decide
+  CHECK(std::count(f.host.ready.begin(), f.host.ready.end(), 11u) == 1);
+  f.Sync();
+  CHECK(f.Out(0) == "+OK\r\n");
+  CHECK(f.Out(1) == ":0\r\n$1\r\n1\r\n");
+  // Tracked now: a conditional write decides at once against a pending write.
+  f.Feed(Cmd({"SET", "k", "3"}), 0);
+  CHECK(f.dispatcher.pending_values().size() == 1);
+  f.Feed(Cmd({"SET", "k", "4", "XX", "GET"}), 1);
+  CHECK(f.engine.pending() == 2);
+  f.Sync();
+  CHECK(f.Out(0) == "+OK\r\n");
+  CHECK(f.Out(1) == "$1\r\n3\r\n");
+  CHECK(f.engine.state().Get("k") == "4");
+  // untrack_after writes without a conditional one: nothing is kept any more.
+  for (int i = 0; i < 4; ++i) f.Feed(Cmd({"SET", "k", std::to_string(10 + i)}), 0);
+  CHECK_FALSE(f.dispatcher.tracking_pending_values());
+  CHECK(f.dispatcher.pending_values().empty());
+  // The next conditional write starts again and waits for those.
+  f.Feed(Cmd({"SET", "k", "x", "NX", "GET"}), 1);
+  CHECK(f.engine.pending() == 4);
+  CHECK(f.Out(1).empty());
+  f.Sync();
+  f.Sync();
+  CHECK(f.Out(1) == "$2\r\n13\r\n");
+  CHECK(f.engine.state().Get("k") == "13");
 }
 
 TEST_CASE("conditional writes from two clients are serialized against writes not yet durable") {
