@@ -6,7 +6,8 @@ reaching it with [cluster] etcd_ca_file/etcd_cert_file/etcd_key_file and
 
 - two nodes with the right CA and client certificate: a primary is elected
   and acknowledges a write; `kvctl cluster status` and `kvctl --cluster`
-  work over TLS;
+  work over TLS; an endpoint presenting a certificate of another CA shows
+  "certificate verification failed" in the status's etcd table;
 - kvctl with the wrong CA fails saying the certificate verification failed;
   kvctl without a client certificate is refused by etcd;
 - a node with the wrong CA, and a node without a client certificate, never
@@ -82,6 +83,20 @@ class ClusterEtcdTls(kvdtest.KvdTestCase):
         self.assertEqual(res.rc, 0, res.err)
         with nodes[p].client() as c:
             self.assertEqual(c.get(b"via-kvctl").payload, b"2")
+
+        # An endpoint whose certificate another CA signed: its own row of
+        # the etcd table says verification failed; the real one answers.
+        impostor = etcd_tls.Impostor(self.pki)
+        self.addCleanup(impostor.close)
+        res = self.kvctl("cluster", "status", "--cluster", impostor.url + "," + ep, "--prefix", PREFIX, "--json")
+        self.assertEqual(res.rc, 0, res.err)
+        st = json.loads(res.out)
+        self.assertEqual(st["leader"]["name"], p)
+        health = {e["endpoint"]: e for e in st["etcd"]}
+        self.assertFalse(health[impostor.url]["reachable"])
+        self.assertIn("certificate verification failed", health[impostor.url]["error"])
+        self.assertTrue(health[ep]["reachable"])
+        self.assertGreater(impostor.handshakes, 0)
 
         # kvctl: the wrong CA, no client certificate, https without a CA.
         res = self.kvctl("cluster", "status", "--cluster", ep, "--prefix", PREFIX, ca=self.pki.other_ca)
