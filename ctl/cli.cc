@@ -38,11 +38,11 @@ file is readable; /run/kvd/kvd.sock.
 its <prefix>/leader key names (--cluster-prefix, default /kvd/default), at the
 client socket of its member key. https://IP:PORT endpoints (TLS to etcd) need
 --etcd-cacert, and --etcd-cert with --etcd-key if etcd asks for a client
-certificate. --cluster unix:PATH[,unix:PATH...] uses the
-first of those kvd nodes that answers. Either way, and with --socket too, a
-write refused by a replica naming its primary (NotPrimary ... primary_address=
-PATH) is sent once more, to PATH; a second refusal is an error. `kvctl cluster
-status` and `kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
+certificate. --cluster unix:PATH[,unix:PATH...] uses the first of those kvd
+nodes that answers. Either way, and with --socket too, a write refused by a
+replica naming its primary (NotPrimary ... primary_address=PATH) is sent once
+more, to PATH; a second refusal is an error. `kvctl cluster status` and
+`kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
 
 --timeout (default 5s; 0 = wait forever) bounds connecting and each request:
 when kvd does not answer in time (stopped, overloaded), kvctl prints one line
