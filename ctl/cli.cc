@@ -36,11 +36,13 @@ file is readable; /run/kvd/kvd.sock.
 
 --cluster http://IP:PORT[,...] (etcd) sends to the cluster's primary: the one
 its <prefix>/leader key names (--cluster-prefix, default /kvd/default), at the
-client socket of its member key. --cluster unix:PATH[,unix:PATH...] uses the
-first of those kvd nodes that answers. Either way, and with --socket too, a
-write refused by a replica naming its primary (NotPrimary ... primary_address=
-PATH) is sent once more, to PATH; a second refusal is an error. `kvctl cluster
-status` and `kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
+client socket of its member key. https://IP:PORT endpoints (TLS to etcd) need
+--etcd-cacert, and --etcd-cert with --etcd-key if etcd asks for a client
+certificate. --cluster unix:PATH[,unix:PATH...] uses the first of those kvd
+nodes that answers. Either way, and with --socket too, a write refused by a
+replica naming its primary (NotPrimary ... primary_address=PATH) is sent once
+more, to PATH; a second refusal is an error. `kvctl cluster status` and
+`kvctl switchover --to NODE` need etcd endpoints (docs/cluster.md).
 
 --timeout (default 5s; 0 = wait forever) bounds connecting and each request:
 when kvd does not answer in time (stopped, overloaded), kvctl prints one line
@@ -97,6 +99,12 @@ int KvctlMain(int argc, char** argv) {
   cluster_opt->excludes(socket_opt)->excludes(config_opt);
   app.add_option("--cluster-prefix", cluster_prefix, "the cluster's etcd prefix ([cluster] prefix)")
       ->capture_default_str();
+  // TLS to etcd (https:// endpoints), as [cluster] etcd_ca_file, etcd_cert_file, etcd_key_file.
+  EtcdTls etcd_tls;
+  app.add_option("--etcd-cacert", etcd_tls.ca_file,
+                 "PEM CA that signed etcd's certificate (required with https:// endpoints; always verified)");
+  app.add_option("--etcd-cert", etcd_tls.cert_file, "PEM client certificate for etcd (with --etcd-key)");
+  app.add_option("--etcd-key", etcd_tls.key_file, "PEM private key of --etcd-cert");
 
   std::string key;
   std::string value;
@@ -294,12 +302,16 @@ sends nothing and exits 2.)");
       std::cerr << what << ": --cluster: " << endpoints.error().message() << "\n";
       return kExitUsage;
     }
+    if (kvd::Status st = EtcdGateway::CheckTls(*endpoints, etcd_tls); !st.ok()) {
+      std::cerr << what << ": " << st.message() << "\n";
+      return kExitUsage;
+    }
     auto prefix = NormalizePrefix(cluster_prefix);
     if (!prefix.has_value()) {
       std::cerr << what << ": --prefix: " << prefix.error().message() << "\n";
       return kExitUsage;
     }
-    EtcdGateway gw(std::move(*endpoints), *timeout);
+    EtcdGateway gw(std::move(*endpoints), *timeout, etcd_tls);
     if (*cluster_status) return CmdClusterStatus(gw, *prefix, cluster_json, std::cout, std::cerr);
     const auto wait = ParseTimeout(switchover_timeout);
     if (!wait.has_value() || wait->count() == 0) {
@@ -319,12 +331,18 @@ sends nothing and exits 2.)");
       std::cerr << "kvctl: --cluster: " << spec.error().message() << "\n";
       return kExitUsage;
     }
+    const std::vector<std::string> etcd_endpoints =
+        spec->kind == ClusterSpec::kEtcd ? spec->items : std::vector<std::string>();
+    if (kvd::Status st = EtcdGateway::CheckTls(etcd_endpoints, etcd_tls); !st.ok()) {
+      std::cerr << "kvctl: --cluster: " << st.message() << "\n";
+      return kExitUsage;
+    }
     auto prefix = NormalizePrefix(cluster_prefix);
     if (!prefix.has_value()) {
       std::cerr << "kvctl: --cluster-prefix: " << prefix.error().message() << "\n";
       return kExitUsage;
     }
-    socket = ResolveClusterSocket(*spec, *prefix, *timeout);
+    socket = ResolveClusterSocket(*spec, *prefix, *timeout, etcd_tls);
     if (!socket.has_value()) {
       std::cerr << "kvctl: --cluster: " << socket.error().message() << "\n";
       return kExitServer;

@@ -86,9 +86,9 @@ Result<std::string> FirstAnsweringNode(const std::vector<std::string>& sockets, 
 }
 
 Result<std::string> ResolveClusterSocket(const ClusterSpec& spec, const std::string& prefix,
-                                         std::chrono::milliseconds timeout) {
+                                         std::chrono::milliseconds timeout, const EtcdTls& tls) {
   if (spec.kind == ClusterSpec::kNodes) return FirstAnsweringNode(spec.items, timeout);
-  EtcdGateway gw(spec.items, timeout);
+  EtcdGateway gw(spec.items, timeout, tls);
   return PrimarySocketFromEtcd(gw, prefix);
 }
 

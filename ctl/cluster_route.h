@@ -45,8 +45,9 @@ kvd::Result<std::string> PrimarySocketFromEtcd(EtcdGateway& gw, const std::strin
 kvd::Result<std::string> FirstAnsweringNode(const std::vector<std::string>& sockets,
                                             std::chrono::milliseconds timeout);
 
-// The socket for a command run with --cluster (either kind).
+// The socket for a command run with --cluster (either kind); tls for etcd
+// (checked by EtcdGateway::CheckTls).
 kvd::Result<std::string> ResolveClusterSocket(const ClusterSpec& spec, const std::string& prefix,
-                                              std::chrono::milliseconds timeout);
+                                              std::chrono::milliseconds timeout, const EtcdTls& tls = {});
 
 }  // namespace kvctl

@@ -1,6 +1,11 @@
 #include "etcd_gateway.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace kvctl {
 namespace {
@@ -19,7 +24,56 @@ std::string Trim(std::string_view s) {
   return std::string(s);
 }
 
+Status Readable(const char* option, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::InvalidArgument(std::string(option) + " " + path + ": " + std::strerror(errno));
+  ::close(fd);
+  return Status::Ok();
+}
+
+// What a failed transfer's TLS error most likely means, in kvctl's option
+// names ("" for other failures). Mirrors kvd's CurlMulti::TlsHint.
+std::string TlsHint(CURLcode rc, std::string_view error) {
+  const bool cert_alert = error.find("alert") != std::string_view::npos &&
+                          (error.find("certificate") != std::string_view::npos ||
+                           error.find("unknown ca") != std::string_view::npos);
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return "TLS: certificate verification failed: etcd's certificate is not signed by --etcd-cacert, or does "
+             "not name this endpoint's address";
+    case CURLE_SSL_CACERT_BADFILE: return "TLS: cannot use --etcd-cacert";
+    case CURLE_SSL_CERTPROBLEM: return "TLS: cannot use --etcd-cert/--etcd-key";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+      if (cert_alert) {
+        return "TLS: etcd refused this client: it wants a client certificate signed by a CA it trusts "
+               "(--etcd-cert, --etcd-key)";
+      }
+      return rc == CURLE_SSL_CONNECT_ERROR ? "TLS handshake failed" : "";
+    default: return "";
+  }
+}
+
 }  // namespace
+
+Status EtcdGateway::CheckTls(const std::vector<std::string>& endpoints, const EtcdTls& tls) {
+  const bool https = !endpoints.empty() && endpoints.front().starts_with("https://");
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return Status::InvalidArgument("--etcd-cert and --etcd-key: give both (a client certificate) or neither");
+  }
+  if (https && tls.ca_file.empty()) {
+    return Status::InvalidArgument("https:// etcd endpoints need --etcd-cacert (the CA that signed etcd's "
+                                   "certificate; the system CA store is not used)");
+  }
+  if (!https && tls.any()) {
+    return Status::InvalidArgument("--etcd-cacert, --etcd-cert, --etcd-key: only with https:// etcd endpoints");
+  }
+  if (!tls.ca_file.empty()) KVD_RETURN_IF_ERROR(Readable("--etcd-cacert", tls.ca_file));
+  if (!tls.cert_file.empty()) KVD_RETURN_IF_ERROR(Readable("--etcd-cert", tls.cert_file));
+  if (!tls.key_file.empty()) KVD_RETURN_IF_ERROR(Readable("--etcd-key", tls.key_file));
+  return Status::Ok();
+}
 
 Result<std::vector<std::string>> EtcdGateway::ParseEndpoints(std::string_view list) {
   std::vector<std::string> out;
@@ -31,14 +85,16 @@ Result<std::vector<std::string>> EtcdGateway::ParseEndpoints(std::string_view li
     start = comma + 1;
     if (e.empty()) continue;
     while (e.size() > 1 && e.back() == '/') e.pop_back();
-    if (e.starts_with("https://")) {
-      return Status::InvalidArgument("etcd endpoint " + e + ": https is not supported yet (use http://IP:PORT)");
-    }
-    const std::string_view rest = std::string_view(e).substr(e.starts_with("http://") ? 7 : 0);
+    const std::string_view scheme = e.starts_with("https://") ? "https://" : e.starts_with("http://") ? "http://" : "";
+    const std::string_view rest = std::string_view(e).substr(scheme.size());
     const size_t colon = rest.rfind(':');
-    if (!e.starts_with("http://") || colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size() ||
+    if (scheme.empty() || colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size() ||
         rest.find('/') != std::string_view::npos) {
-      return Status::InvalidArgument("etcd endpoint '" + e + "': expected http://IP:PORT");
+      return Status::InvalidArgument("etcd endpoint '" + e + "': expected http://IP:PORT or https://IP:PORT");
+    }
+    if (!out.empty() && !out.front().starts_with(scheme)) {
+      return Status::InvalidArgument("etcd endpoints: http:// and https:// mixed (" + e +
+                                     "): every endpoint must use the same scheme");
     }
     out.push_back(std::move(e));
   }
@@ -46,8 +102,10 @@ Result<std::vector<std::string>> EtcdGateway::ParseEndpoints(std::string_view li
   return out;
 }
 
-EtcdGateway::EtcdGateway(std::vector<std::string> endpoints, std::chrono::milliseconds timeout)
-    : endpoints_(std::move(endpoints)), timeout_(timeout.count() > 0 ? timeout : std::chrono::seconds(5)) {
+EtcdGateway::EtcdGateway(std::vector<std::string> endpoints, std::chrono::milliseconds timeout, EtcdTls tls)
+    : endpoints_(std::move(endpoints)),
+      timeout_(timeout.count() > 0 ? timeout : std::chrono::seconds(5)),
+      tls_(std::move(tls)) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   curl_ = curl_easy_init();
 }
@@ -74,12 +132,31 @@ Result<EtcdGateway::Reply> EtcdGateway::PostTo(const std::string& endpoint, std:
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  if (!tls_.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, tls_.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);  // only the CA given, not the system directory
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    if (!tls_.cert_file.empty()) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, tls_.cert_file.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLKEY, tls_.key_file.c_str());
+    }
+  }
   const CURLcode rc = curl_easy_perform(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);  // `error` goes out of scope
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    *nothing_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
-    return Status::IOError("etcd " + endpoint + ": " + curl_easy_strerror(rc));
+    // A failed TLS handshake also sent nothing.
+    *nothing_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                    rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR;
+    std::string why = error[0] != '\0' ? error : curl_easy_strerror(rc);
+    if (std::string hint = TlsHint(rc, why); !hint.empty()) why += " (" + hint + ")";
+    return Status::IOError("etcd " + endpoint + ": " + why);
   }
   *nothing_sent = false;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.http_status);

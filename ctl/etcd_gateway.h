@@ -3,7 +3,8 @@
 //
 // One libcurl easy handle, one request at a time: kvctl is a short-lived
 // command, not the event loop (the daemon's client is daemon/cluster/).
-// Endpoints ("http://IP:PORT") are tried in order: a read moves on to the
+// Endpoints ("http://IP:PORT", or all "https://IP:PORT" with EtcdTls) are
+// tried in order: a read moves on to the
 // next endpoint after any failure; a write moves on only when nothing was
 // sent (the connection was refused), since after a timeout its outcome is
 // unknown and repeating it elsewhere could apply it twice.
@@ -21,14 +22,30 @@
 
 namespace kvctl {
 
+// TLS to etcd (--etcd-cacert, --etcd-cert, --etcd-key; docs/cluster.md "TLS
+// to etcd"), as kvd's [cluster] etcd_ca_file, etcd_cert_file, etcd_key_file:
+// etcd's certificate must chain to ca_file (never the system store) and name
+// the endpoint's address; cert_file/key_file are an optional client
+// certificate.
+struct EtcdTls {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool any() const { return !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
+};
+
 class EtcdGateway {
  public:
-  // Parses "http://IP:PORT[,http://IP:PORT...]". https:// is refused (no TLS
-  // to etcd yet); so is anything that is not http://HOST:PORT.
+  // Parses "http://IP:PORT[,http://IP:PORT...]" or the same with https://;
+  // a mix of both is refused, so is anything that is not http(s)://HOST:PORT.
   static kvd::Result<std::vector<std::string>> ParseEndpoints(std::string_view list);
+  // The TLS options fit the endpoints: https needs ca_file, http takes none,
+  // cert and key come together, and each named file is readable.
+  static kvd::Status CheckTls(const std::vector<std::string>& endpoints, const EtcdTls& tls);
 
-  // timeout bounds each request on each endpoint (0: 5 s).
-  EtcdGateway(std::vector<std::string> endpoints, std::chrono::milliseconds timeout);
+  // timeout bounds each request on each endpoint (0: 5 s). tls as checked
+  // by CheckTls.
+  EtcdGateway(std::vector<std::string> endpoints, std::chrono::milliseconds timeout, EtcdTls tls = {});
   ~EtcdGateway();
   EtcdGateway(const EtcdGateway&) = delete;
   EtcdGateway& operator=(const EtcdGateway&) = delete;
@@ -61,6 +78,7 @@ class EtcdGateway {
 
   std::vector<std::string> endpoints_;
   std::chrono::milliseconds timeout_;
+  EtcdTls tls_;
   void* curl_ = nullptr;  // CURL*, reused so connections are kept alive
 };
 

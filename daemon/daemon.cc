@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "node/snapshot_child.h"
+#include "cluster/etcd_tls.h"
 #include "repl/repl_tls.h"
 #include "sys/fs_check.h"
 #include "kvd/engine.h"
@@ -179,6 +180,10 @@ int RunDaemon(const Config& config, Env* env) {
   // The TLS files, before anything slow (recovery): a wrong one fails now.
   if (auto tls = MakeReplicationTls(config.replication); !tls) {
     spdlog::critical("{}", tls.error().message());
+    return kStartupFailed;
+  }
+  if (Status st = CheckEtcdTlsFiles(config.cluster); !st.ok()) {
+    spdlog::critical("{}", st.message());
     return kStartupFailed;
   }
   for (const std::string* dir : {&config.wal_path, &config.snapshot_path}) {

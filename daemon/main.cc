@@ -19,6 +19,7 @@
 #include "sys/restore.h"
 #include "config/config.h"
 #include "daemon.h"
+#include "cluster/etcd_tls.h"
 #include "repl/repl_tls.h"
 #include "sys/log.h"
 #ifdef KVD_FAULT_INJECTION
@@ -151,6 +152,10 @@ int Run(int argc, char** argv) {
     // Also the files the config names that are read at start-up.
     if (auto tls = kvd::daemon::MakeReplicationTls(config->replication); !tls) {
       std::cerr << "kvd: " << config_path << ": " << tls.error().message() << "\n";
+      return kUsageError;
+    }
+    if (kvd::Status st = kvd::daemon::CheckEtcdTlsFiles(config->cluster); !st.ok()) {
+      std::cerr << "kvd: " << config_path << ": " << st.message() << "\n";
       return kUsageError;
     }
     std::cout << kvd::daemon::RenderConfig(*config);

@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "cluster/etcd_tls.h"
 #include "config/config.h"
 #include "repl/lag.h"
 #include "sys/log.h"
@@ -41,6 +42,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   KVD_ASSIGN_OR_RETURN(std::vector<std::string> endpoints, ParseEtcdEndpoints(config.cluster.etcd_endpoints));
   EtcdClientOptions co;
   co.endpoints = std::move(endpoints);
+  co.tls = EtcdTlsOf(config.cluster);
   KVD_ASSIGN_OR_RETURN(c->client_, EtcdClient::Create(loop, std::move(co)));
   Coordinator* self = c.get();
   if (config.replication.sync_replicas > 0) {

@@ -23,12 +23,25 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "kvd/status.h"
 #include "net/uv_handle.h"
 
 namespace kvd::daemon {
+
+// TLS for https:// URLs (docs/cluster.md "TLS to etcd"). The server's
+// certificate must chain to ca_file (never the system store) and name the
+// URL's address; cert_file/key_file, when set, are the client certificate.
+// Paths to PEM files, read by curl whenever it opens a connection (the CA
+// store is cached by the multi handle).
+struct CurlTls {
+  std::string ca_file;    // "" = no TLS options set (plain http)
+  std::string cert_file;  // "" = no client certificate
+  std::string key_file;
+};
 
 class CurlMulti {
  public:
@@ -53,6 +66,14 @@ class CurlMulti {
   // Options every kvd transfer wants: no signals (no alarm() for timeouts),
   // no proxy from the environment, SOCK_CLOEXEC sockets.
   static void SetCommonOptions(CURL* easy);
+  // CA, peer and host verification and the client certificate of `tls`
+  // (nothing when tls.ca_file is empty). Verification cannot be turned off.
+  static void SetTlsOptions(CURL* easy, const CurlTls& tls);
+  // For a failed transfer: what a TLS failure most likely means, in the
+  // terms of [cluster]'s keys ("" when result is no TLS failure). `error`
+  // is curl's error buffer (OpenSSL's alert text tells a refused client
+  // certificate from other receive errors).
+  static std::string TlsHint(CURLcode result, std::string_view error);
 
  private:
   struct SocketWatch;

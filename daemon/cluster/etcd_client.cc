@@ -1,11 +1,27 @@
 #include "cluster/etcd_client.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 #include "cluster/etcd_json.h"
 #include "cluster/etcd_watch.h"
 
 namespace kvd::daemon {
+
+namespace {
+
+// A lasting failure (etcd down, a wrong CA) is logged again this often.
+constexpr auto kHealthLogRepeat = std::chrono::seconds(30);
+
+// The retry loops ask several times a second: a transfer that failed before
+// anything was sent can go to the next member at once.
+bool NothingSent(CURLcode result) {
+  return result == CURLE_COULDNT_CONNECT || result == CURLE_PEER_FAILED_VERIFICATION ||
+         result == CURLE_SSL_CONNECT_ERROR;
+}
+
+}  // namespace
 
 // One request: its easy handle, the buffers curl points into, and where it
 // has been tried. Owned by EtcdClient::calls_ until it finishes.
@@ -54,6 +70,7 @@ EtcdClient::EtcdClient(uv_loop_t* loop, EtcdClientOptions options) : loop_(loop)
 Result<std::unique_ptr<EtcdClient>> EtcdClient::Create(uv_loop_t* loop, EtcdClientOptions options) {
   if (options.endpoints.empty()) return Status::InvalidArgument("etcd: no endpoints");
   std::unique_ptr<EtcdClient> c(new EtcdClient(loop, std::move(options)));
+  c->health_.resize(c->options_.endpoints.size());
   KVD_ASSIGN_OR_RETURN(c->multi_, CurlMulti::Create(loop));
   if (!InitTimer(loop, &c->defer_timer_, c.get())) return Status::Internal("uv_timer_init failed");
   return c;
@@ -68,6 +85,7 @@ Status EtcdClient::SetEndpoints(std::vector<std::string> endpoints) {
   if (endpoints.empty()) return Status::InvalidArgument("etcd: no endpoints");
   options_.endpoints = std::move(endpoints);
   current_ = 0;
+  health_.assign(options_.endpoints.size(), Health{});
   return Status::Ok();
 }
 
@@ -103,6 +121,7 @@ void EtcdClient::Issue(std::string path, std::string body, std::chrono::millisec
   call->headers = curl_slist_append(call->headers, "Expect:");  // no 100-continue round trip
   CURL* e = call->easy;
   CurlMulti::SetCommonOptions(e);
+  CurlMulti::SetTlsOptions(e, options_.tls);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.c_str());
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(call->body.size()));
@@ -132,7 +151,13 @@ void EtcdClient::Send(Call* call) {
 
 void EtcdClient::Finish(Call* call, CURLcode result) {
   const size_t n = options_.endpoints.size();
-  if (result == CURLE_COULDNT_CONNECT && call->pinned < 0 && call->attempts + 1 < n) {
+  std::string why;  // of a transport failure, "" if there was none
+  if (result != CURLE_OK) {
+    why = call->error[0] != '\0' ? call->error : curl_easy_strerror(result);
+    if (std::string hint = CurlMulti::TlsHint(result, why); !hint.empty()) why += " (" + hint + ")";
+  }
+  NoteHealth(call->endpoint, result, why);
+  if (NothingSent(result) && call->pinned < 0 && call->attempts + 1 < n) {
     // Nothing was sent: trying the next member cannot apply anything twice.
     EndpointFailed(call->endpoint);
     call->attempts++;
@@ -143,7 +168,6 @@ void EtcdClient::Finish(Call* call, CURLcode result) {
   Result<std::string> out = std::string();
   if (result != CURLE_OK) {
     if (call->pinned < 0) EndpointFailed(call->endpoint);
-    std::string why = call->error[0] != '\0' ? call->error : curl_easy_strerror(result);
     if (result == CURLE_OPERATION_TIMEDOUT) {
       why += " (limit " + std::to_string(call->timeout.count()) + " ms; a write's outcome is unknown)";
     }
@@ -162,6 +186,31 @@ void EtcdClient::Finish(Call* call, CURLcode result) {
   RawDone done = std::move(call->done);
   calls_.erase(call);
   done(std::move(out));
+}
+
+void EtcdClient::NoteHealth(size_t endpoint, CURLcode result, const std::string& why) {
+  if (endpoint >= health_.size()) return;
+  Health& h = health_[endpoint];
+  const std::string& url = options_.endpoints[endpoint];
+  if (result == CURLE_OK) {
+    if (h.failing != CURLE_OK) spdlog::info("etcd {} answers again", url);
+    h = Health{};
+    return;
+  }
+  // Compared by code: curl's texts carry changing numbers ("after 2001 ms").
+  const auto now = std::chrono::steady_clock::now();
+  if (result == h.failing && now - h.logged_at < kHealthLogRepeat) {
+    h.repeats++;
+    return;
+  }
+  if (result == h.failing) {
+    spdlog::warn("etcd {}: {}; still retrying ({} more failures since the last report)", url, why, h.repeats + 1);
+  } else {
+    spdlog::warn("etcd {}: {}; retrying", url, why);
+  }
+  h.failing = result;
+  h.logged_at = now;
+  h.repeats = 0;
 }
 
 void EtcdClient::Range(std::string key, std::string range_end, Callback<EtcdRange> done) {

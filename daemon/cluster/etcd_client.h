@@ -13,6 +13,17 @@
 // unknown, and only the caller knows whether repeating it is safe (the
 // leader lease re-reads the key; a CAS re-reads and compares).
 //
+// TLS (https:// endpoints): options.tls names the CA etcd's certificate
+// must chain to and the optional client certificate (CurlMulti::SetTlsOptions).
+// A failed handshake (nothing sent) is retried at once on the next member
+// like a refused connection; its error says what TLS refused
+// (CurlMulti::TlsHint).
+//
+// Log: a transport failure of an endpoint is logged (warn) when it starts
+// or changes, and again every kHealthLogRepeat while it lasts; the first
+// answer after it is logged (info). The caller keeps retrying as it would
+// for any unreachable etcd.
+//
 // Errors: kIOError (transport; message names the endpoint), kBusy (etcd
 // Unavailable: no leader, stopping; try again), kNotFound (lease not found),
 // kInvalidArgument (etcd refused the request), kCorruption (a reply that does
@@ -47,6 +58,7 @@ struct EtcdClientOptions {
   std::chrono::milliseconds request_timeout{2000};  // whole request, per endpoint tried
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds watch_retry{250};       // pause before a watch reconnects
+  CurlTls tls;  // https:// endpoints: ca_file required (config/cluster_config.cc checks)
 };
 
 class EtcdClient {
@@ -106,6 +118,9 @@ class EtcdClient {
   void EndpointFailed(size_t index);
   // Runs fn on the next loop turn (for failures found before anything was sent).
   void Defer(std::function<void()> fn);
+  // Logs transitions of an endpoint's transport health (see "Log" above):
+  // result CURLE_OK if the transfer got an answer, else why it failed.
+  void NoteHealth(size_t endpoint, CURLcode result, const std::string& why);
 
   uv_loop_t* loop_;
   EtcdClientOptions options_;
@@ -114,6 +129,12 @@ class EtcdClient {
   std::unordered_map<Call*, std::unique_ptr<Call>> calls_;
   UvHandle<uv_timer_t> defer_timer_;
   std::vector<std::function<void()>> deferred_;
+  struct Health {
+    CURLcode failing = CURLE_OK;  // the failure last logged; OK while it answers
+    std::chrono::steady_clock::time_point logged_at{};
+    uint64_t repeats = 0;  // the same failure since it was logged
+  };
+  std::vector<Health> health_;  // per endpoint
 };
 
 }  // namespace kvd::daemon

@@ -54,6 +54,7 @@ void EtcdWatch::Connect() {
   headers_ = curl_slist_append(nullptr, "Content-Type: application/json");
   headers_ = curl_slist_append(headers_, "Expect:");
   CurlMulti::SetCommonOptions(easy_);
+  CurlMulti::SetTlsOptions(easy_, client_->options().tls);
   curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str());
   curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
   curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body_.c_str());
@@ -123,7 +124,9 @@ void EtcdWatch::OnDone(CURLcode result) {
   curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &http);
   Status st;
   if (result != CURLE_OK) {
-    st = Status::IOError("etcd watch " + url_ + ": " + (error_[0] != '\0' ? error_ : curl_easy_strerror(result)));
+    std::string why = error_[0] != '\0' ? error_ : curl_easy_strerror(result);
+    if (std::string hint = CurlMulti::TlsHint(result, why); !hint.empty()) why += " (" + hint + ")";
+    st = Status::IOError("etcd watch " + url_ + ": " + why);
   } else if (http != 200) {
     st = etcd_json::CheckReply(http, buffer_).Annotate(url_);
   } else {

@@ -10,33 +10,67 @@ namespace kvd::daemon {
 
 Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text) {
   std::vector<std::string> out;
+  std::string_view scheme;  // of the first URL: every other one must match
   while (!text.empty()) {
     const size_t comma = text.find(',');
     std::string_view url = Trim(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
     if (url.empty()) return Status::InvalidArgument("cluster.etcd_endpoints: an empty entry");
-    if (url.starts_with("https://")) {
-      return Status::InvalidArgument("cluster.etcd_endpoints: TLS to etcd is not built yet (" + std::string(url) + ")");
+    const std::string_view this_scheme = url.starts_with("https://") ? "https://"
+                                         : url.starts_with("http://") ? "http://"
+                                                                      : "";
+    if (this_scheme.empty()) {
+      return Status::InvalidArgument("cluster.etcd_endpoints: \"" + std::string(url) +
+                                     "\" is not http://IP:PORT or https://IP:PORT");
     }
-    if (!url.starts_with("http://")) {
-      return Status::InvalidArgument("cluster.etcd_endpoints: \"" + std::string(url) + "\" is not http://IP:PORT");
+    if (scheme.empty()) scheme = this_scheme;
+    if (this_scheme != scheme) {
+      // One TLS setting serves every member: a mix is a typo or a cluster
+      // half-way through a migration, and the http half would be clear text.
+      return Status::InvalidArgument("cluster.etcd_endpoints: http:// and https:// mixed (" + std::string(url) +
+                                     "): every endpoint must use the same scheme");
     }
-    std::string_view host_port = url.substr(7);
+    std::string_view host_port = url.substr(this_scheme.size());
     if (!host_port.empty() && host_port.back() == '/') host_port.remove_suffix(1);
     // An IP address, not a host name: libcurl would resolve a name on a
     // thread of its own (docs/cluster.md §4).
     auto hp = ParseHostPort(host_port);
     if (!hp) return Status::InvalidArgument("cluster.etcd_endpoints: " + hp.error().message());
-    out.push_back("http://" + hp->ToString());
+    out.push_back(std::string(this_scheme) + hp->ToString());
   }
   if (out.empty()) return Status::InvalidArgument("cluster.etcd_endpoints: no endpoint");
   return out;
 }
 
+namespace {
+
+// TLS to etcd: which keys go together (the files are read at start-up, by
+// CheckEtcdTlsFiles). The system CA store is never used: etcd's certificate
+// must chain to the CA named here (docs/cluster.md "TLS to etcd").
+Status CheckEtcdTlsKeys(const ClusterConfig& c, bool https) {
+  if (c.etcd_cert_file.empty() != c.etcd_key_file.empty()) {
+    return Status::InvalidArgument("cluster.etcd_cert_file and etcd_key_file: set both (a client certificate) or "
+                                   "neither");
+  }
+  const bool any = !c.etcd_ca_file.empty() || !c.etcd_cert_file.empty();
+  if (https && c.etcd_ca_file.empty()) {
+    return Status::InvalidArgument("cluster.etcd_ca_file: required with https:// endpoints (the CA that signed "
+                                   "etcd's certificate; the system CA store is not used)");
+  }
+  if (!https && any) {
+    return Status::InvalidArgument("cluster.etcd_ca_file, etcd_cert_file, etcd_key_file: only with https:// "
+                                   "endpoints (etcd_endpoints are http://: nothing would use them)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status CheckClusterConfig(const ClusterConfig& c) {
   if (!c.etcd_endpoints.empty()) {
     auto eps = ParseEtcdEndpoints(c.etcd_endpoints);
     if (!eps) return eps.error();
+    KVD_RETURN_IF_ERROR(CheckEtcdTlsKeys(c, eps->front().starts_with("https://")));
   }
   const std::string& p = c.prefix;
   if (p.size() < 2 || p.front() != '/' || p.back() == '/') {

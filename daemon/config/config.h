@@ -53,6 +53,13 @@ struct ClusterConfig {
   std::string etcd_endpoints;         // "http://IP:PORT,http://IP:PORT"; "" = off
   std::string prefix = "/kvd/default";  // this cluster's keys in etcd
   std::chrono::milliseconds ttl{5000};  // the leader lease
+  // TLS to etcd (https:// endpoints): the CA etcd's certificate must chain
+  // to (required with https), and an optional client certificate and key
+  // (both or neither). Paths to PEM files; checked at start-up by
+  // CheckEtcdTlsFiles (cluster/etcd_tls.h).
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
   bool enabled() const { return !etcd_endpoints.empty(); }
 };
 
@@ -140,13 +147,16 @@ ConfigDiff DiffConfig(const Config& old_config, const Config& new_config);
 // read by MakeReplicationTls (repl/repl_tls.h).
 Status CheckReplicationConfig(const ReplicationConfig& r);
 
-// The rules of [cluster] (endpoints are http://IP:PORT, the prefix is an
-// absolute key path, the ttl whole seconds); ParseConfig applies them.
+// The rules of [cluster] (endpoints are http://IP:PORT or all https://IP:PORT
+// with etcd_ca_file, the prefix is an absolute key path, the ttl whole
+// seconds); ParseConfig applies them. The TLS files themselves are read by
+// CheckEtcdTlsFiles (cluster/etcd_tls.h).
 Status CheckClusterConfig(const ClusterConfig& c);
 // With [cluster] on: [replication] name and listen (fixed port) are set,
 // role and primary are not (etcd decides roles).
 Status CheckClusterReplication(const ClusterConfig& c, const ReplicationConfig& r);
-// "http://127.0.0.1:2379, http://127.0.0.1:22379" -> the URLs, checked.
+// "http://127.0.0.1:2379, http://127.0.0.1:22379" -> the URLs, checked
+// (https:// too, but every URL of the list with the same scheme).
 Result<std::vector<std::string>> ParseEtcdEndpoints(std::string_view text);
 
 // Unit parsing, exposed for tests: "10ms" "5m" "1h" "0" / "64MiB" "1GiB" "4096".

@@ -169,6 +169,13 @@ const KeyDef kKeys[] = {
      "where this cluster's keys live in etcd", KVD_STRING_FIELD(cluster.prefix)},
     {"cluster", "ttl", KeyKind::kDuration, 2000, 60000, false, "",
      "the primary's leader lease in etcd", KVD_DURATION_FIELD(cluster.ttl)},
+    {"cluster", "etcd_ca_file", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM CA certificate(s) etcd's certificate must chain to (needed with https:// endpoints)",
+     KVD_STRING_FIELD(cluster.etcd_ca_file)},
+    {"cluster", "etcd_cert_file", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM client certificate kvd presents to etcd (\"\" = none)", KVD_STRING_FIELD(cluster.etcd_cert_file)},
+    {"cluster", "etcd_key_file", KeyKind::kString, 0, kMaxPath, false, "",
+     "PEM private key of etcd_cert_file", KVD_STRING_FIELD(cluster.etcd_key_file)},
 };
 
 #undef KVD_STRING_FIELD

@@ -71,4 +71,15 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsFiles& files) {
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
+Status CheckCaFile(const std::string& path) {
+  ERR_clear_error();
+  KVD_RETURN_IF_ERROR(Readable("CA", path));
+  X509_STORE* store = X509_STORE_new();
+  if (store == nullptr) return Status::Internal("X509_STORE_new: " + TakeOpenSslErrors());
+  const int loaded = X509_STORE_load_file(store, path.c_str());
+  X509_STORE_free(store);
+  if (loaded != 1) return Status::InvalidArgument("CA " + path + ": " + TakeOpenSslErrors("no certificate in it"));
+  return Status::Ok();
+}
+
 }  // namespace kvd::daemon

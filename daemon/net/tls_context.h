@@ -46,6 +46,11 @@ class TlsContext {
   SSL_CTX* ctx_;
 };
 
+// A PEM file with at least one CA certificate, readable now: OK, or
+// kInvalidArgument "CA <file>: why" (for keys that name a CA alone, without a
+// certificate of this node's: [cluster] etcd_ca_file).
+Status CheckCaFile(const std::string& path);
+
 // OpenSSL's queued errors for this thread as one line ("a; b"), cleared;
 // `fallback` if there are none.
 std::string TakeOpenSslErrors(const std::string& fallback = "unknown error");

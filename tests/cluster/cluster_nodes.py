@@ -18,14 +18,16 @@ FENCED = 13       # kvd::Code::kFenced
 
 
 class ClusterNodes:
-    def __init__(self, test, etcd, names, prefix="/kvd/test", ttl="5s", sync_replicas=0):
+    def __init__(self, test, etcd, names, prefix="/kvd/test", ttl="5s", sync_replicas=0, cluster_keys=None):
+        """cluster_keys: more [cluster] keys for every node (the etcd TLS files)."""
         self.test, self.etcd, self.prefix = test, etcd, prefix
         ports = _free_ports(len(names))
         self.nodes = {}
         for name, port in zip(names, ports):
             self.nodes[name] = test.server(
                 start=False, subdir=name,
-                cluster={"etcd_endpoints": ",".join(etcd.endpoints()), "prefix": prefix, "ttl": ttl},
+                cluster=dict({"etcd_endpoints": ",".join(etcd.endpoints()), "prefix": prefix, "ttl": ttl},
+                             **(cluster_keys or {})),
                 replication={"name": name, "listen": "127.0.0.1:%d" % port, "sync_replicas": sync_replicas},
                 snapshot={"interval": "0", "wal_growth_percent": 0, "wal_bytes": 0})
         for n in self.nodes.values():
@@ -72,7 +74,8 @@ class ClusterNodes:
 
     def etcd_get(self, key):
         """(value, create_revision) of key in etcd, or (None, 0)."""
-        r = gateway(self.etcd.endpoints(only_alive=True)[0], "/v3/kv/range", {"key": b64(self.prefix + key)})
+        r = gateway(self.etcd.endpoints(only_alive=True)[0], "/v3/kv/range", {"key": b64(self.prefix + key)},
+                    context=getattr(self.etcd, "ssl_context", None))
         kvs = r.get("kvs", [])
         if not kvs:
             return None, 0

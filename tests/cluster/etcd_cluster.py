@@ -12,6 +12,10 @@ only.
         c.kill_leader()         # -> name of the killed member
         c.restart(name)
 
+With tls (an etcd_tls.Pki): https:// client URLs on the server
+certificate, --client-cert-auth against the Pki's CA, and the harness's own
+gateway requests use the Pki's client certificate (ssl_context).
+
 In network namespaces (jepsen_cluster.py): hosts gives each member's address
 (fixed ports 2379/2380, each namespace has its own), wrap(name) the command
 prefix that starts it there, and call(fn, *args) runs the driver's gateway
@@ -56,19 +60,19 @@ def b64(s):
     return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
 
 
-def gateway(endpoint, path, body, timeout=2.0):
+def gateway(endpoint, path, body, timeout=2.0, context=None):
     """POSTs JSON to the v3 gateway; returns the decoded reply (raises on
-    an HTTP or connection error)."""
+    an HTTP or connection error). context: an ssl.SSLContext for https."""
     req = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
         return json.loads(r.read())
 
 
 class Member:
-    def __init__(self, name, client_port, peer_port, data_dir, log_path, host="127.0.0.1"):
+    def __init__(self, name, client_port, peer_port, data_dir, log_path, host="127.0.0.1", scheme="http"):
         self.name = name
-        self.client_url = "http://%s:%d" % (host, client_port)
+        self.client_url = "%s://%s:%d" % (scheme, host, client_port)
         self.peer_url = "http://%s:%d" % (host, peer_port)
         self.data_dir = data_dir
         self.log_path = log_path
@@ -80,8 +84,10 @@ class Member:
 
 
 class EtcdCluster:
-    def __init__(self, size=3, name_prefix="e", hosts=None, wrap=None, call=None):
+    def __init__(self, size=3, name_prefix="e", hosts=None, wrap=None, call=None, tls=None):
         self.tmp = tempfile.mkdtemp(prefix="kvd-etcd-")
+        self.tls = tls
+        self.ssl_context = tls.client_context() if tls is not None else None
         ports = _free_ports(2 * size) if hosts is None else [2379, 2380] * size
         self.wrap = wrap or (lambda name: [])
         self.call = call or (lambda fn, *a, **kw: fn(*a, **kw))
@@ -91,7 +97,8 @@ class EtcdCluster:
             self.members.append(Member(name, ports[2 * i], ports[2 * i + 1],
                                        os.path.join(self.tmp, name),
                                        os.path.join(self.tmp, name + ".log"),
-                                       "127.0.0.1" if hosts is None else hosts[i]))
+                                       "127.0.0.1" if hosts is None else hosts[i],
+                                       "https" if tls is not None else "http"))
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
         self.token = "kvd-test-%d" % os.getpid()
 
@@ -122,6 +129,11 @@ class EtcdCluster:
                 # etcd's defaults (heartbeat 100 ms, election 1000 ms): the
                 # leader-change figures in docs/cluster.md are measured with them.
                 "--logger", "zap", "--log-outputs", m.log_path]
+        if self.tls is not None:
+            # Clients only (peers stay http on loopback): etcd's certificate
+            # and key, and a client must present one signed by the CA.
+            args += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                     "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
         env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))
         m.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(m.log_path + ".stderr", "ab"), env=env,
@@ -160,7 +172,8 @@ class EtcdCluster:
             if not m.alive():
                 continue
             try:
-                st = self.call(gateway, m.client_url, "/v3/maintenance/status", {}, timeout=1.0)
+                st = self.call(gateway, m.client_url, "/v3/maintenance/status", {}, timeout=1.0,
+                               context=self.ssl_context)
             except (OSError, urllib.error.URLError, ValueError):
                 continue
             m.member_id = st["header"]["member_id"]
@@ -196,7 +209,8 @@ class EtcdCluster:
                 continue
             try:
                 # A linearizable read needs the quorum and a leader.
-                self.call(gateway, m.client_url, "/v3/kv/range", {"key": b64("health")}, timeout=1.0)
+                self.call(gateway, m.client_url, "/v3/kv/range", {"key": b64("health")}, timeout=1.0,
+                          context=self.ssl_context)
             except (OSError, urllib.error.URLError, ValueError):
                 return False
         return self.leader() is not None

@@ -39,6 +39,12 @@ kvd_cluster_test(cluster_switchover test_cluster_switchover.py 300)
 # against a real etcd whose keys the test writes itself, and real kvd nodes.
 kvd_cluster_test(cluster_kvctl test_kvctl_cluster.py 600)
 
+# TLS to etcd: one etcd member serving https with --client-cert-auth and
+# certificates made for the run with the openssl CLI; kvd nodes and kvctl
+# with the right CA and client certificate work, a wrong CA or no client
+# certificate is refused and said so. Exits 77 without etcd or openssl.
+kvd_cluster_test(cluster_etcd_tls test_cluster_etcd_tls.py 300)
+
 # The fault tests' private network (netns.py) on its own: namespaces joined
 # by veth pairs to a bridge, iptables partitions and healing, a Unix socket
 # across namespaces, clean-up of our own and of a crashed run's namespaces.

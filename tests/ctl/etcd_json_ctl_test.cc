@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "etcd_gateway.h"
 
@@ -113,8 +114,45 @@ TEST_CASE("endpoint lists") {
   REQUIRE(two.has_value());
   CHECK(*two == std::vector<std::string>{"http://127.0.0.1:2379", "http://127.0.0.1:2381"});
   CHECK_FALSE(EtcdGateway::ParseEndpoints("").has_value());
-  CHECK_FALSE(EtcdGateway::ParseEndpoints("https://127.0.0.1:2379").has_value());
   CHECK_FALSE(EtcdGateway::ParseEndpoints("127.0.0.1:2379").has_value());
   CHECK_FALSE(EtcdGateway::ParseEndpoints("http://127.0.0.1").has_value());
+  CHECK_FALSE(EtcdGateway::ParseEndpoints("https://127.0.0.1").has_value());
   CHECK_FALSE(EtcdGateway::ParseEndpoints("unix:/run/kvd/kvd.sock").has_value());
+  // TLS to etcd: https:// endpoints, every one of the list.
+  auto tls = EtcdGateway::ParseEndpoints("https://127.0.0.1:2379,https://127.0.0.1:2381/");
+  REQUIRE(tls.has_value());
+  CHECK(*tls == std::vector<std::string>{"https://127.0.0.1:2379", "https://127.0.0.1:2381"});
+  for (const char* mixed : {"https://127.0.0.1:2379,http://127.0.0.1:2381", "http://127.0.0.1:2379,https://127.0.0.1:2381"}) {
+    auto m = EtcdGateway::ParseEndpoints(mixed);
+    REQUIRE_FALSE(m.has_value());
+    CHECK_MESSAGE(m.error().message().find("http:// and https:// mixed") != std::string::npos, m.error().message());
+  }
+}
+
+TEST_CASE("TLS options fit the endpoints: https needs --etcd-cacert, cert and key together, files readable") {
+  const std::vector<std::string> https = {"https://127.0.0.1:2379"};
+  const std::vector<std::string> http = {"http://127.0.0.1:2379"};
+  // /dev/null stands for a readable file: CheckTls does not parse PEM (curl does).
+  CHECK(EtcdGateway::CheckTls(http, {}).ok());
+  CHECK(EtcdGateway::CheckTls(https, {"/dev/null", "", ""}).ok());
+  CHECK(EtcdGateway::CheckTls(https, {"/dev/null", "/dev/null", "/dev/null"}).ok());
+  struct Bad {
+    std::vector<std::string> endpoints;
+    EtcdTls tls;
+    const char* says;
+  };
+  for (const Bad& b : {
+           Bad{https, {}, "need --etcd-cacert"},
+           Bad{https, {"/dev/null", "/dev/null", ""}, "give both"},
+           Bad{https, {"/dev/null", "", "/dev/null"}, "give both"},
+           Bad{http, {"/dev/null", "", ""}, "only with https://"},
+           Bad{{}, {"/dev/null", "", ""}, "only with https://"},  // --cluster unix:...
+           Bad{https, {"/nonexistent/ca.pem", "", ""}, "--etcd-cacert /nonexistent/ca.pem: No such file"},
+           Bad{https, {"/dev/null", "/nonexistent/c.pem", "/dev/null"}, "--etcd-cert /nonexistent/c.pem"},
+           Bad{https, {"/dev/null", "/dev/null", "/nonexistent/c.key"}, "--etcd-key /nonexistent/c.key"},
+       }) {
+    const kvd::Status st = EtcdGateway::CheckTls(b.endpoints, b.tls);
+    REQUIRE_FALSE_MESSAGE(st.ok(), b.says);
+    CHECK_MESSAGE(st.message().find(b.says) != std::string::npos, st.message());
+  }
 }

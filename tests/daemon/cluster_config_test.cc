@@ -2,6 +2,9 @@
 // keys a cluster node needs.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include "config/config.h"
 
 using kvd::daemon::ClusterConfig;
@@ -37,8 +40,7 @@ TEST_CASE("[cluster] refuses what it cannot use, naming the key") {
     const char* says;
   };
   for (const Bad& b : {
-           Bad{"etcd_endpoints = \"https://127.0.0.1:2379\"", "TLS to etcd is not built yet"},
-           Bad{"etcd_endpoints = \"127.0.0.1:2379\"", "is not http://IP:PORT"},
+           Bad{"etcd_endpoints = \"127.0.0.1:2379\"", "is not http://IP:PORT or https://IP:PORT"},
            Bad{"etcd_endpoints = \"http://etcd.example:2379\"", "cluster.etcd_endpoints"},
            Bad{"etcd_endpoints = \"http://127.0.0.1:2379,,http://127.0.0.1:2380\"", "an empty entry"},
            Bad{"prefix = \"kvd\"", "must start with '/'"},
@@ -75,5 +77,50 @@ TEST_CASE("[cluster] needs [replication] name and a fixed listen port, and refus
     }
     REQUIRE_MESSAGE(!c.has_value(), k.repl);
     CHECK_MESSAGE(c.error().message().find(k.says) != std::string::npos, k.repl, " -> ", c.error().message());
+  }
+}
+
+TEST_CASE("[cluster] TLS to etcd: https endpoints with a CA, a client certificate as a pair, no mix") {
+  const std::string repl = "[replication]\nname = \"a\"\nlisten = \"127.0.0.1:7001\"\n";
+  auto ok = ParseConfig(
+      "[cluster]\netcd_endpoints = \"https://127.0.0.1:2379,https://127.0.0.1:22379/\"\n"
+      "etcd_ca_file = \"/etc/kvd/ca.pem\"\netcd_cert_file = \"c.pem\"\netcd_key_file = \"c.key\"\n" + repl,
+      "t.toml");
+  REQUIRE_MESSAGE(ok.has_value(), ok.error().ToString());
+  CHECK(ok->cluster.etcd_ca_file == "/etc/kvd/ca.pem");
+  CHECK(ok->cluster.etcd_cert_file == "c.pem");
+  CHECK(ok->cluster.etcd_key_file == "c.key");
+  auto eps = kvd::daemon::ParseEtcdEndpoints(ok->cluster.etcd_endpoints);
+  REQUIRE(eps.has_value());
+  CHECK(*eps == std::vector<std::string>{"https://127.0.0.1:2379", "https://127.0.0.1:22379"});
+  // A CA alone: etcd without --client-cert-auth.
+  auto ca_only = ParseConfig(
+      "[cluster]\netcd_endpoints = \"https://127.0.0.1:2379\"\netcd_ca_file = \"ca.pem\"\n" + repl, "t.toml");
+  const std::string why = ca_only.has_value() ? "" : ca_only.error().message();
+  CHECK_MESSAGE(ca_only.has_value(), why);
+
+  struct Bad {
+    const char* cluster;
+    const char* says;
+  };
+  for (const Bad& b : {
+           Bad{"etcd_endpoints = \"https://127.0.0.1:2379\"", "cluster.etcd_ca_file: required with https://"},
+           Bad{"etcd_endpoints = \"https://127.0.0.1:2379\"\netcd_ca_file = \"ca.pem\"\netcd_cert_file = \"c.pem\"",
+               "set both"},
+           Bad{"etcd_endpoints = \"https://127.0.0.1:2379\"\netcd_ca_file = \"ca.pem\"\netcd_key_file = \"c.key\"",
+               "set both"},
+           Bad{"etcd_endpoints = \"https://127.0.0.1:2379,http://127.0.0.1:22379\"\netcd_ca_file = \"ca.pem\"",
+               "http:// and https:// mixed"},
+           Bad{"etcd_endpoints = \"http://127.0.0.1:2379,https://127.0.0.1:22379\"", "http:// and https:// mixed"},
+           Bad{"etcd_endpoints = \"http://127.0.0.1:2379\"\netcd_ca_file = \"ca.pem\"", "only with https://"},
+           Bad{"etcd_endpoints = \"https://etcd.example:2379\"\netcd_ca_file = \"ca.pem\"", "cluster.etcd_endpoints"},
+       }) {
+    auto c = ParseConfig(std::string("[cluster]\n") + b.cluster + "\n" + repl, "t.toml");
+    REQUIRE_MESSAGE(!c.has_value(), b.cluster);
+    CHECK_MESSAGE(c.error().message().find(b.says) != std::string::npos, b.cluster, " -> ", c.error().message());
+  }
+  // The TLS keys are restart-only, like every [cluster] key.
+  for (const char* key : {"cluster.etcd_ca_file", "cluster.etcd_cert_file", "cluster.etcd_key_file"}) {
+    CHECK_FALSE(kvd::daemon::IsRuntimeKey(key));
   }
 }

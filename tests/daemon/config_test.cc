@@ -234,7 +234,7 @@ TEST_CASE("runtime keys: get, set, diff") {
   CHECK(kvd::daemon::DiffConfig(c, c).runtime_changed.empty());
 
   const auto all = kvd::daemon::ListConfigValues(c);
-  CHECK(all.size() == 43);  // 34 + [cluster] 3 + tls 4 + min_lsn_wait + read_barrier
+  CHECK(all.size() == 46);  // 34 + [cluster] 3 + tls 4 + min_lsn_wait + read_barrier + [cluster] etcd tls 3
   CHECK(all.front().first == "server.socket");
 }
 
