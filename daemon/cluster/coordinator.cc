@@ -47,6 +47,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
     KVD_ASSIGN_OR_RETURN(c->sync_, SyncSet::Create(loop, c->client_.get(), config.cluster.prefix, c->name_,
                                                    config.replication.sync_replicas, repl,
                                                    [node]() -> const Engine* { return node->engine(); }));
+    // Members republish as soon as they see the leader key go, so a
+    // candidate waits for their fresh durable LSNs no longer than a round trip.
+    KVD_ASSIGN_OR_RETURN(c->rank_, CandidateRank::Create(loop, c->client_.get(), config.cluster.prefix,
+                                                         config.cluster.ttl, [self] { self->publisher_->PublishNow(); }));
   }
   LeaderLeaseOptions lo;
   lo.prefix = config.cluster.prefix;
@@ -71,6 +75,7 @@ void Coordinator::Start() {
   publisher_->Start();
   if (sync_) {
     sync_->Start();
+    rank_->Start();
     uv_timer_start(
         takeover_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->CheckTakeover(); },
         kTakeoverCheckMs, kTakeoverCheckMs);
@@ -209,6 +214,20 @@ bool Coordinator::MayCampaign(std::vector<EtcdCompare>* extra) const {
   const bool target = switchover_ && switchover_->to == name_;
   if (!sync_) return true;
   if (!target && !PromiseKept()) return false;
+  if (!target && sync_->exists() && sync_->MayCampaign(nullptr)) {
+    // Among the published members the highest durable LSN campaigns
+    // (docs/cluster.md §3.2). The switchover target is exempt: the old
+    // primary waited until it had every write.
+    const Engine* e = node_->engine();
+    std::string why;
+    const auto verdict = rank_->Decide(sync_->published().members, name_, e != nullptr ? e->durable_lsn() : 0, &why);
+    if (verdict != CandidateRank::Verdict::kGo) {
+      if (why != rank_why_) spdlog::info("cluster: {} holds its campaign back: {}", name_, why);
+      rank_why_ = why;
+      return false;
+    }
+    rank_why_.clear();
+  }
   return sync_->MayCampaign(extra);
 }
 

@@ -12,7 +12,10 @@
 //                                    (" primary_address=<socket>")
 //   sync_replicas >= 1            -> the strict sync set (sync_set.h): only
 //                                    a published member campaigns; the
-//                                    primary keeps the set at N members
+//                                    primary keeps the set at N members;
+//                                    with N >= 2 members the one with the
+//                                    highest published durable LSN
+//                                    campaigns (candidate_rank.h)
 //   LeaderLease kLost(why)        -> StepDown: writes fenced at once, held
 //                                    acknowledgements failed, the primary's
 //                                    senders stopped; the lease campaigns
@@ -37,6 +40,7 @@
 #include <memory>
 #include <string>
 
+#include "cluster/candidate_rank.h"
 #include "cluster/etcd_client.h"
 #include "cluster/leader_lease.h"
 #include "cluster/member_publisher.h"
@@ -107,6 +111,8 @@ class Coordinator {
   std::unique_ptr<LeaderLease> lease_;
   std::unique_ptr<MemberPublisher> publisher_;
   std::unique_ptr<SyncSet> sync_;  // sync_replicas >= 1 only
+  std::unique_ptr<CandidateRank> rank_;  // with sync_
+  mutable std::string rank_why_;         // the last hold-back reason logged
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;

@@ -1,0 +1,118 @@
+"""Candidate choice by durable LSN (docs/cluster.md §3.2, ctest
+cluster_candidate): 3 etcd + 3 kvd with sync_replicas = 2 on loopback, so
+both replicas are in the published sync set and both may be promoted.
+
+Each round: of the two members, the one that wins ties (the smaller name)
+is killed -9 under writers; the primary goes on appending (the writes wait
+in the sync gate, never acknowledged) and the other member makes them
+durable, so its durable LSN is now higher. Then the primary is killed -9
+and the lagging member restarted at once: both are live candidates, and
+the one with the higher durable LSN must become primary. Every
+acknowledged write (a ledger) is read back from the new primary.
+KVD_CANDIDATE_ROUNDS rounds (default 3)."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+import kvdtest  # noqa: E402
+from cluster_nodes import ClusterNodes, Ledger, EtcdTestCase, FENCED  # noqa: E402
+
+ROUNDS = int(os.environ.get("KVD_CANDIDATE_ROUNDS", "3"))
+
+
+def published_set(nodes, primary, size):
+    """The members of the sync set `primary` published for its epoch, once
+    it has `size` of them."""
+    epoch = nodes[primary].status()["epoch"]
+    got = []
+
+    def published():
+        v, _ = nodes.etcd_get("/sync")
+        v = json.loads(v) if v is not None else None
+        if v is None or v["epoch"] != epoch or len(v["members"]) != size:
+            return False
+        got[:] = v["members"]
+        return True
+    kvdtest.wait_until(published, what="a sync set of %d for epoch %d" % (size, epoch))
+    return sorted(got)
+
+
+def read_all(server):
+    """Everything on a primary, once it has a read lease from its sync
+    members (docs/cluster.md §3.5; until then it answers Fenced: retry)."""
+    got = []
+
+    def read():
+        with server.client() as c:
+            r = c.scan()
+            if r.status == FENCED:
+                return False
+        with server.client() as c:
+            got[:] = [dict(c.scan_all())]
+        return True
+    kvdtest.wait_until(read, what="a read on the new primary")
+    return got[0]
+
+
+class ClusterCandidate(EtcdTestCase):
+    def test_highest_durable_lsn_among_members_wins(self):
+        nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=2)
+        p = nodes.wait_primary()
+        acked = {}
+        for rnd in range(ROUNDS):
+            members = published_set(nodes, p, 2)
+            self.assertNotIn(p, members)
+            behind, ahead = members  # `behind` wins a tie on the name
+            nodes.wait_streaming(p)
+            ledger = Ledger(nodes[p], tag=b"r%d-" % rnd).start()
+            try:
+                kvdtest.wait_until(lambda: ledger.count() > 100, what="load")
+                nodes[behind].kill()
+                # `behind` is dead: nothing appended from now on is on it.
+                killed_lsn = nodes[p].status()["last_lsn"]
+
+                def unacknowledged():
+                    try:
+                        with nodes[p].client(timeout=20) as c:
+                            c.put(b"unacked:%02d" % rnd, b"x")
+                    except (OSError, ConnectionError):
+                        pass
+                extra = threading.Thread(target=unacknowledged)
+                extra.start()
+                kvdtest.wait_until(lambda: nodes[ahead].status()["durable_lsn"] > killed_lsn,
+                                   what="%s durable past LSN %d" % (ahead, killed_lsn))
+                ahead_lsn = nodes[ahead].status()["durable_lsn"]
+                nodes[p].kill()
+                killed_at = time.monotonic()
+            finally:
+                ledger.join()
+            extra.join()
+            nodes[behind].start()
+            behind_lsn = nodes[behind].status()["durable_lsn"]
+            self.assertLessEqual(behind_lsn, killed_lsn)
+            p2 = nodes.wait_primary(exclude=(p,), timeout=30)
+            took = time.monotonic() - killed_at
+            print("\nround %d: %s killed at LSN <= %d, %s durable at %d; kill -9 of %s -> %s primary %.2f s later"
+                  % (rnd, behind, killed_lsn, ahead, ahead_lsn, p, p2, took))
+            self.assertEqual(p2, ahead, "round %d: the member with the higher durable LSN (%s: %d, %s: %d) must win"
+                             % (rnd, ahead, ahead_lsn, behind, behind_lsn))
+            acked.update(ledger.acked)
+            # Reads on the new primary need both sync members (the read
+            # barrier): the old primary rejoins first.
+            nodes[p].start()
+            p = p2
+            published_set(nodes, p, 2)
+            data = read_all(nodes[p])
+            self.assertEqual([k for k, v in acked.items() if data.get(k) != v], [])
+        published_set(nodes, p, 2)
+        data = nodes.wait_converged(p)
+        self.assertEqual([k for k, v in acked.items() if data.get(k) != v], [])
+        self.assertGreater(len(acked), 100 * ROUNDS)
+
+
+if __name__ == "__main__":
+    kvdtest.main(total_timeout=300)
