@@ -45,7 +45,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   Coordinator* self = c.get();
   if (config.replication.sync_replicas > 0) {
     KVD_ASSIGN_OR_RETURN(c->sync_, SyncSet::Create(loop, c->client_.get(), config.cluster.prefix, c->name_,
-                                                   config.replication.sync_replicas, repl,
+                                                   config.replication.sync_replicas,
+                                                   config.replication.sync_timeout, repl,
                                                    [node]() -> const Engine* { return node->engine(); }));
     // Members republish as soon as they see the leader key go, so a
     // candidate waits for their fresh durable LSNs no longer than a round trip.
@@ -272,6 +273,26 @@ void Coordinator::CheckTakeover() {
       }
     });
   });
+}
+
+bool Coordinator::ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {
+  if (!sync_ && sync_replicas == 0) return false;  // asynchronous before and after: nothing published
+  if (!sync_ || sync_replicas == 0) {
+    // The strict set (and who may campaign) is decided at start: between
+    // 0 and >= 1 a restart is needed. Keep the current count, take the timeout.
+    const uint32_t keep = sync_ ? sync_->target() : 0;
+    spdlog::error("cluster: replication.sync_replicas {} -> {} is not applied at run time with [cluster] (0 and "
+                  ">= 1 are different modes): restart the nodes; keeping {}",
+                  keep, sync_replicas, keep);
+    if (sync_) {
+      sync_->SetTarget(keep, sync_timeout);
+    } else if (Status st = repl_->SetSync(0, sync_timeout); !st.ok()) {
+      spdlog::error("applying replication.sync_timeout: {}", st.ToString());
+    }
+    return true;
+  }
+  sync_->SetTarget(sync_replicas, sync_timeout);
+  return true;
 }
 
 void Coordinator::Resign(std::function<void()> done) {

@@ -74,6 +74,10 @@ class Coordinator {
   // without waiting for the TTL) and the member lease; done runs once the
   // revoke was answered or failed (bounded by the request timeout).
   void Resign(std::function<void()> done);
+  // SIGHUP / CONFIG SET of replication.sync_replicas or sync_timeout. true:
+  // handled here (the published sync set follows, sync_set.h); false: the
+  // caller applies it to Replication as without [cluster].
+  bool ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout);
 
  private:
   Coordinator(uv_loop_t* loop, const Config& config, Replication* repl, NodeController* node);

@@ -11,7 +11,6 @@ the one with the higher durable LSN must become primary. Every
 acknowledged write (a ledger) is read back from the new primary.
 KVD_CANDIDATE_ROUNDS rounds (default 3)."""
 
-import json
 import os
 import sys
 import threading
@@ -19,43 +18,9 @@ import time
 
 sys.dont_write_bytecode = True
 import kvdtest  # noqa: E402
-from cluster_nodes import ClusterNodes, Ledger, EtcdTestCase, FENCED  # noqa: E402
+from cluster_nodes import ClusterNodes, Ledger, EtcdTestCase, published_set, read_all  # noqa: E402
 
 ROUNDS = int(os.environ.get("KVD_CANDIDATE_ROUNDS", "3"))
-
-
-def published_set(nodes, primary, size):
-    """The members of the sync set `primary` published for its epoch, once
-    it has `size` of them."""
-    epoch = nodes[primary].status()["epoch"]
-    got = []
-
-    def published():
-        v, _ = nodes.etcd_get("/sync")
-        v = json.loads(v) if v is not None else None
-        if v is None or v["epoch"] != epoch or len(v["members"]) != size:
-            return False
-        got[:] = v["members"]
-        return True
-    kvdtest.wait_until(published, what="a sync set of %d for epoch %d" % (size, epoch))
-    return sorted(got)
-
-
-def read_all(server):
-    """Everything on a primary, once it has a read lease from its sync
-    members (docs/cluster.md §3.5; until then it answers Fenced: retry)."""
-    got = []
-
-    def read():
-        with server.client() as c:
-            r = c.scan()
-            if r.status == FENCED:
-                return False
-        with server.client() as c:
-            got[:] = [dict(c.scan_all())]
-        return True
-    kvdtest.wait_until(read, what="a read on the new primary")
-    return got[0]
 
 
 class ClusterCandidate(EtcdTestCase):
