@@ -134,6 +134,7 @@ void Coordinator::OnLease(const LeaseEvent& ev) {
       Lead(ev.epoch);
       break;
     case LeaseRole::kFollower:
+      if (ev.leader != leader_) leader_since_ = std::chrono::steady_clock::now();
       leader_ = ev.leader;
       Follow();
       break;
@@ -241,6 +242,9 @@ void Coordinator::CheckTakeover() {
   if (resigning_ || taking_over_ || leader_.empty() || lease_->role() != LeaseRole::kFollower) return;
   const auto silence = repl_->PrimarySilence();
   if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
+  // The silence counts against the leader followed now: a node that wakes
+  // (SIGCONT) to find a new leader has not heard it yet, but not for long.
+  if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;
   std::vector<EtcdCompare> guard;
   if (!sync_->MayCampaign(&guard)) return;  // only a published member may
   taking_over_ = true;
@@ -253,6 +257,7 @@ void Coordinator::CheckTakeover() {
     if (kv.value != leader_ || kv.create_revision <= fenced_epoch_) return;
     const auto quiet = repl_->PrimarySilence();
     if (!quiet || *quiet < std::max(kTakeoverSilence, kReadLease)) return;
+    if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;  // a leader just followed
     // Refuse the old epoch first: from now on the old primary cannot
     // gather this member's ACKs, so it cannot acknowledge anything more.
     fenced_epoch_ = kv.create_revision;

@@ -118,6 +118,7 @@ class Coordinator {
   std::unique_ptr<CandidateRank> rank_;  // with sync_
   mutable std::string rank_why_;         // the last hold-back reason logged
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
+  std::chrono::steady_clock::time_point leader_since_{};  // when leader_ last changed
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;
   bool taking_over_ = false;   // the leader key read of a takeover is out

@@ -9,9 +9,13 @@ durable, so its durable LSN is now higher. Then the primary is killed -9
 and the lagging member restarted at once: both are live candidates, and
 the one with the higher durable LSN must become primary. Every
 acknowledged write (a ledger) is read back from the new primary.
-KVD_CANDIDATE_ROUNDS rounds (default 3)."""
+KVD_CANDIDATE_ROUNDS rounds (default 3).
+
+A member that is stopped (SIGSTOP) when the primary is killed is waited
+for only until its member key is gone: the other member becomes primary."""
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -77,6 +81,36 @@ class ClusterCandidate(EtcdTestCase):
         data = nodes.wait_converged(p)
         self.assertEqual([k for k, v in acked.items() if data.get(k) != v], [])
         self.assertGreater(len(acked), 100 * ROUNDS)
+
+    def test_a_silent_member_is_not_waited_for_beyond_its_key(self):
+        """The wait for the other members' fresh LSNs is bounded: a member
+        that is stopped (its key stays until its lease ends, never updated)
+        holds the other back at most until its key is gone."""
+        nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=2)
+        p = nodes.wait_primary()
+        silent, other = published_set(nodes, p, 2)
+        nodes.wait_streaming(p)
+        acked = {}
+        with nodes[p].client() as c:
+            for i in range(20):
+                c.put(b"k%02d" % i, b"v").check()
+                acked[b"k%02d" % i] = b"v"
+        nodes[silent].kill(signal.SIGSTOP)
+        try:
+            nodes[p].kill()
+            killed_at = time.monotonic()
+            p2 = nodes.wait_primary(exclude=(p, silent), timeout=20)
+            took = time.monotonic() - killed_at
+            self.assertEqual(p2, other)
+            self.assertIsNone(nodes.member(silent), "%s's member key outlived its lease" % silent)
+        finally:
+            nodes[silent].kill(signal.SIGCONT)
+        print("\n%s stopped, kill -9 of %s: %s primary %.2f s later (after %s's member key expired)"
+              % (silent, p, p2, took, silent))
+        nodes[p].start()
+        published_set(nodes, p2, 2)
+        data = read_all(nodes[p2])
+        self.assertEqual([k for k, v in acked.items() if data.get(k) != v], [])
 
 
 if __name__ == "__main__":
