@@ -180,9 +180,10 @@ void SyncSet::BeginPrimary(int64_t epoch) {
       if (m != name_) kept.push_back(m);
     }
   }
-  // The gate started with n_ (BecomePrimary); a published set larger than
-  // that (sync_replicas lowered since) is required whole until shrunk.
-  gate_n_ = n_;
+  // The gate started with Replication's last value (BecomePrimary), which
+  // a previous term may have raised: set it again. A published set larger
+  // than n_ (sync_replicas lowered since) is required whole until shrunk.
+  gate_n_ = 0;
   ApplyGate();
   // Published already (the campaign compared the key's revision): count at once.
   Count(kept);
