@@ -200,8 +200,12 @@ void Server::OnConfigApplied(const Config& before, const Config& after) {
   }
   const ReplicationConfig &rb = before.replication, &ra = after.replication;
   if (rb.sync_replicas != ra.sync_replicas || rb.sync_timeout != ra.sync_timeout) {
-    if (Status st = repl_.SetSync(ra.sync_replicas, ra.sync_timeout); !st.ok()) {
-      spdlog::error("applying replication.sync_replicas: {}", st.ToString());
+    // With [cluster] the published sync set must follow in order (cluster/sync_set.h).
+    const bool by_cluster = cluster_ && cluster_->ApplySync(ra.sync_replicas, ra.sync_timeout);
+    if (!by_cluster) {
+      if (Status st = repl_.SetSync(ra.sync_replicas, ra.sync_timeout); !st.ok()) {
+        spdlog::error("applying replication.sync_replicas: {}", st.ToString());
+      }
     }
   }
 }

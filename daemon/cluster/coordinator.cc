@@ -47,8 +47,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
   Coordinator* self = c.get();
   if (config.replication.sync_replicas > 0) {
     KVD_ASSIGN_OR_RETURN(c->sync_, SyncSet::Create(loop, c->client_.get(), config.cluster.prefix, c->name_,
-                                                   config.replication.sync_replicas, repl,
+                                                   config.replication.sync_replicas,
+                                                   config.replication.sync_timeout, repl,
                                                    [node]() -> const Engine* { return node->engine(); }));
+    // Members republish as soon as they see the leader key go, so a
+    // candidate waits for their fresh durable LSNs no longer than a round trip.
+    KVD_ASSIGN_OR_RETURN(c->rank_, CandidateRank::Create(loop, c->client_.get(), config.cluster.prefix,
+                                                         config.cluster.ttl, [self] { self->publisher_->PublishNow(); }));
   }
   LeaderLeaseOptions lo;
   lo.prefix = config.cluster.prefix;
@@ -73,6 +78,7 @@ void Coordinator::Start() {
   publisher_->Start();
   if (sync_) {
     sync_->Start();
+    rank_->Start();
     uv_timer_start(
         takeover_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->CheckTakeover(); },
         kTakeoverCheckMs, kTakeoverCheckMs);
@@ -130,6 +136,7 @@ void Coordinator::OnLease(const LeaseEvent& ev) {
       Lead(ev.epoch);
       break;
     case LeaseRole::kFollower:
+      if (ev.leader != leader_) leader_since_ = std::chrono::steady_clock::now();
       leader_ = ev.leader;
       Follow();
       break;
@@ -211,6 +218,20 @@ bool Coordinator::MayCampaign(std::vector<EtcdCompare>* extra) const {
   const bool target = switchover_ && switchover_->to == name_;
   if (!sync_) return true;
   if (!target && !PromiseKept()) return false;
+  if (!target && sync_->exists() && sync_->MayCampaign(nullptr)) {
+    // Among the published members the highest durable LSN campaigns
+    // (docs/cluster.md §3.2). The switchover target is exempt: the old
+    // primary waited until it had every write.
+    const Engine* e = node_->engine();
+    std::string why;
+    const auto verdict = rank_->Decide(sync_->published().members, name_, e != nullptr ? e->durable_lsn() : 0, &why);
+    if (verdict != CandidateRank::Verdict::kGo) {
+      if (why != rank_why_) spdlog::info("cluster: {} holds its campaign back: {}", name_, why);
+      rank_why_ = why;
+      return false;
+    }
+    rank_why_.clear();
+  }
   return sync_->MayCampaign(extra);
 }
 
@@ -223,6 +244,9 @@ void Coordinator::CheckTakeover() {
   if (resigning_ || taking_over_ || leader_.empty() || lease_->role() != LeaseRole::kFollower) return;
   const auto silence = repl_->PrimarySilence();
   if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
+  // The silence counts against the leader followed now: a node that wakes
+  // (SIGCONT) to find a new leader has not heard it yet, but not for long.
+  if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;
   std::vector<EtcdCompare> guard;
   if (!sync_->MayCampaign(&guard)) return;  // only a published member may
   taking_over_ = true;
@@ -235,6 +259,7 @@ void Coordinator::CheckTakeover() {
     if (kv.value != leader_ || kv.create_revision <= fenced_epoch_) return;
     const auto quiet = repl_->PrimarySilence();
     if (!quiet || *quiet < std::max(kTakeoverSilence, kReadLease)) return;
+    if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;  // a leader just followed
     // Refuse the old epoch first: from now on the old primary cannot
     // gather this member's ACKs, so it cannot acknowledge anything more.
     fenced_epoch_ = kv.create_revision;
@@ -255,6 +280,26 @@ void Coordinator::CheckTakeover() {
       }
     });
   });
+}
+
+bool Coordinator::ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {
+  if (!sync_ && sync_replicas == 0) return false;  // asynchronous before and after: nothing published
+  if (!sync_ || sync_replicas == 0) {
+    // The strict set (and who may campaign) is decided at start: between
+    // 0 and >= 1 a restart is needed. Keep the current count, take the timeout.
+    const uint32_t keep = sync_ ? sync_->target() : 0;
+    spdlog::error("cluster: replication.sync_replicas {} -> {} is not applied at run time with [cluster] (0 and "
+                  ">= 1 are different modes): restart the nodes; keeping {}",
+                  keep, sync_replicas, keep);
+    if (sync_) {
+      sync_->SetTarget(keep, sync_timeout);
+    } else if (Status st = repl_->SetSync(0, sync_timeout); !st.ok()) {
+      spdlog::error("applying replication.sync_timeout: {}", st.ToString());
+    }
+    return true;
+  }
+  sync_->SetTarget(sync_replicas, sync_timeout);
+  return true;
 }
 
 void Coordinator::Resign(std::function<void()> done) {

@@ -12,7 +12,10 @@
 //                                    (" primary_address=<socket>")
 //   sync_replicas >= 1            -> the strict sync set (sync_set.h): only
 //                                    a published member campaigns; the
-//                                    primary keeps the set at N members
+//                                    primary keeps the set at N members;
+//                                    with N >= 2 members the one with the
+//                                    highest published durable LSN
+//                                    campaigns (candidate_rank.h)
 //   LeaderLease kLost(why)        -> StepDown: writes fenced at once, held
 //                                    acknowledgements failed, the primary's
 //                                    senders stopped; the lease campaigns
@@ -37,6 +40,7 @@
 #include <memory>
 #include <string>
 
+#include "cluster/candidate_rank.h"
 #include "cluster/etcd_client.h"
 #include "cluster/leader_lease.h"
 #include "cluster/member_publisher.h"
@@ -70,6 +74,10 @@ class Coordinator {
   // without waiting for the TTL) and the member lease; done runs once the
   // revoke was answered or failed (bounded by the request timeout).
   void Resign(std::function<void()> done);
+  // SIGHUP / CONFIG SET of replication.sync_replicas or sync_timeout. true:
+  // handled here (the published sync set follows, sync_set.h); false: the
+  // caller applies it to Replication as without [cluster].
+  bool ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout);
 
  private:
   Coordinator(uv_loop_t* loop, const Config& config, Replication* repl, NodeController* node);
@@ -107,7 +115,10 @@ class Coordinator {
   std::unique_ptr<LeaderLease> lease_;
   std::unique_ptr<MemberPublisher> publisher_;
   std::unique_ptr<SyncSet> sync_;  // sync_replicas >= 1 only
+  std::unique_ptr<CandidateRank> rank_;  // with sync_
+  mutable std::string rank_why_;         // the last hold-back reason logged
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
+  std::chrono::steady_clock::time_point leader_since_{};  // when leader_ last changed
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;
   bool taking_over_ = false;   // the leader key read of a takeover is out

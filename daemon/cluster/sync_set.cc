@@ -46,23 +46,25 @@ Result<SyncValue> ParseSyncJson(std::string_view json) {
 }
 
 SyncSet::SyncSet(uv_loop_t* loop, EtcdClient* client, std::string prefix, std::string name, uint32_t n,
-                 Replication* repl, std::function<const Engine*()> engine)
+                 std::chrono::milliseconds timeout, Replication* repl, std::function<const Engine*()> engine)
     : loop_(loop),
       client_(client),
       key_(prefix + "/sync"),
       leader_key_(prefix + "/leader"),
       name_(std::move(name)),
       n_(n),
+      timeout_(timeout),
       repl_(repl),
       engine_(std::move(engine)) {}
 
 SyncSet::~SyncSet() = default;
 
 Result<std::unique_ptr<SyncSet>> SyncSet::Create(uv_loop_t* loop, EtcdClient* client, std::string prefix,
-                                                 std::string name, uint32_t sync_replicas, Replication* repl,
+                                                 std::string name, uint32_t sync_replicas,
+                                                 std::chrono::milliseconds sync_timeout, Replication* repl,
                                                  std::function<const Engine*()> engine) {
-  std::unique_ptr<SyncSet> s(
-      new SyncSet(loop, client, std::move(prefix), std::move(name), sync_replicas, repl, std::move(engine)));
+  std::unique_ptr<SyncSet> s(new SyncSet(loop, client, std::move(prefix), std::move(name), sync_replicas,
+                                         sync_timeout, repl, std::move(engine)));
   if (!InitTimer(loop, &s->timer_, s.get()) || !InitTimer(loop, &s->load_timer_, s.get())) {
     return Status::Internal("sync set: uv_timer_init failed");
   }
@@ -131,6 +133,42 @@ void SyncSet::Count(std::vector<std::string> names) {
   repl_->SetSyncMembers(std::move(names));
 }
 
+void SyncSet::ApplyGate() {
+  if (epoch_ == 0) return;
+  uint32_t others = 0;
+  for (const std::string& m : value_.members) others += m != name_ ? 1 : 0;
+  const uint32_t n = std::max(n_, others);
+  if (n == gate_n_) return;
+  if (Status st = repl_->SetSync(n, timeout_); !st.ok()) {
+    spdlog::error("cluster: sync set: the gate refused sync_replicas {}: {}", n, st.ToString());
+    return;
+  }
+  if (n != n_) {
+    spdlog::warn("cluster: sync set: the gate requires {} ACKs (published members) until a set of {} is published",
+                 n, n_);
+  }
+  gate_n_ = n;
+}
+
+void SyncSet::SetTarget(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {
+  const bool timeout_changed = sync_timeout != timeout_;
+  if (sync_replicas != n_) {
+    spdlog::warn("cluster: sync set: sync_replicas {} -> {}{}", n_, sync_replicas,
+                 epoch_ != 0 ? " (the published set follows)" : "");
+  }
+  n_ = sync_replicas;
+  timeout_ = sync_timeout;
+  if (epoch_ == 0) {
+    // Not primary: only the configuration (used when this node is promoted).
+    if (Status st = repl_->SetSync(n_, timeout_); !st.ok()) spdlog::error("cluster: sync set: {}", st.ToString());
+    return;
+  }
+  // Growing takes effect at the gate now; shrinking once the smaller set
+  // is published (Tick, then Publish's success).
+  if (timeout_changed) gate_n_ = 0;  // re-apply with the new timeout
+  ApplyGate();
+}
+
 void SyncSet::BeginPrimary(int64_t epoch) {
   epoch_ = epoch;
   const Engine* e = engine_();
@@ -142,6 +180,11 @@ void SyncSet::BeginPrimary(int64_t epoch) {
       if (m != name_) kept.push_back(m);
     }
   }
+  // The gate started with Replication's last value (BecomePrimary), which
+  // a previous term may have raised: set it again. A published set larger
+  // than n_ (sync_replicas lowered since) is required whole until shrunk.
+  gate_n_ = 0;
+  ApplyGate();
   // Published already (the campaign compared the key's revision): count at once.
   Count(kept);
   uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<SyncSet*>(t->data)->Tick(); }, 0, kTickMs);
@@ -149,6 +192,7 @@ void SyncSet::BeginPrimary(int64_t epoch) {
 
 void SyncSet::EndPrimary() {
   epoch_ = 0;
+  gate_n_ = 0;
   uv_timer_stop(timer_.get());
   Count({});
 }
@@ -162,6 +206,13 @@ void SyncSet::Tick() {
   std::vector<std::string> desired;
   for (const std::string& m : value_.members) {
     if (m != name_ && connected.count(m) != 0) desired.push_back(m);
+  }
+  if (desired.size() > n_) {
+    // sync_replicas was lowered: keep the most advanced members.
+    std::sort(desired.begin(), desired.end(), [&connected](const std::string& a, const std::string& b) {
+      return connected[a] != connected[b] ? connected[a] > connected[b] : a < b;
+    });
+    desired.resize(n_);
   }
   // Fill up with the most advanced replicas that have every write this
   // primary may have acknowledged.
@@ -186,7 +237,7 @@ void SyncSet::Tick() {
   for (const std::string& m : value_.members) {
     if (m != name_) published_others.push_back(m);
   }
-  const bool fresh = exists_ && value_.epoch == epoch_;
+  const bool fresh = exists_ && value_.epoch == epoch_ && value_.sync_replicas == n_;
   if (desired.size() < n_) {
     // Cannot make a full set now: keep the published one (strict: nobody
     // outside it may be promoted); count only its connected members.
@@ -237,6 +288,7 @@ void SyncSet::Publish(std::vector<std::string> desired) {
     spdlog::warn("cluster: sync set published for epoch {}: [{}] (sync_replicas {})", epoch,
                  fmt::join(v.members, ", "), v.sync_replicas);
     Count(v.members);
+    ApplyGate();  // a smaller set: the gate's N may drop now
   });
 }
 

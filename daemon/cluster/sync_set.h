@@ -14,12 +14,20 @@
 //   primary may have acknowledged (its last LSN when it was promoted, or
 //   its acknowledged LSN since, whichever is higher); meanwhile writes wait
 //   in the gate, bounded by sync_timeout.
+// - sync_replicas changed at run time (SetTarget, SIGHUP): the gate's N is
+//   kept at max(sync_replicas, published members other than this primary),
+//   so the published set is never larger than what the gate requires
+//   (every acknowledged write is on every published member). Growing: the
+//   gate's N rises first, then a larger set is published, then counted.
+//   Shrinking: the dropped members stop counting, the smaller set is
+//   published, and only after that txn succeeded does the gate's N drop.
 //
 // Threading: loop thread only.
 #pragma once
 
 #include <uv.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,7 +51,8 @@ Result<SyncValue> ParseSyncJson(std::string_view json);
 class SyncSet {
  public:
   static Result<std::unique_ptr<SyncSet>> Create(uv_loop_t* loop, EtcdClient* client, std::string prefix,
-                                                 std::string name, uint32_t sync_replicas, Replication* repl,
+                                                 std::string name, uint32_t sync_replicas,
+                                                 std::chrono::milliseconds sync_timeout, Replication* repl,
                                                  std::function<const Engine*()> engine);
   ~SyncSet();
   SyncSet(const SyncSet&) = delete;
@@ -61,18 +70,23 @@ class SyncSet {
   // A switchover target: made a member (replacing another if the set is
   // full) as soon as its durable LSN qualifies. "" = none.
   void Prefer(std::string name) { preferred_ = std::move(name); }
+  // sync_replicas (>= 1) or sync_timeout changed at run time; see above.
+  void SetTarget(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout);
+  uint32_t target() const { return n_; }
   const SyncValue& published() const { return value_; }
   int64_t epoch() const { return epoch_; }
   bool exists() const { return exists_; }
 
  private:
-  SyncSet(uv_loop_t* loop, EtcdClient* client, std::string prefix, std::string name, uint32_t n, Replication* repl,
-          std::function<const Engine*()> engine);
+  SyncSet(uv_loop_t* loop, EtcdClient* client, std::string prefix, std::string name, uint32_t n,
+          std::chrono::milliseconds timeout, Replication* repl, std::function<const Engine*()> engine);
   void Load();
   void Cache(const EtcdKeyValue* kv, int64_t mod_revision);
   void Tick();
   void Publish(std::vector<std::string> desired);
   void Count(std::vector<std::string> names);
+  // The primary's gate requires max(n_, published members but us) ACKs.
+  void ApplyGate();
 
   uv_loop_t* loop_;
   EtcdClient* client_;
@@ -80,6 +94,8 @@ class SyncSet {
   std::string leader_key_;
   std::string name_;
   uint32_t n_;
+  std::chrono::milliseconds timeout_;
+  uint32_t gate_n_ = 0;  // what the primary's gate was last told (0: not yet)
   Replication* repl_;
   std::function<const Engine*()> engine_;
 

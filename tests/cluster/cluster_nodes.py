@@ -191,3 +191,36 @@ def published_sync_members(nodes, primary):
         return True
     kvdtest.wait_until(published, what="the sync set of epoch %d" % epoch)
     return got
+
+
+def published_set(nodes, primary, size):
+    """The sorted members of the sync set `primary` published for its epoch,
+    once it has `size` of them and says sync_replicas = size."""
+    epoch = nodes[primary].status()["epoch"]
+    got = []
+
+    def published():
+        v, _ = nodes.etcd_get("/sync")
+        v = json.loads(v) if v is not None else None
+        if v is None or v["epoch"] != epoch or len(v["members"]) != size or v["sync_replicas"] != size:
+            return False
+        got[:] = v["members"]
+        return True
+    kvdtest.wait_until(published, what="a sync set of %d for epoch %d" % (size, epoch))
+    return sorted(got)
+
+
+def read_all(server):
+    """Everything on a primary, once it has a read lease from its sync
+    members (docs/cluster.md §3.5; until then it answers Fenced: retry)."""
+    got = []
+
+    def read():
+        with server.client() as c:
+            if c.scan().status == FENCED:
+                return False
+        with server.client() as c:
+            got[:] = [dict(c.scan_all())]
+        return True
+    kvdtest.wait_until(read, what="a read on the new primary")
+    return got[0]

@@ -32,6 +32,14 @@ kvd_cluster_test(cluster_sync test_cluster_sync.py 300)
 # Fast takeover: kill -9 of the primary, rounds; p50 <= 3 s, max <= 5 s.
 kvd_cluster_test(cluster_takeover test_cluster_takeover.py 300)
 
+# Candidate choice by durable LSN with sync_replicas = 2: the member that
+# wins ties is made to lag; after kill -9 of the primary the other wins.
+kvd_cluster_test(cluster_candidate test_cluster_candidate.py 300)
+
+# sync_replicas changed by SIGHUP: the published sync set grows and shrinks
+# with it (strict size, in the safe order), and decides the next failover.
+kvd_cluster_test(cluster_sync_resize test_cluster_sync_resize.py 300)
+
 # Planned switchover handled by the daemons (the key kvctl switchover puts).
 kvd_cluster_test(cluster_switchover test_cluster_switchover.py 300)
 
