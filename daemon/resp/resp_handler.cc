@@ -22,6 +22,23 @@ bool IsDecided(const Command& cmd) {
   return RespCommandOf(id).kind == RespKind::kDecided;
 }
 
+// RESP's own reads of the data, which the read barrier holds and the
+// primary gate guards like GET; not WAIT (it waits for replicas itself),
+// INFO, CONFIG or LASTSAVE (they show no key).
+bool ShowsData(RespCmd id) {
+  switch (id) {
+    case RespCmd::kExists:
+    case RespCmd::kMGet:
+    case RespCmd::kDbSize:
+    case RespCmd::kScan:
+    case RespCmd::kKeys:
+    case RespCmd::kType:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Most keys one SCAN call examines, whatever COUNT asks.
 constexpr size_t kMaxScanCount = 100'000;
 
@@ -112,30 +129,27 @@ Result<RequestHandler::Evaluated> RespHandler::Evaluate(Session& s, const Comman
   if (!cmd.problem.ok() || cmd.ref.op != Op::kPing || RespCommandOf(id).kind != RespKind::kRead) {
     return dispatcher_->Evaluate(s, cmd, reply);
   }
+  reply->ref = cmd.ref;
+  reply->durable_lsn = dispatcher_->engine()->durable_lsn();
+  if (ShowsData(id)) {
+    // The dispatcher's GET rule: a node that may not answer as the primary
+    // now (a cluster node past its lease) refuses with the reason.
+    if (Status gate = host_->PrimaryGate(/*write=*/false); !gate.ok()) {
+      reply->code = gate.code();
+      reply->text = scratch_ = gate.message();
+      return Evaluated::kReplied;
+    }
+  }
   scratch_.clear();
   AnswerRead(cmd, &scratch_);
-  reply->ref = cmd.ref;
   reply->code = Code::kOk;
-  reply->durable_lsn = dispatcher_->engine()->durable_lsn();
   reply->text = scratch_;
   return Evaluated::kReplied;
 }
 
 bool RespHandler::HoldReply(Session& s, const Reply& reply) {
   if (reply.ref.op != Op::kPing) return dispatcher_->HoldReply(s, reply);  // GET, SCAN ... via the dispatcher
-  // RESP's own reads of the data; not WAIT (it waits for replicas itself),
-  // INFO, CONFIG or LASTSAVE (they show no key).
-  switch (RespTag::Cmd(reply.ref.tag)) {
-    case RespCmd::kExists:
-    case RespCmd::kMGet:
-    case RespCmd::kDbSize:
-    case RespCmd::kScan:
-    case RespCmd::kKeys:
-    case RespCmd::kType:
-      return dispatcher_->HoldRead(s, reply);
-    default:
-      return false;
-  }
+  return ShowsData(RespTag::Cmd(reply.ref.tag)) && dispatcher_->HoldRead(s, reply);
 }
 
 void RespHandler::AnswerRead(const Command& cmd, std::string* out) {

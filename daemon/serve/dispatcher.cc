@@ -270,6 +270,9 @@ void Dispatcher::ReadyOrForget(const std::vector<uint64_t>& sessions) {
 bool Dispatcher::EvaluateAhead(Session& s, const Command& cmd) {
   // A bad key errs in order; a GET waiting for its LSN waits as a barrier.
   if (!cmd.problem.ok() || cmd.min_lsn > engine_->applied_lsn() || s.MayHavePendingWrite(cmd.key)) return false;
+  // A node that may not answer as the primary now (a cluster node past its
+  // lease) refuses in order, as a barrier, with the reason (Evaluate).
+  if (!host_->PrimaryGate(/*write=*/false).ok()) return false;
   CountOp(Op::kGet);
   const uint64_t seq = s.replies().Push(cmd.ref);
   auto v = engine_->state().Get(cmd.key);

@@ -161,6 +161,21 @@ TEST_CASE("conditional writes from two clients are serialized against writes not
   CHECK(f.Out(1) == ":0\r\n");
 }
 
+TEST_CASE("a node that may not answer as the primary refuses RESP's own reads as it refuses GET") {
+  Fixture f;
+  f.Feed(Cmd({"SET", "k", "v"}));
+  f.Sync();
+  CHECK(f.Out() == "+OK\r\n");
+  f.host.read_gate = Status::Fenced("no current read lease");
+  for (const std::string& cmd : {Cmd({"GET", "k"}), Cmd({"EXISTS", "k"}), Cmd({"MGET", "k"}), Cmd({"TYPE", "k"}),
+                                 Cmd({"DBSIZE"}), Cmd({"KEYS", "*"}), Cmd({"SCAN", "0"})}) {
+    f.Feed(cmd);
+    CHECK(f.Out() == "-ERR no current read lease\r\n");
+  }
+  f.Feed(Cmd({"PING"}));  // not a read of the data
+  CHECK(f.Out() == "+PONG\r\n");
+}
+
 TEST_CASE("Redis's error texts; only a protocol error closes the connection") {
   Fixture f;
   f.Feed(Cmd({"FOO", "a", "b"}) + Cmd({"GET"}) + Cmd({"SET", "k", "v", "EX", "10"}) + Cmd({"SET", "k", "v", "NX", "XX"}) +

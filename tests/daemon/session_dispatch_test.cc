@@ -189,6 +189,21 @@ TEST_CASE("a GET of a key no pending write touches is answered ahead; the writes
   REQUIRE(f.Replies().size() == 1);
 }
 
+TEST_CASE("a node that may not answer as the primary answers no GET ahead: it refuses in order") {
+  Fixture f;
+  f.Preload("old", "0");
+  f.host.read_gate = Status::Fenced("no current read lease");
+  f.Feed(f.Put("a", "1") + f.Req(Opcode::kGet, {"old"}));
+  CHECK(f.session.blocked());  // not answered ahead, though no pending write touches "old"
+  CHECK(f.Replies().empty());
+  f.engine.Poll(&f.dispatcher);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].first.status == Code::kOk);
+  CHECK(r[1].first.status == Code::kFenced);
+  CHECK(r[1].second == "no current read lease");
+}
+
 TEST_CASE("a GET answered ahead never sees a later write, nor misses an earlier one of its batch") {
   Fixture f;
   f.Feed(f.Put("k", "before"));

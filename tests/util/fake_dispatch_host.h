@@ -33,12 +33,14 @@ class FakeDispatchHost : public daemon::DispatchHost {
   Status ConfigSet(std::string_view, std::string_view, const daemon::Peer&) override { return Status::Ok(); }
   void RequestSnapshot() override { ++snapshot_requests; }
   void OnWriteError(const Status&) override { ++write_errors; }
+  Status PrimaryGate(bool write) override { return write ? Status::Ok() : read_gate; }
   std::optional<std::chrono::milliseconds> ReadBarrier() override { return read_barrier; }
   Status ReadBarrierFailure() override { return Status::IOError("not enough synchronous replicas (have 0 of 1)"); }
 
   std::map<uint64_t, daemon::Session*> sessions;
   std::vector<uint64_t> ready;
   std::optional<std::chrono::milliseconds> read_barrier;  // nullopt: reads are never held
+  Status read_gate = Status::Ok();  // PrimaryGate for reads (a cluster node past its lease: kFenced)
   int snapshot_requests = 0;
   int write_errors = 0;
   std::string status_json = "{}";
