@@ -38,6 +38,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -276,10 +277,23 @@ class RedisBenchmark:
         self.argv = ["taskset", "-c", str(cpu), "redis-benchmark", "-s", sock, "-c", str(clients), "-n",
                      str(requests), "-P", str(pipeline), "-d", str(value_size), "-r", str(key_space), "-t", cmd,
                      "--csv", "--precision", "3"]
+        # CPU redis-benchmark itself used, from the children's rusage around
+        # its run (results are collected one at a time, so no other child is
+        # reaped in between): whether the generator, not the server, set the pace.
+        self.cpu0 = self._children_cpu()
+        self.t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.cpu_share = math.nan
+
+    @staticmethod
+    def _children_cpu():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
 
     def result(self):
         out, err = self.proc.communicate()
+        wall = time.monotonic() - self.t0
+        self.cpu_share = (self._children_cpu() - self.cpu0) / wall if wall > 0 else math.nan
         what = " ".join(self.argv[3:])
         if self.proc.returncode != 0:
             raise RuntimeError(f"{what} exited with status {self.proc.returncode}: "

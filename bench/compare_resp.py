@@ -37,8 +37,11 @@ class KvdResp(Kvd):
 
 
 def redis_benchmark(sock, cpu, clients, requests, pipeline, value_size, key_space, cmd):
-    """One redis-benchmark run against any RESP server: (ops/s, p99 µs)."""
-    return RedisBenchmark(sock, cpu, clients, requests, pipeline, value_size, key_space, cmd).result()
+    """One redis-benchmark run against any RESP server: (ops/s, p99 µs, the
+    share of its CPU redis-benchmark itself used)."""
+    rb = RedisBenchmark(sock, cpu, clients, requests, pipeline, value_size, key_space, cmd)
+    ops, p99 = rb.result()
+    return ops, p99, rb.cpu_share
 
 
 def check_resp_writes(kvd, key_space):
@@ -65,6 +68,8 @@ def summarize_row(row, kr, rr, br, nr):
     for name, samples in (("kvd_resp", kr), ("redis", rr), ("kvd_resp_kvctl", br), ("kvd_native", nr)):
         row[name + "_ops"] = statistics.median(x[0] for x in samples)
         row[name + "_p99_us"] = statistics.median(x[1] for x in samples)
+        if len(samples[0]) > 2:  # redis-benchmark's own CPU share
+            row[name + "_generator_cpu"] = statistics.median(x[2] for x in samples)
     row["resp_vs_redis"] = row["kvd_resp_ops"] / row["redis_ops"]
     # Same generator (kvctl bench) on both protocols.
     row["resp_vs_native"] = row["kvd_resp_kvctl_ops"] / row["kvd_native_ops"]
@@ -112,7 +117,9 @@ def run_rows(args, tmp, server_cpu, load_cpu):
                               f" kvd-resp {row['kvd_resp_ops']:>9.0f}/s  redis {row['redis_ops']:>9.0f}/s"
                               f"  kvctl: kvd-resp {row['kvd_resp_kvctl_ops']:>9.0f}/s"
                               f" kvd-native {row['kvd_native_ops']:>9.0f}/s  x{row['resp_vs_redis']:.2f} vs redis,"
-                              f" x{row['resp_vs_native']:.2f} RESP vs native (kvctl bench)", flush=True)
+                              f" x{row['resp_vs_native']:.2f} RESP vs native (kvctl bench);"
+                              f" redis-benchmark CPU {Percent(row.get('kvd_resp_generator_cpu'))} vs kvd,"
+                              f" {Percent(row.get('redis_generator_cpu'))} vs redis", flush=True)
                 if cmd == "set":
                     check_resp_writes(kvd, key_space)
                     check_kvctl_resp_writes(kvd, key_space)
@@ -120,6 +127,10 @@ def run_rows(args, tmp, server_cpu, load_cpu):
             kvd.stop()
             redis.stop()
     return rows
+
+
+def Percent(share):
+    return "n/a" if share is None or share != share else f"{share * 100:.0f}%"
 
 
 def report_lines(results):
@@ -131,14 +142,16 @@ def report_lines(results):
              "RESP / native compares the two kvctl bench columns: one load generator.", "",
              "| kvd mode | Redis | cmd | clients | pipeline | kvd RESP ops/s (redis-benchmark) | Redis ops/s | "
              "RESP / Redis | kvd RESP via kvctl bench ops/s | kvd native ops/s (kvctl bench) | RESP / native | "
-             "kvd RESP p99 µs (redis-benchmark) | Redis p99 µs | kvd RESP p99 µs (kvctl) | kvd native p99 µs |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "kvd RESP p99 µs (redis-benchmark) | Redis p99 µs | kvd RESP p99 µs (kvctl) | kvd native p99 µs | "
+             "redis-benchmark CPU vs kvd / vs Redis |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['kvd_mode']} | {r['redis']} | {r['cmd']} | {r['clients']} | {r['pipeline']} | "
                      f"{r['kvd_resp_ops']:.0f} | {r['redis_ops']:.0f} | {r['resp_vs_redis']:.2f}× | "
                      f"{r['kvd_resp_kvctl_ops']:.0f} | {r['kvd_native_ops']:.0f} | {r['resp_vs_native']:.2f}× | "
                      f"{r['kvd_resp_p99_us']:.0f} | {r['redis_p99_us']:.0f} | {r['kvd_resp_kvctl_p99_us']:.0f} | "
-                     f"{r['kvd_native_p99_us']:.0f} |")
+                     f"{r['kvd_native_p99_us']:.0f} | {Percent(r.get('kvd_resp_generator_cpu'))} / "
+                     f"{Percent(r.get('redis_generator_cpu'))} |")
     out = []
     s64 = [r for r in rows if r["kvd_mode"] == "sync" and r["cmd"] == "SET" and r["clients"] == 64]
     for r in s64:
