@@ -66,7 +66,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
                        MemberPublisher::Create(loop, c->client_.get(), config.cluster.prefix + "/members/" + c->name_,
                                                config.cluster.ttl, kPublishInterval, [self] { return self->Facts(); }));
   if (!InitTimer(loop, &c->follow_timer_, self) || !InitTimer(loop, &c->takeover_timer_, self) ||
-      !InitTimer(loop, &c->switch_timer_, self)) {
+      !InitTimer(loop, &c->switch_step_timer_, self) || !InitTimer(loop, &c->switch_reload_timer_, self)) {
     return Status::Internal("coordinator: uv_timer_init failed");
   }
   return c;
@@ -310,7 +310,8 @@ void Coordinator::Resign(std::function<void()> done) {
   resigning_ = true;
   uv_timer_stop(follow_timer_.get());
   uv_timer_stop(takeover_timer_.get());
-  uv_timer_stop(switch_timer_.get());
+  uv_timer_stop(switch_step_timer_.get());
+  uv_timer_stop(switch_reload_timer_.get());
   switching_ = false;
   if (node_->role() == Role::kPrimary) {
     repl_->StepDown(Status::Fenced("this node is shutting down and resigned the primary role"));

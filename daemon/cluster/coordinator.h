@@ -131,7 +131,10 @@ class Coordinator {
   bool switching_ = false;                // this primary is handing over
   std::chrono::steady_clock::time_point switch_deadline_{};
   std::unique_ptr<EtcdWatch> switch_watch_;
-  UvHandle<uv_timer_t> switch_timer_;
+  // Each its own handle: uv_timer_start on a shared one would replace a
+  // running step by a pending reload (and a stop would cancel either).
+  UvHandle<uv_timer_t> switch_step_timer_;    // SwitchoverStep while switching_
+  UvHandle<uv_timer_t> switch_reload_timer_;  // retries LoadSwitchover
   UvHandle<uv_timer_t> follow_timer_;  // retries Follow
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };

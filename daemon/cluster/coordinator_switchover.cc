@@ -28,7 +28,7 @@ void Coordinator::LoadSwitchover() {
     if (alive.expired() || resigning_) return;
     if (!r) {
       uv_timer_start(
-          switch_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->LoadSwitchover(); },
+          switch_reload_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->LoadSwitchover(); },
           kReloadMs, 0);
       return;
     }
@@ -87,7 +87,7 @@ void Coordinator::StartSwitchover(const std::string& to) {
            fmt::format("cluster: switchover from {} to {}: writes fenced, waiting for {} to have LSN {}", name_, to,
                        to, node_->engine()->last_lsn()));
   uv_timer_start(
-      switch_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->SwitchoverStep(); }, 0,
+      switch_step_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->SwitchoverStep(); }, 0,
       kSwitchoverStepMs);
 }
 
@@ -115,7 +115,7 @@ void Coordinator::SwitchoverStep() {
       return;  // the target is published first, so that it may campaign
     }
   }
-  uv_timer_stop(switch_timer_.get());
+  uv_timer_stop(switch_step_timer_.get());
   switching_ = false;
   LogEvent(spdlog::level::warn, Event::kReplication, last,
            fmt::format("cluster: switchover: {} has LSN {}; {} resigns", switchover_->to, last, name_));
@@ -131,7 +131,7 @@ void Coordinator::SwitchoverStep() {
 void Coordinator::AbortSwitchover(const std::string& why) {
   const bool was = switching_;
   switching_ = false;
-  uv_timer_stop(switch_timer_.get());
+  uv_timer_stop(switch_step_timer_.get());
   if (sync_) sync_->Prefer({});
   LogEvent(spdlog::level::err, Event::kReplication, 0, "cluster: switchover aborted: " + why);
   if (was && node_->role() == Role::kPrimary && lease_->IsLeaderNow()) node_->ClearWriteFence();

@@ -152,5 +152,59 @@ TEST_CASE("shutdown fails held reads") {
   CHECK(r[0].first.status == Code::kShuttingDown);
 }
 
+// A held reply is counted once: its request once (ops), and an error only
+// when the held read finally fails (errors), not also when it was evaluated.
+TEST_CASE("a held read counts its request once, and an error once only when it fails") {
+  Fixture f;
+  f.UnconfirmedWrite();
+  const auto gets = [&] { return f.counters.ops[static_cast<size_t>(Op::kGet) % kOpCount]; };
+  const auto scans = [&] { return f.counters.ops[static_cast<size_t>(Op::kScan) % kOpCount]; };
+  REQUIRE(f.counters.errors == 0);
+  f.Feed(f.Req(Opcode::kGet, {"k"}));
+  REQUIRE(f.dispatcher.held_reads() == 1);
+  f.dispatcher.ReleaseHeldReads(std::chrono::steady_clock::now());  // not covered yet: still held
+  f.engine.ack_cap = 1;
+  f.dispatcher.ReleaseHeldReads(std::chrono::steady_clock::now());
+  REQUIRE(f.Replies().size() == 1);
+  CHECK(gets() == 1);
+  CHECK(f.counters.errors == 0);
+
+  f.Feed(f.Put("k", "w"));  // LSN 2, unconfirmed again
+  f.engine.Poll(&f.dispatcher);
+  REQUIRE(f.Replies().size() == 1);
+  f.Feed(f.Req(Opcode::kScan, {proto::EncodeScanPayload(proto::ScanArgs{})}));
+  REQUIRE(f.dispatcher.held_reads() == 1);
+  f.dispatcher.ReleaseHeldReads(std::chrono::steady_clock::now() + 1001ms);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first.status == Code::kIOError);
+  CHECK(scans() == 1);
+  CHECK(f.counters.errors == 1);
+
+  f.Feed(f.Req(Opcode::kGet, {"k"}));  // a third read, failed by shutdown
+  REQUIRE(f.dispatcher.held_reads() == 1);
+  f.dispatcher.EndParkedReads();
+  REQUIRE(f.Replies().size() == 1);
+  CHECK(gets() == 2);
+  CHECK(f.counters.errors == 2);
+}
+
+TEST_CASE("a GET answered ahead and held counts its request once, and an error once when it fails") {
+  Fixture f;
+  f.UnconfirmedWrite();
+  const auto gets = [&] { return f.counters.ops[static_cast<size_t>(Op::kGet) % kOpCount]; };
+  std::string in = f.Put("other", "1");
+  in += f.Req(Opcode::kGet, {"k"});  // answered ahead, into a held slot
+  f.Feed(in);
+  REQUIRE(f.dispatcher.held_reads() == 1);
+  f.engine.Poll(&f.dispatcher);
+  f.dispatcher.ReleaseHeldReads(std::chrono::steady_clock::now() + 1001ms);
+  auto r = f.Replies();
+  REQUIRE(r.size() == 2);
+  CHECK(r[1].first.status == Code::kIOError);
+  CHECK(gets() == 1);
+  CHECK(f.counters.errors == 1);
+}
+
 }  // namespace
 }  // namespace kvd::daemon
