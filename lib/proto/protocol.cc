@@ -1,6 +1,10 @@
-// The wire codec (docs/wire_protocol.md). Every decoder treats its input as
-// hostile: lengths are compared against the bytes that remain (never added to
-// an offset first, so nothing overflows), nothing is read past the end, and a
+// The wire codec (docs/wire_protocol.md): frame splitting, request and reply
+// headers, opcode names, and the key/value payloads (PUT, BATCH, SCAN,
+// DEL_RANGE, CONFIG_SET, BACKUP_*) with their replies. The node-level
+// payloads (min-LSN, PROMOTE) are in protocol_node.cc, the byte helpers both
+// use in protocol_coding.h. Every decoder treats its input as hostile:
+// lengths are compared against the bytes that remain (never added to an
+// offset first, so nothing overflows), nothing is read past the end, and a
 // payload must be consumed exactly (trailing bytes are an error).
 #include "kvd/protocol.h"
 
@@ -8,73 +12,17 @@
 #include <cstring>
 #include <string>
 
+#include "proto/protocol_coding.h"
+
 namespace kvd::proto {
+
+using coding::PutFixed;
+using coding::PutLengthPrefixed;
+using coding::Reader;
+using coding::Trailing;
+using coding::Truncated;
+
 namespace {
-
-// Reads little-endian fields from a byte span, bounds-checked.
-class Reader {
- public:
-  explicit Reader(std::span<const std::byte> data) : data_(data) {}
-
-  size_t remaining() const { return data_.size() - pos_; }
-  bool done() const { return pos_ == data_.size(); }
-
-  bool U8(uint8_t* v) {
-    if (remaining() < 1) return false;
-    *v = static_cast<uint8_t>(data_[pos_++]);
-    return true;
-  }
-  bool U16(uint16_t* v) { return Fixed(v); }
-  bool U32(uint32_t* v) { return Fixed(v); }
-  bool U64(uint64_t* v) { return Fixed(v); }
-  // n bytes as a view into the input.
-  bool Bytes(size_t n, std::string_view* v) {
-    if (n > remaining()) return false;
-    *v = std::string_view(reinterpret_cast<const char*>(data_.data()) + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  std::string_view Rest() {
-    std::string_view v;
-    Bytes(remaining(), &v);
-    return v;
-  }
-
- private:
-  template <typename T>
-  bool Fixed(T* v) {
-    if (remaining() < sizeof(T)) return false;
-    T x = 0;
-    for (size_t i = 0; i < sizeof(T); i++) {
-      x |= static_cast<T>(static_cast<T>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i));
-    }
-    pos_ += sizeof(T);
-    *v = x;
-    return true;
-  }
-
-  std::span<const std::byte> data_;
-  size_t pos_ = 0;
-};
-
-template <typename T>
-void PutFixed(std::string* out, T v) {
-  char b[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); i++) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out->append(b, sizeof(T));
-}
-
-void PutLengthPrefixed(std::string* out, std::string_view s) {
-  PutFixed<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out->append(s);
-}
-
-Status Truncated(std::string_view what) {
-  return Status::InvalidArgument(std::string(what) + ": truncated payload");
-}
-Status Trailing(std::string_view what) {
-  return Status::InvalidArgument(std::string(what) + ": trailing bytes after payload");
-}
 
 Status CheckKey(size_t len, uint32_t max_key) {
   if (len > max_key) {
@@ -578,40 +526,6 @@ Result<uint64_t> DecodeU64(std::span<const std::byte> payload) {
   uint64_t v = 0;
   r.U64(&v);
   return v;
-}
-
-Result<std::span<const std::byte>> SplitMinLsn(std::span<const std::byte> payload, Lsn* min_lsn) {
-  if (payload.size() < 8) {
-    return Status::InvalidArgument("kFlagMinLsn: the payload must start with a u64 LSN, got " +
-                                   std::to_string(payload.size()) + " bytes");
-  }
-  Reader r(payload.first(8));
-  uint64_t v = 0;
-  r.U64(&v);
-  *min_lsn = v;
-  return payload.subspan(8);
-}
-
-Result<PromoteArgs> DecodePromote(std::span<const std::byte> payload) {
-  if (payload.size() != 1 && payload.size() != 9) {
-    return Status::InvalidArgument("PROMOTE payload of " + std::to_string(payload.size()) +
-                                   " bytes (expected u8 force, optional u64 epoch)");
-  }
-  const auto force = static_cast<uint8_t>(payload[0]);
-  if (force > 1) return Status::InvalidArgument("PROMOTE force must be 0 or 1, got " + std::to_string(force));
-  PromoteArgs a;
-  a.force = force == 1;
-  if (payload.size() == 9) {
-    Reader r(payload.subspan(1));
-    r.U64(&a.epoch);
-  }
-  return a;
-}
-
-std::string EncodePromotePayload(const PromoteArgs& args) {
-  std::string out(1, args.force ? '\1' : '\0');
-  if (args.epoch != 0) PutFixed<uint64_t>(&out, args.epoch);
-  return out;
 }
 
 }  // namespace kvd::proto

@@ -11,7 +11,7 @@ endfunction()
 # (tests/cluster/etcd_cluster.py starts it). etcd_cases is driven by the
 # Python test, one case per process; without /usr/bin/etcd the test exits 77
 # (skipped), which scripts/test.sh counts as a failure: install-deps has it.
-add_executable(etcd_cases ${CMAKE_CURRENT_LIST_DIR}/etcd_cases.cc)
+add_executable(etcd_cases ${CMAKE_CURRENT_LIST_DIR}/etcd_client_cases.cc ${CMAKE_CURRENT_LIST_DIR}/etcd_lease_cases.cc)
 target_link_libraries(etcd_cases PRIVATE kvd_test_main kvd_daemon_core)
 target_compile_options(etcd_cases PRIVATE
   $<$<AND:$<CXX_COMPILER_ID:GNU>,$<VERSION_LESS:$<CXX_COMPILER_VERSION>,13>>:-Wno-restrict>)
