@@ -101,7 +101,13 @@ CandidateRank::Verdict CandidateRank::Decide(const std::vector<std::string>& mem
     if (why != nullptr) *why = "the leader key's deletion is not seen yet";
     return Verdict::kWait;
   }
-  const bool waited_out = std::chrono::steady_clock::now() >= leader_gone_at_ + ttl_;
+  const auto now = std::chrono::steady_clock::now();
+  const bool waited_out = now >= leader_gone_at_ + ttl_;
+  // A better member that has not taken the key within ttl/2 may be unable to
+  // (it won and resigned: its engine failed, its listener would not open; a
+  // resigned node campaigns again only after ttl): stop yielding to it. Safe
+  // either way: every published member has every acknowledged write.
+  const bool yielded_out = now >= leader_gone_at_ + ttl_ / 2;
   for (const std::string& m : members) {
     if (m == self) continue;
     auto it = members_.find(m);
@@ -113,6 +119,7 @@ CandidateRank::Verdict CandidateRank::Decide(const std::vector<std::string>& mem
       return Verdict::kWait;
     }
     if (o.durable_lsn > own_lsn || (o.durable_lsn == own_lsn && m < self)) {
+      if (yielded_out) continue;
       if (why != nullptr) {
         *why = fmt::format("{} has durable LSN {} (this node: {}); it campaigns first", m, o.durable_lsn, own_lsn);
       }

@@ -11,7 +11,10 @@
 //   kWait  - some live member has not published since the key went (its
 //            key existed before); waited for at most ttl after this node
 //            saw the key go, then it no longer counts;
-//   kYield - a live member that published after the key went is better.
+//   kYield - a live member that published after the key went is better;
+//            for at most ttl/2 after this node saw the key go (a better
+//            member that cannot become primary must not stall the failover:
+//            it resigns and campaigns again only after ttl).
 //
 // A member without a member key is not live (dead for a ttl at least, or
 // never started) and is not waited for. A yielded-to member that dies

@@ -133,21 +133,25 @@ void SyncSet::Count(std::vector<std::string> names) {
   repl_->SetSyncMembers(std::move(names));
 }
 
-void SyncSet::ApplyGate() {
-  if (epoch_ == 0) return;
+bool SyncSet::ApplyGate() {
+  if (epoch_ == 0) return true;
   uint32_t others = 0;
   for (const std::string& m : value_.members) others += m != name_ ? 1 : 0;
+  // A larger set being published may be in etcd already (its reply not
+  // here yet): every member of it may be promoted, so it is required whole.
+  if (publishing_) others = std::max(others, publishing_others_);
   const uint32_t n = std::max(n_, others);
-  if (n == gate_n_) return;
+  if (n == gate_n_) return true;
   if (Status st = repl_->SetSync(n, timeout_); !st.ok()) {
     spdlog::error("cluster: sync set: the gate refused sync_replicas {}: {}", n, st.ToString());
-    return;
+    return false;
   }
   if (n != n_) {
     spdlog::warn("cluster: sync set: the gate requires {} ACKs (published members) until a set of {} is published",
                  n, n_);
   }
   gate_n_ = n;
+  return true;
 }
 
 void SyncSet::SetTarget(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {
@@ -166,7 +170,7 @@ void SyncSet::SetTarget(uint32_t sync_replicas, std::chrono::milliseconds sync_t
   // Growing takes effect at the gate now; shrinking once the smaller set
   // is published (Tick, then Publish's success).
   if (timeout_changed) gate_n_ = 0;  // re-apply with the new timeout
-  ApplyGate();
+  if (!ApplyGate()) Count({});
 }
 
 void SyncSet::BeginPrimary(int64_t epoch) {
@@ -184,9 +188,9 @@ void SyncSet::BeginPrimary(int64_t epoch) {
   // a previous term may have raised: set it again. A published set larger
   // than n_ (sync_replicas lowered since) is required whole until shrunk.
   gate_n_ = 0;
-  ApplyGate();
-  // Published already (the campaign compared the key's revision): count at once.
-  Count(kept);
+  // Published already (the campaign compared the key's revision): count at
+  // once, unless the gate could not be set (then nobody, until a tick can).
+  Count(ApplyGate() ? kept : std::vector<std::string>{});
   uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<SyncSet*>(t->data)->Tick(); }, 0, kTickMs);
 }
 
@@ -245,11 +249,13 @@ void SyncSet::Tick() {
     for (const std::string& m : published_others) {
       if (connected.count(m) != 0) live.push_back(m);
     }
-    Count(live);
+    Count(ApplyGate() ? live : std::vector<std::string>{});
     return;
   }
   if (fresh && desired == published_others) {
-    Count(desired);
+    // Also where a publish's reply was lost but the watch brought its value:
+    // the gate's N follows the published set here too.
+    Count(ApplyGate() ? desired : std::vector<std::string>{});
     return;
   }
   // Removing: stop counting first; adding: only after the txn.
@@ -269,6 +275,8 @@ void SyncSet::Publish(std::vector<std::string> desired) {
   txn.success.push_back(EtcdOp::Put(key_, SyncJson(v)));
   txn.failure.push_back(EtcdOp::Get(key_));
   publishing_ = true;
+  publishing_others_ = 0;
+  for (const std::string& m : desired) publishing_others_ += m != name_ ? 1 : 0;
   const int64_t epoch = epoch_;
   client_->Txn(std::move(txn), [this, alive = std::weak_ptr<int>(life_), epoch, v](Result<EtcdTxnResult> r) {
     if (alive.expired()) return;
@@ -287,8 +295,9 @@ void SyncSet::Publish(std::vector<std::string> desired) {
     if (epoch != epoch_) return;
     spdlog::warn("cluster: sync set published for epoch {}: [{}] (sync_replicas {})", epoch,
                  fmt::join(v.members, ", "), v.sync_replicas);
-    Count(v.members);
-    ApplyGate();  // a smaller set: the gate's N may drop now
+    // A smaller set: the gate's N may drop now (counting stopped for the
+    // removed members before the txn).
+    Count(ApplyGate() ? v.members : std::vector<std::string>{});
   });
 }
 

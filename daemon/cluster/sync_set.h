@@ -85,8 +85,10 @@ class SyncSet {
   void Tick();
   void Publish(std::vector<std::string> desired);
   void Count(std::vector<std::string> names);
-  // The primary's gate requires max(n_, published members but us) ACKs.
-  void ApplyGate();
+  // The primary's gate requires max(n_, published members but us, members
+  // but us of a publish in flight) ACKs. False: the gate refused (an engine
+  // error); the caller then counts nobody (fail closed).
+  bool ApplyGate();
 
   uv_loop_t* loop_;
   EtcdClient* client_;
@@ -110,6 +112,7 @@ class SyncSet {
   int64_t epoch_ = 0;  // 0: not primary
   Lsn promoted_at_ = 0;
   bool publishing_ = false;
+  uint32_t publishing_others_ = 0;  // members but us of the set being published
   std::vector<std::string> counting_;
   std::string preferred_;
   UvHandle<uv_timer_t> timer_;

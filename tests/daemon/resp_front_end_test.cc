@@ -172,6 +172,13 @@ TEST_CASE("a node that may not answer as the primary refuses RESP's own reads as
     f.Feed(cmd);
     CHECK(f.Out() == "-ERR no current read lease\r\n");
   }
+  // A conditional write that decides to write nothing answers from the data too.
+  for (const std::string& cmd : {Cmd({"SETNX", "k", "x"}), Cmd({"SET", "k", "x", "NX", "GET"}),
+                                 Cmd({"GETDEL", "nope"}), Cmd({"DEL", "nope"})}) {
+    f.Feed(cmd);
+    CHECK(f.Out() == "-ERR no current read lease\r\n");
+  }
+  CHECK(f.engine.pending() == 0);
   f.Feed(Cmd({"PING"}));  // not a read of the data
   CHECK(f.Out() == "+PONG\r\n");
 }
