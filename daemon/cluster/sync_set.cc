@@ -133,6 +133,10 @@ void SyncSet::Count(std::vector<std::string> names) {
   repl_->SetSyncMembers(std::move(names));
 }
 
+void SyncSet::CountUnderGate(std::vector<std::string> names) {
+  Count(ApplyGate() ? std::move(names) : std::vector<std::string>{});
+}
+
 bool SyncSet::ApplyGate() {
   if (epoch_ == 0) return true;
   uint32_t others = 0;
@@ -190,7 +194,7 @@ void SyncSet::BeginPrimary(int64_t epoch) {
   gate_n_ = 0;
   // Published already (the campaign compared the key's revision): count at
   // once, unless the gate could not be set (then nobody, until a tick can).
-  Count(ApplyGate() ? kept : std::vector<std::string>{});
+  CountUnderGate(kept);
   uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<SyncSet*>(t->data)->Tick(); }, 0, kTickMs);
 }
 
@@ -249,13 +253,13 @@ void SyncSet::Tick() {
     for (const std::string& m : published_others) {
       if (connected.count(m) != 0) live.push_back(m);
     }
-    Count(ApplyGate() ? live : std::vector<std::string>{});
+    CountUnderGate(live);
     return;
   }
   if (fresh && desired == published_others) {
     // Also where a publish's reply was lost but the watch brought its value:
     // the gate's N follows the published set here too.
-    Count(ApplyGate() ? desired : std::vector<std::string>{});
+    CountUnderGate(desired);
     return;
   }
   // Removing: stop counting first; adding: only after the txn.
@@ -297,7 +301,7 @@ void SyncSet::Publish(std::vector<std::string> desired) {
                  fmt::join(v.members, ", "), v.sync_replicas);
     // A smaller set: the gate's N may drop now (counting stopped for the
     // removed members before the txn).
-    Count(ApplyGate() ? v.members : std::vector<std::string>{});
+    CountUnderGate(v.members);
   });
 }
 

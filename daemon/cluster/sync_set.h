@@ -89,6 +89,8 @@ class SyncSet {
   // but us of a publish in flight) ACKs. False: the gate refused (an engine
   // error); the caller then counts nobody (fail closed).
   bool ApplyGate();
+  // ApplyGate, then Count(names), or count nobody if the gate refused.
+  void CountUnderGate(std::vector<std::string> names);
 
   uv_loop_t* loop_;
   EtcdClient* client_;
