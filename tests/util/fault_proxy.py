@@ -48,6 +48,7 @@ class _Conn:
         self.kill = False
         self.paused = False  # it saw the stall: it reads and sends nothing until resumed
         self.to_client = bytearray()  # primary -> replica, not yet forwarded
+        self.under_way = memoryview(b"")  # the rest of the frame being forwarded
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
@@ -88,7 +89,9 @@ class _Conn:
         connection is cut. Only whole frames leave (in pieces when slow), so
         the parser stays on frame boundaries whatever the mode."""
         p = self.proxy
-        while len(self.to_client) >= 5:
+        if not self._send_frame_under_way():
+            return False
+        while not self.under_way and len(self.to_client) >= 5:
             (length,) = struct.unpack_from("<I", self.to_client)
             whole = 4 + length
             if p.drop_armed and self.to_client[4] == WAL and len(self.to_client) >= _WAL_RECORDS_AT + 2:
@@ -104,19 +107,29 @@ class _Conn:
                 return False
             if len(self.to_client) < whole:
                 break
-            frame = bytes(self.to_client[:whole])
+            self.under_way = memoryview(bytes(self.to_client[:whole]))
             del self.to_client[:whole]
-            chunk = p.slow_chunk
-            if chunk:
-                # Small pieces, late: the replica reads frames in parts.
-                for at in range(0, len(frame), chunk):
-                    if self.kill or p.closed:
-                        return False
-                    self.client.sendall(frame[at:at + chunk])
-                    time.sleep(p.slow_delay)
-            else:
-                self.client.sendall(frame)
             p.bytes_down += whole
+            if not self._send_frame_under_way():
+                return False
+        return True
+
+    def _send_frame_under_way(self):
+        """Sends the frame under way: at once, or in small late pieces when
+        slow. A stall stops it between two pieces (a 256 KiB frame takes
+        seconds to trickle through) and it goes on from there on resume;
+        False when the connection is cut."""
+        p = self.proxy
+        while self.under_way:
+            if self.kill or p.closed:
+                return False
+            if p.stalled:
+                return True
+            piece = p.slow_chunk or len(self.under_way)
+            self.client.sendall(self.under_way[:piece])
+            self.under_way = self.under_way[piece:]
+            if p.slow_chunk:
+                time.sleep(p.slow_delay)
         return True
 
 
