@@ -53,6 +53,21 @@ struct FakePrimary {
     char buf[65536];
     const ssize_t n = ::read(conn.get(), buf, sizeof buf);
     if (n > 0) in.append(buf, static_cast<size_t>(n));
+    if (n == 0) Drop();  // the replica closed the link: its reconnect is accepted next
+  }
+  // Ends the link from this side (or forgets a closed one).
+  void Drop() {
+    conn = Fd();
+    in.clear();
+  }
+  // The replica's HELLO on its next connection.
+  Hello NextHello() {
+    std::string keep;
+    Frame f = Next(&keep);
+    REQUIRE(f.type == MsgType::kHello);
+    auto h = DecodeHello(f.body);
+    REQUIRE(h.has_value());
+    return *h;
   }
   Frame Next(std::string* keep) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -147,6 +162,101 @@ TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records mere
   rx.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&start_commits), nullptr);
   CHECK(engine->Close(&sink).ok());
+  feed->Close();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasync of the new records covered") {
+  // Records 4 and 5 were durable here, then cut (a TRUNCATE welcome); the
+  // new 4 and 5 are written but their fdatasync is held. An ACK that still
+  // counted the old records' fdatasync would tell a synchronous primary that
+  // the new ones are durable here.
+  testing::TempDir dir;
+  testing::RecordingSink sink, sink_after_cut;  // a sink sees each LSN once
+  FaultEnv env(Env::Default());
+  uv_loop_t loop{};
+  REQUIRE(uv_loop_init(&loop) == 0);
+  auto feed = std::make_unique<WalFeed>(&loop);
+  EngineOptions o = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
+  o.commit_observer = feed.get();
+  auto engine = testing::MustOpen(o);
+  const Epoch epoch = engine->current_epoch();
+  engine->SetDeferredCommitStart(true);
+  // Once per loop turn, as the daemon's commit bridge and server do: take
+  // finished commits (the engine's durable and applied LSNs move), start the next.
+  struct Driver {
+    Engine* engine;
+    CompletionSink* sink;
+  } driver{engine.get(), &sink};
+  uv_prepare_t start_commits;
+  REQUIRE(uv_prepare_init(&loop, &start_commits) == 0);
+  start_commits.data = &driver;
+  uv_prepare_start(&start_commits, [](uv_prepare_t* p) {
+    auto* d = static_cast<Driver*>(p->data);
+    d->engine->Poll(d->sink);
+    d->engine->StartCommits();
+  });
+  FakePrimary primary(&loop);
+  auto rx = std::make_unique<WalReceiver>(&loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
+  feed->Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+  feed->set_on_update([&] { rx->OnLocalDurable(feed->durable_lsn()); }, /*wake_on_written=*/true);
+  // As the daemon cuts a log (Replication::RewindLog): the engine, then the feed.
+  int rewinds = 0;
+  rx->set_role_hooks({[&] { return epoch; }, [](Epoch) { return Status::Ok(); },
+                      [&](Lsn fork, Lsn) -> Status {
+                        auto r = engine->RewindTo(fork, dir.Sub("diverged.broken"), &sink);
+                        if (!r) return r.error();
+                        feed->Rewind(engine->last_lsn());
+                        driver.sink = &sink_after_cut;
+                        ++rewinds;
+                        return Status::Ok();
+                      },
+                      [] {}});
+  rx->Start(engine.get());
+  auto send_records = [&](Lsn first, Lsn last, const std::string& value) {
+    std::string records;
+    for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), value);
+    primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({first, last, last, 7}), records});
+  };
+  auto ack_with_written = [&](Lsn written) {
+    Ack a = primary.NextAck();
+    while (a.written_lsn < written) a = primary.NextAck();
+    return a;
+  };
+
+  CHECK(primary.NextHello().last_lsn == 0);
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
+  send_records(1, 5, "old");
+  CHECK(ack_with_written(5).durable_lsn == 5);
+
+  // The primary's log forked after LSN 3: on the next connection it says so.
+  primary.Drop();
+  CHECK(primary.NextHello().durable_lsn == 5);
+  primary.Send(MsgType::kWelcome, epoch,
+               {EncodeWelcome({"p", StartMode::kTruncate, 4, 3, engine->epoch_history()})});
+  const Hello after_cut = primary.NextHello();  // the receiver reconnects with the shorter log
+  REQUIRE(rewinds == 1);
+  CHECK(after_cut.last_lsn == 3);
+  CHECK(after_cut.durable_lsn == 3);
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 4, 0, engine->epoch_history()})});
+
+  const std::string stall = dir.Sub("stall");
+  { auto f = Env::Default()->NewWritableFile(stall, OpenMode::kCreateTruncate); REQUIRE(f.has_value()); }
+  env.StallSyncWhileFileExists(stall);
+  send_records(4, 5, "new");
+  const Ack held = ack_with_written(5);  // written (the feed woke the loop), fdatasync held
+  CHECK(env.syncs_stalled_now() > 0);
+  CHECK(held.durable_lsn == 3);
+  REQUIRE(::unlink(stall.c_str()) == 0);
+  CHECK(primary.NextAck().durable_lsn == 5);
+  auto k5 = engine->state().Get("k5");
+  REQUIRE(k5.has_value());
+  CHECK(*k5 == "new");
+
+  rx.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&start_commits), nullptr);
+  CHECK(engine->Close(driver.sink).ok());
   feed->Close();
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
