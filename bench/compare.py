@@ -622,7 +622,8 @@ def main():
     ap.add_argument("--resp-only", action="store_true", help="only the RESP rows (redis-benchmark on both sides)")
     ap.add_argument("--no-resp", action="store_true", help="without the RESP rows")
     ap.add_argument("--resp-targets", action="store_true",
-                    help="with --resp-only: only the rows issue 17's targets name (SET, sync vs always, 64 clients)")
+                    help="with --resp-only: only the rows issue 17's targets name (SET, sync vs always, 64 clients), "
+                         "with Redis without persistence on the same rows for reference")
     ap.add_argument("--repl-only", action="store_true", help="only the replicated rows (bench/compare_repl.py)")
     ap.add_argument("--no-repl", action="store_true", help="without the replicated rows")
     ap.add_argument("--repl", action="store_true", help="with --quick: also the replicated rows")
