@@ -234,9 +234,10 @@ class Failover(KvdTestCase):
 
     def kill_primary_and_promote_best(self, sync_replicas):
         """Two replicas behind slow links (fault proxies), writers on the
-        primary, kill -9; the most advanced replica (the highest durable LSN;
-        replicas hold prefixes of one log) is promoted. Returns the ledger
-        check's missing acknowledged writes."""
+        primary; the links stall, the primary is killed (-9) and what the
+        links held is dropped. The most advanced replica (the highest durable
+        LSN; replicas hold prefixes of one log) is promoted. Returns the
+        ledger check's missing acknowledged writes."""
         p = self.node("p%d" % sync_replicas, sync_replicas=sync_replicas)
         proxies = [FaultProxy(repl_status(p)["port"]) for _ in range(2)]
         try:
