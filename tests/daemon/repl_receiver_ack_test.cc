@@ -94,6 +94,17 @@ struct FakePrimary {
     REQUIRE(a.has_value());
     return *a;
   }
+  // The first ACK that reports durable LSN `durable`; the ACK timer's ACKs
+  // before it (every 200 ms, whatever happened) report `before`.
+  Ack NextAckDurable(Lsn durable, Lsn before) {
+    Ack a = NextAck();
+    for (int i = 0; i < 100 && a.durable_lsn != durable; ++i) {
+      CHECK(a.durable_lsn == before);
+      a = NextAck();
+    }
+    CHECK(a.durable_lsn == durable);
+    return a;
+  }
   void Send(MsgType t, Epoch e, std::initializer_list<std::string_view> body) {
     std::string f;
     AppendFrame(&f, t, e, body);
@@ -101,29 +112,77 @@ struct FakePrimary {
   }
 };
 
-TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records merely written") {
+// A replica's engine and WAL feed on a loop, driven as the daemon drives
+// them: once per loop turn, finished commits are taken (the engine's durable
+// and applied LSNs move) and the next one is started, so a WAL message's
+// records are one group. Its FaultEnv can hold fdatasyncs.
+struct ReplicaNode {
   testing::TempDir dir;
-  testing::RecordingSink sink;
-  FaultEnv env(Env::Default());  // holds the replica's fdatasync while a file exists
+  testing::RecordingSink sink, sink_after_cut;  // a sink sees each LSN once
+  CompletionSink* current_sink = &sink;
+  FaultEnv env{Env::Default()};
   uv_loop_t loop{};
-  REQUIRE(uv_loop_init(&loop) == 0);
-  auto feed = std::make_unique<WalFeed>(&loop);
-  EngineOptions o = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
-  o.commit_observer = feed.get();
-  auto engine = testing::MustOpen(o);
-  const Epoch epoch = engine->current_epoch();
-  // As the daemon drives it: a WAL message's records are one group, its
-  // commit started once per loop turn.
-  engine->SetDeferredCommitStart(true);
-  uv_prepare_t start_commits;
-  REQUIRE(uv_prepare_init(&loop, &start_commits) == 0);
-  start_commits.data = engine.get();
-  uv_prepare_start(&start_commits, [](uv_prepare_t* p) { static_cast<Engine*>(p->data)->StartCommits(); });
-  FakePrimary primary(&loop);
-  auto rx = std::make_unique<WalReceiver>(&loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
-  feed->Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
-  feed->set_on_update([&] { rx->OnLocalDurable(feed->durable_lsn()); }, /*wake_on_written=*/true);
-  rx->Start(engine.get());
+  std::unique_ptr<WalFeed> feed;
+  std::unique_ptr<Engine> engine;
+  uv_prepare_t turn{};
+  Epoch epoch = 0;
+
+  ReplicaNode() {
+    REQUIRE(uv_loop_init(&loop) == 0);
+    feed = std::make_unique<WalFeed>(&loop);
+    EngineOptions o = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
+    o.commit_observer = feed.get();
+    engine = testing::MustOpen(o);
+    epoch = engine->current_epoch();
+    engine->SetDeferredCommitStart(true);
+    REQUIRE(uv_prepare_init(&loop, &turn) == 0);
+    turn.data = this;
+    uv_prepare_start(&turn, [](uv_prepare_t* p) {
+      auto* self = static_cast<ReplicaNode*>(p->data);
+      self->engine->Poll(self->current_sink);
+      self->engine->StartCommits();
+    });
+    feed->Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
+  }
+  // fdatasyncs are held from now until the returned file is removed.
+  std::string HoldSyncs() {
+    const std::string stall = dir.Sub("stall");
+    { auto f = Env::Default()->NewWritableFile(stall, OpenMode::kCreateTruncate); REQUIRE(f.has_value()); }
+    env.StallSyncWhileFileExists(stall);
+    return stall;
+  }
+  // Pumps `primary` (and so the loop) until `done` holds (10 s at most).
+  template <typename Primary, typename Done>
+  static void PumpUntil(Primary& primary, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      primary.Pump();
+      ::usleep(500);
+    }
+  }
+  template <typename Primary>
+  void WaitForHeldSync(Primary& primary) {
+    PumpUntil(primary, [&] { return env.syncs_stalled_now() > 0; });
+  }
+  // After the receiver is gone.
+  void Close() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&turn), nullptr);
+    CHECK(engine->Close(current_sink).ok());
+    feed->Close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+};
+
+TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records merely written") {
+  ReplicaNode node;
+  Engine* engine = node.engine.get();
+  const Epoch epoch = node.epoch;
+  FakePrimary primary(&node.loop);
+  auto rx = std::make_unique<WalReceiver>(&node.loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
+  node.feed->set_on_update([&] { rx->OnLocalDurable(node.feed->durable_lsn()); }, /*wake_on_written=*/true);
+  rx->Start(engine);
 
   std::string keep;
   Frame hello = primary.Next(&keep);
@@ -137,34 +196,22 @@ TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records mere
 
   std::string records;
   for (Lsn l = 1; l <= 3; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), "value");
-  const std::string stall = dir.Sub("stall");
-  { auto f = Env::Default()->NewWritableFile(stall, OpenMode::kCreateTruncate); REQUIRE(f.has_value()); }
-  env.StallSyncWhileFileExists(stall);
+  const std::string stall = node.HoldSyncs();
   primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({1, 3, 3, 7}), records});
   // The records are written (a feed update: the loop wakes) and their
   // fdatasync is held: nothing is ACKed while the loop runs.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (env.syncs_stalled_now() == 0) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    primary.Pump();
-    ::usleep(500);
-  }
+  node.WaitForHeldSync(primary);
   for (int i = 0; i < 20; ++i) primary.Pump();
-  CHECK(feed->last_lsn() == 3);  // the loop saw the records written
+  CHECK(node.feed->last_lsn() == 3);  // the loop saw the records written
   CHECK(primary.in.empty());
   // Made durable (another feed update): ACKed, once.
   REQUIRE(::unlink(stall.c_str()) == 0);
-  const Ack next = primary.NextAck();
+  const Ack next = primary.NextAckDurable(3, 0);
   CHECK(next.written_lsn == 3);
-  CHECK(next.durable_lsn == 3);
   CHECK(next.echo_sent_at_us == 7);
 
   rx.reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(&start_commits), nullptr);
-  CHECK(engine->Close(&sink).ok());
-  feed->Close();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  node.Close();
 }
 
 TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasync of the new records covered") {
@@ -172,48 +219,25 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   // new 4 and 5 are written but their fdatasync is held. An ACK that still
   // counted the old records' fdatasync would tell a synchronous primary that
   // the new ones are durable here.
-  testing::TempDir dir;
-  testing::RecordingSink sink, sink_after_cut;  // a sink sees each LSN once
-  FaultEnv env(Env::Default());
-  uv_loop_t loop{};
-  REQUIRE(uv_loop_init(&loop) == 0);
-  auto feed = std::make_unique<WalFeed>(&loop);
-  EngineOptions o = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
-  o.commit_observer = feed.get();
-  auto engine = testing::MustOpen(o);
-  const Epoch epoch = engine->current_epoch();
-  engine->SetDeferredCommitStart(true);
-  // Once per loop turn, as the daemon's commit bridge and server do: take
-  // finished commits (the engine's durable and applied LSNs move), start the next.
-  struct Driver {
-    Engine* engine;
-    CompletionSink* sink;
-  } driver{engine.get(), &sink};
-  uv_prepare_t start_commits;
-  REQUIRE(uv_prepare_init(&loop, &start_commits) == 0);
-  start_commits.data = &driver;
-  uv_prepare_start(&start_commits, [](uv_prepare_t* p) {
-    auto* d = static_cast<Driver*>(p->data);
-    d->engine->Poll(d->sink);
-    d->engine->StartCommits();
-  });
-  FakePrimary primary(&loop);
-  auto rx = std::make_unique<WalReceiver>(&loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
-  feed->Start(engine->last_lsn(), engine->durable_lsn(), nullptr);
-  feed->set_on_update([&] { rx->OnLocalDurable(feed->durable_lsn()); }, /*wake_on_written=*/true);
+  ReplicaNode node;
+  Engine* engine = node.engine.get();
+  const Epoch epoch = node.epoch;
+  FakePrimary primary(&node.loop);
+  auto rx = std::make_unique<WalReceiver>(&node.loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
+  node.feed->set_on_update([&] { rx->OnLocalDurable(node.feed->durable_lsn()); }, /*wake_on_written=*/true);
   // As the daemon cuts a log (Replication::RewindLog): the engine, then the feed.
   int rewinds = 0;
   rx->set_role_hooks({[&] { return epoch; }, [](Epoch) { return Status::Ok(); },
                       [&](Lsn fork, Lsn) -> Status {
-                        auto r = engine->RewindTo(fork, dir.Sub("diverged.broken"), &sink);
+                        auto r = engine->RewindTo(fork, node.dir.Sub("diverged.broken"), node.current_sink);
                         if (!r) return r.error();
-                        feed->Rewind(engine->last_lsn());
-                        driver.sink = &sink_after_cut;
+                        node.feed->Rewind(engine->last_lsn());
+                        node.current_sink = &node.sink_after_cut;
                         ++rewinds;
                         return Status::Ok();
                       },
                       [] {}});
-  rx->Start(engine.get());
+  rx->Start(engine);
   auto send_records = [&](Lsn first, Lsn last, const std::string& value) {
     std::string records;
     for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), value);
@@ -228,7 +252,7 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   CHECK(primary.NextHello().last_lsn == 0);
   primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
   send_records(1, 5, "old");
-  CHECK(ack_with_written(5).durable_lsn == 5);
+  primary.NextAckDurable(5, 0);
 
   // The primary's log forked after LSN 3: on the next connection it says so.
   primary.Drop();
@@ -241,35 +265,22 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   CHECK(after_cut.durable_lsn == 3);
   primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 4, 0, engine->epoch_history()})});
 
-  const std::string stall = dir.Sub("stall");
-  { auto f = Env::Default()->NewWritableFile(stall, OpenMode::kCreateTruncate); REQUIRE(f.has_value()); }
-  env.StallSyncWhileFileExists(stall);
+  const std::string stall = node.HoldSyncs();
   send_records(4, 5, "new");
   const Ack held = ack_with_written(5);  // written (the feed woke the loop); their fdatasync cannot return
   CHECK(held.durable_lsn == 3);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (env.syncs_stalled_now() == 0) {  // the held fdatasync is the new records'
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    primary.Pump();
-    ::usleep(500);
-  }
+  node.WaitForHeldSync(primary);  // the held fdatasync is the new records'
   REQUIRE(::unlink(stall.c_str()) == 0);
-  Ack a = primary.NextAck();
-  for (int i = 0; i < 100 && a.durable_lsn != 5; ++i) {
-    CHECK(a.durable_lsn == 3);  // ACKs the timer sent while the fdatasync was held
-    a = primary.NextAck();
-  }
-  CHECK(a.durable_lsn == 5);
+  primary.NextAckDurable(5, 3);
+  // The ACK leaves when the fdatasync returns; the records are applied when
+  // the loop takes the commit's result.
+  ReplicaNode::PumpUntil(primary, [&] { return engine->applied_lsn() >= 5; });
   auto k5 = engine->state().Get("k5");
   REQUIRE(k5.has_value());
   CHECK(*k5 == "new");
 
   rx.reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(&start_commits), nullptr);
-  CHECK(engine->Close(driver.sink).ok());
-  feed->Close();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  node.Close();
 }
 
 }  // namespace
