@@ -165,6 +165,14 @@ struct ReplicaNode {
   void WaitForHeldSync(Primary& primary) {
     PumpUntil(primary, [&] { return env.syncs_stalled_now() > 0; });
   }
+  // The receiver under test; the feed wakes it for records written too
+  // (see the top of this file).
+  std::unique_ptr<WalReceiver> MakeReceiver(uint16_t primary_port) {
+    auto rx = std::make_unique<WalReceiver>(&loop, daemon::HostPort{"127.0.0.1", primary_port}, "r1");
+    WalReceiver* r = rx.get();
+    feed->set_on_update([this, r] { r->OnLocalDurable(feed->durable_lsn()); }, /*wake_on_written=*/true);
+    return rx;
+  }
   // After the receiver is gone.
   void Close() {
     uv_close(reinterpret_cast<uv_handle_t*>(&turn), nullptr);
@@ -180,8 +188,7 @@ TEST_CASE("a replica ACKs each fdatasync once, and sends no ACK for records mere
   Engine* engine = node.engine.get();
   const Epoch epoch = node.epoch;
   FakePrimary primary(&node.loop);
-  auto rx = std::make_unique<WalReceiver>(&node.loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
-  node.feed->set_on_update([&] { rx->OnLocalDurable(node.feed->durable_lsn()); }, /*wake_on_written=*/true);
+  auto rx = node.MakeReceiver(primary.port);
   rx->Start(engine);
 
   std::string keep;
@@ -223,8 +230,7 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   Engine* engine = node.engine.get();
   const Epoch epoch = node.epoch;
   FakePrimary primary(&node.loop);
-  auto rx = std::make_unique<WalReceiver>(&node.loop, daemon::HostPort{"127.0.0.1", primary.port}, "r1");
-  node.feed->set_on_update([&] { rx->OnLocalDurable(node.feed->durable_lsn()); }, /*wake_on_written=*/true);
+  auto rx = node.MakeReceiver(primary.port);
   // As the daemon cuts a log (Replication::RewindLog): the engine, then the feed.
   int rewinds = 0;
   rx->set_role_hooks({[&] { return epoch; }, [](Epoch) { return Status::Ok(); },
