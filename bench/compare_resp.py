@@ -105,7 +105,7 @@ def run_rows(args, tmp, server_cpu, load_cpu):
                     for pipeline in (1, 16):
                         n = requests_for(kvd_mode if cmd == "set" else "none", clients, pipeline, args.quick)
                         kr, rr, br, nr, ur = [], [], [], [], []
-                        for _ in range(args.reps):  # alternate the four (five)
+                        for _ in range(args.reps):  # alternate every server and generator
                             kr.append(redis_benchmark(kvd.resp_sock, load_cpu, clients, n, pipeline, 100,
                                                       key_space, cmd))
                             rr.append(redis_benchmark(redis.sock, load_cpu, clients, n, pipeline, 100, key_space,

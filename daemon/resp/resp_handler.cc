@@ -108,19 +108,17 @@ Status RespHandler::Submit(Session& s, uint64_t seq, const Command& cmd) {
   // The answer waits in the slot until the write (or FLUSH) completes; an
   // error from either replaces it.
   s.replies().SetPayload(seq, decision_.reply);
-  if (decision_.ops.empty()) {
-    // Nothing to write: the answer is a read of the data, under GET's rule (a
-    // node that may not answer as the primary now refuses, with the reason).
-    if (Status gate = host_->PrimaryGate(/*write=*/false); !gate.ok()) {
-      s.replies().Complete(seq, gate.code(), engine->durable_lsn(), 0, gate.message());
-      return Status::Ok();
-    }
-  }
   if (!decision_.ops.empty()) {
     Command write = cmd;
     write.ref.op = Op::kBatch;
     write.batch = decision_.ops;
     return SubmitNoting(s, seq, write);
+  }
+  // Nothing to write: the answer is a read of the data, under GET's rule (a
+  // node that may not answer as the primary now refuses, with the reason).
+  if (Status gate = host_->PrimaryGate(/*write=*/false); !gate.ok()) {
+    s.replies().Complete(seq, gate.code(), engine->durable_lsn(), 0, gate.message());
+    return Status::Ok();
   }
   if (decision_.read_pending) {
     Command flush = cmd;
