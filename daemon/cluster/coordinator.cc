@@ -21,6 +21,8 @@ constexpr auto kReadLease = std::chrono::milliseconds(1000);
 constexpr auto kReadMargin = std::chrono::milliseconds(200);
 constexpr auto kTakeoverSilence = std::chrono::milliseconds(1000);
 constexpr uint64_t kTakeoverCheckMs = 50;
+// A longer gap between two takeover checks: this process did not run.
+constexpr auto kOwnStall = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -240,13 +242,22 @@ bool Coordinator::PromiseKept() const {
   return !silence || *silence >= kReadLease;
 }
 
+bool Coordinator::HeardLongEnough() const {
+  // The silence counts against the leader followed now: a node that wakes
+  // (SIGCONT) to find a new leader has not heard it yet, but not for long.
+  // Nor from before this process last stalled: the primary's frames may
+  // still wait unread in the socket (timers run before the loop reads).
+  return std::chrono::steady_clock::now() - std::max(leader_since_, awake_since_) >= kTakeoverSilence;
+}
+
 void Coordinator::CheckTakeover() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_takeover_check_ > kOwnStall) awake_since_ = now;  // SIGSTOP, a paused VM
+  last_takeover_check_ = now;
   if (resigning_ || taking_over_ || leader_.empty() || lease_->role() != LeaseRole::kFollower) return;
   const auto silence = repl_->PrimarySilence();
   if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
-  // The silence counts against the leader followed now: a node that wakes
-  // (SIGCONT) to find a new leader has not heard it yet, but not for long.
-  if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;
+  if (!HeardLongEnough()) return;
   std::vector<EtcdCompare> guard;
   if (!sync_->MayCampaign(&guard)) return;  // only a published member may
   taking_over_ = true;
@@ -259,7 +270,7 @@ void Coordinator::CheckTakeover() {
     if (kv.value != leader_ || kv.create_revision <= fenced_epoch_) return;
     const auto quiet = repl_->PrimarySilence();
     if (!quiet || *quiet < std::max(kTakeoverSilence, kReadLease)) return;
-    if (std::chrono::steady_clock::now() - leader_since_ < kTakeoverSilence) return;  // a leader just followed
+    if (!HeardLongEnough()) return;  // a leader just followed, or this node just woke
     // Refuse the old epoch first: from now on the old primary cannot
     // gather this member's ACKs, so it cannot acknowledge anything more.
     fenced_epoch_ = kv.create_revision;

@@ -89,6 +89,9 @@ class Coordinator {
   // Fast takeover (docs/cluster.md §3.5): a sync member whose primary has
   // been silent for kTakeoverSilence fences its epoch and deletes its key.
   void CheckTakeover();
+  // Whether this node has been awake and following the current leader for
+  // kTakeoverSilence, so that a silence it measures is the primary's.
+  bool HeardLongEnough() const;
   // A replica may take part in a takeover only read_lease after it last
   // heard its primary (the promise its ACKs carry).
   bool PromiseKept() const;
@@ -119,6 +122,8 @@ class Coordinator {
   mutable std::string rank_why_;         // the last hold-back reason logged
   std::string leader_;     // the leader we follow (kFollower), "" otherwise
   std::chrono::steady_clock::time_point leader_since_{};  // when leader_ last changed
+  // CheckTakeover's last run, and the end of this process's last stall.
+  std::chrono::steady_clock::time_point last_takeover_check_{}, awake_since_{};
   std::string following_;  // the repl address BecomeReplica was given
   bool resigning_ = false;
   bool taking_over_ = false;   // the leader key read of a takeover is out
