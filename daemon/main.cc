@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <random>
 
+#include "cluster/cluster_faults.h"
 #include "kvd/fault_env.h"
 #endif
 
@@ -127,6 +128,11 @@ int Run(int argc, char** argv) {
                                        "stall-sync-file=PATH";
           },
           ""));
+  std::string fault_cluster;
+  app.add_option("--fault-cluster", fault_cluster,
+                 "TEST BUILDS ONLY: takeover-compare-fails: etcd refuses this node's takeover delete by its "
+                 "compare, as when the sync set changed meanwhile (tests/cluster/test_cluster_takeover.py)")
+      ->check(CLI::IsMember({"takeover-compare-fails"}));
 #endif
   try {
     app.parse(argc, argv);
@@ -183,6 +189,10 @@ int Run(int argc, char** argv) {
     if (!spec.stall_sync_file.empty()) faulty->StallSyncWhileFileExists(spec.stall_sync_file);
     env = faulty.get();
     spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
+  }
+  if (fault_cluster == "takeover-compare-fails") {
+    kvd::daemon::TestClusterFaults().takeover_compare_fails = true;
+    spdlog::warn("--fault-cluster {}: for tests only", fault_cluster);
   }
 #endif
   g_serving = true;

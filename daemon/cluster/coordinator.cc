@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "cluster/cluster_faults.h"
 #include "cluster/etcd_tls.h"
 #include "config/config.h"
 #include "repl/lag.h"
@@ -255,6 +256,7 @@ void Coordinator::CheckTakeover() {
   if (now - last_takeover_check_ > kOwnStall) awake_since_ = now;  // SIGSTOP, a paused VM
   last_takeover_check_ = now;
   if (resigning_ || taking_over_ || leader_.empty() || lease_->role() != LeaseRole::kFollower) return;
+  if (now < takeover_retry_after_) return;  // the last attempt was refused
   const auto silence = repl_->PrimarySilence();
   if (!silence || *silence < std::max(kTakeoverSilence, kReadLease)) return;
   if (!HeardLongEnough()) return;
@@ -282,15 +284,42 @@ void Coordinator::CheckTakeover() {
     EtcdTxnRequest txn;
     txn.compare = guard;  // the sync set is still the one that names us
     txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, kv.create_revision, {}});
+    if (TestClusterFaults().takeover_compare_fails) {
+      txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, 0, {}});
+    }
     txn.success.push_back(EtcdOp::Delete(key));
-    client_->Txn(std::move(txn), [this, alive](Result<EtcdTxnResult> t) {
+    txn.failure.push_back(EtcdOp::Get(key));  // read in the same revision as the failed compare
+    client_->Txn(std::move(txn), [this, alive, epoch = kv.create_revision](Result<EtcdTxnResult> t) {
       if (alive.expired()) return;
-      if (!t || !t->succeeded) {
-        spdlog::warn("cluster: {}: the takeover's delete did not apply ({}); the lease decides", name_,
-                     t ? "the key or the sync set changed" : t.error().ToString());
+      if (t && !t->succeeded) return OnTakeoverRefused(epoch, *t);
+      if (!t) {
+        // Unknown whether the delete applied: the fence stays (the lease, or
+        // the key's deletion, decides). See docs/cluster.md §3.5.
+        spdlog::warn("cluster: {}: the takeover's delete may not have applied ({}); the lease decides", name_,
+                     t.error().ToString());
       }
     });
   });
+}
+
+void Coordinator::OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t) {
+  // The compare failed: nothing was deleted. If the failure branch still
+  // read epoch's key, its primary keeps the lease and no newer epoch exists,
+  // so this node's fence would only refuse a live primary (docs/cluster.md
+  // §3.5). Gone or replaced: a takeover is under way, the fence stays.
+  const bool kept = !t.ranges.empty() && !t.ranges[0].kvs.empty() &&
+                    t.ranges[0].kvs[0].create_revision == epoch;
+  takeover_retry_after_ = std::chrono::steady_clock::now() + kTakeoverSilence;
+  if (!kept) {
+    spdlog::warn("cluster: {}: the takeover's delete did not apply: the leader key of epoch {} is gone or "
+                 "replaced; the lease decides",
+                 name_, epoch);
+    return;
+  }
+  spdlog::warn("cluster: {}: the takeover's delete did not apply (the sync set changed); the primary of epoch {} "
+               "still holds the leader key: lifting this node's fence",
+               name_, epoch);
+  if (repl_->LiftEpochFence(static_cast<Epoch>(epoch)).ok() && fenced_epoch_ == epoch) fenced_epoch_ = 0;
 }
 
 bool Coordinator::ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {

@@ -92,6 +92,9 @@ class Coordinator {
   // Whether this node has been awake and following the current leader for
   // kTakeoverSilence, so that a silence it measures is the primary's.
   bool HeardLongEnough() const;
+  // The takeover's delete was refused by its compare: lifts this node's
+  // fence if the old primary still holds its leader key.
+  void OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t);
   // A replica may take part in a takeover only read_lease after it last
   // heard its primary (the promise its ACKs carry).
   bool PromiseKept() const;
@@ -128,6 +131,7 @@ class Coordinator {
   bool resigning_ = false;
   bool taking_over_ = false;   // the leader key read of a takeover is out
   int64_t fenced_epoch_ = 0;   // the last epoch this node fenced to take over
+  std::chrono::steady_clock::time_point takeover_retry_after_{};  // after a refused takeover
   UvHandle<uv_timer_t> takeover_timer_;
   struct Switchover {
     std::string from, to;

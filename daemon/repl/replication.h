@@ -123,6 +123,13 @@ class Replication : public ReplicaAcks {
   // cluster member about to take over from a silent primary. Saved like
   // any newer epoch seen (SeeEpoch); refused in memory even if that fails.
   void FenceEpoch(Epoch e);
+  // Undoes FenceEpoch(e) once etcd said the takeover did not happen and e's
+  // leader key is still there: e is then the newest epoch there is, and a
+  // fence kept would refuse a live primary for good (and its HELLO would
+  // make that primary fence itself). Only while nothing newer than the
+  // fence was seen; saved like SeeEpoch (the file then holds e again).
+  // Fails (fence kept, logged) if the file cannot be replaced.
+  Status LiftEpochFence(Epoch e);
   // The highest epoch this node has seen (its own history or any frame,
   // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;

@@ -163,6 +163,24 @@ void Replication::FenceEpoch(Epoch e) {
   seen_epoch_ = std::max(seen_epoch_, e + 1);
 }
 
+Status Replication::LiftEpochFence(Epoch e) {
+  if (seen_epoch_ != e + 1) return Status::Ok();  // not fenced at e, or a newer epoch was seen since
+  Status st = SaveSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_, e);
+  if (!st.ok()) {
+    LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
+             fmt::format("cannot lift this node's fence of epoch {} (its primary kept the leader key): {}; the "
+                         "fence stays until a newer epoch or a restart with a corrected seen_epoch",
+                         e, st.ToString()));
+    return st;
+  }
+  LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
+           fmt::format("lifted this node's fence of epoch {}: the takeover did not happen and that epoch's primary "
+                       "still holds the leader key; saved in {}",
+                       e, JoinPath(wal_dir_, std::string(kSeenEpochFileName))));
+  seen_epoch_ = e;
+  return Status::Ok();
+}
+
 Status Replication::SeeEpoch(Epoch e, const std::string& from) {
   if (e <= seen_epoch_) return Status::Ok();
   Status st = SaveSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_, e);

@@ -18,14 +18,16 @@ FENCED = 13       # kvd::Code::kFenced
 
 
 class ClusterNodes:
-    def __init__(self, test, etcd, names, prefix="/kvd/test", ttl="5s", sync_replicas=0, cluster_keys=None):
-        """cluster_keys: more [cluster] keys for every node (the etcd TLS files)."""
+    def __init__(self, test, etcd, names, prefix="/kvd/test", ttl="5s", sync_replicas=0, cluster_keys=None,
+                 extra_args=()):
+        """cluster_keys: more [cluster] keys for every node (the etcd TLS files); extra_args: more kvd
+        arguments for every node (--fault-cluster, test builds)."""
         self.test, self.etcd, self.prefix = test, etcd, prefix
         ports = _free_ports(len(names))
         self.nodes = {}
         for name, port in zip(names, ports):
             self.nodes[name] = test.server(
-                start=False, subdir=name,
+                start=False, subdir=name, extra_args=extra_args,
                 cluster=dict({"etcd_endpoints": ",".join(etcd.endpoints()), "prefix": prefix, "ttl": ttl},
                              **(cluster_keys or {})),
                 replication={"name": name, "listen": "127.0.0.1:%d" % port, "sync_replicas": sync_replicas},

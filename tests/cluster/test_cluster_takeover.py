@@ -11,6 +11,7 @@ stops answering refuses reads within a second (the read lease)."""
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 
@@ -85,6 +86,50 @@ class ClusterTakeover(EtcdTestCase):
             finally:
                 os.kill(nodes[member].pid, signal.SIGCONT)
             kvdtest.wait_until(lambda: c.get(b"k").status == 0, what="reads served again")
+
+    def test_refused_takeover_lifts_its_fence_and_the_primary_keeps_its_member(self):
+        """etcd refuses the takeover's delete by its compare (the sync set
+        changed meanwhile: forced here by --fault-cluster, test builds) while
+        the silent primary still holds its leader key. The member lifts its
+        fence of that epoch: once the primary is heard again it streams from
+        it and its ACKs count. A fence kept would refuse the primary for good,
+        and the member's HELLO (newer epoch) would fence the primary itself."""
+        if b"--fault-cluster" not in subprocess.run([kvdtest.binary("KVD_BIN"), "--help"],
+                                                    capture_output=True).stdout:
+            self.skipTest("kvd built without KVD_FAULT_INJECTION: no --fault-cluster")
+        nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=1,
+                             extra_args=["--fault-cluster", "takeover-compare-fails"])
+        p = nodes.wait_primary()
+        member = published_sync_members(nodes, p)[0]
+        nodes.wait_streaming(p)
+        epoch = nodes[p].status()["epoch"]
+        self.assertEqual(nodes.etcd_get("/leader"), (p, epoch))
+        with nodes[p].client() as c:
+            c.put(b"before", b"1").check()
+        since = nodes[member].log_offset()
+        nodes[p].kill(signal.SIGSTOP)  # well inside its 5 s lease: it stays the leader
+        try:
+            text = nodes[member].wait_for_log(lambda t: "the takeover's delete did not apply" in t, since=since,
+                                              timeout=4, what="a refused takeover")
+        finally:
+            nodes[p].kill(signal.SIGCONT)
+        self.assertIn("fenced its epoch %d" % epoch, text)
+        self.assertEqual(nodes.etcd_get("/leader"), (p, epoch), "the refused takeover deleted nothing")
+
+        def acknowledged():
+            try:
+                with nodes[p].client(timeout=2) as c:
+                    return c.put(b"after", b"2").status == 0
+            except (OSError, ConnectionError):
+                return False
+        kvdtest.wait_until(acknowledged, timeout=15, what="a write acknowledged by %s with its member" % p)
+        nodes.wait_streaming(p, timeout=15)
+        self.assertEqual(nodes[p].status()["epoch"], epoch, "no failover happened")
+        self.assertEqual(nodes.etcd_get("/leader"), (p, epoch))
+        self.assertEqual(published_sync_members(nodes, p), [member])
+        data = nodes.wait_converged(p, timeout=15)
+        self.assertEqual((data.get(b"before"), data.get(b"after")), (b"1", b"2"))
+        self.assertIn("lifted this node's fence of epoch %d" % epoch, nodes[member].log_text(since))
 
 
 if __name__ == "__main__":
