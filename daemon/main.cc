@@ -131,8 +131,9 @@ int Run(int argc, char** argv) {
   std::string fault_cluster;
   app.add_option("--fault-cluster", fault_cluster,
                  "TEST BUILDS ONLY: takeover-compare-fails: etcd refuses this node's takeover delete by its "
-                 "compare, as when the sync set changed meanwhile (tests/cluster/test_cluster_takeover.py)")
-      ->check(CLI::IsMember({"takeover-compare-fails"}));
+                 "compare, as when the sync set changed meanwhile; takeover-answer-lost: the same, and the "
+                 "answer is lost (tests/cluster/test_cluster_takeover.py)")
+      ->check(CLI::IsMember({"takeover-compare-fails", "takeover-answer-lost"}));
 #endif
   try {
     app.parse(argc, argv);
@@ -190,8 +191,9 @@ int Run(int argc, char** argv) {
     env = faulty.get();
     spdlog::warn("running on the fault-injecting Env ({}): for tests only", fault_env);
   }
-  if (fault_cluster == "takeover-compare-fails") {
-    kvd::daemon::TestClusterFaults().takeover_compare_fails = true;
+  if (!fault_cluster.empty()) {
+    kvd::daemon::TestClusterFaults().takeover_compare_fails = fault_cluster == "takeover-compare-fails";
+    kvd::daemon::TestClusterFaults().takeover_answer_lost = fault_cluster == "takeover-answer-lost";
     spdlog::warn("--fault-cluster {}: for tests only", fault_cluster);
   }
 #endif

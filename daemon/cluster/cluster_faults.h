@@ -10,6 +10,10 @@ struct ClusterFaults {
   // answers as when the sync set changed between the check and the delete
   // (a race with the primary replacing this member), and the key stays.
   bool takeover_compare_fails = false;
+  // The same refused delete, but its answer is dropped: the coordinator
+  // sees an error, cannot tell whether the delete applied, and keeps its
+  // fence although the primary keeps its key.
+  bool takeover_answer_lost = false;
 };
 
 ClusterFaults& TestClusterFaults();

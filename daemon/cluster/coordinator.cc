@@ -69,7 +69,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const 
                        MemberPublisher::Create(loop, c->client_.get(), config.cluster.prefix + "/members/" + c->name_,
                                                config.cluster.ttl, kPublishInterval, [self] { return self->Facts(); }));
   if (!InitTimer(loop, &c->follow_timer_, self) || !InitTimer(loop, &c->takeover_timer_, self) ||
-      !InitTimer(loop, &c->switch_step_timer_, self) || !InitTimer(loop, &c->switch_reload_timer_, self)) {
+      !InitTimer(loop, &c->switch_step_timer_, self) || !InitTimer(loop, &c->switch_reload_timer_, self) ||
+      !InitTimer(loop, &c->fenced_timer_, self)) {
     return Status::Internal("coordinator: uv_timer_init failed");
   }
   return c;
@@ -87,6 +88,7 @@ void Coordinator::Start() {
         kTakeoverCheckMs, kTakeoverCheckMs);
   }
   LoadSwitchover();
+  repl_->SetOnFencedByNewerEpoch([this](Epoch newer) { OnFencedByNewerEpoch(newer); });
   lease_->Campaign();
 }
 
@@ -163,12 +165,7 @@ void Coordinator::Lead(int64_t epoch) {
     LogEvent(spdlog::level::err, Event::kReplication, 0,
              fmt::format("cluster: {} won the leader key (epoch {}) but cannot become primary: {}; resigning", name_,
                          epoch, begun.error().message()));
-    lease_->Resign([this, alive = std::weak_ptr<int>(life_)](Status) {
-      if (alive.expired() || resigning_) return;
-      uv_timer_start(
-          follow_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->lease_->Campaign(); },
-          static_cast<uint64_t>(cluster_.ttl.count()), 0);
-    });
+    ResignAndCampaignLater();
     return;
   }
   following_.clear();
@@ -179,6 +176,47 @@ void Coordinator::Lead(int64_t epoch) {
   }
   spdlog::warn("cluster: {} is the primary in epoch {}", name_, *begun);
   publisher_->PublishNow();
+}
+
+void Coordinator::ResignAndCampaignLater() {
+  lease_->Resign([this, alive = std::weak_ptr<int>(life_)](Status) {
+    if (alive.expired() || resigning_) return;
+    uv_timer_start(
+        follow_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->lease_->Campaign(); },
+        static_cast<uint64_t>(cluster_.ttl.count()), 0);
+  });
+}
+
+void Coordinator::OnFencedByNewerEpoch(Epoch newer) {
+  // Fenced while holding the leader key: nobody takes writes until the key
+  // goes, and this process would renew it for ever. A genuine newer primary
+  // means the key is gone already (the lease reports it); a member's fence
+  // from a takeover whose delete never applied means it is not, and only
+  // giving it back starts the election that ends this (docs/cluster.md §3.5).
+  if (resigning_ || lease_->role() != LeaseRole::kLeader) return;
+  LogEvent(spdlog::level::err, Event::kReplication, 0,
+           fmt::format("cluster: {} holds the leader key but was fenced by a newer epoch {}: resigning it so that "
+                       "a writable primary is elected",
+                       name_, newer));
+  // Not from inside the link callback that reported it: the step-down the
+  // resignation causes closes that link.
+  uv_timer_start(
+      fenced_timer_.get(), [](uv_timer_t* t) { static_cast<Coordinator*>(t->data)->ResignIfKeyStillOurs(); }, 0, 0);
+}
+
+void Coordinator::ResignIfKeyStillOurs() {
+  if (resigning_ || lease_->role() != LeaseRole::kLeader) return;
+  const int64_t epoch = lease_->epoch();
+  // Only a key that is still this node's: a genuine newer primary deleted it
+  // already, and the lease's watch will say so without a resignation (which
+  // would keep this node from following anyone for a ttl).
+  client_->Range(lease_->key(), {}, [this, alive = std::weak_ptr<int>(life_), epoch](Result<EtcdRange> r) {
+    if (alive.expired() || resigning_ || lease_->role() != LeaseRole::kLeader || lease_->epoch() != epoch) return;
+    if (!r || r->kvs.empty() || r->kvs[0].value != name_ || r->kvs[0].create_revision != epoch) return;
+    LogEvent(spdlog::level::err, Event::kReplication, 0,
+             fmt::format("cluster: {} still holds the leader key of epoch {} while fenced: resigning it", name_, epoch));
+    ResignAndCampaignLater();
+  });
 }
 
 void Coordinator::Follow() {
@@ -284,13 +322,14 @@ void Coordinator::CheckTakeover() {
     EtcdTxnRequest txn;
     txn.compare = guard;  // the sync set is still the one that names us
     txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, kv.create_revision, {}});
-    if (TestClusterFaults().takeover_compare_fails) {
+    if (TestClusterFaults().takeover_compare_fails || TestClusterFaults().takeover_answer_lost) {
       txn.compare.push_back({key, EtcdCompare::Target::kCreate, EtcdCompare::Op::kEqual, 0, {}});
     }
     txn.success.push_back(EtcdOp::Delete(key));
     txn.failure.push_back(EtcdOp::Get(key));  // read in the same revision as the failed compare
     client_->Txn(std::move(txn), [this, alive, epoch = kv.create_revision](Result<EtcdTxnResult> t) {
       if (alive.expired()) return;
+      if (TestClusterFaults().takeover_answer_lost) t = Status::TimedOut("--fault-cluster: the answer was dropped");
       if (t && !t->succeeded) return OnTakeoverRefused(epoch, *t);
       if (!t) {
         // Unknown whether the delete applied: the fence stays (the lease, or

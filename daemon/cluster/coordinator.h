@@ -95,6 +95,11 @@ class Coordinator {
   // The takeover's delete was refused by its compare: lifts this node's
   // fence if the old primary still holds its leader key.
   void OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t);
+  // Gives the leader key back and campaigns again one ttl later.
+  void ResignAndCampaignLater();
+  // Replication fenced this node's writes for a newer epoch.
+  void OnFencedByNewerEpoch(Epoch newer);
+  void ResignIfKeyStillOurs();
   // A replica may take part in a takeover only read_lease after it last
   // heard its primary (the promise its ACKs carry).
   bool PromiseKept() const;
@@ -145,6 +150,7 @@ class Coordinator {
   UvHandle<uv_timer_t> switch_step_timer_;    // SwitchoverStep while switching_
   UvHandle<uv_timer_t> switch_reload_timer_;  // retries LoadSwitchover
   UvHandle<uv_timer_t> follow_timer_;  // retries Follow
+  UvHandle<uv_timer_t> fenced_timer_;  // OnFencedByNewerEpoch's resignation, on the next loop turn
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };
 

@@ -133,6 +133,10 @@ class Replication : public ReplicaAcks {
   // The highest epoch this node has seen (its own history or any frame,
   // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;
+  // Called (on the loop, possibly from inside a link's callback: defer any
+  // role change) when this node fences its writes because a peer showed it
+  // a newer epoch. The cluster coordinator resigns a leader key it holds.
+  void SetOnFencedByNewerEpoch(std::function<void(Epoch newer)> fn) { on_fenced_by_newer_ = std::move(fn); }
 
  private:
   void FenceForNewerEpoch(Epoch newer, const std::string& why);
@@ -155,6 +159,7 @@ class Replication : public ReplicaAcks {
   std::unique_ptr<repl::ReplPrimary> primary_;
   std::unique_ptr<repl::WalReceiver> receiver_;
   std::function<void()> on_acks_changed_;
+  std::function<void(Epoch)> on_fenced_by_newer_;
   std::shared_ptr<TlsContext> tls_;  // nullptr: plain TCP (loopback or insecure)
   NodeController* node_ = nullptr;
   Hooks hooks_;

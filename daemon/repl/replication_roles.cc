@@ -210,6 +210,7 @@ void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
   LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(), "fenced: " + reason);
   (void)node_->SetWriteFence(Status::Fenced(reason));
   if (primary_) primary_->CloseAll(Status::Fenced("this primary is fenced"));
+  if (on_fenced_by_newer_) on_fenced_by_newer_(newer);
 }
 
 Status Replication::RewindLog(Lsn fork, Lsn last) {

@@ -131,6 +131,44 @@ class ClusterTakeover(EtcdTestCase):
         self.assertEqual((data.get(b"before"), data.get(b"after")), (b"1", b"2"))
         self.assertIn("lifted this node's fence of epoch %d" % epoch, nodes[member].log_text(since))
 
+    def test_fenced_primary_that_keeps_its_key_resigns_it(self):
+        """The same refusal, but its answer is lost (--fault-cluster
+        takeover-answer-lost): the member cannot tell whether its delete
+        applied and keeps its fence. The resumed primary, still holding the
+        leader key, is fenced by the member's newer epoch; it resigns the key,
+        and the member is elected. Without that the key stays with a node
+        that takes no writes, and nobody acknowledges anything."""
+        if b"takeover-answer-lost" not in subprocess.run([kvdtest.binary("KVD_BIN"), "--help"],
+                                                         capture_output=True).stdout:
+            self.skipTest("kvd built without KVD_FAULT_INJECTION: no --fault-cluster")
+        nodes = ClusterNodes(self, self.etcd, ["a", "b", "c"], sync_replicas=1,
+                             extra_args=["--fault-cluster", "takeover-answer-lost"])
+        p = nodes.wait_primary()
+        member = published_sync_members(nodes, p)[0]
+        nodes.wait_streaming(p)
+        epoch = nodes[p].status()["epoch"]
+        with nodes[p].client() as c:
+            c.put(b"before", b"1").check()
+        since_member, since_p = nodes[member].log_offset(), nodes[p].log_offset()
+        nodes[p].kill(signal.SIGSTOP)
+        try:
+            text = nodes[member].wait_for_log(lambda t: "the takeover's delete may not have applied" in t,
+                                              since=since_member, timeout=4, what="a takeover without an answer")
+        finally:
+            nodes[p].kill(signal.SIGCONT)
+        self.assertIn("fenced its epoch %d" % epoch, text)
+        self.assertEqual(nodes.etcd_get("/leader"), (p, epoch), "nothing was deleted")
+
+        winner, took = first_ack(nodes, [member], b"after", b"2", timeout=30)
+        leader, new_epoch = nodes.etcd_get("/leader")
+        self.assertEqual(leader, member)
+        self.assertGreater(new_epoch, epoch)
+        self.assertIn("holds the leader key but was fenced by a newer epoch", nodes[p].log_text(since_p))
+        print("\nfenced primary %s resigned; %s acknowledged %.2f s after %s resumed" % (p, member, took, p))
+        nodes.wait_streaming(member)
+        data = nodes.wait_converged(member)
+        self.assertEqual((data.get(b"before"), data.get(b"after")), (b"1", b"2"))
+
 
 if __name__ == "__main__":
     kvdtest.main(total_timeout=300)
