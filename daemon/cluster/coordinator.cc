@@ -36,7 +36,9 @@ Coordinator::Coordinator(uv_loop_t* loop, const Config& config, Replication* rep
       repl_(repl),
       node_(node) {}
 
-Coordinator::~Coordinator() = default;
+Coordinator::~Coordinator() {
+  if (repl_ != nullptr) repl_->SetOnFencedByNewerEpoch(nullptr);  // Replication outlives this (server.h)
+}
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Create(uv_loop_t* loop, const Config& config, Replication* repl,
                                                          NodeController* node) {
@@ -194,9 +196,9 @@ void Coordinator::OnFencedByNewerEpoch(Epoch newer) {
   // from a takeover whose delete never applied means it is not, and only
   // giving it back starts the election that ends this (docs/cluster.md §3.5).
   if (resigning_ || lease_->role() != LeaseRole::kLeader) return;
-  LogEvent(spdlog::level::err, Event::kReplication, 0,
-           fmt::format("cluster: {} holds the leader key but was fenced by a newer epoch {}: resigning it so that "
-                       "a writable primary is elected",
+  LogEvent(spdlog::level::warn, Event::kReplication, 0,
+           fmt::format("cluster: {} was fenced by a newer epoch {} while its lease says leader: reading the leader "
+                       "key",
                        name_, newer));
   // Not from inside the link callback that reported it: the step-down the
   // resignation causes closes that link.
@@ -214,7 +216,9 @@ void Coordinator::ResignIfKeyStillOurs() {
     if (alive.expired() || resigning_ || lease_->role() != LeaseRole::kLeader || lease_->epoch() != epoch) return;
     if (!r || r->kvs.empty() || r->kvs[0].value != name_ || r->kvs[0].create_revision != epoch) return;
     LogEvent(spdlog::level::err, Event::kReplication, 0,
-             fmt::format("cluster: {} still holds the leader key of epoch {} while fenced: resigning it", name_, epoch));
+             fmt::format("cluster: {} still holds the leader key of epoch {} while fenced: resigning it so that a "
+                         "writable primary is elected",
+                         name_, epoch));
     ResignAndCampaignLater();
   });
 }

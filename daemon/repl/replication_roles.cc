@@ -169,7 +169,7 @@ Status Replication::LiftEpochFence(Epoch e) {
   if (!st.ok()) {
     LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
              fmt::format("cannot lift this node's fence of epoch {} (its primary kept the leader key): {}; the "
-                         "fence stays until a newer epoch or a restart with a corrected seen_epoch",
+                         "fence stays (a primary it fences resigns its leader key)",
                          e, st.ToString()));
     return st;
   }
