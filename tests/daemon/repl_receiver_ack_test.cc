@@ -12,9 +12,12 @@
 
 #include <chrono>
 
+#include "kvd/crc32c.h"
 #include "kvd/fault_env.h"
 #include "kvd/fd.h"
+#include "kvd/snapshot.h"
 #include "kvd/wal.h"
+#include "repl/snapshot_messages.h"
 #include "repl/wal_feed.h"
 #include "repl/wal_receiver.h"
 #include "tests/storage/engine_test_util.h"
@@ -284,6 +287,77 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   auto k5 = engine->state().Get("k5");
   REQUIRE(k5.has_value());
   CHECK(*k5 == "new");
+
+  rx.reset();
+  node.Close();
+}
+
+TEST_CASE("after a resync from the primary's snapshot, a replica ACKs as durable only what an fdatasync after it "
+          "covered") {
+  // Records 1-8 were durable here; the primary's log forked after 3 inside
+  // what this node cannot cut, so it resyncs from the primary's snapshot at
+  // LSN 5. The new 6 and 7 are written with their fdatasync held. An ACK
+  // that still counted the old log's fdatasync (up to 8) would tell a
+  // synchronous primary that they are durable here.
+  ReplicaNode node;
+  Engine* engine = node.engine.get();
+  const Epoch epoch = node.epoch;
+  FakePrimary primary(&node.loop);
+  auto rx = node.MakeReceiver(primary.port);
+  rx->SetStorage(&node.env, node.dir.Sub("wal"), node.dir.Sub("snap"));
+  int resets = 0;
+  rx->set_role_hooks({[&] { return epoch; }, [](Epoch) { return Status::Ok(); },
+                      [](Lsn, Lsn) { return Status::Unsupported("the divergent tail is inside a snapshot"); },
+                      [&] {
+                        node.feed->Rewind(engine->last_lsn());
+                        node.current_sink = &node.sink_after_cut;
+                        ++resets;
+                      }});
+  rx->Start(engine);
+  auto send_records = [&](Lsn first, Lsn last, const std::string& value) {
+    std::string records;
+    for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), value);
+    primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({first, last, last, 7}), records});
+  };
+
+  CHECK(primary.NextHello().last_lsn == 0);
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
+  send_records(1, 8, "old");
+  primary.NextAckDurable(8, 0);
+
+  primary.Drop();
+  CHECK(primary.NextHello().durable_lsn == 8);
+  primary.Send(MsgType::kWelcome, epoch,
+               {EncodeWelcome({"p", StartMode::kTruncate, 4, 3, engine->epoch_history()})});
+  CHECK(primary.NextHello().last_lsn == 0);  // reconnected asking for a whole state: a snapshot
+  State primary_state;
+  for (int i = 1; i <= 5; ++i) primary_state.Put("k" + std::to_string(i), "new");
+  auto info = WriteSnapshotFile(Env::Default(), node.dir.Sub("primary.kvs"), primary_state, 5);
+  REQUIRE(info.has_value());
+  auto bytes = Env::Default()->ReadFileToString(info->path);
+  REQUIRE(bytes.has_value());
+  REQUIRE(bytes->size() <= kSnapshotChunkBytes);
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kSnapshot, 6, 0, engine->epoch_history()})});
+  primary.Send(MsgType::kSnapshotBegin, epoch, {EncodeSnapshotBegin({5})});
+  primary.Send(MsgType::kSnapshotChunk, epoch, {*bytes});
+  primary.Send(MsgType::kSnapshotEnd, epoch,
+               {EncodeSnapshotEnd({bytes->size(), Crc32c(bytes->data(), bytes->size())})});
+  ReplicaNode::PumpUntil(primary, [&] { return resets == 1; });
+  REQUIRE(engine->last_lsn() == 5);
+  REQUIRE(engine->durable_lsn() == 5);
+
+  const std::string stall = node.HoldSyncs();
+  send_records(6, 7, "newer");
+  Ack held = primary.NextAck();
+  while (held.written_lsn < 7) held = primary.NextAck();  // written (the feed woke the loop)
+  CHECK(held.durable_lsn == 5);
+  node.WaitForHeldSync(primary);  // the held fdatasync is the new records'
+  REQUIRE(::unlink(stall.c_str()) == 0);
+  primary.NextAckDurable(7, 5);
+  ReplicaNode::PumpUntil(primary, [&] { return engine->applied_lsn() >= 7; });
+  CHECK(engine->state().Get("k3") == std::optional<std::string>("new"));
+  CHECK(engine->state().Get("k7") == std::optional<std::string>("newer"));
+  CHECK_FALSE(engine->state().Get("k8").has_value());
 
   rx.reset();
   node.Close();
