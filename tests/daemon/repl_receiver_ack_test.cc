@@ -108,10 +108,34 @@ struct FakePrimary {
     CHECK(a.durable_lsn == durable);
     return a;
   }
+  // The first ACK that reports `written` written (the feed woke the loop).
+  Ack NextAckWritten(Lsn written) {
+    Ack a = NextAck();
+    while (a.written_lsn < written) a = NextAck();
+    return a;
+  }
   void Send(MsgType t, Epoch e, std::initializer_list<std::string_view> body) {
     std::string f;
     AppendFrame(&f, t, e, body);
     REQUIRE(::write(conn.get(), f.data(), f.size()) == ssize_t(f.size()));
+  }
+  // One WAL message: puts of k<lsn> = value for LSNs first..last.
+  void SendRecords(Epoch e, Lsn first, Lsn last, const std::string& value) {
+    std::string records;
+    for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, e, "k" + std::to_string(l), value);
+    Send(MsgType::kWal, e, {EncodeWalHeader({first, last, last, 7}), records});
+  }
+  // A fresh replica streams records 1..last ("old") until they are durable
+  // there; then the link drops, and on the next connection this primary says
+  // the log forked after `fork` (a TRUNCATE welcome).
+  void StreamThenFork(Epoch e, const EpochHistory& history, Lsn last, Lsn fork) {
+    CHECK(NextHello().last_lsn == 0);
+    Send(MsgType::kWelcome, e, {EncodeWelcome({"p", StartMode::kStream, 1, 0, history})});
+    SendRecords(e, 1, last, "old");
+    NextAckDurable(last, 0);
+    Drop();
+    CHECK(NextHello().durable_lsn == last);
+    Send(MsgType::kWelcome, e, {EncodeWelcome({"p", StartMode::kTruncate, fork + 1, fork, history})});
   }
 };
 
@@ -247,27 +271,8 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
                       },
                       [] {}});
   rx->Start(engine);
-  auto send_records = [&](Lsn first, Lsn last, const std::string& value) {
-    std::string records;
-    for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), value);
-    primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({first, last, last, 7}), records});
-  };
-  auto ack_with_written = [&](Lsn written) {
-    Ack a = primary.NextAck();
-    while (a.written_lsn < written) a = primary.NextAck();
-    return a;
-  };
-
-  CHECK(primary.NextHello().last_lsn == 0);
-  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
-  send_records(1, 5, "old");
-  primary.NextAckDurable(5, 0);
-
   // The primary's log forked after LSN 3: on the next connection it says so.
-  primary.Drop();
-  CHECK(primary.NextHello().durable_lsn == 5);
-  primary.Send(MsgType::kWelcome, epoch,
-               {EncodeWelcome({"p", StartMode::kTruncate, 4, 3, engine->epoch_history()})});
+  primary.StreamThenFork(epoch, engine->epoch_history(), 5, 3);
   const Hello after_cut = primary.NextHello();  // the receiver reconnects with the shorter log
   REQUIRE(rewinds == 1);
   CHECK(after_cut.last_lsn == 3);
@@ -275,8 +280,8 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
   primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 4, 0, engine->epoch_history()})});
 
   const std::string stall = node.HoldSyncs();
-  send_records(4, 5, "new");
-  const Ack held = ack_with_written(5);  // written (the feed woke the loop); their fdatasync cannot return
+  primary.SendRecords(epoch, 4, 5, "new");
+  const Ack held = primary.NextAckWritten(5);  // their fdatasync cannot return
   CHECK(held.durable_lsn == 3);
   node.WaitForHeldSync(primary);  // the held fdatasync is the new records'
   REQUIRE(::unlink(stall.c_str()) == 0);
@@ -314,21 +319,7 @@ TEST_CASE("after a resync from the primary's snapshot, a replica ACKs as durable
                         ++resets;
                       }});
   rx->Start(engine);
-  auto send_records = [&](Lsn first, Lsn last, const std::string& value) {
-    std::string records;
-    for (Lsn l = first; l <= last; ++l) AppendPutRecord(&records, l, epoch, "k" + std::to_string(l), value);
-    primary.Send(MsgType::kWal, epoch, {EncodeWalHeader({first, last, last, 7}), records});
-  };
-
-  CHECK(primary.NextHello().last_lsn == 0);
-  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
-  send_records(1, 8, "old");
-  primary.NextAckDurable(8, 0);
-
-  primary.Drop();
-  CHECK(primary.NextHello().durable_lsn == 8);
-  primary.Send(MsgType::kWelcome, epoch,
-               {EncodeWelcome({"p", StartMode::kTruncate, 4, 3, engine->epoch_history()})});
+  primary.StreamThenFork(epoch, engine->epoch_history(), 8, 3);
   CHECK(primary.NextHello().last_lsn == 0);  // reconnected asking for a whole state: a snapshot
   State primary_state;
   for (int i = 1; i <= 5; ++i) primary_state.Put("k" + std::to_string(i), "new");
@@ -347,10 +338,8 @@ TEST_CASE("after a resync from the primary's snapshot, a replica ACKs as durable
   REQUIRE(engine->durable_lsn() == 5);
 
   const std::string stall = node.HoldSyncs();
-  send_records(6, 7, "newer");
-  Ack held = primary.NextAck();
-  while (held.written_lsn < 7) held = primary.NextAck();  // written (the feed woke the loop)
-  CHECK(held.durable_lsn == 5);
+  primary.SendRecords(epoch, 6, 7, "newer");
+  CHECK(primary.NextAckWritten(7).durable_lsn == 5);  // their fdatasync cannot return
   node.WaitForHeldSync(primary);  // the held fdatasync is the new records'
   REQUIRE(::unlink(stall.c_str()) == 0);
   primary.NextAckDurable(7, 5);
