@@ -360,9 +360,17 @@ void Coordinator::OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t) {
     return;
   }
   spdlog::warn("cluster: {}: the takeover's delete did not apply (the sync set changed); the primary of epoch {} "
-               "still holds the leader key: lifting this node's fence",
+               "still holds the leader key",
                name_, epoch);
-  if (repl_->LiftEpochFence(static_cast<Epoch>(epoch)).ok() && fenced_epoch_ == epoch) fenced_epoch_ = 0;
+  const Result<bool> lifted = repl_->LiftEpochFence(static_cast<Epoch>(epoch));
+  if (lifted && *lifted) {
+    if (fenced_epoch_ == epoch) fenced_epoch_ = 0;  // that epoch may be taken over again, later
+  } else if (lifted) {
+    // A newer epoch was seen since the fence: it stays, and so does the
+    // record that this epoch was fenced (no second takeover of it).
+    spdlog::warn("cluster: {}: the fence of epoch {} stays: this node has seen epoch {} since", name_, epoch,
+                 repl_->highest_epoch_seen());
+  }
 }
 
 bool Coordinator::ApplySync(uint32_t sync_replicas, std::chrono::milliseconds sync_timeout) {

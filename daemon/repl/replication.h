@@ -128,8 +128,10 @@ class Replication : public ReplicaAcks {
   // fence kept would refuse a live primary for good (and its HELLO would
   // make that primary fence itself). Only while nothing newer than the
   // fence was seen; saved like SeeEpoch (the file then holds e again).
-  // Fails (fence kept, logged) if the file cannot be replaced.
-  Status LiftEpochFence(Epoch e);
+  // true: lifted. false: nothing to lift (not fenced at e, or a newer epoch
+  // was seen since: that fence stays). An error (fence kept, logged) if the
+  // file cannot be replaced.
+  Result<bool> LiftEpochFence(Epoch e);
   // The highest epoch this node has seen (its own history or any frame,
   // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;

@@ -163,8 +163,8 @@ void Replication::FenceEpoch(Epoch e) {
   seen_epoch_ = std::max(seen_epoch_, e + 1);
 }
 
-Status Replication::LiftEpochFence(Epoch e) {
-  if (seen_epoch_ != e + 1) return Status::Ok();  // not fenced at e, or a newer epoch was seen since
+Result<bool> Replication::LiftEpochFence(Epoch e) {
+  if (seen_epoch_ != e + 1) return false;  // not fenced at e, or a newer epoch was seen since
   Status st = SaveSeenEpoch(env_ != nullptr ? env_ : Env::Default(), wal_dir_, e);
   if (!st.ok()) {
     LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(),
@@ -178,7 +178,7 @@ Status Replication::LiftEpochFence(Epoch e) {
                        "still holds the leader key; saved in {}",
                        e, JoinPath(wal_dir_, std::string(kSeenEpochFileName))));
   seen_epoch_ = e;
-  return Status::Ok();
+  return true;
 }
 
 Status Replication::SeeEpoch(Epoch e, const std::string& from) {
