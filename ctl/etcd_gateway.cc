@@ -31,30 +31,6 @@ Status Readable(const char* option, const std::string& path) {
   return Status::Ok();
 }
 
-// What a failed transfer's TLS error most likely means, in kvctl's option
-// names ("" for other failures). Mirrors kvd's CurlMulti::TlsHint.
-std::string TlsHint(CURLcode rc, std::string_view error) {
-  const bool cert_alert = error.find("alert") != std::string_view::npos &&
-                          (error.find("certificate") != std::string_view::npos ||
-                           error.find("unknown ca") != std::string_view::npos);
-  switch (rc) {
-    case CURLE_PEER_FAILED_VERIFICATION:
-      return "TLS: certificate verification failed: etcd's certificate is not signed by --etcd-cacert, or does "
-             "not name this endpoint's address";
-    case CURLE_SSL_CACERT_BADFILE: return "TLS: cannot use --etcd-cacert";
-    case CURLE_SSL_CERTPROBLEM: return "TLS: cannot use --etcd-cert/--etcd-key";
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-      if (cert_alert) {
-        return "TLS: etcd refused this client: it wants a client certificate signed by a CA it trusts "
-               "(--etcd-cert, --etcd-key)";
-      }
-      return rc == CURLE_SSL_CONNECT_ERROR ? "TLS handshake failed" : "";
-    default: return "";
-  }
-}
-
 }  // namespace
 
 Status EtcdGateway::CheckTls(const std::vector<std::string>& endpoints, const EtcdTls& tls) {
@@ -136,17 +112,7 @@ Result<EtcdGateway::Reply> EtcdGateway::PostTo(const std::string& endpoint, std:
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
-  if (!tls_.ca_file.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAINFO, tls_.ca_file.c_str());
-    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);  // only the CA given, not the system directory
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    if (!tls_.cert_file.empty()) {
-      curl_easy_setopt(c, CURLOPT_SSLCERT, tls_.cert_file.c_str());
-      curl_easy_setopt(c, CURLOPT_SSLKEY, tls_.key_file.c_str());
-    }
-  }
+  kvd::SetCurlTlsOptions(c, tls_);
   const CURLcode rc = curl_easy_perform(c);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);  // `error` goes out of scope
   curl_slist_free_all(headers);
@@ -155,7 +121,7 @@ Result<EtcdGateway::Reply> EtcdGateway::PostTo(const std::string& endpoint, std:
     *nothing_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                     rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR;
     std::string why = error[0] != '\0' ? error : curl_easy_strerror(rc);
-    if (std::string hint = TlsHint(rc, why); !hint.empty()) why += " (" + hint + ")";
+    if (std::string hint = kvd::CurlTlsHint(rc, why, {"--etcd-cacert", "--etcd-cert", "--etcd-key"}); !hint.empty()) why += " (" + hint + ")";
     return Status::IOError("etcd " + endpoint + ": " + why);
   }
   *nothing_sent = false;

@@ -17,22 +17,16 @@
 #include <string_view>
 #include <vector>
 
+#include "curl_tls.h"
 #include "etcd_json.h"
 #include "kvd/status.h"
 
 namespace kvctl {
 
 // TLS to etcd (--etcd-cacert, --etcd-cert, --etcd-key; docs/cluster.md "TLS
-// to etcd"), as kvd's [cluster] etcd_ca_file, etcd_cert_file, etcd_key_file:
-// etcd's certificate must chain to ca_file (never the system store) and name
-// the endpoint's address; cert_file/key_file are an optional client
-// certificate.
-struct EtcdTls {
-  std::string ca_file;
-  std::string cert_file;
-  std::string key_file;
-  bool any() const { return !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
-};
+// to etcd"), as kvd's [cluster] etcd_ca_file, etcd_cert_file, etcd_key_file,
+// with the same rules (common/curl_tls.h).
+using EtcdTls = kvd::CurlTls;
 
 class EtcdGateway {
  public:

@@ -27,21 +27,15 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "curl_tls.h"
 #include "kvd/status.h"
 #include "net/uv_handle.h"
 
 namespace kvd::daemon {
 
-// TLS for https:// URLs (docs/cluster.md "TLS to etcd"). The server's
-// certificate must chain to ca_file (never the system store) and name the
-// URL's address; cert_file/key_file, when set, are the client certificate.
-// Paths to PEM files, read by curl whenever it opens a connection (the CA
-// store is cached by the multi handle).
-struct CurlTls {
-  std::string ca_file;    // "" = no TLS options set (plain http)
-  std::string cert_file;  // "" = no client certificate
-  std::string key_file;
-};
+// TLS for https:// URLs (docs/cluster.md "TLS to etcd"): the rules kvctl
+// shares (common/curl_tls.h).
+using kvd::CurlTls;
 
 class CurlMulti {
  public:

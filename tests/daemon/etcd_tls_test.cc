@@ -86,6 +86,15 @@ TEST_CASE("CurlMulti::TlsHint names what TLS refused, and nothing for other fail
   CHECK(CurlMulti::TlsHint(CURLE_RECV_ERROR, "Connection reset by peer").empty());
   CHECK(CurlMulti::TlsHint(CURLE_COULDNT_CONNECT, "Connection refused").empty());
   CHECK(CurlMulti::TlsHint(CURLE_OPERATION_TIMEDOUT, "").empty());
+  CHECK(CurlMulti::TlsHint(CURLE_SSL_CERTPROBLEM, "") == "TLS: cannot use cluster.etcd_cert_file/cluster.etcd_key_file");
+}
+
+TEST_CASE("kvctl's hints name its own options (the rules are shared with kvd)") {
+  const CurlTlsNames kvctl{"--etcd-cacert", "--etcd-cert", "--etcd-key"};
+  CHECK(CurlTlsHint(CURLE_SSL_CACERT_BADFILE, "", kvctl) == "TLS: cannot use --etcd-cacert");
+  CHECK(CurlTlsHint(CURLE_SSL_CERTPROBLEM, "", kvctl) == "TLS: cannot use --etcd-cert/--etcd-key");
+  const std::string refused = CurlTlsHint(CURLE_SSL_CONNECT_ERROR, "tlsv13 alert certificate required", kvctl);
+  CHECK_MESSAGE(refused.find("(--etcd-cert, --etcd-key)") != std::string::npos, refused);
 }
 
 }  // namespace kvd::daemon
