@@ -1,6 +1,5 @@
 #include "curl_tls.h"
 
-
 namespace kvd {
 
 void SetCurlTlsOptions(CURL* easy, const CurlTls& tls) {
@@ -27,10 +26,11 @@ std::string CurlTlsHint(CURLcode result, std::string_view error, const CurlTlsNa
                            error.find("unknown ca") != std::string_view::npos);
   switch (result) {
     case CURLE_PEER_FAILED_VERIFICATION:
-      return "TLS: certificate verification failed: etcd's certificate is not signed by " + std::string(names.ca_file) +
-             ", or does not name this endpoint's address";
+      return "TLS: certificate verification failed: etcd's certificate is not signed by " +
+             std::string(names.ca_file) + ", or does not name this endpoint's address";
     case CURLE_SSL_CACERT_BADFILE: return "TLS: cannot use " + std::string(names.ca_file);
-    case CURLE_SSL_CERTPROBLEM: return "TLS: cannot use " + std::string(names.cert_file) + "/" + std::string(names.key_file);
+    case CURLE_SSL_CERTPROBLEM:
+      return "TLS: cannot use " + std::string(names.cert_file) + "/" + std::string(names.key_file);
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:

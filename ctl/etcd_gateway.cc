@@ -121,7 +121,8 @@ Result<EtcdGateway::Reply> EtcdGateway::PostTo(const std::string& endpoint, std:
     *nothing_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                     rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR;
     std::string why = error[0] != '\0' ? error : curl_easy_strerror(rc);
-    if (std::string hint = kvd::CurlTlsHint(rc, why, {"--etcd-cacert", "--etcd-cert", "--etcd-key"}); !hint.empty()) why += " (" + hint + ")";
+    const std::string hint = kvd::CurlTlsHint(rc, why, {"--etcd-cacert", "--etcd-cert", "--etcd-key"});
+    if (!hint.empty()) why += " (" + hint + ")";
     return Status::IOError("etcd " + endpoint + ": " + why);
   }
   *nothing_sent = false;

@@ -86,7 +86,8 @@ TEST_CASE("CurlMulti::TlsHint names what TLS refused, and nothing for other fail
   CHECK(CurlMulti::TlsHint(CURLE_RECV_ERROR, "Connection reset by peer").empty());
   CHECK(CurlMulti::TlsHint(CURLE_COULDNT_CONNECT, "Connection refused").empty());
   CHECK(CurlMulti::TlsHint(CURLE_OPERATION_TIMEDOUT, "").empty());
-  CHECK(CurlMulti::TlsHint(CURLE_SSL_CERTPROBLEM, "") == "TLS: cannot use cluster.etcd_cert_file/cluster.etcd_key_file");
+  CHECK(CurlMulti::TlsHint(CURLE_SSL_CERTPROBLEM, "") ==
+        "TLS: cannot use cluster.etcd_cert_file/cluster.etcd_key_file");
 }
 
 TEST_CASE("kvctl's hints name its own options (the rules are shared with kvd)") {
