@@ -1,0 +1,102 @@
+// A cluster member's fence of a silent primary's epoch (Replication::
+// FenceEpoch) and its undoing once etcd refused the takeover
+// (LiftEpochFence, docs/cluster.md §3.5): the fence is lifted only while it
+// is the newest thing this node has seen, the seen_epoch file follows, and a
+// file that cannot be replaced keeps the fence.
+#include <doctest/doctest.h>
+#include <uv.h>
+
+#include <cerrno>
+
+#include "daemon/node/node_controller.h"
+#include "daemon/repl/replication.h"
+#include "kvd/epoch_history.h"
+#include "kvd/fault_env.h"
+#include "tests/storage/engine_test_util.h"
+
+namespace kvd::daemon {
+namespace {
+
+class NullSink : public CompletionSink {
+ public:
+  void OnWriteDone(Lsn, const kvd::Status&, bool) override {}
+  void OnFlushDone(uint64_t, const kvd::Status&, Lsn) override {}
+};
+
+Epoch SavedEpoch(Env* env, const std::string& wal_dir) {
+  auto e = LoadSeenEpoch(env, wal_dir);
+  REQUIRE_MESSAGE(e.has_value(), e.error().ToString());
+  return *e;
+}
+
+TEST_CASE("a takeover's fence is lifted only while nothing newer was seen, and the saved epoch follows") {
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  testing::TempDir dir;
+  FaultEnv env(Env::Default());
+  const EngineOptions options = testing::BasicOptions(&env, dir, DurabilityMode::kSync);
+  Config config;
+  config.wal_path = options.wal_dir;
+  config.snapshot_path = options.snapshot_dir;
+  config.replication.listen = "127.0.0.1:0";
+  config.replication.name = "m1";
+  // A cluster member: etcd is the coordinator's business, never dialled here.
+  config.cluster.etcd_endpoints = "http://127.0.0.1:2379";
+  Notifier notifier;
+  NullSink sink;
+  {
+    NodeController node(&loop, &sink, &config, &notifier);
+    node.Adopt(testing::MustOpen(options), {});
+    Replication repl(&loop, config);
+    repl.set_env(&env);
+    REQUIRE(repl.Start(node.engine(), &node).ok());
+    const Epoch own = repl.highest_epoch_seen();  // the engine's epoch: nothing else seen yet
+
+    // Fence epoch 5: 6 is seen and saved. etcd refuses the takeover: lifted.
+    repl.FenceEpoch(5);
+    CHECK(repl.highest_epoch_seen() == 6);
+    CHECK(SavedEpoch(&env, config.wal_path) == 6);
+    Result<bool> lifted = repl.LiftEpochFence(5);
+    REQUIRE(lifted.has_value());
+    CHECK(*lifted);
+    CHECK(repl.highest_epoch_seen() == std::max<Epoch>(5, own));
+    CHECK(SavedEpoch(&env, config.wal_path) == 5);
+
+    // Nothing fenced at 5 any more: nothing to lift.
+    lifted = repl.LiftEpochFence(5);
+    REQUIRE(lifted.has_value());
+    CHECK_FALSE(*lifted);
+    CHECK(SavedEpoch(&env, config.wal_path) == 5);
+
+    // A newer epoch seen after the fence (here another fence, of 6): the fence
+    // of 5 stays, since lifting it would lower what this node has seen.
+    repl.FenceEpoch(5);
+    repl.FenceEpoch(6);
+    CHECK(repl.highest_epoch_seen() == 7);
+    lifted = repl.LiftEpochFence(5);
+    REQUIRE(lifted.has_value());
+    CHECK_FALSE(*lifted);
+    CHECK(repl.highest_epoch_seen() == 7);
+    CHECK(SavedEpoch(&env, config.wal_path) == 7);
+
+    // The file cannot be replaced: an error, and the fence stays in memory
+    // and on disk.
+    lifted = repl.LiftEpochFence(6);  // 7 -> 6
+    REQUIRE(lifted.has_value());
+    CHECK(*lifted);
+    repl.FenceEpoch(6);  // 7 again
+    env.FailNext(FaultEnv::Op::kRename, EIO, 1, std::string(kSeenEpochFileName));
+    lifted = repl.LiftEpochFence(6);
+    CHECK_FALSE(lifted.has_value());
+    CHECK(repl.highest_epoch_seen() == 7);
+    CHECK(SavedEpoch(&env, config.wal_path) == 7);
+
+    repl.Stop();
+    CHECK(node.CloseEngine(&sink).ok());
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);  // the listener's close callbacks
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+}  // namespace
+}  // namespace kvd::daemon
