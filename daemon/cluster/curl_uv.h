@@ -34,7 +34,7 @@
 namespace kvd::daemon {
 
 // TLS for https:// URLs (docs/cluster.md "TLS to etcd"): the rules kvctl
-// shares (common/curl_tls.h).
+// shares (common/curl_tls.h). The multi handle caches the CA store.
 using kvd::CurlTls;
 
 class CurlMulti {

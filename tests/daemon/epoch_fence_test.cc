@@ -17,12 +17,6 @@
 namespace kvd::daemon {
 namespace {
 
-class NullSink : public CompletionSink {
- public:
-  void OnWriteDone(Lsn, const kvd::Status&, bool) override {}
-  void OnFlushDone(uint64_t, const kvd::Status&, Lsn) override {}
-};
-
 Epoch SavedEpoch(Env* env, const std::string& wal_dir) {
   auto e = LoadSeenEpoch(env, wal_dir);
   REQUIRE_MESSAGE(e.has_value(), e.error().ToString());
@@ -43,7 +37,7 @@ TEST_CASE("a takeover's fence is lifted only while nothing newer was seen, and t
   // A cluster member: etcd is the coordinator's business, never dialled here.
   config.cluster.etcd_endpoints = "http://127.0.0.1:2379";
   Notifier notifier;
-  NullSink sink;
+  testing::RecordingSink sink;
   {
     NodeController node(&loop, &sink, &config, &notifier);
     node.Adopt(testing::MustOpen(options), {});
