@@ -68,8 +68,6 @@ void CurlMulti::SetCommonOptions(CURL* easy) {
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
-void CurlMulti::SetTlsOptions(CURL* easy, const CurlTls& tls) { SetCurlTlsOptions(easy, tls); }
-
 std::string CurlMulti::TlsHint(CURLcode result, std::string_view error) {
   return CurlTlsHint(result, error, {"cluster.etcd_ca_file", "cluster.etcd_cert_file", "cluster.etcd_key_file"});
 }

@@ -60,9 +60,6 @@ class CurlMulti {
   // Options every kvd transfer wants: no signals (no alarm() for timeouts),
   // no proxy from the environment, SOCK_CLOEXEC sockets.
   static void SetCommonOptions(CURL* easy);
-  // CA, peer and host verification and the client certificate of `tls`
-  // (nothing when tls.ca_file is empty). Verification cannot be turned off.
-  static void SetTlsOptions(CURL* easy, const CurlTls& tls);
   // For a failed transfer: what a TLS failure most likely means, in the
   // terms of [cluster]'s keys ("" when result is no TLS failure). `error`
   // is curl's error buffer (OpenSSL's alert text tells a refused client

@@ -121,7 +121,7 @@ void EtcdClient::Issue(std::string path, std::string body, std::chrono::millisec
   call->headers = curl_slist_append(call->headers, "Expect:");  // no 100-continue round trip
   CURL* e = call->easy;
   CurlMulti::SetCommonOptions(e);
-  CurlMulti::SetTlsOptions(e, options_.tls);
+  SetCurlTlsOptions(e, options_.tls);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.c_str());
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(call->body.size()));

@@ -14,7 +14,8 @@
 // leader lease re-reads the key; a CAS re-reads and compares).
 //
 // TLS (https:// endpoints): options.tls names the CA etcd's certificate
-// must chain to and the optional client certificate (CurlMulti::SetTlsOptions).
+// must chain to and the optional client certificate (SetCurlTlsOptions in
+// common/curl_tls.h).
 // A failed handshake (nothing sent) is retried at once on the next member
 // like a refused connection; its error says what TLS refused
 // (CurlMulti::TlsHint).

@@ -54,7 +54,7 @@ void EtcdWatch::Connect() {
   headers_ = curl_slist_append(nullptr, "Content-Type: application/json");
   headers_ = curl_slist_append(headers_, "Expect:");
   CurlMulti::SetCommonOptions(easy_);
-  CurlMulti::SetTlsOptions(easy_, client_->options().tls);
+  SetCurlTlsOptions(easy_, client_->options().tls);
   curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str());
   curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
   curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body_.c_str());
