@@ -148,6 +148,9 @@ class Replication : public ReplicaAcks {
   void StartReceiver(const HostPort& primary);
   // A primary's listener and senders (TLS, fencing, the sync gate), started.
   Result<std::unique_ptr<repl::ReplPrimary>> StartPrimary();
+  // Stops the primary's listener and senders, if any, and drops the
+  // engine's acknowledgement gate: every write it holds fails with `why`.
+  void LeavePrimaryRole(const Status& why);
   Status RewindLog(Lsn fork, Lsn last);
 
   uv_loop_t* loop_;

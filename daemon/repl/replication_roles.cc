@@ -98,6 +98,9 @@ Result<Epoch> Replication::BecomePrimary(Epoch epoch, bool force) {
   // Durably in the epoch history before any write of the new epoch.
   if (Status st = engine_->BeginEpoch(epoch); !st.ok()) {
     primary->Stop();
+    // Its sync gate turned the engine's on; no client write was taken since
+    // (the fence is still up), so what waits is replicated and released OK.
+    (void)engine_->SetAckWatermarkRequired(false);
     if (auto back = ParseHostPort(old_primary); back.has_value()) StartReceiver(*back);
     return st.Annotate("beginning epoch " + std::to_string(epoch));
   }
@@ -120,11 +123,8 @@ Status Replication::BecomeReplica(const HostPort& primary) {
   // Writes first: nothing a client sends from now on is accepted here.
   KVD_RETURN_IF_ERROR(node_->SetWriteFence(
       Status::NotPrimary("this node is a replica; send writes to the primary at " + primary.ToString())));
-  if (primary_) {
-    primary_->Stop();
-    primary_.reset();
-    engine_->SetRetentionFloor(0);  // WAL kept for our replicas is theirs to fetch elsewhere now
-  }
+  LeavePrimaryRole(Status::NotPrimary("this node became a replica of " + primary.ToString() +
+                                      " before its replicas confirmed the write"));
   node_->set_role(Role::kReplica);
   StartReceiver(primary);
   LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
@@ -141,13 +141,8 @@ void Replication::SetSyncMembers(std::optional<std::vector<std::string>> names) 
 void Replication::StepDown(const Status& why) {
   if (engine_ == nullptr || node_ == nullptr) return;
   (void)node_->SetWriteFence(why);
-  engine_->FailGatedWrites(why);  // held for replicas' ACKs: not acknowledged now
   feed_.set_on_update([] {});
-  if (primary_) {
-    primary_->Stop();
-    primary_.reset();
-    engine_->SetRetentionFloor(0);
-  }
+  LeavePrimaryRole(why);
   if (receiver_) {
     receiver_->Stop();
     retired_.push_back(std::move(receiver_));
@@ -156,6 +151,17 @@ void Replication::StepDown(const Status& why) {
   node_->set_role(Role::kReplica);
   LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
            fmt::format("role change: {} stepped down (epoch {}): {}", name_, engine_->current_epoch(), why.message()));
+}
+
+void Replication::LeavePrimaryRole(const Status& why) {
+  // Writes held for the replicas' ACKs, and those whose fdatasync is still
+  // running, are not acknowledged now; what a replica of this node appends
+  // later waits for nobody's ACK (no gate left behind to hold it forever).
+  engine_->DropAckGate(why);
+  if (!primary_) return;
+  primary_->Stop();
+  primary_.reset();
+  engine_->SetRetentionFloor(0);  // WAL kept for our replicas is theirs to fetch elsewhere now
 }
 
 void Replication::FenceEpoch(Epoch e) {

@@ -182,6 +182,7 @@ void EngineImpl::HandleNoSpace(CommitJob job, const Status& status, CompletionSi
   pending_records_ = pending_bytes_ = 0;
   last_lsn_ = job.first - 1;
   ack_watermark_ = std::min(ack_watermark_, last_lsn_);  // never covers a reused LSN
+  gate_fail_upto_ = std::min(gate_fail_upto_, last_lsn_);  // never fails one either
   Report(sink);
   const Status failed = Status::NoSpace(no_space_);
   auto first_failed = std::find_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) { return w.lsn > last_lsn_; });
@@ -211,8 +212,6 @@ void EngineImpl::Refuse(const Status& cause, std::string_view what, CompletionSi
 }
 
 void EngineImpl::Report(CompletionSink* sink) {
-  // Gate off: no limit, and no waiter needs more than it asked for.
-  const Lsn gate_limit = ack_gate_ ? ack_watermark_ : UINT64_MAX;
   Clock::time_point now{};  // read once, only for a room waiter
   while (!waiters_.empty()) {
     const Waiter& w = waiters_.front();
@@ -225,7 +224,9 @@ void EngineImpl::Report(CompletionSink* sink) {
       if (!HasRoom(dur_, acked_, now)) break;
       PushAcked(w.lsn, now);
     }
-    if (w.lsn <= gate_limit) {
+    // Gated: the gate is on, or it was dropped (DropAckGate) while this write waited.
+    const bool gated = ack_gate_ || w.lsn <= gate_fail_upto_;
+    if (!gated || w.lsn <= ack_watermark_) {
       if (sink && w.range) {
         sink->OnDeleteRangeDone(w.lsn, Status::Ok(), w.removed);
       } else if (sink) {
@@ -242,7 +243,8 @@ void EngineImpl::Report(CompletionSink* sink) {
   while (!flushes_.empty()) {
     const Flush& f = flushes_.front();
     if (!FlushSynced(f)) break;
-    if (f.target <= gate_limit) {
+    const bool held = f.target > ack_watermark_ && (ack_gate_ || !f.gate_failure.ok());
+    if (!held) {
       if (sink) sink->OnFlushDone(f.token, Status::Ok(), promised);
     } else if (!f.gate_failure.ok()) {
       if (sink) sink->OnFlushDone(f.token, f.gate_failure, promised);

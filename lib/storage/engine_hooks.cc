@@ -14,7 +14,9 @@ Status EngineImpl::SetAckWatermarkRequired(bool required) {
   if (required == ack_gate_) return Status::Ok();
   ack_gate_ = required;
   if (!required) {
-    gate_fail_upto_ = 0;  // what the gate held completes OK at the next Poll
+    // What the gate held completes OK at the next Poll.
+    gate_fail_upto_ = 0;
+    for (Flush& f : flushes_) f.gate_failure = Status::Ok();
     return Status::Ok();
   }
   // Writes already waiting now need an fdatasync too (none mode may have
@@ -40,6 +42,19 @@ void EngineImpl::FailGatedWritesUpTo(const Status& why, Lsn upto) {
   gate_fail_status_ = failure;
   for (Flush& f : flushes_) {
     if (FlushSynced(f) && f.target > ack_watermark_ && f.target <= upto) f.gate_failure = failure;
+  }
+}
+
+void EngineImpl::DropAckGate(const Status& why) {
+  if (!ack_gate_) return;
+  const Status failure = why.ok() ? Status::Internal("DropAckGate called with OK") : why;
+  ack_gate_ = false;
+  // Every waiter now, durable or not yet: Report keeps gating those up to
+  // here (they fail once durable unless the watermark covers them).
+  gate_fail_upto_ = std::max(gate_fail_upto_, last_lsn_);
+  gate_fail_status_ = failure;
+  for (Flush& f : flushes_) {
+    if (f.target > ack_watermark_) f.gate_failure = failure;
   }
 }
 

@@ -24,7 +24,9 @@
 // Hooks (engine_hooks.cc): the acknowledgement gate adds "lsn <=
 // ack_watermark_" to a waiter's completion while ack_gate_ is on; the
 // waiters it holds are a prefix of waiters_ (LSN order), so FailGatedWrites
-// only records how far that prefix reached (gate_fail_upto_). The write fence
+// only records how far that prefix reached (gate_fail_upto_). DropAckGate
+// turns the gate off but keeps gating the waiters up to gate_fail_upto_
+// (every one waiting then), which fail once durable. The write fence
 // is one more reason in CheckWritable. The retention floor lowers the bound
 // of the segment drop that SnapshotInstalled submits.
 //
@@ -91,6 +93,7 @@ class EngineImpl final : public Engine {
   Status SetAckWatermarkRequired(bool required) override;
   void AdvanceAckWatermark(Lsn lsn) override;
   void FailGatedWritesUpTo(const Status& why, Lsn upto) override;
+  void DropAckGate(const Status& why) override;
   void SetRetentionFloor(Lsn floor) override;
   Status SetWriteFence(Status why) override;
   void ClearWriteFence() override { fence_ = Status::Ok(); }
@@ -215,7 +218,7 @@ class EngineImpl final : public Engine {
   // Acknowledgement gate (SetAckWatermarkRequired).
   bool ack_gate_ = false;
   Lsn ack_watermark_ = 0;            // <= last_lsn_
-  Lsn gate_fail_upto_ = 0;           // FailGatedWritesUpTo: gated waiters up to here fail...
+  Lsn gate_fail_upto_ = 0;           // FailGatedWritesUpTo, DropAckGate: gated waiters up to here fail...
   Status gate_fail_status_;          // ...with this, at the next Report
 
   Status fence_;                     // SetWriteFence: kNotPrimary / kFenced, else OK

@@ -47,8 +47,16 @@ class ClusterSwitchover(EtcdTestCase):
         kvdtest.wait_until(lambda: nodes.etcd_get("/switchover")[0] is None, what="the switchover key deleted")
         kvdtest.wait_until(lambda: nodes.role(p) == "replica", what=p + " a replica")
         self.assertEqual(nodes.etcd_get("/leader")[0], outsider)
-        p = outsider
+        old, p = p, outsider
         nodes.wait_streaming(p)
+        # The old primary, now a replica, holds nothing for replicas' ACKs:
+        # what it replicates is not gated, and a FLUSH there completes.
+        with nodes[p].client() as c:
+            c.put(b"after-stepping-down", b"1").check()
+        with nodes[old].client() as c:
+            kvdtest.wait_until(lambda: c.get(b"after-stepping-down").ok, what="the write replicated to " + old)
+            c.flush().check()
+        self.assertNotIn("ack_gate", nodes[old].status())
 
         # 2. With writers: nothing acknowledged is lost.
         target = next(k for k in "abc" if k != p)

@@ -1,6 +1,7 @@
 // The acknowledgement gate with a fake consumer that moves the watermark: a
 // write completes only when both the local durable LSN and the watermark
-// cover it; FailGatedWrites fails what the gate holds, in LSN order.
+// cover it; FailGatedWrites fails what the gate holds, in LSN order;
+// DropAckGate (a primary stepping down) fails every write waiting then.
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -247,6 +248,98 @@ TEST_CASE("switching the gate: on holds waiting writes, off releases them; Close
   REQUIRE(sink.writes.size() == 2);
   CHECK(sink.writes[1].status.code() == Code::kShuttingDown);
   CHECK(sink.writes[1].status.message().find("watermark") != std::string::npos);
+}
+
+// Polls on every notify until `done` holds (at most 100 notifies of 10 s each).
+template <typename Pred>
+void PollUntil(Engine* e, NotifyCounter& notes, RecordingSink* sink, Pred done) {
+  for (int i = 0; i < 100; ++i) {
+    const uint64_t seen = notes.count();
+    e->Poll(sink);
+    if (done()) return;
+    REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
+  }
+  FAIL("the engine never got there");
+}
+
+TEST_CASE("DropAckGate (stepping down): every waiting write fails, one still in its fdatasync too; later ones are not gated") {
+  TempDir dir;
+  NotifyCounter notes;
+  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  o.notify = notes.Hook();
+  auto e = MustOpen(o);
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  REQUIRE(e->Put("a", "1", false).has_value());
+  REQUIRE(e->Put("b", "2", false).has_value());
+  REQUIRE(e->WaitDurable(2, &sink).ok());
+  e->AdvanceAckWatermark(1);
+
+  // Write 3's commit is submitted; the engine has not collected it yet.
+  auto t3 = e->Put("c", "3", false);
+  REQUIRE(t3.has_value());
+  e->RequestFlush(8);  // target 3
+  REQUIRE(e->durable_lsn() == 2);
+  const Status down = Status::NotPrimary("this node stepped down");
+  e->DropAckGate(down);
+  CHECK_FALSE(e->stats().ack_gate);
+  PollUntil(e.get(), notes, &sink, [&] { return sink.writes.size() == 3 && sink.flushes.size() == 1; });
+  CHECK(DoneLsns(sink) == std::vector<Lsn>{1, 2, 3});
+  CHECK(sink.writes[0].status.ok());  // the watermark covered it
+  CHECK(sink.writes[1].status.code() == Code::kNotPrimary);
+  CHECK(sink.writes[2].status.message() == down.message());  // durable after the call, failed all the same
+  CHECK(sink.flushes[0].first == 8);
+  CHECK(sink.flushes[0].second.code() == Code::kNotPrimary);
+  CHECK(e->state().Get("c").has_value());  // durable and applied; only the acknowledgement failed
+
+  // A record appended afterwards (a replica's) waits for nobody's ACK.
+  auto t4 = e->Put("d", "4", false);
+  REQUIRE(t4.has_value());
+  REQUIRE(e->WaitDurable(t4->lsn, &sink).ok());
+  e->Poll(&sink);
+  REQUIRE(sink.writes.size() == 4);
+  CHECK(sink.writes[3].status.ok());
+  e->RequestFlush(9);
+  PollUntil(e.get(), notes, &sink, [&] { return sink.flushes.size() == 2; });
+  CHECK(sink.flushes[1].second.ok());
+
+  // Promoted again: the gate holds new writes as before.
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  auto t5 = e->Put("e", "5", false);
+  REQUIRE(e->WaitDurable(t5->lsn, &sink).ok());
+  e->Poll(&sink);
+  CHECK(sink.writes.size() == 4);
+  e->AdvanceAckWatermark(t5->lsn);
+  e->Poll(&sink);
+  REQUIRE(sink.writes.size() == 5);
+  CHECK(sink.writes[4].status.ok());
+  REQUIRE(e->Close(&sink).ok());
+}
+
+TEST_CASE("DropAckGate: an LSN that ENOSPC hands out again is not failed for the write it was first given to") {
+  TempDir dir;
+  FaultEnv env(Env::Default());
+  auto e = MustOpen(BasicOptions(&env, dir, DurabilityMode::kSync));
+  RecordingSink sink;
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  REQUIRE(e->Put("a", "1", false).has_value());
+  REQUIRE(e->WaitDurable(1, &sink).ok());
+  env.FailNext(Op::kWrite, ENOSPC, 1, "wal-");
+  auto lost = e->Put("lost", "x", false);
+  REQUIRE(lost.has_value());
+  e->DropAckGate(Status::NotPrimary("this node stepped down"));
+  CHECK(e->WaitDurable(lost->lsn, &sink).code() == Code::kNoSpace);
+  auto again = e->Put("again", "y", false);
+  REQUIRE(again.has_value());
+  REQUIRE(again->lsn == lost->lsn);
+  REQUIRE(e->WaitDurable(again->lsn, &sink).ok());
+  e->Poll(&sink);
+  REQUIRE(sink.writes.size() == 3);
+  CHECK(sink.writes[0].status.code() == Code::kNotPrimary);  // write 1: durable, never confirmed
+  CHECK(sink.writes[1].status.IsNoSpace());
+  CHECK(sink.writes[2].lsn == again->lsn);
+  CHECK(sink.writes[2].status.ok());
+  REQUIRE(e->Close(&sink).ok());
 }
 
 }  // namespace

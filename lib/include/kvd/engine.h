@@ -399,6 +399,13 @@ class Engine {
     (void)why;
     (void)upto;
   }
+  // Turns the gate off because this node stops being the primary: no
+  // replica will confirm anything it wrote any more. Every write and FLUSH
+  // waiting now that the watermark does not cover fails with `why` (not
+  // OK, unlike SetAckWatermarkRequired(false)), once its local commit has
+  // completed: one still waiting for its fdatasync fails when that returns.
+  // Writes appended later (replicated records) are not gated.
+  virtual void DropAckGate(const Status& why) { (void)why; }
   //
   // Retention floor: a consumer still needs every record with LSN >= floor,
   // so SnapshotInstalled keeps the WAL segments holding them even when the
