@@ -335,6 +335,7 @@ void Coordinator::CheckTakeover() {
       if (alive.expired()) return;
       if (TestClusterFaults().takeover_answer_lost) t = Status::TimedOut("--fault-cluster: the answer was dropped");
       if (t && !t->succeeded) return OnTakeoverRefused(epoch, *t);
+      repl_->ConfirmEpochFence(static_cast<Epoch>(epoch));  // deleted, or perhaps: the fence stays
       if (!t) {
         // Unknown whether the delete applied: the fence stays (the lease, or
         // the key's deletion, decides). See docs/cluster.md §3.5.
@@ -354,6 +355,7 @@ void Coordinator::OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t) {
                     t.ranges[0].kvs[0].create_revision == epoch;
   takeover_retry_after_ = std::chrono::steady_clock::now() + kTakeoverSilence;
   if (!kept) {
+    repl_->ConfirmEpochFence(static_cast<Epoch>(epoch));
     spdlog::warn("cluster: {}: the takeover's delete did not apply: the leader key of epoch {} is gone or "
                  "replaced; the lease decides",
                  name_, epoch);
@@ -365,7 +367,10 @@ void Coordinator::OnTakeoverRefused(int64_t epoch, const EtcdTxnResult& t) {
   const Result<bool> lifted = repl_->LiftEpochFence(static_cast<Epoch>(epoch));
   if (lifted && *lifted) {
     if (fenced_epoch_ == epoch) fenced_epoch_ = 0;  // that epoch may be taken over again, later
-  } else if (lifted) {
+    return;
+  }
+  repl_->ConfirmEpochFence(static_cast<Epoch>(epoch));  // it stays: announce it
+  if (lifted) {
     // A newer epoch was seen since the fence: it stays, and so does the
     // record that this epoch was fenced (no second takeover of it).
     spdlog::warn("cluster: {}: the fence of epoch {} stays: this node has seen epoch {} since", name_, epoch,

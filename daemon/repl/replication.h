@@ -122,7 +122,15 @@ class Replication : public ReplicaAcks {
   // Refuse epoch `e` from now on (frames of it, and of anything older): a
   // cluster member about to take over from a silent primary. Saved like
   // any newer epoch seen (SeeEpoch); refused in memory even if that fails.
+  // Provisional until ConfirmEpochFence or LiftEpochFence: meanwhile this
+  // node's own frames (HELLO, ACK, a refusal) still carry the epoch seen
+  // before, so a primary whose takeover etcd refuses is not fenced by a
+  // frame it reads when it wakes.
   void FenceEpoch(Epoch e);
+  // The takeover from e went ahead, or its outcome is unknown: the fence
+  // stays and this node's frames carry it from now on (a primary reading
+  // one fences itself).
+  void ConfirmEpochFence(Epoch e);
   // Undoes FenceEpoch(e) once etcd said the takeover did not happen and e's
   // leader key is still there: e is then the newest epoch there is, and a
   // fence kept would refuse a live primary for good (and its HELLO would
@@ -135,6 +143,9 @@ class Replication : public ReplicaAcks {
   // The highest epoch this node has seen (its own history or any frame,
   // before this start too: the seen_epoch file beside the WAL).
   Epoch highest_epoch_seen() const;
+  // The epoch this node's replication frames carry: highest_epoch_seen()
+  // without a provisional fence (FenceEpoch).
+  Epoch announced_epoch() const;
   // Called (on the loop, possibly from inside a link's callback: defer any
   // role change) when this node fences its writes because a peer showed it
   // a newer epoch. The cluster coordinator resigns a leader key it holds.
@@ -142,6 +153,10 @@ class Replication : public ReplicaAcks {
 
  private:
   void FenceForNewerEpoch(Epoch newer, const std::string& why);
+  // e, or the newest epoch of this node's own history if that is higher.
+  Epoch WithOwnEpochs(Epoch e) const;
+  // seen_epoch_, or the one before a provisional fence (FenceEpoch).
+  Epoch announced_seen_epoch() const;
   // A frame of epoch e arrived: above the seen epoch, it is saved durably
   // (SaveSeenEpoch, docs/wal_format.md §8.5) before anyone acts on it.
   Status SeeEpoch(Epoch e, const std::string& from);
@@ -171,6 +186,8 @@ class Replication : public ReplicaAcks {
   bool cluster_ = false;        // [cluster]: roles come from the coordinator
   std::optional<std::vector<std::string>> sync_members_;  // see SetSyncMembers
   Epoch seen_epoch_ = 0;        // from frames, durable in <wal>/seen_epoch; see highest_epoch_seen()
+  Epoch provisional_fence_ = 0;  // FenceEpoch(e) not yet confirmed or lifted: e, else 0
+  Epoch seen_before_fence_ = 0;  // seen_epoch_ before that fence: what frames carry meanwhile
   std::string primary_addr_;    // the primary a replica follows
   // Replaced receivers, stopped; kept as long as this object because a
   // connect they started may still call them back.

@@ -12,8 +12,11 @@
 
 namespace kvd::daemon {
 
-Epoch Replication::highest_epoch_seen() const {
-  Epoch e = seen_epoch_;
+Epoch Replication::highest_epoch_seen() const { return WithOwnEpochs(seen_epoch_); }
+
+Epoch Replication::announced_epoch() const { return WithOwnEpochs(announced_seen_epoch()); }
+
+Epoch Replication::WithOwnEpochs(Epoch e) const {
   if (engine_ != nullptr) {
     const EpochHistory history = engine_->epoch_history();  // by value: keep it alive for the loop
     for (const EpochStart& s : history.entries()) e = std::max(e, s.epoch);
@@ -48,7 +51,8 @@ void Replication::StartReceiver(const HostPort& primary) {
   receiver_->set_role_hooks({[this] { return seen_epoch_; },
                              [this](Epoch e) { return SeeEpoch(e, "the primary at " + primary_addr_); },
                              [this](Lsn fork, Lsn last) { return RewindLog(fork, last); },
-                             [this] { feed_.Rewind(engine_->last_lsn()); }});
+                             [this] { feed_.Rewind(engine_->last_lsn()); },
+                             [this] { return announced_seen_epoch(); }});
   feed_.set_on_update(
       [this] {
         if (receiver_) receiver_->OnLocalDurable(feed_.durable_lsn());
@@ -165,8 +169,23 @@ void Replication::LeavePrimaryRole(const Status& why) {
 }
 
 void Replication::FenceEpoch(Epoch e) {
+  if (seen_epoch_ < e + 1) {
+    seen_before_fence_ = seen_epoch_;
+    provisional_fence_ = e;
+  }
   (void)SeeEpoch(e + 1, "a takeover from the silent primary of epoch " + std::to_string(e));
   seen_epoch_ = std::max(seen_epoch_, e + 1);
+}
+
+void Replication::ConfirmEpochFence(Epoch e) {
+  if (provisional_fence_ == e) provisional_fence_ = 0;
+}
+
+Epoch Replication::announced_seen_epoch() const {
+  // Only while the fence is the newest thing seen: a newer epoch seen since
+  // is announced as usual.
+  if (provisional_fence_ != 0 && seen_epoch_ == provisional_fence_ + 1) return seen_before_fence_;
+  return seen_epoch_;
 }
 
 Result<bool> Replication::LiftEpochFence(Epoch e) {
@@ -184,6 +203,7 @@ Result<bool> Replication::LiftEpochFence(Epoch e) {
                        "still holds the leader key; saved in {}",
                        e, JoinPath(wal_dir_, std::string(kSeenEpochFileName))));
   seen_epoch_ = e;
+  provisional_fence_ = 0;
   return true;
 }
 

@@ -144,23 +144,29 @@ void WalReceiver::OnClosed(const Status& why) {
 }
 
 Epoch WalReceiver::MyEpoch() const {
-  const Epoch seen = hooks_.seen_epoch ? hooks_.seen_epoch() : 0;
-  return std::max(engine_->current_epoch(), seen);
+  const Epoch announced = hooks_.announced_epoch ? hooks_.announced_epoch()
+                          : hooks_.seen_epoch    ? hooks_.seen_epoch()
+                                                 : 0;
+  return std::max(engine_->current_epoch(), announced);
 }
 
 void WalReceiver::OnFrame(const Frame& f) {
   last_heard_ = std::chrono::steady_clock::now();
   const Epoch mine = MyEpoch();
-  if (f.epoch < mine) {
-    // An old primary (one a failover left behind): none of its records are
-    // accepted. Logged once per connection attempt.
+  const Epoch seen = std::max(engine_->current_epoch(), hooks_.seen_epoch ? hooks_.seen_epoch() : 0);
+  if (f.epoch < seen) {
+    // An old primary (one a failover left behind, or one this node fenced
+    // to take over from it): none of its records are accepted. Logged once
+    // per connection attempt. The refusal carries `mine`: a fence still
+    // provisional is not shown to that primary (Replication::FenceEpoch).
     LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
              fmt::format("replica {}: refusing the primary at {}: it is in epoch {}, this replica has seen epoch {} "
-                         "(stale_epoch)",
-                         node_name_, primary_.ToString(), f.epoch, mine));
+                         "(stale_epoch{})",
+                         node_name_, primary_.ToString(), f.epoch, seen,
+                         mine < seen ? "; a takeover fence, not announced yet" : ""));
     return link_->Fail(Code::kFenced,
                        fmt::format("stale_epoch: the primary is in epoch {}, this replica already in {}", f.epoch,
-                                   mine),
+                                   seen),
                        mine);
   }
   if (hooks_.see_epoch && f.epoch > hooks_.seen_epoch()) {

@@ -61,8 +61,9 @@ class WalReceiver : public Link::Handler {
 
   // Role changes (docs/replication.md §5, §7). seen_epoch: the highest
   // epoch this node has seen (kept by Replication, across receivers and
-  // restarts): frames from an older primary are refused, and this replica's
-  // own frames carry it. see_epoch(e): a frame of a newer epoch e arrived;
+  // restarts): frames from an older primary are refused. announced_epoch:
+  // what this replica's own frames carry, the seen epoch without a takeover
+  // fence that is still provisional. see_epoch(e): a frame of a newer epoch e arrived;
   // it is made durable before the frame is acted on (not OK: the link
   // closes and nothing of the frame is used). rewind(fork, last): cut the
   // log after fork (a TRUNCATE welcome); OK means the receiver reconnects
@@ -74,6 +75,7 @@ class WalReceiver : public Link::Handler {
     // A transferred snapshot replaced the whole state (the log now ends at
     // its LSN): the owner's WAL feed must forget the records it cached.
     std::function<void()> after_reset;
+    std::function<Epoch()> announced_epoch;  // unset: seen_epoch
   };
   void set_role_hooks(RoleHooks hooks) { hooks_ = std::move(hooks); }
   // What PROMOTE judges by (promote_check.h).

@@ -2,7 +2,8 @@
 // FenceEpoch) and its undoing once etcd refused the takeover
 // (LiftEpochFence, docs/cluster.md §3.5): the fence is lifted only while it
 // is the newest thing this node has seen, the seen_epoch file follows, and a
-// file that cannot be replaced keeps the fence.
+// file that cannot be replaced keeps the fence. Until etcd answered, the
+// fence is not announced in this node's frames (announced_epoch).
 #include <doctest/doctest.h>
 #include <uv.h>
 
@@ -46,14 +47,17 @@ TEST_CASE("a takeover's fence is lifted only while nothing newer was seen, and t
     REQUIRE(repl.Start(node.engine(), &node).ok());
     const Epoch own = repl.highest_epoch_seen();  // the engine's epoch: nothing else seen yet
 
-    // Fence epoch 5: 6 is seen and saved. etcd refuses the takeover: lifted.
+    // Fence epoch 5: 6 is seen and saved, but not announced in this node's
+    // frames until etcd answered. etcd refuses the takeover: lifted.
     repl.FenceEpoch(5);
     CHECK(repl.highest_epoch_seen() == 6);
+    CHECK(repl.announced_epoch() == own);
     CHECK(SavedEpoch(&env, config.wal_path) == 6);
     Result<bool> lifted = repl.LiftEpochFence(5);
     REQUIRE(lifted.has_value());
     CHECK(*lifted);
     CHECK(repl.highest_epoch_seen() == std::max<Epoch>(5, own));
+    CHECK(repl.announced_epoch() == std::max<Epoch>(5, own));
     CHECK(SavedEpoch(&env, config.wal_path) == 5);
 
     // Nothing fenced at 5 any more: nothing to lift.
@@ -65,13 +69,19 @@ TEST_CASE("a takeover's fence is lifted only while nothing newer was seen, and t
     // A newer epoch seen after the fence (here another fence, of 6): the fence
     // of 5 stays, since lifting it would lower what this node has seen.
     repl.FenceEpoch(5);
+    CHECK(repl.announced_epoch() == std::max<Epoch>(5, own));
+    repl.ConfirmEpochFence(5);  // the takeover went ahead: announced
+    CHECK(repl.announced_epoch() == 6);
     repl.FenceEpoch(6);
     CHECK(repl.highest_epoch_seen() == 7);
+    CHECK(repl.announced_epoch() == 6);  // the fence of 6 is provisional
     lifted = repl.LiftEpochFence(5);
     REQUIRE(lifted.has_value());
     CHECK_FALSE(*lifted);
     CHECK(repl.highest_epoch_seen() == 7);
     CHECK(SavedEpoch(&env, config.wal_path) == 7);
+    repl.ConfirmEpochFence(6);
+    CHECK(repl.announced_epoch() == 7);
 
     // The file cannot be replaced: an error, and the fence stays in memory
     // and on disk.

@@ -2,7 +2,8 @@
 // fdatasync that moved its durable LSN, once; records it merely wrote cost
 // no ACK of their own. The primary is played by the test; the replica's feed
 // wakes the loop for written records too (a primary's setting), so an ACK
-// per feed update would show up as an ACK with written > durable.
+// per feed update would show up as an ACK with written > durable. The epoch
+// its frames carry leaves out a takeover fence not yet confirmed.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -269,7 +270,7 @@ TEST_CASE("after its log is cut, a replica ACKs as durable only what an fdatasyn
                         ++rewinds;
                         return Status::Ok();
                       },
-                      [] {}});
+                      [] {}, nullptr});
   rx->Start(engine);
   // The primary's log forked after LSN 3: on the next connection it says so.
   primary.StreamThenFork(epoch, engine->epoch_history(), 5, 3);
@@ -317,7 +318,8 @@ TEST_CASE("after a resync from the primary's snapshot, a replica ACKs as durable
                         node.feed->Rewind(engine->last_lsn());
                         node.current_sink = &node.sink_after_cut;
                         ++resets;
-                      }});
+                      },
+                      nullptr});
   rx->Start(engine);
   primary.StreamThenFork(epoch, engine->epoch_history(), 8, 3);
   CHECK(primary.NextHello().last_lsn == 0);  // reconnected asking for a whole state: a snapshot
@@ -347,6 +349,56 @@ TEST_CASE("after a resync from the primary's snapshot, a replica ACKs as durable
   CHECK(engine->state().Get("k3") == std::optional<std::string>("new"));
   CHECK(engine->state().Get("k7") == std::optional<std::string>("newer"));
   CHECK_FALSE(engine->state().Get("k8").has_value());
+
+  rx.reset();
+  node.Close();
+}
+
+TEST_CASE("a takeover fence still provisional refuses the old primary's records without showing it the new epoch") {
+  // seen: what the replica refuses below; announced: what its frames carry
+  // (Replication::FenceEpoch keeps them apart until etcd answered).
+  ReplicaNode node;
+  Engine* engine = node.engine.get();
+  const Epoch epoch = node.epoch;
+  Epoch seen = epoch, announced = epoch;
+  FakePrimary primary(&node.loop);
+  auto rx = node.MakeReceiver(primary.port);
+  rx->set_role_hooks({[&] { return seen; }, [&](Epoch e) { seen = announced = e; return Status::Ok(); },
+                      [](Lsn, Lsn) { return Status::Unsupported("no cut here"); }, [] {}, [&] { return announced; }});
+  rx->Start(engine);
+  CHECK(primary.NextHello().last_lsn == 0);
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 1, 0, engine->epoch_history()})});
+  primary.SendRecords(epoch, 1, 2, "v");
+  primary.NextAckDurable(2, 0);
+
+  // The fence of `epoch`, provisional: the next records are refused, and
+  // every frame the primary reads (ACKs, the refusal, the next HELLO)
+  // carries the old epoch, which fences nobody.
+  seen = epoch + 1;
+  primary.SendRecords(epoch, 3, 3, "v");
+  std::string keep;
+  Frame f = primary.Next(&keep);
+  while (f.type == MsgType::kAck) {
+    CHECK(f.epoch == epoch);
+    f = primary.Next(&keep);
+  }
+  REQUIRE(f.type == MsgType::kError);
+  CHECK(f.epoch == epoch);
+  CHECK(DecodeError(f.body)->reason.find("stale_epoch") != std::string::npos);
+  CHECK(engine->last_lsn() == 2);
+  primary.Drop();
+  f = primary.Next(&keep);
+  REQUIRE(f.type == MsgType::kHello);
+  CHECK(f.epoch == epoch);
+
+  // Confirmed (the takeover went ahead): the refusal carries the new epoch.
+  announced = epoch + 1;
+  primary.Send(MsgType::kWelcome, epoch, {EncodeWelcome({"p", StartMode::kStream, 3, 0, engine->epoch_history()})});
+  f = primary.Next(&keep);
+  while (f.type == MsgType::kAck) f = primary.Next(&keep);
+  REQUIRE(f.type == MsgType::kError);
+  CHECK(f.epoch == epoch + 1);
+  CHECK(engine->last_lsn() == 2);
 
   rx.reset();
   node.Close();
