@@ -5,7 +5,8 @@
 #   scripts/mutate.sh [MUTANT...]     default: every mutant in the table below
 #
 # Builds build/mutation (Debug, fault injection, KVD_MUTATION=ON, -Werror;
-# only the targets the chosen tests need), runs those tests without a mutant
+# only the targets the chosen tests need; an existing KVD_MUTATE_BUILD keeps
+# its build type), runs those tests without a mutant
 # (each must pass), then, for each mutant, runs its tests one at a time with
 # KVD_MUTANT set until one fails. Prints the table mutant -> failing test and
 # exits non-zero if a mutant survived: no test failed, or a test that should
@@ -75,8 +76,12 @@ tests_of() {  # the tests a mutant runs, in order
 
 SECONDS=0
 # One build serves every mutant. KVD_SOAK is left out of the configure step:
-# it would lengthen the crash loops to 1,000 cycles each.
-env -u KVD_SOAK cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVD_WERROR=ON \
+# it would lengthen the crash loops to 1,000 cycles each. A build directory
+# that exists keeps its build type (scripts/test.sh passes its optimised
+# build/test); a new one is Debug.
+build_type=(-DCMAKE_BUILD_TYPE=Debug)
+[[ -f "$BUILD/CMakeCache.txt" ]] && build_type=()
+env -u KVD_SOAK cmake -S . -B "$BUILD" -G Ninja "${build_type[@]}" -DKVD_WERROR=ON \
   -DKVD_FAULT_INJECTION=ON -DKVD_MUTATION=ON >/dev/null
 
 ALL_TESTS=()

@@ -4,13 +4,14 @@
 #               service test and the benchmark smoke run
 #   build/tsan  TSan: the tests where threads meet (label "threads")
 #   build/fuzz  clang + libFuzzer: every fuzz target for a bounded time
-#   build/release-tests  Release with tests: everything builds, unit tests run
-#   build/rel   the release build (scripts/build.sh), which the service test
-#               installs and packages; it must not hold the mutation switches
-#   build/mutation  scripts/mutate.sh: every mutant must make a test of the
-#               default suite fail
-#   build/test  optimised build with test options: every test, the systemd
-#               service test included; its ctest summary closes the output
+#   build/rel   the release build (scripts/build.sh), with its tests: they
+#               all build and the unit tests run; the service test installs
+#               and packages it; it must not hold the mutation switches
+#   build/test  optimised build with test options and the mutation switches
+#               (never active unless KVD_MUTANT names one): scripts/mutate.sh
+#               first (every mutant must make a test of the default suite
+#               fail), then every test, the systemd service test included;
+#               its ctest summary closes the output
 # KVD_SOAK=1 lengthens the crash loops to 1,000 cycles; KVD_FUZZ_SECONDS
 # sets the time per fuzz target (default 20).
 set -euo pipefail
@@ -53,23 +54,22 @@ cmake --build build/tsan -j"$JOBS" --target threads_tests
 phase "fuzz targets"
 scripts/fuzz.sh
 
-phase "Release build with tests, unit tests"
-configure build/release-tests -DCMAKE_BUILD_TYPE=Release
-cmake --build build/release-tests -j"$JOBS"
-(cd build/release-tests && run_ctest --output-on-failure -j"$JOBS" -L unit)
-
-phase "release build"
-./scripts/build.sh -DKVD_WERROR=ON
+phase "release build with its tests, unit tests"
+# The same kvd and kvctl as scripts/build.sh alone (tests add targets only).
+./scripts/build.sh -DKVD_WERROR=ON -DKVD_BUILD_TESTS=ON
+(cd build/rel && run_ctest --output-on-failure -j"$JOBS" -L unit)
 export KVD_PKG_BUILD="$PWD/build/rel"
 if grep -qa KVD_MUTANT build/rel/daemon/kvd; then
   echo "build/rel/daemon/kvd holds the mutation switches (KVD_MUTATION): never in a release build" >&2
   exit 1
 fi
 
-phase "mutation testing"
-scripts/mutate.sh
-
-phase "optimised build and every test"
-configure build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON
+phase "optimised build with test options and the mutation switches"
+configure build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVD_FAULT_INJECTION=ON -DKVD_MUTATION=ON
 cmake --build build/test -j"$JOBS"
+
+phase "mutation testing"
+KVD_MUTATE_BUILD=build/test scripts/mutate.sh
+
+phase "every test"
 cd build/test && run_ctest --output-on-failure -j"$JOBS"
