@@ -26,6 +26,15 @@ std::vector<Lsn> DoneLsns(const RecordingSink& sink) {
   return out;
 }
 
+// A sync-mode engine that reports its commits to `notes`, with the gate on.
+std::unique_ptr<Engine> OpenGated(const TempDir& dir, NotifyCounter& notes) {
+  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  o.notify = notes.Hook();
+  auto e = MustOpen(o);
+  REQUIRE(e->SetAckWatermarkRequired(true).ok());
+  return e;
+}
+
 // Polls on every notify until an fdatasync after `syncs_before` returned (at
 // most 100 notifies of 10 s each). Counting notifies alone is not enough: a
 // notify of the commit before may still arrive after WaitDurable returned.
@@ -111,11 +120,8 @@ TEST_CASE("batch and none mode: gated writes are not acknowledged at once and wa
 TEST_CASE("FailGatedWrites fails the writes and FLUSHes the gate holds, in LSN order; others keep waiting") {
   TempDir dir;
   NotifyCounter notes;
-  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  auto e = MustOpen(o);
+  auto e = OpenGated(dir, notes);
   RecordingSink sink;
-  REQUIRE(e->SetAckWatermarkRequired(true).ok());
   for (int i = 1; i <= 3; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
   REQUIRE(e->WaitDurable(3, &sink).ok());
   const uint64_t syncs_before = e->stats().syncs;
@@ -158,11 +164,8 @@ TEST_CASE("FailGatedWrites fails the writes and FLUSHes the gate holds, in LSN o
 TEST_CASE("FailGatedWritesUpTo fails only the held writes up to its bound; younger ones keep waiting") {
   TempDir dir;
   NotifyCounter notes;
-  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  auto e = MustOpen(o);
+  auto e = OpenGated(dir, notes);
   RecordingSink sink;
-  REQUIRE(e->SetAckWatermarkRequired(true).ok());
   for (int i = 1; i <= 3; ++i) REQUIRE(e->Put("k" + std::to_string(i), "v", false).has_value());
   REQUIRE(e->WaitDurable(3, &sink).ok());
   const uint64_t syncs_before = e->stats().syncs;
@@ -188,11 +191,8 @@ TEST_CASE("FailGatedWritesUpTo fails only the held writes up to its bound; young
 TEST_CASE("FLUSH with the gate completes when the watermark covers it and reports ack_lsn") {
   TempDir dir;
   NotifyCounter notes;
-  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  auto e = MustOpen(o);
+  auto e = OpenGated(dir, notes);
   RecordingSink sink;
-  REQUIRE(e->SetAckWatermarkRequired(true).ok());
   REQUIRE(e->Put("a", "1", false).has_value());
   REQUIRE(e->Put("b", "2", false).has_value());
   REQUIRE(e->WaitDurable(2, &sink).ok());
@@ -262,14 +262,11 @@ void PollUntil(Engine* e, NotifyCounter& notes, RecordingSink* sink, Pred done) 
   FAIL("the engine never got there");
 }
 
-TEST_CASE("DropAckGate (stepping down): every waiting write fails, one still in its fdatasync too; later ones are not gated") {
+TEST_CASE("DropAckGate (stepping down): every waiting write fails, one in its fdatasync too; later ones not gated") {
   TempDir dir;
   NotifyCounter notes;
-  auto o = BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
-  o.notify = notes.Hook();
-  auto e = MustOpen(o);
+  auto e = OpenGated(dir, notes);
   RecordingSink sink;
-  REQUIRE(e->SetAckWatermarkRequired(true).ok());
   REQUIRE(e->Put("a", "1", false).has_value());
   REQUIRE(e->Put("b", "2", false).has_value());
   REQUIRE(e->WaitDurable(2, &sink).ok());
