@@ -145,6 +145,16 @@ Result<std::optional<size_t>> SplitFrame(std::span<const std::byte> buf, uint32_
                                    " is too small for a " + std::to_string(header_bytes) +
                                    "-byte header");
   }
+  // Magic and version as soon as they arrive: bytes that are no frame but
+  // whose first four happen to read as a small length are refused at once,
+  // not after waiting for (and buffering) up to max_frame_bytes of them.
+  if (buf.size() >= kLengthBytes + 3) {
+    FrameHead h;
+    Reader head(buf.subspan(kLengthBytes));
+    head.U16(&h.magic);
+    head.U8(&h.version);
+    KVD_RETURN_IF_ERROR(CheckMagicVersion(h));
+  }
   const size_t total = kLengthBytes + static_cast<size_t>(length);
   if (buf.size() < total) return std::optional<size_t>();
   return std::optional<size_t>(total);

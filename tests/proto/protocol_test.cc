@@ -127,6 +127,32 @@ TEST_CASE("SplitFrame byte by byte over a stream of frames") {
   CHECK(buf.empty());
 }
 
+TEST_CASE("bytes that are no frame are refused once magic and version arrived, not when the length is") {
+  // A small, plausible length, then garbage: refused after 7 bytes (the
+  // length claims 1000), for requests and replies alike.
+  const std::string garbage = std::string("\xe8\x03\0\0", 4) + "\x13\x37\x01" + std::string(100, 'g');
+  for (size_t header : {kRequestHeaderBytes, kReplyHeaderBytes}) {
+    for (size_t n = 4; n <= garbage.size(); ++n) {
+      auto r = SplitFrame(B(garbage.substr(0, n)), kDefaultMaxFrameBytes, header);
+      if (n < kLengthBytes + 3) {
+        REQUIRE(r);
+        CHECK_FALSE(r->has_value());
+        continue;
+      }
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code() == Code::kUnsupported);
+      CHECK(r.error().message().find("bad magic") != std::string::npos);
+    }
+  }
+  // The right magic with another version: refused as early.
+  std::string frame;
+  EncodeRequest(&frame, RequestHeader{Opcode::kGet, 0, 1}, {"k"});
+  frame[kLengthBytes + 2] = 9;
+  auto r = SplitFrame(B(frame.substr(0, kLengthBytes + 3)), kDefaultMaxFrameBytes);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message().find("unsupported protocol version 9") != std::string::npos);
+}
+
 TEST_CASE("an oversized length is rejected from the 4-byte prefix alone") {
   // Only the length field has arrived: nothing about the frame is buffered yet.
   const std::string four_gib("\xff\xff\xff\xff", 4);

@@ -113,6 +113,7 @@ struct Request {
 //   n                     the first n bytes are one whole frame (length field included)
 //   kTooLarge error       length > max_frame_bytes: checked before anything is allocated
 //   kInvalidArgument      length too small to hold a header
+//   kUnsupported          bad magic or version, as soon as those 3 bytes arrived
 Result<std::optional<size_t>> SplitFrame(std::span<const std::byte> buf, uint32_t max_frame_bytes,
                                          size_t header_bytes = kRequestHeaderBytes);
 
