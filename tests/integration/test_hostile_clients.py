@@ -103,6 +103,16 @@ class HostileClients(KvdTestCase):
         s.close()
         cases += 1
 
+        # 1b. a plausible length (1,000 bytes), then bytes that are no frame:
+        # refused on its magic at once, not after waiting for the 1,000 bytes
+        s = self.connect(kvd)
+        s.sendall(struct.pack("<I", 1000) + b"\x13\x37\x01" + b"g" * 100)
+        reply = self.assert_closed_by_server(s)
+        (length,) = struct.unpack_from("<I", reply)
+        self.assertEqual(kp.decode_reply(reply[:4 + length]).status, kp.UNSUPPORTED, reply)
+        s.close()
+        cases += 1
+
         # 2. a length prefix of 4 GiB: refused before allocating, then closed
         s = self.connect(kvd)
         s.sendall(struct.pack("<I", 0xFFFFFFFF) + b"\x4b\x56\x01\x02")
