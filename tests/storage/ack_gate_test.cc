@@ -35,17 +35,23 @@ std::unique_ptr<Engine> OpenGated(const TempDir& dir, NotifyCounter& notes) {
   return e;
 }
 
-// Polls on every notify until an fdatasync after `syncs_before` returned (at
-// most 100 notifies of 10 s each). Counting notifies alone is not enough: a
-// notify of the commit before may still arrive after WaitDurable returned.
-void PollUntilSynced(Engine* e, NotifyCounter& notes, RecordingSink* sink, uint64_t syncs_before) {
-  for (int i = 0; i < 100 && e->stats().syncs == syncs_before; ++i) {
+// Polls on every notify until `done` holds (at most 100 notifies of 10 s each).
+template <typename Pred>
+void PollUntil(Engine* e, NotifyCounter& notes, RecordingSink* sink, Pred done) {
+  for (int i = 0; i < 100; ++i) {
     const uint64_t seen = notes.count();
     e->Poll(sink);
-    if (e->stats().syncs == syncs_before) REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
+    if (done()) return;
+    REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
   }
-  e->Poll(sink);
-  REQUIRE(e->stats().syncs > syncs_before);
+  FAIL("the engine never got there");
+}
+
+// Polls until an fdatasync after `syncs_before` returned. Counting notifies
+// alone is not enough: a notify of the commit before may still arrive after
+// WaitDurable returned.
+void PollUntilSynced(Engine* e, NotifyCounter& notes, RecordingSink* sink, uint64_t syncs_before) {
+  PollUntil(e, notes, sink, [&] { return e->stats().syncs > syncs_before; });
 }
 
 TEST_CASE("sync mode: a locally durable write waits for the watermark; reads already see it") {
@@ -248,18 +254,6 @@ TEST_CASE("switching the gate: on holds waiting writes, off releases them; Close
   REQUIRE(sink.writes.size() == 2);
   CHECK(sink.writes[1].status.code() == Code::kShuttingDown);
   CHECK(sink.writes[1].status.message().find("watermark") != std::string::npos);
-}
-
-// Polls on every notify until `done` holds (at most 100 notifies of 10 s each).
-template <typename Pred>
-void PollUntil(Engine* e, NotifyCounter& notes, RecordingSink* sink, Pred done) {
-  for (int i = 0; i < 100; ++i) {
-    const uint64_t seen = notes.count();
-    e->Poll(sink);
-    if (done()) return;
-    REQUIRE(notes.WaitPastFor(seen, std::chrono::seconds(10)));
-  }
-  FAIL("the engine never got there");
 }
 
 TEST_CASE("DropAckGate (stepping down): every waiting write fails, one in its fdatasync too; later ones not gated") {
