@@ -134,7 +134,11 @@ void Coordinator::AbortSwitchover(const std::string& why) {
   uv_timer_stop(switch_step_timer_.get());
   if (sync_) sync_->Prefer({});
   LogEvent(spdlog::level::err, Event::kReplication, 0, "cluster: switchover aborted: " + why);
-  if (was && node_->role() == Role::kPrimary && lease_->IsLeaderNow()) node_->ClearWriteFence();
+  // Not when a newer epoch fenced this node meanwhile: that fence is for
+  // good, and this node's acknowledgement gate is off (Replication).
+  if (was && node_->role() == Role::kPrimary && lease_->IsLeaderNow() && !repl_->fenced_by_newer_epoch()) {
+    node_->ClearWriteFence();
+  }
   DeleteSwitchoverKey();
 }
 

@@ -70,7 +70,9 @@ Status Replication::Start(Engine* engine, NodeController* node) {
 Status Replication::SetSync(uint32_t sync_replicas, std::chrono::milliseconds timeout) {
   config_.sync_replicas = sync_replicas;
   config_.sync_timeout = timeout;
-  return primary_ ? primary_->ConfigureSync(sync_replicas, timeout) : Status::Ok();
+  // A primary fenced by a newer epoch keeps its gate off (FenceForNewerEpoch):
+  // the new settings apply once it is primary again.
+  return primary_ && !fenced_by_newer_ ? primary_->ConfigureSync(sync_replicas, timeout) : Status::Ok();
 }
 
 void Replication::SetOnAcksChanged(std::function<void()> fn) { on_acks_changed_ = std::move(fn); }

@@ -111,6 +111,7 @@ Result<Epoch> Replication::BecomePrimary(Epoch epoch, bool force) {
   primary_ = std::move(primary);
   feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
   node_->set_role(Role::kPrimary);
+  fenced_by_newer_ = false;
   node_->ClearWriteFence();
   LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
            fmt::format("role change: {} is now the primary in epoch {} from LSN {} (was a replica of {}{})", name_,
@@ -158,6 +159,7 @@ void Replication::StepDown(const Status& why) {
 }
 
 void Replication::LeavePrimaryRole(const Status& why) {
+  fenced_by_newer_ = false;  // a replica's writes are fenced as a replica's
   // Writes held for the replicas' ACKs, and those whose fdatasync is still
   // running, are not acknowledged now; what a replica of this node appends
   // later waits for nobody's ACK (no gate left behind to hold it forever).
@@ -228,13 +230,22 @@ void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
   // lasts until this process ends).
   (void)SeeEpoch(newer, why);
   seen_epoch_ = std::max(seen_epoch_, newer);
-  if (engine_->write_fence().code() == Code::kFenced) return;
+  // Once per role: a switchover's fence (kFenced too) does not count, since
+  // an aborted switchover lifts that one.
+  if (fenced_by_newer_) return;
+  fenced_by_newer_ = true;
   const std::string reason =
       fmt::format("a newer epoch {} exists (this primary is in epoch {}): another node is primary; this one "
                   "takes no writes until it is made a replica ({})",
                   newer, engine_->current_epoch(), why);
   LogEvent(spdlog::level::err, Event::kReplication, engine_->last_lsn(), "fenced: " + reason);
   (void)node_->SetWriteFence(Status::Fenced(reason));
+  // What the gate holds is not acknowledged now: the newer primary's log may
+  // lack it, and a replica still in this epoch that reconnected could
+  // otherwise confirm it on a branch that will be cut. Nothing new is gated
+  // either; the fence stays up for as long as this node is primary
+  // (fenced_by_newer_epoch keeps an aborted switchover from lifting it).
+  engine_->DropAckGate(Status::Fenced(reason));
   if (primary_) primary_->CloseAll(Status::Fenced("this primary is fenced"));
   if (on_fenced_by_newer_) on_fenced_by_newer_(newer);
 }

@@ -102,5 +102,48 @@ TEST_CASE("a takeover's fence is lifted only while nothing newer was seen, and t
   CHECK(uv_loop_close(&loop) == 0);
 }
 
+TEST_CASE("a primary fenced by a newer epoch keeps its acknowledgement gate off, switchover fence or not") {
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  testing::TempDir dir;
+  const EngineOptions options = testing::BasicOptions(Env::Default(), dir, DurabilityMode::kSync);
+  Config config;
+  config.wal_path = options.wal_dir;
+  config.snapshot_path = options.snapshot_dir;
+  config.replication.listen = "127.0.0.1:0";
+  config.replication.name = "p";
+  config.replication.sync_replicas = 1;
+  Notifier notifier;
+  testing::RecordingSink sink;
+  {
+    NodeController node(&loop, &sink, &config, &notifier);
+    node.Adopt(testing::MustOpen(options), {});
+    // Another node's epoch 9 was seen before this start, and writes carry a
+    // switchover's fence (kFenced too): a newer epoch still fences for good.
+    REQUIRE(SaveSeenEpoch(Env::Default(), config.wal_path, 9).ok());
+    REQUIRE(node.SetWriteFence(Status::Fenced("a switchover to r1 is in progress")).ok());
+    Replication repl(&loop, config);
+    REQUIRE(repl.Start(node.engine(), &node).ok());
+    CHECK(repl.fenced_by_newer_epoch());
+    const EngineStats st = node.engine()->stats();
+    CHECK(st.write_fence.find("a newer epoch 9 exists") != std::string::npos);
+    CHECK_FALSE(st.ack_gate);  // the sync gate turned it on; the fence turned it off
+    // A reload of the sync settings does not turn it on again.
+    REQUIRE(repl.SetSync(1, std::chrono::seconds(60)).ok());
+    CHECK_FALSE(node.engine()->stats().ack_gate);
+    auto put = node.engine()->Put("k", "v", true);
+    REQUIRE_FALSE(put.has_value());
+    CHECK(put.error().code() == Code::kFenced);
+
+    // Made a replica: no longer an old primary.
+    REQUIRE(repl.BecomeReplica(HostPort{"127.0.0.1", 1}).ok());
+    CHECK_FALSE(repl.fenced_by_newer_epoch());
+    repl.Stop();
+    CHECK(node.CloseEngine(&sink).ok());
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 }  // namespace
 }  // namespace kvd::daemon

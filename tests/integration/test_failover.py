@@ -112,10 +112,12 @@ class Ledger:
 
 
 class Failover(KvdTestCase):
-    def node(self, name, primary_port=None, start=True, sync_replicas=0):
+    def node(self, name, primary_port=None, start=True, sync_replicas=0, sync_timeout=None):
         """A primary (primary_port None) or a replica; both with a replication
         listen (a replica opens it once promoted) and no automatic snapshots."""
         repl = {"name": name, "listen": "127.0.0.1:0", "sync_replicas": sync_replicas}
+        if sync_timeout is not None:
+            repl["sync_timeout"] = sync_timeout
         if primary_port is not None:
             repl.update(role="replica", primary="127.0.0.1:%d" % primary_port)
         return self.server(start=start, subdir=name, replication=repl, snapshot=NO_AUTO_SNAPSHOTS)
@@ -364,6 +366,50 @@ class Failover(KvdTestCase):
         self.assertEqual(p.status()["role"], "replica")
         with p.client() as c:
             self.assertEqual(c.put(b"x", b"y").status, kvd_proto.NOT_PRIMARY)
+
+    def test_a_sync_primary_fenced_by_a_newer_epoch_fails_the_writes_its_gate_holds_at_once(self):
+        """A write the old primary holds for a replica's ACK is not
+        acknowledged once a newer epoch fences it: it fails then, not after
+        sync_timeout, and nothing later is held or lifted (the new primary's
+        log lacks it; a replica of the old epoch could otherwise confirm it on
+        a branch that will be cut)."""
+        p = self.node("p", sync_replicas=1, sync_timeout="120s")
+        pport = repl_status(p)["port"]
+        r1, r2 = self.node("r1", pport), self.node("r2", pport)
+        self.wait_streaming(r1, r2)
+        with p.client() as c:
+            c.put(b"before", b"e1").check()
+        self.wait_converged(p, [r1, r2])
+
+        p.kill(signal.SIGSTOP)
+        try:
+            kvdtest.wait_until(lambda: repl_status(r1)["receiver"]["silent_ms"] > 1200, what="silence")
+            res = self.promote(r1, "--force")
+            self.assertEqual(res.rc, 0, res.err)
+            new_port = repl_status(r1)["port"]
+            self.assertEqual(r2.kvctl("replicate", "--from", "127.0.0.1:%d" % new_port).rc, 0)
+            self.wait_streaming(r2)
+        finally:
+            p.kill(signal.SIGCONT, wait=False)
+        kvdtest.wait_until(lambda: repl_status(p)["sync"]["connected"] == 0, what="the old primary's links gone")
+
+        # No replica left to ACK: the old primary holds this write.
+        with p.client(timeout=60) as held:
+            held.send(kvd_proto.OP_PUT, kvd_proto.put_payload(b"held", b"never-acknowledged"))
+            kvdtest.wait_until(lambda: repl_status(p)["sync"]["gated_writes"] == 1, what="the write held")
+            mark = p.log_offset()
+            self.assertEqual(r2.kvctl("replicate", "--from", "127.0.0.1:%d" % pport).rc, 0)
+            p.wait_for_log(lambda t: "fenced: a newer epoch 2 exists" in t, since=mark)
+            reply = held.recv()  # before this fix: after sync_timeout (120 s), past this client's 60 s
+        self.assertEqual(reply.status, FENCED, reply)
+        self.assertIn(b"newer epoch 2", reply.payload)
+        st = repl_status(p)
+        self.assertEqual(st["sync"]["gated_writes"], 0)
+        self.assertNotIn("ack_gate", p.status())
+        # A FLUSH is not held either, and writes stay fenced.
+        with p.client(timeout=60) as c:
+            self.assertEqual(c.flush().status, kvd_proto.OK)
+            self.assertEqual(c.put(b"after", b"x").status, FENCED)
 
     def test_a_fenced_old_primary_restarted_remembers_the_newer_epoch(self):
         """The epoch that fenced a primary is saved (wal/seen_epoch) before the
