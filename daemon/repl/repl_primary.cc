@@ -63,7 +63,7 @@ void ReplPrimary::OnAccept(uv_stream_t* server) {
     return;
   }
   WalSender::Context ctx{engine_, feed_, wal_dir_, node_name_, [this] { OnSenderProgress(); },
-                         [this] { UpdateRetention(); }, &counters_, on_newer_epoch_};
+                         [this] { UpdateRetention(); }, &counters_, on_newer_epoch_, &old_primary_};
   senders_.push_back(std::make_unique<WalSender>(tcp, std::move(ctx), std::move(filter).value()));
   senders_.back()->Start();
 }

@@ -69,8 +69,11 @@ class ReplPrimary {
   void set_on_progress(std::function<void()> fn) { on_progress_ = std::move(fn); }
   // Called when a replica shows a newer epoch (the owner fences writes).
   void set_on_newer_epoch(std::function<void(Epoch, const std::string&)> fn) { on_newer_epoch_ = std::move(fn); }
-  // Closes every replica's link (a fenced old primary feeds nobody).
-  void CloseAll(const Status& why) {
+  // A newer epoch fenced this node: every replica's link closes with `why`,
+  // and every HELLO from now on is refused with it (an old primary feeds
+  // nobody). Not undone: a new role makes a new ReplPrimary.
+  void FenceAsOldPrimary(const Status& why) {
+    old_primary_ = why;
     for (auto& s : senders_) s->Close(why);
   }
 
@@ -100,6 +103,7 @@ class ReplPrimary {
   std::function<void()> on_progress_;
   ReplCounters counters_;  // every sender adds to it
   std::function<void(Epoch, const std::string&)> on_newer_epoch_;
+  Status old_primary_;  // see FenceAsOldPrimary; OK until then
 };
 
 }  // namespace kvd::daemon::repl

@@ -246,7 +246,7 @@ void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
   // either; the fence stays up for as long as this node is primary
   // (fenced_by_newer_epoch keeps an aborted switchover from lifting it).
   engine_->DropAckGate(Status::Fenced(reason));
-  if (primary_) primary_->CloseAll(Status::Fenced("this primary is fenced"));
+  if (primary_) primary_->FenceAsOldPrimary(Status::Fenced(reason));
   if (on_fenced_by_newer_) on_fenced_by_newer_(newer);
 }
 

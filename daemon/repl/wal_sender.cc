@@ -87,8 +87,9 @@ void WalSender::OnHello(const Frame& f) {
                       fmt::format("replica {}'s epoch history reaching epoch {}", hello->node_name,
                                   hello->history.current()));
   }
-  if (const Status fence = ctx_.engine->write_fence(); fence.code() == Code::kFenced) {
-    return link_->Fail(Code::kFenced, "fenced: this node is an old primary (" + fence.message() + ")", mine);
+  if (ctx_.old_primary != nullptr && !ctx_.old_primary->ok()) {
+    return link_->Fail(Code::kFenced, "fenced: this node is an old primary (" + ctx_.old_primary->message() + ")",
+                       mine);
   }
   const Lsn my_last = ctx_.feed->last_lsn();
   const EpochHistory history = ctx_.engine->epoch_history();

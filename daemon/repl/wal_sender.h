@@ -57,6 +57,10 @@ class WalSender : public Link::Handler {
     // A frame or a HELLO's history showed a newer epoch: this primary is an
     // old one (docs/replication.md §7). The owner fences writes.
     std::function<void(Epoch newer, const std::string& why)> on_newer_epoch;
+    // Not OK once the owner was fenced as an old primary: a HELLO is refused
+    // with it. Not the engine's write fence: a switchover fences writes
+    // too (kFenced) and still feeds its replicas. May be null (tests).
+    const Status* old_primary = nullptr;
   };
   // `filter`: the link's TLS (server side); nullptr = plain.
   WalSender(uv_tcp_t* tcp, Context ctx, std::unique_ptr<StreamFilter> filter = nullptr);

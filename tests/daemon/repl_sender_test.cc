@@ -322,11 +322,28 @@ TEST_CASE("a newer epoch in a frame or in a HELLO's history is reported to the o
     CHECK(peer.NextError().find("epoch history reaching epoch 7") != std::string::npos);
   }
   CHECK(newer == std::vector<Epoch>{5, 7});
-  // Once the engine is fenced, no replica is fed.
-  REQUIRE(rig.engine->SetWriteFence(Status::Fenced("a newer epoch 7 exists")).ok());
+  {
+    // Writes fenced as a switchover fences them (kFenced too): replicas are
+    // still fed, the switchover's target above all.
+    REQUIRE(rig.engine->SetWriteFence(Status::Fenced("a switchover to r1 is in progress")).ok());
+    Peer peer(&rig);
+    peer.Send(MsgType::kHello, 1, HelloAt(0));
+    std::string keep;
+    CHECK(peer.Next(&keep).type == MsgType::kWelcome);
+  }
+  // Once the owner fenced it as an old primary, no replica is fed: a link
+  // open then is closed, and a new one is refused.
+  Peer open(&rig);
+  open.Send(MsgType::kHello, 1, HelloAt(0));
+  std::string keep;
+  REQUIRE(open.Next(&keep).type == MsgType::kWelcome);
+  rig.primary->FenceAsOldPrimary(Status::Fenced("a newer epoch 7 exists"));
+  open.WaitEof();
   Peer peer(&rig);
   peer.Send(MsgType::kHello, 1, HelloAt(0));
-  CHECK(peer.NextError().find("fenced: this node is an old primary") != std::string::npos);
+  const std::string refusal = peer.NextError();
+  CHECK(refusal.find("fenced: this node is an old primary") != std::string::npos);
+  CHECK(refusal.find("a newer epoch 7 exists") != std::string::npos);
 }
 
 }  // namespace kvd
