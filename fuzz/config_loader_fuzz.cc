@@ -1,5 +1,5 @@
 // libFuzzer target: the kvd.toml loader (fuzz/config_loader_target.h).
-// kvd-fuzz-libs: kvd_daemon_core kvd_storage kvd_proto kvd_base
+// kvd-fuzz-libs: kvd_daemon_config kvd_storage kvd_base
 #include <cstddef>
 #include <cstdint>
 
