@@ -14,11 +14,19 @@ constexpr auto kAckInterval = std::chrono::milliseconds(200);
 constexpr auto kPeerTimeout = std::chrono::seconds(5);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 
-struct ConnectReq {
+}  // namespace
+
+struct PendingConnect {
   uv_connect_t req;
-  WalReceiver* receiver;
+  WalReceiver* receiver;  // nullptr once the receiver stopped (its socket is closed then)
   uv_tcp_t* tcp;
 };
+
+namespace {
+
+void CloseAndDelete(uv_tcp_t* tcp) {
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+}
 
 }  // namespace
 
@@ -49,6 +57,12 @@ void WalReceiver::Start(Engine* engine) {
 
 void WalReceiver::Stop() {
   stopped_ = true;
+  if (connecting_ != nullptr) {
+    // Cancels the connect: its callback comes with UV_ECANCELED, detached.
+    connecting_->receiver = nullptr;
+    CloseAndDelete(connecting_->tcp);
+    connecting_ = nullptr;
+  }
   timer_.reset();
   link_.reset();
   dead_link_.reset();
@@ -66,25 +80,27 @@ void WalReceiver::Connect() {
     delete tcp;
     return Retry("uv_tcp_init failed");
   }
-  auto* req = new ConnectReq{{}, this, tcp};
+  auto* req = new PendingConnect{{}, this, tcp};
   state_ = ReceiverState::kConnecting;
   ++connects_;
   const int r = uv_tcp_connect(&req->req, tcp, reinterpret_cast<const sockaddr*>(&addr), &WalReceiver::OnConnect);
   if (r != 0) {
     delete req;
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    Retry(std::string("connect: ") + uv_strerror(r));
+    CloseAndDelete(tcp);
+    return Retry(std::string("connect: ") + uv_strerror(r));
   }
+  connecting_ = req;
 }
 
 void WalReceiver::OnConnect(uv_connect_t* r, int status) {
-  auto* req = reinterpret_cast<ConnectReq*>(r);
+  auto* req = reinterpret_cast<PendingConnect*>(r);
   WalReceiver* self = req->receiver;
   uv_tcp_t* tcp = req->tcp;
   delete req;
-  // A stopped receiver (shutdown) still gets its callback: drop the socket.
+  if (self == nullptr) return;  // stopped (perhaps destroyed) meanwhile: Stop closed the socket
+  self->connecting_ = nullptr;
   if (status < 0 || self->stopped_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    CloseAndDelete(tcp);
     if (!self->stopped_ && status < 0) {
       self->Retry(fmt::format("cannot connect to the primary at {}: {}", self->primary_.ToString(),
                               uv_strerror(status)));
@@ -93,7 +109,7 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
   }
   auto filter = MakeLinkFilter(self->tls_.get(), TlsFilter::Side::kClient);
   if (!filter) {
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    CloseAndDelete(tcp);
     return self->Retry("cannot set up TLS: " + filter.error().message());
   }
   self->link_ = std::make_unique<Link>(tcp, self, std::move(filter).value());

@@ -31,6 +31,8 @@
 
 namespace kvd::daemon::repl {
 
+struct PendingConnect;  // a uv_tcp_connect in flight (wal_receiver.cc)
+
 enum class ReceiverState : uint8_t { kConnecting, kHandshake, kStreaming, kWaiting, kSnapshotTransfer };
 std::string_view ReceiverStateName(ReceiverState s);
 
@@ -133,6 +135,10 @@ class WalReceiver : public Link::Handler {
   uint64_t disconnects_ = 0;  // links lost (each one a connect that ended)
   std::string last_error_;
   bool stopped_ = false;
+  // The connect in flight, if any: Stop detaches it from this receiver and
+  // closes its socket, so its callback (which libuv still makes) never
+  // reaches a receiver that was destroyed meanwhile.
+  PendingConnect* connecting_ = nullptr;
   Env* env_ = nullptr;
   std::string wal_dir_, snapshot_dir_;
   std::unique_ptr<SnapshotInstaller> installer_;
