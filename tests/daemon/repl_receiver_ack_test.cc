@@ -404,5 +404,19 @@ TEST_CASE("a takeover fence still provisional refuses the old primary's records 
   node.Close();
 }
 
+TEST_CASE("a receiver destroyed while its connect is in flight is never called back") {
+  // kvd drains its loop after the server (and its receivers) are gone: a
+  // replica stopped while connecting to its primary must not be reached by
+  // that connect's callback. Under ASan a use after free fails this.
+  ReplicaNode node;
+  FakePrimary primary(&node.loop);
+  auto rx = node.MakeReceiver(primary.port);
+  rx->Start(node.engine.get());
+  CHECK(rx->StatusJson()["state"] == "connecting");
+  rx.reset();
+  uv_run(&node.loop, UV_RUN_NOWAIT);  // the connect's callback (UV_ECANCELED) and the socket's close
+  node.Close();
+}
+
 }  // namespace
 }  // namespace kvd
