@@ -370,9 +370,9 @@ class Failover(KvdTestCase):
     def test_a_sync_primary_fenced_by_a_newer_epoch_fails_the_writes_its_gate_holds_at_once(self):
         """A write the old primary holds for a replica's ACK is not
         acknowledged once a newer epoch fences it: it fails then, not after
-        sync_timeout, and nothing later is held or lifted (the new primary's
-        log lacks it; a replica of the old epoch could otherwise confirm it on
-        a branch that will be cut)."""
+        sync_timeout; nothing later is held, and writes stay fenced (the new
+        primary's log lacks it; a replica of the old epoch could otherwise
+        confirm it on a branch that will be cut)."""
         p = self.node("p", sync_replicas=1, sync_timeout="120s")
         pport = repl_status(p)["port"]
         r1, r2 = self.node("r1", pport), self.node("r2", pport)
