@@ -99,13 +99,10 @@ void WalReceiver::OnConnect(uv_connect_t* r, int status) {
   delete req;
   if (self == nullptr) return;  // stopped (perhaps destroyed) meanwhile: Stop closed the socket
   self->connecting_ = nullptr;
-  if (status < 0 || self->stopped_) {
+  if (status < 0) {
     CloseAndDelete(tcp);
-    if (!self->stopped_ && status < 0) {
-      self->Retry(fmt::format("cannot connect to the primary at {}: {}", self->primary_.ToString(),
-                              uv_strerror(status)));
-    }
-    return;
+    return self->Retry(fmt::format("cannot connect to the primary at {}: {}", self->primary_.ToString(),
+                                   uv_strerror(status)));
   }
   auto filter = MakeLinkFilter(self->tls_.get(), TlsFilter::Side::kClient);
   if (!filter) {
