@@ -76,6 +76,7 @@ class ReplPrimary {
     old_primary_ = why;
     for (auto& s : senders_) s->Close(why);
   }
+  bool fenced_as_old_primary() const { return !old_primary_.ok(); }
 
  private:
   static void OnTimer(uv_timer_t* t);

@@ -72,7 +72,7 @@ Status Replication::SetSync(uint32_t sync_replicas, std::chrono::milliseconds ti
   config_.sync_timeout = timeout;
   // A primary fenced by a newer epoch keeps its gate off (FenceForNewerEpoch):
   // the new settings apply once it is primary again.
-  return primary_ && !fenced_by_newer_ ? primary_->ConfigureSync(sync_replicas, timeout) : Status::Ok();
+  return primary_ && !fenced_by_newer_epoch() ? primary_->ConfigureSync(sync_replicas, timeout) : Status::Ok();
 }
 
 void Replication::SetOnAcksChanged(std::function<void()> fn) { on_acks_changed_ = std::move(fn); }

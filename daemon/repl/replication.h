@@ -152,9 +152,10 @@ class Replication : public ReplicaAcks {
   void SetOnFencedByNewerEpoch(std::function<void(Epoch newer)> fn) { on_fenced_by_newer_ = std::move(fn); }
   // This primary was fenced by a newer epoch (above): its writes stay fenced
   // and its acknowledgement gate off until it becomes a replica or steps
-  // down. Whoever lifts a fence of its own (an aborted switchover) checks
-  // this first.
-  bool fenced_by_newer_epoch() const { return fenced_by_newer_; }
+  // down (either ends its ReplPrimary, which holds the fence's reason).
+  // Whoever lifts a fence of its own (an aborted switchover) checks this
+  // first.
+  bool fenced_by_newer_epoch() const { return primary_ && primary_->fenced_as_old_primary(); }
 
  private:
   void FenceForNewerEpoch(Epoch newer, const std::string& why);
@@ -193,7 +194,6 @@ class Replication : public ReplicaAcks {
   Epoch seen_epoch_ = 0;        // from frames, durable in <wal>/seen_epoch; see highest_epoch_seen()
   Epoch provisional_fence_ = 0;  // FenceEpoch(e) not yet confirmed or lifted: e, else 0
   Epoch seen_before_fence_ = 0;  // seen_epoch_ before that fence: what frames carry meanwhile
-  bool fenced_by_newer_ = false;  // see fenced_by_newer_epoch()
   std::string primary_addr_;    // the primary a replica follows
   // Replaced receivers, stopped; kept as long as this object because a
   // connect they started may still call them back.

@@ -111,7 +111,6 @@ Result<Epoch> Replication::BecomePrimary(Epoch epoch, bool force) {
   primary_ = std::move(primary);
   feed_.set_on_update([this] { primary_->OnFeedUpdate(); });
   node_->set_role(Role::kPrimary);
-  fenced_by_newer_ = false;
   node_->ClearWriteFence();
   LogEvent(spdlog::level::warn, Event::kReplication, engine_->last_lsn(),
            fmt::format("role change: {} is now the primary in epoch {} from LSN {} (was a replica of {}{})", name_,
@@ -159,7 +158,6 @@ void Replication::StepDown(const Status& why) {
 }
 
 void Replication::LeavePrimaryRole(const Status& why) {
-  fenced_by_newer_ = false;  // a replica's writes are fenced as a replica's
   // Writes held for the replicas' ACKs, and those whose fdatasync is still
   // running, are not acknowledged now; what a replica of this node appends
   // later waits for nobody's ACK (no gate left behind to hold it forever).
@@ -232,8 +230,7 @@ void Replication::FenceForNewerEpoch(Epoch newer, const std::string& why) {
   seen_epoch_ = std::max(seen_epoch_, newer);
   // Once per role: a switchover's fence (kFenced too) does not count, since
   // an aborted switchover lifts that one.
-  if (fenced_by_newer_) return;
-  fenced_by_newer_ = true;
+  if (fenced_by_newer_epoch()) return;
   const std::string reason =
       fmt::format("a newer epoch {} exists (this primary is in epoch {}): another node is primary; this one "
                   "takes no writes until it is made a replica ({})",
